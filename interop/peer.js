@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+// A real cote 1.2.0 component driven by JSON lines, for coterie's interop
+// tests and benchmarks.
+//
+//   node interop/peer.js <role> '<json config>'
+//
+// role: responder | requester | publisher | subscriber
+//
+// config (all optional):
+//   name, namespace, key, respondsTo, requests, broadcasts, subscribesTo,
+//   subset, timeout     advertisement fields, passed to the component
+//   advertisement       extra advertisement fields, merged in
+//   environment         passed as require('cote')({environment})
+//   discovery           cote's discovery options (helloInterval, checkInterval,
+//                       nodeTimeout, masterTimeout, key, broadcast, ...)
+//   reply               responders only: {mode, delayMs, message, value}
+//     mode "echo"   (default) answer {...req, by: name, pid: process.pid}
+//     mode "value"  answer reply.value
+//     mode "throw"  throw new Error(message): cote sends it as {} on the wire
+//     mode "error"  fail with the plain object {name: "Error", message}
+//
+// stdout, one JSON object a line:
+//   {"event":"ready","pid":...,"advertisement":...}  component is up
+//   {"event":"added","advertisement":...,"address":...}   cote:added
+//   {"event":"removed","advertisement":...}               cote:removed
+//   {"event":"request","req":...}                  responder handles a request
+//   {"event":"reply","seq":N,"err":...,"res":...}  requester got an answer;
+//       "errLocal":true when err is a local Error (such as a timeout)
+//   {"event":"message","topic":...,"data":...}     subscriber got an event
+//   {"event":"published","topic":...}              publisher sent one
+//   {"event":"bench","n":N,"errors":E,"seconds":S[,"latencies_us":[...]]}
+//   {"event":"error","message":...}                bad command or crash
+//   {"event":"closed"}                             last line before exit
+//
+// stdin, one JSON object a line:
+//   {"cmd":"send","seq":N,"req":{...},"timeout":ms}      requester
+//   {"cmd":"bench","n":N,"concurrency":C,"req":{...},"timeout":ms,"latencies":true}
+//   {"cmd":"publish","topic":"...","data":...}           publisher
+//   {"cmd":"exit"}   or end of stdin: close the component and exit.
+//
+// Node cote broadcasts discovery to 255.255.255.255 unless told otherwise, so
+// this script refuses to start with that default while any network interface
+// besides loopback exists: run it inside a private network namespace (as the
+// tests do), or give a discovery broadcast/unicast/multicast address.
+
+'use strict'
+
+const os = require('os')
+const readline = require('readline')
+
+function emit(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n')
+}
+
+function fail(message) {
+  emit({ event: 'error', message })
+  process.stderr.write(`peer.js: ${message}\n`)
+  process.exit(1)
+}
+
+function describeError(err) {
+  if (err instanceof Error) return { name: err.name, message: err.message }
+  return err === undefined ? null : err
+}
+
+const ROLES = ['responder', 'requester', 'publisher', 'subscriber']
+const ADVERTISEMENT_FIELDS = [
+  'name',
+  'namespace',
+  'key',
+  'respondsTo',
+  'requests',
+  'broadcasts',
+  'subscribesTo',
+  'subset',
+  'timeout',
+]
+
+const role = process.argv[2]
+let config
+try {
+  config = JSON.parse(process.argv[3] || '{}')
+} catch (e) {
+  fail(`config is not JSON: ${e.message}`)
+}
+if (!ROLES.includes(role)) fail(`role must be one of ${ROLES.join(', ')}`)
+
+const discovery = { log: false, logUnknownEvents: false, ...(config.discovery || {}) }
+
+function assertPrivateBroadcast() {
+  const directed =
+    discovery.broadcast || discovery.unicast || discovery.multicast || discovery.redis
+  if (directed || process.env.COTE_MULTICAST_ADDRESS) return
+  const external = Object.entries(os.networkInterfaces()).filter(([, addrs]) =>
+    addrs.some(a => !a.internal)
+  )
+  if (external.length) {
+    fail(
+      'refusing to broadcast discovery to 255.255.255.255 with non-loopback ' +
+        `interfaces (${external.map(([n]) => n).join(', ')}); ` +
+        'run inside a private network namespace'
+    )
+  }
+}
+assertPrivateBroadcast()
+
+process.on('uncaughtException', err => fail(`uncaught: ${err.stack || err}`))
+process.on('unhandledRejection', err => fail(`unhandled rejection: ${err && err.stack}`))
+
+const cote = require('cote')(config.environment ? { environment: config.environment } : {})
+
+const advertisement = { ...(config.advertisement || {}) }
+for (const field of ADVERTISEMENT_FIELDS) {
+  if (config[field] !== undefined) advertisement[field] = config[field]
+}
+if (!advertisement.name) advertisement.name = `node ${role}`
+
+const component = new cote[role[0].toUpperCase() + role.slice(1)](advertisement, discovery)
+
+// onAny, because a Subscriber prefixes the names given to on() with its namespace.
+component.onAny((event, obj) => {
+  if (event === 'cote:added') {
+    emit({ event: 'added', advertisement: obj.advertisement, address: obj.address, id: obj.id })
+  } else if (event === 'cote:removed') {
+    emit({ event: 'removed', advertisement: obj.advertisement, id: obj.id })
+  }
+})
+
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+
+if (role === 'responder') {
+  const reply = { mode: 'echo', ...(config.reply || {}) }
+  const handler = async req => {
+    if (component.event.startsWith('cote:')) return undefined
+    emit({ event: 'request', req })
+    if (reply.delayMs) await sleep(reply.delayMs)
+    switch (reply.mode) {
+      case 'echo':
+        return { ...req, by: advertisement.name, pid: process.pid }
+      case 'value':
+        return reply.value
+      case 'throw':
+        throw new Error(reply.message || 'node responder failed')
+      case 'error':
+        // A rejected promise reaches cote's reply callback as the error.
+        throw { name: 'Error', message: reply.message || 'node responder failed' }
+      default:
+        throw new Error(`unknown reply mode ${reply.mode}`)
+    }
+  }
+  for (const type of config.respondsTo || ['*']) component.on(type, handler)
+}
+
+if (role === 'subscriber') {
+  const prefix = advertisement.namespace ? advertisement.namespace + '::' : ''
+  component.onAny((event, data) => {
+    if (event.startsWith('cote:')) return
+    const topic = prefix && event.startsWith(prefix) ? event.slice(prefix.length) : event
+    emit({ event: 'message', topic, data })
+  })
+}
+
+async function send(req, timeout) {
+  const msg = timeout ? { ...req, __timeout: timeout } : req
+  return component.send(msg)
+}
+
+async function bench(cmd) {
+  const n = cmd.n
+  const concurrency = Math.max(1, Math.min(cmd.concurrency || 1, n))
+  const latencies = cmd.latencies ? new Array(n) : null
+  let next = 0
+  let errors = 0
+  const started = process.hrtime.bigint()
+  const worker = async () => {
+    while (next < n) {
+      const i = next++
+      const t0 = process.hrtime.bigint()
+      try {
+        await send(cmd.req, cmd.timeout)
+      } catch (e) {
+        errors++
+      }
+      if (latencies) latencies[i] = Number(process.hrtime.bigint() - t0) / 1000
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const out = { event: 'bench', n, errors, seconds }
+  if (latencies) out.latencies_us = latencies.map(v => Math.round(v))
+  emit(out)
+}
+
+let closing = false
+function close() {
+  if (closing) return
+  closing = true
+  try {
+    component.close()
+  } catch (e) {
+    process.stderr.write(`peer.js: close: ${e.stack || e}\n`)
+  }
+  emit({ event: 'closed' })
+  process.exit(0)
+}
+
+function handle(cmd) {
+  switch (cmd.cmd) {
+    case 'exit':
+      return close()
+    case 'send':
+      if (role !== 'requester') break
+      send(cmd.req, cmd.timeout).then(
+        res => emit({ event: 'reply', seq: cmd.seq, err: null, res }),
+        err => {
+          const out = { event: 'reply', seq: cmd.seq, err: describeError(err), res: null }
+          if (err instanceof Error) out.errLocal = true
+          emit(out)
+        }
+      )
+      return
+    case 'bench':
+      if (role !== 'requester') break
+      bench(cmd).catch(e => emit({ event: 'error', message: String(e) }))
+      return
+    case 'publish':
+      if (role !== 'publisher') break
+      component.publish(cmd.topic, cmd.data)
+      emit({ event: 'published', topic: cmd.topic })
+      return
+  }
+  emit({ event: 'error', message: `command not understood by ${role}: ${JSON.stringify(cmd)}` })
+}
+
+const input = readline.createInterface({ input: process.stdin })
+input.on('line', line => {
+  if (!line.trim()) return
+  let cmd
+  try {
+    cmd = JSON.parse(line)
+  } catch (e) {
+    emit({ event: 'error', message: `stdin line is not JSON: ${line}` })
+    return
+  }
+  handle(cmd)
+})
+input.on('close', close)
+
+// Ready once discovery's UDP socket is bound. Responders and publishers start
+// discovery only after their TCP socket is bound; the others at once.
+function announceWhenListening() {
+  const announce = () => emit({ event: 'ready', pid: process.pid, advertisement })
+  const sock = component.discovery.broadcast.socket
+  if (typeof sock.address !== 'function') return announce() // Redis discovery
+  try {
+    sock.address()
+    announce()
+  } catch (e) {
+    sock.once('listening', announce)
+  }
+}
+if (component.discovery) announceWhenListening()
+else (role === 'publisher' ? component.sock.sock : component.sock).on('bind', announceWhenListening)

@@ -1,0 +1,55 @@
+"""coterie: zero-configuration microservices for asyncio, wire-compatible with cote.
+
+Components find each other on the network with no configuration and talk over
+load-balanced TCP links using cote 1.2.0's wire format, so Python and Node
+services share one mesh::
+
+    from coterie import Requester, Responder
+
+    async with Responder(name="validation service") as responder:
+        responder.on("validate", lambda req: luhn(req["cardno"]))
+
+    async with Requester(name="payment service") as requester:
+        ok = await requester.send({"type": "validate", "cardno": "4111"}, timeout=5)
+"""
+
+from coterie._version import __version__
+from coterie.components.requester import (
+    DEFAULT_REQUEST_TIMEOUT,
+    PendingBalancedRequester,
+    Requester,
+    TimeBalancedRequester,
+)
+from coterie.components.responder import Responder
+from coterie.core.dispatch import QueueFullError
+from coterie.core.errors import (
+    CoterieError,
+    DecodeError,
+    FrameTooLargeError,
+    LinkLostError,
+    ProtocolError,
+    RemoteError,
+    RequestTimeoutError,
+)
+from coterie.discovery.options import DiscoveryOptions, RedisSettings
+from coterie.discovery.table import Node
+
+__all__ = [
+    "DEFAULT_REQUEST_TIMEOUT",
+    "CoterieError",
+    "DecodeError",
+    "DiscoveryOptions",
+    "FrameTooLargeError",
+    "LinkLostError",
+    "Node",
+    "PendingBalancedRequester",
+    "ProtocolError",
+    "QueueFullError",
+    "RedisSettings",
+    "RemoteError",
+    "RequestTimeoutError",
+    "Requester",
+    "Responder",
+    "TimeBalancedRequester",
+    "__version__",
+]

@@ -1,0 +1,1 @@
+"""The components: Requester, Responder, Publisher, Subscriber, Monitor."""

@@ -1,0 +1,170 @@
+"""What every component shares: advertisement, discovery, lifecycle.
+
+Design: a :class:`Component` is an async context manager. ``start`` binds
+whatever the role needs (a TCP port for responders and publishers), fills the
+advertisement, then starts discovery; peers that pair under cote's rule reach
+the role's ``_node_added`` / ``_node_updated`` / ``_node_removed`` hooks.
+Everything else is the role's business.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from coterie.core.advertisement import build_advertisement, pairs
+from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
+from coterie.discovery.service import Discovery, TransportFactory
+from coterie.discovery.table import Node
+from coterie.wire.amp import DEFAULT_MAX_FRAME_SIZE
+
+__all__ = ["Component"]
+
+log = logging.getLogger("coterie")
+
+
+class Component:
+    """Base of Requester, Responder, Publisher, Subscriber and Monitor.
+
+    Args:
+        name: Human-readable name shown to peers and monitors.
+        namespace: Only components in the same namespace pair.
+        key: cote's advertisement key: only equal keys pair (not encryption).
+        environment: Environment prefix for the key; ``COTE_ENV`` by default.
+        discovery: Discovery options; unset fields come from the environment.
+        advertisement: Extra advertisement fields.
+        max_frame_size: Largest frame accepted or sent, in bytes.
+        transport_factory: Builds the discovery transport (pluggable).
+    """
+
+    role: ClassVar[str] = ""
+    opposite: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        namespace: str | None = None,
+        key: str | None = None,
+        environment: str | None = None,
+        discovery: DiscoveryOptions | None = None,
+        advertisement: dict[str, Any] | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        self.advertisement = build_advertisement(
+            self.role,
+            name=name,
+            namespace=namespace,
+            key=key,
+            environment=environment,
+            extra=advertisement,
+        )
+        self.name: str = self.advertisement["name"]
+        self.namespace = namespace
+        self.max_frame_size = max_frame_size
+        self._options = discovery or DiscoveryOptions()
+        self._transport_factory = transport_factory
+        self.discovery: Discovery | None = None
+        self.settings: DiscoverySettings | None = None
+        self._started = False
+        self._closing = False
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> Self:
+        """Bind, then start discovery. Idempotent."""
+        if self._started:
+            return self
+        self.settings = self._options.resolve()
+        await self._bind()
+        self.discovery = Discovery(
+            self.advertisement, self.settings, transport_factory=self._transport_factory
+        )
+        self.discovery.on(self._node_event)
+        try:
+            await self.discovery.start()
+        except BaseException:
+            await self._unbind()
+            raise
+        self._started = True
+        return self
+
+    async def close(self) -> None:
+        """Leave the mesh. Idempotent."""
+        if not self._started or self._closing:
+            return
+        self._closing = True
+        try:
+            await self._shutdown()
+        finally:
+            if self.discovery is not None:
+                await self.discovery.close()
+            await self._unbind()
+            self._started = False
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def id(self) -> str:
+        """This component's instance id on the mesh (after start)."""
+        return self.discovery.iid if self.discovery else ""
+
+    @property
+    def peers(self) -> list[Node]:
+        """Discovered nodes that pair with this component."""
+        if self.discovery is None:
+            return []
+        return [n for n in self.discovery.nodes.values() if self._pairs(n)]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.advertisement.get('key')!r}>"
+
+    # -- hooks for roles -------------------------------------------------------
+
+    async def _bind(self) -> None:
+        """Open listening sockets and fill the advertisement (binding roles)."""
+
+    async def _unbind(self) -> None:
+        """Close what ``_bind`` opened."""
+
+    async def _shutdown(self) -> None:
+        """Role-specific close, before discovery stops."""
+
+    def _node_added(self, node: Node) -> None:
+        """A pairing peer appeared."""
+
+    def _node_updated(self, node: Node) -> None:
+        """A pairing peer changed its advertisement."""
+
+    def _node_removed(self, node: Node) -> None:
+        """A pairing peer left or went silent."""
+
+    def _foreign_node(self, event: str, node: Node) -> None:
+        """A node that does not pair appeared, changed or left (monitors use it)."""
+
+    # -- internals -------------------------------------------------------------
+
+    def _pairs(self, node: Node) -> bool:
+        return pairs(self.advertisement, node.advertisement, self.opposite)
+
+    def _node_event(self, event: str, node: Node) -> None:
+        if not self._pairs(node):
+            self._foreign_node(event, node)
+            return
+        if event == "added":
+            self._node_added(node)
+        elif event == "updated":
+            self._node_updated(node)
+        else:
+            self._node_removed(node)

@@ -1,0 +1,1 @@
+"""Core runtime pieces shared by every component: errors, advertisements, links."""

@@ -1,0 +1,193 @@
+"""Framed TCP links: the asyncio adapter under every component.
+
+Design: :class:`Link` is an ``asyncio.Protocol`` (callbacks, not streams, to
+keep the request path free of task switches). Bytes in go through the
+sans-I/O :class:`~coterie.wire.amp.FrameDecoder`; each frame is handed to the
+owner's ``on_frame`` callback. Writes are batched: frames written in one turn
+of the event loop leave in a single ``send`` at the end of that turn.
+
+Links enable TCP keepalive with short timers so a dead peer is noticed where
+the OS can tell, long before the discovery timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from coterie.core.errors import ProtocolError
+from coterie.wire.amp import DEFAULT_MAX_FRAME_SIZE, DroppedFrame, FrameDecoder
+
+__all__ = ["FrameHandler", "Link", "LinkClosedHandler", "connect", "serve"]
+
+log = logging.getLogger("coterie.link")
+
+FrameHandler = Callable[["Link", list[Any]], None]
+LinkClosedHandler = Callable[["Link", Exception | None], None]
+
+#: Keepalive: first probe after this many idle seconds, then every
+#: ``_KEEPINTVL`` seconds, giving up after ``_KEEPCNT`` unanswered probes.
+_KEEPIDLE, _KEEPINTVL, _KEEPCNT = 2, 1, 3
+
+
+def _tune(sock: socket.socket | None) -> None:
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, _KEEPIDLE)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, _KEEPINTVL)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, _KEEPCNT)
+    except OSError as exc:  # pragma: no cover - platform dependent
+        log.debug("could not tune socket: %s", exc)
+
+
+class Link(asyncio.Protocol):
+    """One framed TCP connection.
+
+    Args:
+        on_frame: Called with ``(link, args)`` for each complete frame.
+        on_closed: Called once with ``(link, exc)`` when the connection ends.
+        max_frame_size: Larger incoming frames are dropped.
+        on_open: Called with the link once it is connected.
+    """
+
+    def __init__(
+        self,
+        on_frame: FrameHandler,
+        on_closed: LinkClosedHandler,
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        on_open: Callable[[Link], None] | None = None,
+    ) -> None:
+        self._on_open = on_open
+        self._on_frame = on_frame
+        self._on_closed = on_closed
+        self._decoder = FrameDecoder(max_frame_size)
+        self.max_frame_size = max_frame_size
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.closed = False
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Owner's data: which node this link reaches, its requests in flight.
+        self.context: Any = None
+
+    # asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._loop = asyncio.get_running_loop()
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        _tune(transport.get_extra_info("socket"))
+        if self._on_open is not None:
+            self._on_open(self)
+
+    def data_received(self, data: bytes) -> None:  # noqa: D102
+        try:
+            frames = self._decoder.feed(data)
+        except ProtocolError as exc:
+            log.debug("closing link to %s: %s", self.peer, exc)
+            self.abort()
+            return
+        on_frame = self._on_frame
+        for frame in frames:
+            if type(frame) is DroppedFrame:
+                log.debug("dropped frame from %s: %s", self.peer, frame.reason)
+                continue
+            try:
+                on_frame(self, frame)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("error handling a frame from %s", self.peer)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
+        if self.closed:
+            return
+        self.closed = True
+        self._out.clear()
+        try:
+            self._on_closed(self, exc)
+        except Exception:
+            log.exception("error in close handler of link to %s", self.peer)
+
+    # writing -------------------------------------------------------------
+
+    def write(self, frame: bytes) -> None:
+        """Queue a frame; frames queued in one loop turn go out together."""
+        if self.closed:
+            return
+        self._out.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if not out or self.transport is None or self.closed:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.transport.write(data)
+
+    def close(self) -> None:
+        """Send what is queued, then close."""
+        if self.transport is not None and not self.closed:
+            self._flush()
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping anything unsent."""
+        if self.transport is not None:
+            self.transport.abort()
+
+
+async def connect(
+    host: str,
+    port: int,
+    on_frame: FrameHandler,
+    on_closed: LinkClosedHandler,
+    *,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    timeout: float = 5.0,
+) -> Link:
+    """Open a link to ``host:port``.
+
+    Raises:
+        OSError: When the connection fails.
+        TimeoutError: When it takes longer than ``timeout`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        _, link = await loop.create_connection(
+            lambda: Link(on_frame, on_closed, max_frame_size=max_frame_size), host, port
+        )
+    return link
+
+
+async def serve(
+    host: str,
+    port: int,
+    on_frame: FrameHandler,
+    on_closed: LinkClosedHandler,
+    on_open: Callable[[Link], None] | None = None,
+    *,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+) -> asyncio.Server:
+    """Listen on ``host:port`` (0 for any free port) and accept links."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: Link(on_frame, on_closed, max_frame_size=max_frame_size, on_open=on_open),
+        host,
+        port,
+        reuse_address=True,
+    )

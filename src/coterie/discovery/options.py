@@ -1,0 +1,236 @@
+"""Discovery options: cote's names in snake_case, resolved against the environment.
+
+Design: :class:`DiscoveryOptions` is what users write; every field defaults to
+``None``, meaning "not set here". :meth:`DiscoveryOptions.resolve` merges it
+over cote's environment variables and cote's defaults (explicit option, then
+environment, then default, the same precedence as cote's options builder) and
+returns a frozen :class:`DiscoverySettings` with concrete values, checked once.
+Times are in milliseconds, as in cote.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = [
+    "DEFAULT_BROADCAST",
+    "DEFAULT_PORT",
+    "DiscoveryOptions",
+    "DiscoverySettings",
+    "RedisSettings",
+]
+
+#: cote's discovery port.
+DEFAULT_PORT = 12345
+#: cote's broadcast address: the whole LAN. Tests and demos use 127.255.255.255.
+DEFAULT_BROADCAST = "255.255.255.255"
+
+
+def _env_bool(value: str) -> bool:
+    return value.strip().lower() == "true"
+
+
+def _env_int(name: str, value: str) -> int:
+    try:
+        return int(value, 10)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of milliseconds, got {value!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Where Redis discovery publishes: host and port, or a URL."""
+
+    host: str = "localhost"
+    port: int = 6379
+    url: str | None = None
+
+    def connection_url(self) -> str:
+        """The ``redis://`` URL to connect to."""
+        return self.url or f"redis://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverySettings:
+    """Concrete discovery settings, as :meth:`DiscoveryOptions.resolve` returns them."""
+
+    hello_interval: int = 2000
+    check_interval: int = 4000
+    node_timeout: int = 5000
+    master_timeout: int = 6000
+    address: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    broadcast: str = DEFAULT_BROADCAST
+    multicast: str | None = None
+    multicast_ttl: int = 1
+    unicast: tuple[str, ...] = ()
+    key: str | None = None
+    redis: RedisSettings | None = None
+    use_host_names: bool = False
+    hostname: str = ""
+    ignore_process: bool = False
+    fast_contact: bool = True
+    goodbye: bool = True
+    log: bool = True
+    hello_logs: bool = True
+    status_logs: bool = True
+    max_datagram_size: int = 65507
+
+    @property
+    def scope(self) -> str:
+        """Where hellos go, for log lines: the destination(s) or Redis."""
+        if self.redis:
+            return f"redis {self.redis.connection_url()}"
+        if self.unicast:
+            return "unicast " + ",".join(self.unicast)
+        if self.multicast:
+            return f"multicast {self.multicast}"
+        return f"broadcast {self.broadcast}"
+
+
+@dataclass(slots=True)
+class DiscoveryOptions:
+    """How a component finds its peers. Unset fields come from the environment.
+
+    Attributes:
+        hello_interval: Milliseconds between hellos (cote: 2000,
+            ``COTE_HELLO_INTERVAL``).
+        check_interval: Milliseconds between checks for silent nodes (cote:
+            4000, ``COTE_CHECK_INTERVAL``).
+        node_timeout: A node silent this long is dropped (cote: 5000,
+            ``COTE_NODE_TIMEOUT``).
+        master_timeout: Master-election timeout (cote: 6000).
+        address: Local address the discovery socket binds to.
+        port: Discovery UDP port (12345).
+        broadcast: Broadcast address (``COTE_BROADCAST_ADDRESS``, else
+            255.255.255.255). Use ``127.255.255.255`` for host scope.
+        multicast: Multicast group instead of broadcast
+            (``COTE_MULTICAST_ADDRESS``).
+        multicast_ttl: Multicast TTL (1).
+        unicast: Addresses to send hellos to instead of broadcasting (a list,
+            or one comma-separated string).
+        key: Password that encrypts discovery datagrams (not the
+            component's advertisement key).
+        redis: Use Redis pub/sub instead of UDP: a ``redis://`` URL or a
+            :class:`RedisSettings` (``COTE_DISCOVERY_REDIS_HOST`` / ``_PORT``
+            / ``_URL``).
+        use_host_names: Connect to peers by host name rather than source
+            address (``COTE_USE_HOST_NAMES``; on with Redis).
+        hostname: The host name this node announces (``DISCOVERY_HOSTNAME``).
+        ignore_process: Ignore components of this same process
+            (``COTE_IGNORE_PROCESS``).
+        fast_contact: Beyond cote: answer a new node's hello at once, so first
+            contact takes milliseconds rather than a hello interval.
+        goodbye: Beyond cote: say goodbye on close so peers drop this node
+            at once rather than after ``node_timeout``.
+    """
+
+    hello_interval: int | None = None
+    check_interval: int | None = None
+    node_timeout: int | None = None
+    master_timeout: int | None = None
+    address: str | None = None
+    port: int | None = None
+    broadcast: str | None = None
+    multicast: str | None = None
+    multicast_ttl: int | None = None
+    unicast: list[str] | str | None = None
+    key: str | None = None
+    redis: str | RedisSettings | None = None
+    use_host_names: bool | None = None
+    hostname: str | None = None
+    ignore_process: bool | None = None
+    fast_contact: bool | None = None
+    goodbye: bool | None = None
+    log: bool | None = None
+
+    def resolve(self, environ: Mapping[str, str] | None = None) -> DiscoverySettings:
+        """Merge these options over the environment and cote's defaults.
+
+        Args:
+            environ: Environment to read; ``os.environ`` by default.
+
+        Raises:
+            ValueError: When a value is out of range or inconsistent.
+        """
+        env = os.environ if environ is None else environ
+        merged: dict[str, Any] = {}
+        int_vars = {
+            "COTE_HELLO_INTERVAL": "hello_interval",
+            "COTE_CHECK_INTERVAL": "check_interval",
+            "COTE_NODE_TIMEOUT": "node_timeout",
+        }
+        for var, name in int_vars.items():
+            if var in env:
+                merged[name] = _env_int(var, env[var])
+        if env.get("COTE_BROADCAST_ADDRESS"):
+            merged["broadcast"] = env["COTE_BROADCAST_ADDRESS"]
+        if env.get("COTE_MULTICAST_ADDRESS"):
+            merged["multicast"] = env["COTE_MULTICAST_ADDRESS"]
+        if env.get("COTE_USE_HOST_NAMES"):
+            merged["use_host_names"] = True
+        if "COTE_IGNORE_PROCESS" in env:
+            merged["ignore_process"] = _env_bool(env["COTE_IGNORE_PROCESS"])
+        for var, name in (
+            ("COTE_LOG", "log"),
+            ("COTE_HELLO_LOGS_ENABLED", "hello_logs"),
+            ("COTE_STATUS_LOGS_ENABLED", "status_logs"),
+        ):
+            if var in env:
+                merged[name] = _env_bool(env[var])
+        redis_env = {
+            k[len("COTE_DISCOVERY_REDIS_") :].lower(): v
+            for k, v in env.items()
+            if k.startswith("COTE_DISCOVERY_REDIS_")
+        }
+        if redis_env:
+            merged["redis"] = RedisSettings(
+                host=redis_env.get("host", "localhost"),
+                port=_env_int("COTE_DISCOVERY_REDIS_PORT", redis_env.get("port", "6379")),
+                url=redis_env.get("url"),
+            )
+            merged["use_host_names"] = True
+        merged["hostname"] = env.get("DISCOVERY_HOSTNAME") or socket.gethostname()
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                merged[f.name] = value
+        if isinstance(merged.get("redis"), str):
+            merged["redis"] = RedisSettings(url=merged["redis"])
+            merged.setdefault("use_host_names", True)
+        if self.redis is not None and self.use_host_names is None:
+            merged["use_host_names"] = True
+        unicast = merged.get("unicast")
+        if isinstance(unicast, str):
+            merged["unicast"] = tuple(a.strip() for a in unicast.split(",") if a.strip())
+        elif unicast is not None:
+            merged["unicast"] = tuple(unicast)
+        settings = DiscoverySettings(**merged)
+        _check(settings)
+        return settings
+
+
+def _check(s: DiscoverySettings) -> None:
+    for name in ("hello_interval", "check_interval", "node_timeout", "master_timeout"):
+        value = getattr(s, name)
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"discovery {name} must be a positive number of ms, got {value!r}")
+    if s.node_timeout < s.check_interval:
+        raise ValueError(
+            f"node_timeout ({s.node_timeout} ms) must be at least check_interval "
+            f"({s.check_interval} ms)"
+        )
+    if s.master_timeout < s.node_timeout:
+        raise ValueError(
+            f"master_timeout ({s.master_timeout} ms) must be at least node_timeout "
+            f"({s.node_timeout} ms)"
+        )
+    if not 0 < s.port < 65536:
+        raise ValueError(f"discovery port must be 1-65535, got {s.port}")
+    if s.multicast_ttl < 0 or s.multicast_ttl > 255:
+        raise ValueError(f"multicast_ttl must be 0-255, got {s.multicast_ttl}")

@@ -1,0 +1,296 @@
+"""Requests and replies between coterie and real Node cote 1.2.0 peers.
+
+Every test runs inside the session's private network namespace, where Node
+cote's 255.255.255.255 hellos and coterie's 127.255.255.255 hellos both stay
+on loopback and reach each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from coterie import DiscoveryOptions, RemoteError, Requester, Responder
+from tests.interop.conftest import NodePeerFactory
+from tests.interop.nodepeer import FAST_DISCOVERY, NodePeer
+
+FIRST_CONTACT = 5.0  # seconds allowed for discovery plus the first round trip
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of scoping a pair of components; both sides get the same."""
+
+    id: str
+    namespace: str | None = None
+    key: str | None = None
+    environment: str | None = None
+    discovery_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def python_discovery(self) -> DiscoveryOptions:
+        return DiscoveryOptions(
+            hello_interval=FAST_DISCOVERY["helloInterval"],
+            check_interval=FAST_DISCOVERY["checkInterval"],
+            node_timeout=FAST_DISCOVERY["nodeTimeout"],
+            master_timeout=FAST_DISCOVERY["masterTimeout"],
+            key=self.discovery_key,
+        )
+
+    def python_kwargs(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "key": self.key,
+            "discovery": self.python_discovery(),
+        }
+
+    def node_config(self, name: str, **more: Any) -> dict[str, Any]:
+        discovery: dict[str, Any] = dict(FAST_DISCOVERY)
+        if self.discovery_key:
+            discovery["key"] = self.discovery_key
+        config: dict[str, Any] = {"name": name, "discovery": discovery, **more}
+        if self.namespace is not None:
+            config["namespace"] = self.namespace
+        if self.key is not None:
+            config["key"] = self.key
+        if self.environment is not None:
+            config["environment"] = self.environment
+        return config
+
+    def apply_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Set COTE_ENV for the Python side, before any component exists."""
+        if self.environment is None:
+            monkeypatch.delenv("COTE_ENV", raising=False)
+        else:
+            monkeypatch.setenv("COTE_ENV", self.environment)
+
+
+VARIANTS = [
+    Variant("plain"),
+    Variant("namespace", namespace="payments"),
+    Variant("key", key="cards"),
+    Variant("environment", environment="staging"),
+    Variant("encrypted-discovery", discovery_key="secret"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_cote_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COTE_ENV", raising=False)
+
+
+def python_discovery() -> DiscoveryOptions:
+    return VARIANTS[0].python_discovery()
+
+
+def recording_handler(
+    seen: list[dict[str, Any]], by: str = "python"
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def handler(req: dict[str, Any]) -> dict[str, Any]:
+        seen.append(req)
+        return {"by": by, "cardno": req.get("cardno"), "valid": True}
+
+    return handler
+
+
+async def node_request(requester: NodePeer, req: dict[str, Any]) -> dict[str, Any]:
+    """Send through a Node requester once it has found its responder."""
+    await requester.wait_for("added", timeout=FIRST_CONTACT)
+    return await requester.request(req, timeout=5)
+
+
+# --- Node requester -> Python responder ------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
+async def test_node_requester_to_python_responder(
+    variant: Variant, node_peer: NodePeerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variant.apply_env(monkeypatch)
+    seen: list[dict[str, Any]] = []
+    async with Responder(name="validation service", **variant.python_kwargs()) as responder:
+        responder.on("validate", recording_handler(seen))
+        requester = await node_peer("requester", variant.node_config("node payments"))
+
+        added = await requester.wait_for("added", timeout=FIRST_CONTACT)
+        reply = await requester.request({"type": "validate", "cardno": "4111"}, timeout=5)
+
+    assert reply["err"] is None, reply
+    assert reply["res"] == {"by": "python", "cardno": "4111", "valid": True}
+    assert len(seen) == 1
+    assert seen[0]["type"] == "validate"
+    assert seen[0]["cardno"] == "4111"
+    advertisement = added["advertisement"]
+    assert advertisement["axon_type"] == "rep"
+    assert advertisement["name"] == "validation service"
+    env_prefix = f"{variant.environment}:" if variant.environment else ""
+    assert advertisement["key"] == f"{env_prefix}$${variant.key or ''}"
+    assert advertisement.get("namespace") == variant.namespace
+
+
+# --- Python requester -> Node responder ------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
+async def test_python_requester_to_node_responder(
+    variant: Variant, node_peer: NodePeerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variant.apply_env(monkeypatch)
+    responder = await node_peer(
+        "responder", variant.node_config("node validation", respondsTo=["validate"])
+    )
+    async with Requester(name="payment requester", **variant.python_kwargs()) as requester:
+        # Node cote's requests wait for a responder; coterie's wait within `timeout`.
+        result = await requester.send({"type": "validate", "cardno": "4111"}, timeout=FIRST_CONTACT)
+
+    assert result["type"] == "validate"
+    assert result["cardno"] == "4111"
+    assert result["by"] == "node validation"
+    assert result["pid"] == responder.pid
+    request = await responder.wait_for("request", timeout=1)
+    assert request["req"]["cardno"] == "4111"
+    added = await responder.wait_for("added", timeout=1)
+    assert added["advertisement"]["axon_type"] == "req"
+    assert added["advertisement"]["name"] == "payment requester"
+
+
+# --- a mixed pool -----------------------------------------------------------
+
+
+async def test_python_requester_balances_over_python_and_node_responders(
+    node_peer: NodePeerFactory,
+) -> None:
+    python_seen: list[dict[str, Any]] = []
+    node_responder = await node_peer(
+        "responder", {"name": "node validation", "respondsTo": ["validate"]}
+    )
+    async with (
+        Responder(name="python validation", discovery=python_discovery()) as responder,
+        Requester(name="payment requester", discovery=python_discovery()) as requester,
+    ):
+        responder.on("validate", recording_handler(python_seen, by="python validation"))
+
+        # Warm up until the requester has reached both responders.
+        await node_responder.wait_for("added", timeout=FIRST_CONTACT)
+        served: set[str] = set()
+        deadline = time.monotonic() + FIRST_CONTACT
+        while served != {"python validation", "node validation"}:
+            assert time.monotonic() < deadline, f"reached only {served}"
+            result = await requester.send({"type": "validate", "warmup": True}, timeout=2)
+            served.add(result["by"])
+            if len(served) < 2:
+                await asyncio.sleep(0.05)
+
+        results = await asyncio.gather(
+            *(requester.send({"type": "validate", "n": n}, timeout=5) for n in range(20))
+        )
+
+    by = [r["by"] for r in results]
+    assert len(results) == 20
+    assert by.count("python validation") > 0, by
+    assert by.count("node validation") > 0, by
+    assert by.count("python validation") + by.count("node validation") == 20
+    node_numbers = sorted(r["n"] for r in results if r["by"] == "node validation")
+    node_requests = await node_responder.wait_for_count(
+        "request", len(node_numbers), timeout=2, predicate=lambda e: "n" in e["req"]
+    )
+    assert sorted(e["req"]["n"] for e in node_requests) == node_numbers
+    assert sorted(r["n"] for r in python_seen if "n" in r) == sorted(
+        r["n"] for r in results if r["by"] == "python validation"
+    )
+
+
+# --- isolation --------------------------------------------------------------
+
+
+async def test_mismatched_namespace_python_requester_does_not_reach_node(
+    node_peer: NodePeerFactory,
+) -> None:
+    responder = await node_peer(
+        "responder", {"name": "node validation", "namespace": "b", "respondsTo": ["validate"]}
+    )
+    async with Requester(
+        name="payment requester", namespace="a", discovery=python_discovery()
+    ) as requester:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await requester.send({"type": "validate"}, timeout=1.5)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 3, f"timeout of 1.5 s took {elapsed:.2f} s"
+    await responder.close()
+    assert responder.find("request") == []
+    assert responder.find("added") == []
+
+
+async def test_mismatched_namespace_node_requester_does_not_reach_python(
+    node_peer: NodePeerFactory,
+) -> None:
+    seen: list[dict[str, Any]] = []
+    async with Responder(
+        name="validation service", namespace="b", discovery=python_discovery()
+    ) as responder:
+        responder.on("validate", recording_handler(seen))
+        requester = await node_peer("requester", {"name": "node payments", "namespace": "a"})
+
+        reply = await requester.request({"type": "validate"}, timeout=1.5)
+
+    assert reply["errLocal"] is True
+    assert reply["err"]["message"] == "Request timed out."
+    assert seen == []
+    assert requester.find("added") == []
+
+
+# --- errors -----------------------------------------------------------------
+
+
+async def test_python_handler_error_reaches_node_requester(node_peer: NodePeerFactory) -> None:
+    async with Responder(name="validation service", discovery=python_discovery()) as responder:
+
+        @responder.on("validate")
+        async def validate(req: dict[str, Any]) -> dict[str, Any]:
+            raise ValueError(f"card {req['cardno']} is invalid")
+
+        requester = await node_peer("requester", {"name": "node payments"})
+        reply = await node_request(requester, {"type": "validate", "cardno": "0000"})
+
+    assert not reply.get("errLocal"), reply
+    err = reply["err"]
+    assert isinstance(err, dict), reply
+    assert "card 0000 is invalid" in err["message"]
+    assert isinstance(err["name"], str) and err["name"]
+    assert reply["res"] is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "payload"),
+    [
+        # A thrown JS Error serializes to {} on the wire: still an error.
+        ("throw", {}),
+        ("error", {"name": "Error", "message": "card declined"}),
+    ],
+)
+async def test_node_handler_error_raises_remote_error(
+    mode: str, payload: dict[str, Any], node_peer: NodePeerFactory
+) -> None:
+    await node_peer(
+        "responder",
+        {
+            "name": "node validation",
+            "respondsTo": ["validate"],
+            "reply": {"mode": mode, "message": "card declined"},
+        },
+    )
+    async with Requester(name="payment requester", discovery=python_discovery()) as requester:
+        with pytest.raises(RemoteError) as caught:
+            await requester.send({"type": "validate", "cardno": "0000"}, timeout=FIRST_CONTACT)
+
+    assert caught.value.payload == payload
+    if payload:
+        assert caught.value.message == "card declined"
+        assert caught.value.name == "Error"
