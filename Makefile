@@ -1,0 +1,36 @@
+# coterie developer entry points. `make demo` and `make test` work on a fresh
+# machine: each first runs `make setup`, which installs what is missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.coterie-installed
+
+.PHONY: setup demo test lint bench bench-smoke clean
+
+$(STAMP): pyproject.toml interop/package-lock.json scripts/system-deps.sh
+	bash scripts/system-deps.sh
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	npm ci --prefix interop --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	COTE_BROADCAST_ADDRESS=$${COTE_BROADCAST_ADDRESS:-127.255.255.255} $(BIN)/coterie demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench --smoke
+
+clean:
+	rm -rf $(VENV) interop/node_modules .pytest_cache .mypy_cache .ruff_cache
