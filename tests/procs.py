@@ -1,0 +1,82 @@
+"""Run coterie components in child processes, for tests that kill or restart them.
+
+Each child prints one JSON line per event on stdout (``{"event": "ready"}``
+once it serves). Everything it does is host scope: the parent's environment,
+which the test session sets to broadcast on 127.255.255.255, is passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+RESPONDER = r"""
+import asyncio, json, os, sys
+from coterie import Responder, DiscoveryOptions
+cfg = json.loads(sys.argv[1])
+async def main():
+    disc = DiscoveryOptions(**cfg.get("discovery", {}))
+    async with Responder(name=cfg["name"], namespace=cfg.get("namespace"), discovery=disc) as r:
+        delay = cfg.get("delay", 0)
+        # "serial": one request at a time, like a busy single-threaded worker.
+        gate = asyncio.Semaphore(1 if cfg.get("serial") else 1_000_000)
+        @r.on(cfg.get("type", "work"))
+        async def work(req):
+            async with gate:
+                if delay:
+                    await asyncio.sleep(delay)
+            return {"n": req.get("n"), "by": cfg["name"], "pid": os.getpid()}
+        print(json.dumps({"event": "ready", "port": r.port, "id": r.id}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+asyncio.run(main())
+"""
+
+
+class ChildComponent:
+    """A coterie component in its own process."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.ready: dict[str, Any] = {}
+
+    @classmethod
+    async def responder(cls, name: str, *, timeout: float = 20.0, **cfg: Any) -> ChildComponent:
+        """Start a responder child and wait until it serves."""
+        cfg["name"] = name
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            RESPONDER,
+            json.dumps(cfg),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=dict(os.environ),
+        )
+        child = cls(proc)
+        assert proc.stdout is not None
+        async with asyncio.timeout(timeout):
+            line = await proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"responder {name} exited with {await proc.wait()}")
+        child.ready = json.loads(line)
+        return child
+
+    def kill(self) -> None:
+        """kill -9."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self, timeout: float = 10.0) -> int:
+        """Close stdin (graceful stop), or kill if it does not exit in time."""
+        if self.proc.returncode is None and self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.proc.wait()
+        except TimeoutError:
+            self.kill()
+            return await self.proc.wait()
