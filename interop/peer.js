@@ -14,6 +14,10 @@
 //   discovery           cote's discovery options (helloInterval, checkInterval,
 //                       nodeTimeout, masterTimeout, key, broadcast, ...)
 //   reply               responders only: {mode, delayMs, message, value}
+//   firstContact        requesters only: {req, timeout}: send req at once and
+//                       report the time from creating the component to its reply
+//   quiet               responders/subscribers: no "request"/"message" lines
+//   expect              subscribers only: report {"event":"received"} after N events
 //     mode "echo"   (default) answer {...req, by: name, pid: process.pid}
 //     mode "value"  answer reply.value
 //     mode "throw"  throw new Error(message): cote sends it as {} on the wire
@@ -28,13 +32,21 @@
 //       "errLocal":true when err is a local Error (such as a timeout)
 //   {"event":"message","topic":...,"data":...}     subscriber got an event
 //   {"event":"published","topic":...}              publisher sent one
-//   {"event":"bench","n":N,"errors":E,"seconds":S[,"latencies_us":[...]]}
+//   {"event":"bench","n":N,"errors":E,"seconds":S[,"latencies_us":[...]]
+//       [,"completions_us":[...]]}   completion times since the bench started
+//   {"event":"first_contact","ms":T,"err":...}   the firstContact request's answer
+//   {"event":"published_bench","n":N,"seconds":S}  publisher finished publish_bench
+//   {"event":"received","count":N,"seconds":S}  subscriber: first to expect-th event
+//   {"event":"stats","count":N,"seconds":S}       subscriber: answer to "stats"
 //   {"event":"error","message":...}                bad command or crash
 //   {"event":"closed"}                             last line before exit
 //
 // stdin, one JSON object a line:
 //   {"cmd":"send","seq":N,"req":{...},"timeout":ms}      requester
-//   {"cmd":"bench","n":N,"concurrency":C,"req":{...},"timeout":ms,"latencies":true}
+//   {"cmd":"bench","n":N,"concurrency":C,"req":{...},"timeout":ms,"latencies":true,
+//    "completions":true}
+//   {"cmd":"publish_bench","topic":"...","data":...,"n":N,"batch":B}   publisher
+//   {"cmd":"stats"}                                      subscriber
 //   {"cmd":"publish","topic":"...","data":...}           publisher
 //   {"cmd":"exit"}   or end of stdin: close the component and exit.
 //
@@ -115,6 +127,7 @@ for (const field of ADVERTISEMENT_FIELDS) {
 }
 if (!advertisement.name) advertisement.name = `node ${role}`
 
+const createdAt = process.hrtime.bigint()
 const component = new cote[role[0].toUpperCase() + role.slice(1)](advertisement, discovery)
 
 // onAny, because a Subscriber prefixes the names given to on() with its namespace.
@@ -132,7 +145,7 @@ if (role === 'responder') {
   const reply = { mode: 'echo', ...(config.reply || {}) }
   const handler = async req => {
     if (component.event.startsWith('cote:')) return undefined
-    emit({ event: 'request', req })
+    if (!config.quiet) emit({ event: 'request', req })
     if (reply.delayMs) await sleep(reply.delayMs)
     switch (reply.mode) {
       case 'echo':
@@ -151,10 +164,25 @@ if (role === 'responder') {
   for (const type of config.respondsTo || ['*']) component.on(type, handler)
 }
 
+let subscriberStats = null
 if (role === 'subscriber') {
   const prefix = advertisement.namespace ? advertisement.namespace + '::' : ''
+  let received = 0
+  let firstAt = null
+  let lastAt = null
+  subscriberStats = () => ({
+    count: received,
+    seconds: received ? Number(lastAt - firstAt) / 1e9 : 0,
+  })
   component.onAny((event, data) => {
     if (event.startsWith('cote:')) return
+    received++
+    lastAt = process.hrtime.bigint()
+    if (firstAt === null) firstAt = lastAt
+    if (config.expect && received === config.expect) {
+      emit({ event: 'received', ...subscriberStats() })
+    }
+    if (config.quiet) return
     const topic = prefix && event.startsWith(prefix) ? event.slice(prefix.length) : event
     emit({ event: 'message', topic, data })
   })
@@ -169,6 +197,7 @@ async function bench(cmd) {
   const n = cmd.n
   const concurrency = Math.max(1, Math.min(cmd.concurrency || 1, n))
   const latencies = cmd.latencies ? new Array(n) : null
+  const completions = cmd.completions ? [] : null
   let next = 0
   let errors = 0
   const started = process.hrtime.bigint()
@@ -181,14 +210,40 @@ async function bench(cmd) {
       } catch (e) {
         errors++
       }
-      if (latencies) latencies[i] = Number(process.hrtime.bigint() - t0) / 1000
+      const t1 = process.hrtime.bigint()
+      if (latencies) latencies[i] = Number(t1 - t0) / 1000
+      if (completions) completions.push(Math.round(Number(t1 - started) / 1000))
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const out = { event: 'bench', n, errors, seconds }
   if (latencies) out.latencies_us = latencies.map(v => Math.round(v))
+  if (completions) out.completions_us = completions
   emit(out)
+}
+
+// Publish n events as fast as the event loop allows, batch by batch, yielding
+// between batches so the socket writes can drain.
+async function publishBench(cmd) {
+  const n = cmd.n
+  const batch = Math.max(1, cmd.batch || 100)
+  const started = process.hrtime.bigint()
+  let sent = 0
+  while (sent < n) {
+    const end = Math.min(n, sent + batch)
+    for (; sent < end; sent++) component.publish(cmd.topic, cmd.data)
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  emit({ event: 'published_bench', n, seconds: Number(process.hrtime.bigint() - started) / 1e9 })
+}
+
+if (role === 'requester' && config.firstContact) {
+  const fc = config.firstContact
+  send(fc.req || { type: 'ping' }, fc.timeout).then(
+    () => emit({ event: 'first_contact', ms: Number(process.hrtime.bigint() - createdAt) / 1e6, err: null }),
+    err => emit({ event: 'first_contact', ms: Number(process.hrtime.bigint() - createdAt) / 1e6, err: describeError(err) })
+  )
 }
 
 let closing = false
@@ -222,6 +277,14 @@ function handle(cmd) {
     case 'bench':
       if (role !== 'requester') break
       bench(cmd).catch(e => emit({ event: 'error', message: String(e) }))
+      return
+    case 'publish_bench':
+      if (role !== 'publisher') break
+      publishBench(cmd).catch(e => emit({ event: 'error', message: String(e) }))
+      return
+    case 'stats':
+      if (role !== 'subscriber') break
+      emit({ event: 'stats', ...subscriberStats() })
       return
     case 'publish':
       if (role !== 'publisher') break

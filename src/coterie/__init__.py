@@ -14,6 +14,8 @@ services share one mesh::
 """
 
 from coterie._version import __version__
+from coterie.components.monitor import Monitor
+from coterie.components.publisher import Publisher
 from coterie.components.requester import (
     DEFAULT_REQUEST_TIMEOUT,
     PendingBalancedRequester,
@@ -21,6 +23,7 @@ from coterie.components.requester import (
     TimeBalancedRequester,
 )
 from coterie.components.responder import Responder
+from coterie.components.subscriber import Subscriber
 from coterie.core.dispatch import QueueFullError
 from coterie.core.errors import (
     CoterieError,
@@ -41,15 +44,18 @@ __all__ = [
     "DiscoveryOptions",
     "FrameTooLargeError",
     "LinkLostError",
+    "Monitor",
     "Node",
     "PendingBalancedRequester",
     "ProtocolError",
+    "Publisher",
     "QueueFullError",
     "RedisSettings",
     "RemoteError",
     "RequestTimeoutError",
     "Requester",
     "Responder",
+    "Subscriber",
     "TimeBalancedRequester",
     "__version__",
 ]

@@ -9,10 +9,6 @@ the private network namespace that ``tests/conftest.py`` makes for the session
 (see :func:`require_private_netns`).
 """
 
-# The explicit `timeout` arguments are the point of this helper: every wait on
-# the Node process is bounded by its caller's number.
-# ruff: noqa: ASYNC109
-
 from __future__ import annotations
 
 import asyncio

@@ -195,14 +195,16 @@ async def test_python_requester_balances_over_python_and_node_responders(
     assert by.count("python validation") > 0, by
     assert by.count("node validation") > 0, by
     assert by.count("python validation") + by.count("node validation") == 20
-    node_numbers = sorted(r["n"] for r in results if r["by"] == "node validation")
+    # Each request was served exactly once, by the responder its reply names.
+    node_count = by.count("node validation")
     node_requests = await node_responder.wait_for_count(
-        "request", len(node_numbers), timeout=2, predicate=lambda e: "n" in e["req"]
+        "request", node_count, timeout=2, predicate=lambda e: "n" in e["req"]
     )
-    assert sorted(e["req"]["n"] for e in node_requests) == node_numbers
-    assert sorted(r["n"] for r in python_seen if "n" in r) == sorted(
-        r["n"] for r in results if r["by"] == "python validation"
-    )
+    node_numbers = [e["req"]["n"] for e in node_requests]
+    python_numbers = [r["n"] for r in python_seen if "n" in r]
+    assert len(node_numbers) == node_count
+    assert len(python_numbers) == by.count("python validation")
+    assert sorted(node_numbers + python_numbers) == list(range(20))
 
 
 # --- isolation --------------------------------------------------------------

@@ -15,7 +15,7 @@ import logging
 import os
 from typing import Any
 
-from coterie.components.base import Component
+from coterie.components.monitorable import Monitorable
 from coterie.core.dispatch import Balance, Dispatcher, Pending, Route
 from coterie.core.errors import FrameTooLargeError
 from coterie.core.link import Link, connect
@@ -65,7 +65,7 @@ class _Peer:
         self.removed = False
 
 
-class Requester(Component):
+class Requester(Monitorable):
     """Sends requests; round robin over responders by default.
 
     Args:
@@ -195,6 +195,10 @@ class Requester(Component):
         except asyncio.CancelledError:
             self._dispatcher.cancel(pending)
             raise
+
+    def _status_nodes(self) -> list[str]:
+        """Responders with a live link, for monitors' status reports."""
+        return [p.node.id for p in self._peers.values() if p.link is not None]
 
     # -- discovery hooks ----------------------------------------------------------
 

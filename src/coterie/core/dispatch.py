@@ -216,7 +216,9 @@ class Dispatcher:
         future = pending.future
         if not future.done():
             error = args[0]
-            if error:
+            # JavaScript truthiness, as cote's requester: a thrown Error arrives
+            # as {} and is still an error.
+            if error is not None and error is not False and error != 0 and error != "":
                 future.set_exception(RemoteError(error))
             else:
                 future.set_result(args[1] if len(args) > 2 else None)
@@ -233,8 +235,8 @@ class Dispatcher:
         """A responder is connected; send it waiting work."""
         had_routes = any(not r.draining for r in self.routes)
         self.routes.append(route)
-        if not self.waiting:
-            return
+        if not self.waiting or self._drain_handle is not None:
+            return  # nothing to send, or a settle window is gathering routes
         if had_routes or self.settle <= 0 or len(self.waiting) == 1:
             self._drain()
         elif self._drain_handle is None:

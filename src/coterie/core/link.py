@@ -16,7 +16,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from coterie.core.errors import ProtocolError
 from coterie.wire.amp import DEFAULT_MAX_FRAME_SIZE, DroppedFrame, FrameDecoder
@@ -75,6 +75,7 @@ class Link(asyncio.Protocol):
         self.closed = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._corked = False
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Owner's data: which node this link reaches, its requests in flight.
         self.context: Any = None
@@ -82,8 +83,8 @@ class Link(asyncio.Protocol):
     # asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport; duck-type.
+        self.transport = cast(asyncio.Transport, transport)
         self._loop = asyncio.get_running_loop()
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -99,14 +100,21 @@ class Link(asyncio.Protocol):
             self.abort()
             return
         on_frame = self._on_frame
-        for frame in frames:
-            if type(frame) is DroppedFrame:
-                log.debug("dropped frame from %s: %s", self.peer, frame.reason)
-                continue
-            try:
-                on_frame(self, frame)  # type: ignore[arg-type]
-            except Exception:
-                log.exception("error handling a frame from %s", self.peer)
+        # Cork: replies written while handling this chunk leave in one send.
+        self._corked = True
+        try:
+            for frame in frames:
+                if type(frame) is DroppedFrame:
+                    log.debug("dropped frame from %s: %s", self.peer, frame.reason)
+                    continue
+                try:
+                    on_frame(self, frame)  # type: ignore[arg-type]
+                except Exception:
+                    log.exception("error handling a frame from %s", self.peer)
+        finally:
+            self._corked = False
+            if self._out:
+                self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
         if self.closed:
@@ -121,19 +129,30 @@ class Link(asyncio.Protocol):
     # writing -------------------------------------------------------------
 
     def write(self, frame: bytes) -> None:
-        """Queue a frame; frames queued in one loop turn go out together."""
+        """Send a frame.
+
+        The first frame in a turn of the event loop leaves at once (lowest
+        latency); frames written after it in the same turn are gathered and
+        leave together at the end of the turn (fewest system calls).
+        """
         if self.closed:
             return
-        self._out.append(frame)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            assert self._loop is not None
-            self._loop.call_soon(self._flush)
+        if self._corked or self._flush_scheduled:
+            self._out.append(frame)
+            return
+        transport = self.transport
+        if transport is None:
+            return
+        transport.write(frame)
+        self._flush_scheduled = True
+        assert self._loop is not None
+        self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         out = self._out
         if not out or self.transport is None or self.closed:
+            out.clear()
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()

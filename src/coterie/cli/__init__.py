@@ -1,0 +1,63 @@
+"""The ``coterie`` command: one argparse subcommand per module.
+
+Design: :data:`COMMANDS` lists the subcommand modules of this package, in
+help order. Each module defines ``register(subparsers)``, which adds its
+parser and sets ``run`` (``args -> exit code``) with ``set_defaults``. Adding a
+subcommand (``monitor``, ``bench``) is one module plus one entry here.
+Modules are imported when the parser is built, and keep their heavy imports
+(aiohttp, rich) inside ``run`` so ``coterie --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from coterie._version import __version__
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: Subcommand modules under ``coterie.cli``, in help order.
+COMMANDS: tuple[str, ...] = ("demo", "announce", "nginx")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``coterie`` parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="coterie",
+        description="Zero-configuration microservices for asyncio, wire-compatible with cote.",
+    )
+    parser.add_argument("--version", action="version", version=f"coterie {__version__}")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="log warnings and errors only"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"coterie.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``coterie`` command line; returns the exit code.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` by default.
+    """
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    run = getattr(args, "run", None)
+    if run is None:
+        parser.print_help()
+        return 2
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        code = run(args)
+    except KeyboardInterrupt:
+        return 130
+    return int(code)

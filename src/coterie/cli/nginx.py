@@ -1,0 +1,126 @@
+"""``coterie nginx``: a real nginx whose upstream follows coterie discovery.
+
+Design: a thin shell over :class:`coterie.gateways.nginx.UpstreamWatcher`. It
+starts nginx with a private prefix directory (a temporary one by default,
+removed at exit), listening on ``--listen``, and rewrites and reloads the
+upstream on every announcement or withdrawal. ``--print-config`` shows what
+would be rendered and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+import tempfile
+
+from coterie.cli._common import Subparsers, run_until_signal
+from coterie.gateways.nginx import (
+    NginxError,
+    NginxServer,
+    UpstreamWatcher,
+    parse_listen,
+    render_config,
+)
+from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+
+__all__ = ["register", "run"]
+
+log = logging.getLogger("coterie.nginx")
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add the ``nginx`` subcommand."""
+    parser = subparsers.add_parser(
+        "nginx",
+        help="run nginx with an upstream that follows announced HTTP services",
+        description=(
+            "Start nginx on --listen with a least_conn upstream of every instance announced "
+            "as --service (see `coterie announce`), and reload it on every change. With no "
+            "instance the upstream is a placeholder marked down, so nginx answers 502."
+        ),
+    )
+    parser.add_argument("--service", required=True, help="announced service name to follow")
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        help="where nginx listens, HOST:PORT or PORT (default 127.0.0.1:8080)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default=None,
+        help="nginx prefix directory for config, pid, logs (default: a temporary one)",
+    )
+    parser.add_argument("--nginx", default=None, help="nginx binary (default: found on PATH or /usr/sbin)")
+    parser.add_argument(
+        "--proxy-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds nginx waits for an instance (default 10)",
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the configuration with no instance, exit"
+    )
+    add_discovery_arguments(parser)
+    parser.set_defaults(run=run, _parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``coterie nginx``."""
+    parser: argparse.ArgumentParser = args._parser
+    try:
+        listen = parse_listen(args.listen)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.print_config:
+        sys.stdout.write(
+            render_config(
+                args.service,
+                [],
+                listen=listen,
+                prefix=args.prefix or "/tmp/coterie-nginx",
+                proxy_timeout=args.proxy_timeout,
+            )
+        )
+        return 0
+    prefix = args.prefix or tempfile.mkdtemp(prefix="coterie-nginx-")
+    try:
+        nginx = NginxServer(prefix, args.nginx)
+    except NginxError as exc:
+        log.error("%s", exc)
+        return 1
+    watcher = UpstreamWatcher(
+        args.service,
+        nginx,
+        listen=listen,
+        discovery=discovery_options_from_args(args),
+        proxy_timeout=args.proxy_timeout,
+    )
+
+    async def main(stop: asyncio.Event) -> int:
+        try:
+            await watcher.start()
+        except NginxError as exc:
+            log.error("%s", exc)
+            await watcher.close()
+            return 1
+        log.info(
+            "nginx for %r on http://%s:%d (prefix %s); waiting for announcements",
+            args.service,
+            *listen,
+            nginx.prefix,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await watcher.close()
+        return 0
+
+    try:
+        return run_until_signal(main)
+    finally:
+        if args.prefix is None:
+            shutil.rmtree(prefix, ignore_errors=True)

@@ -1,0 +1,286 @@
+"""Monitor: who is on the mesh, and who is linked to whom.
+
+Design: a monitor advertises ``type: "monitor"`` and no ``axon_type``, so it
+pairs with nothing; every node discovery reports reaches it through the
+``_foreign_node`` hook, whatever its key (as cote's monitor lists all
+nodes). It listens on TCP like a publisher's counterpart: Requesters and
+Subscribers whose key starts with the monitor's key connect and send
+``["status", {"id": <their iid>, "nodes": [<iids they link to>]}]`` every
+status interval. The monitor keeps:
+
+- the nodes, from discovery (name, role, address, port, key, namespace, ...);
+- the connection graph, from the latest status of each node. A node's edges
+  are dropped when it leaves discovery or when every link it reported on
+  closes.
+
+:meth:`Monitor.snapshot` returns an immutable view; :meth:`Monitor.on_change`
+registers callbacks run on every change; :meth:`Monitor.wait_until` waits for
+a condition on the snapshot (handy in tests and tools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from coterie.components.base import Component
+from coterie.core.link import Link, serve
+from coterie.discovery.table import Node
+
+__all__ = ["ROLE_NAMES", "ChangeHandler", "Monitor", "MonitorSnapshot", "NodeInfo"]
+
+log = logging.getLogger("coterie.monitor")
+
+#: Human role names by ``axon_type``.
+ROLE_NAMES = {
+    "req": "requester",
+    "rep": "responder",
+    "pub-emitter": "publisher",
+    "sub-emitter": "subscriber",
+    "sockend": "sockend",
+}
+
+#: ``callback(kind, node_id)``; kind is ``added``, ``updated``, ``removed`` or ``status``.
+ChangeHandler = Callable[[str, str], None]
+
+
+def role_of(advertisement: dict[str, Any]) -> str:
+    """A component's role for display: requester, responder, ..., monitor."""
+    axon_type = advertisement.get("axon_type")
+    if isinstance(axon_type, str):
+        return ROLE_NAMES.get(axon_type, axon_type)
+    kind = advertisement.get("type")
+    return kind if isinstance(kind, str) and kind != "service" else "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """One node as the monitor sees it.
+
+    Attributes:
+        id: Instance id.
+        name: Advertised name.
+        role: ``requester``, ``responder``, ``publisher``, ``subscriber``,
+            ``monitor``, ...
+        address: Address its hellos come from.
+        port: TCP port it listens on, if any.
+        host_name: Host name it announced.
+        process_id: Its process id on the mesh.
+        key: Its advertisement key (environment included).
+        namespace: Its namespace, if any.
+        advertisement: The whole advertisement.
+        connections: Ids of the nodes it reported links to (empty until its
+            first status, and for roles that do not report).
+    """
+
+    id: str
+    name: str
+    role: str
+    address: str
+    port: int | None
+    host_name: str
+    process_id: str
+    key: str | None
+    namespace: str | None
+    advertisement: dict[str, Any]
+    connections: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSnapshot:
+    """The mesh at one moment.
+
+    Attributes:
+        nodes: Every node discovered, by id (the monitor itself excluded).
+        connections: Reported links: node id to the ids it is linked to. It
+            may name nodes not (yet) in ``nodes``.
+    """
+
+    nodes: dict[str, NodeInfo] = field(default_factory=dict)
+    connections: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        """Reported links as ``(from_id, to_id)`` pairs, sorted."""
+        return sorted((a, b) for a, targets in self.connections.items() for b in targets)
+
+    def by_role(self, role: str) -> list[NodeInfo]:
+        """Nodes of one role."""
+        return [n for n in self.nodes.values() if n.role == role]
+
+    def name_of(self, node_id: str) -> str:
+        """A node's name, or a short id when it is unknown."""
+        info = self.nodes.get(node_id)
+        return info.name if info is not None else node_id[:8]
+
+
+class Monitor(Component):
+    """Watches the mesh: nodes from discovery, links from status reports.
+
+    Args:
+        name: Name shown to peers.
+        host: Address to listen on for status reports.
+        port: TCP port; 0 picks a free one.
+        **kwargs: See :class:`~coterie.components.base.Component`. The
+            ``key`` decides which components report to this monitor: those
+            whose key starts with it (the default empty key takes all of
+            the environment).
+    """
+
+    role = ""
+    opposite = ""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        extra = dict(kwargs.pop("advertisement", None) or {})
+        extra["type"] = "monitor"
+        super().__init__(name or "monitor", advertisement=extra, **kwargs)
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+        self._links: set[Link] = set()
+        self._nodes: dict[str, Node] = {}
+        self._connections: dict[str, tuple[str, ...]] = {}
+        # Which links each node's status came on, to drop edges when they close.
+        self._reporters: dict[str, set[Link]] = {}
+        self._callbacks: list[ChangeHandler] = []
+        self._change = asyncio.Event()
+        #: Status messages received.
+        self.statuses = 0
+
+    # -- public ----------------------------------------------------------------
+
+    def on_change(self, callback: ChangeHandler) -> ChangeHandler:
+        """Call ``callback(kind, node_id)`` on every change; usable as a decorator.
+
+        ``kind`` is ``added``, ``updated``, ``removed`` (discovery) or
+        ``status`` (a node reported its links, or its report was dropped).
+        """
+        if not callable(callback):
+            raise TypeError("callback is not callable")
+        self._callbacks.append(callback)
+        return callback
+
+    def snapshot(self) -> MonitorSnapshot:
+        """An immutable view of the nodes and their reported links."""
+        nodes = {
+            node_id: NodeInfo(
+                id=node_id,
+                name=str(node.advertisement.get("name", "")),
+                role=role_of(node.advertisement),
+                address=node.address,
+                port=node.port,
+                host_name=node.host_name,
+                process_id=node.process_id,
+                key=node.advertisement.get("key"),
+                namespace=node.advertisement.get("namespace"),
+                advertisement=dict(node.advertisement),
+                connections=self._connections.get(node_id, ()),
+            )
+            for node_id, node in self._nodes.items()
+        }
+        return MonitorSnapshot(nodes, dict(self._connections))
+
+    async def wait_until(
+        self, predicate: Callable[[MonitorSnapshot], bool], timeout: float = 10.0
+    ) -> MonitorSnapshot:
+        """Wait until ``predicate(snapshot)`` holds and return that snapshot.
+
+        Raises:
+            TimeoutError: When it does not hold within ``timeout`` seconds.
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                self._change.clear()
+                snap = self.snapshot()
+                if predicate(snap):
+                    return snap
+                await self._change.wait()
+
+    # -- discovery -------------------------------------------------------------
+
+    def _foreign_node(self, event: str, node: Node) -> None:
+        if event == "removed":
+            if self._nodes.pop(node.id, None) is None:
+                return
+            self._connections.pop(node.id, None)
+            self._reporters.pop(node.id, None)
+        else:
+            self._nodes[node.id] = node
+        self._changed(event, node.id)
+
+    def _changed(self, kind: str, node_id: str) -> None:
+        self._change.set()
+        for callback in list(self._callbacks):
+            try:
+                callback(kind, node_id)
+            except Exception:
+                log.exception("monitor change callback failed")
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def _bind(self) -> None:
+        self._server = await serve(
+            self.host,
+            self.port,
+            self._on_frame,
+            self._on_link_closed,
+            self._links.add,
+            max_frame_size=self.max_frame_size,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.advertisement["port"] = self.port
+
+    async def _unbind(self) -> None:
+        for link in list(self._links):
+            link.abort()
+        self._links.clear()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    # -- status ----------------------------------------------------------------
+
+    def _on_frame(self, link: Link, args: list[Any]) -> None:
+        if len(args) < 2 or args[0] != "status":
+            log.debug("ignored a non-status frame from %s", link.peer)
+            return
+        status = args[1]
+        node_id = status.get("id") if isinstance(status, dict) else None
+        nodes = status.get("nodes") if isinstance(status, dict) else None
+        if not isinstance(node_id, str) or not isinstance(nodes, list):
+            log.debug("ignored a malformed status from %s: %r", link.peer, status)
+            return
+        self.statuses += 1
+        # cote sends null for a link it cannot name; keep the ones it can.
+        targets = tuple(sorted({n for n in nodes if isinstance(n, str)}))
+        self._reporters.setdefault(node_id, set()).add(link)
+        ids = link.context if isinstance(link.context, set) else set()
+        ids.add(node_id)
+        link.context = ids
+        if self._connections.get(node_id) != targets:
+            self._connections[node_id] = targets
+            self._changed("status", node_id)
+
+    def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
+        self._links.discard(link)
+        ids = link.context if isinstance(link.context, set) else set()
+        for node_id in ids:
+            reporters = self._reporters.get(node_id)
+            if reporters is None:
+                continue
+            reporters.discard(link)
+            if not reporters:
+                del self._reporters[node_id]
+                if self._connections.pop(node_id, None) is not None:
+                    self._changed("status", node_id)

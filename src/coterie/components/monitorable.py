@@ -1,0 +1,166 @@
+"""Status reports to monitors, as cote's Requesters and Subscribers send them.
+
+Design: :class:`Monitorable` is a mixin base for connecting roles. Monitors
+never pair with anything (they advertise ``type: "monitor"`` and no
+``axon_type``), so they arrive through the component's ``_foreign_node``
+hook. For each monitor whose advertisement key is a prefix of this
+component's key (cote's rule, so a monitor with the bare key ``"$$"`` sees
+every component of its environment), a :class:`~coterie.core.peerlinks.PeerLinks`
+keeps an outgoing link, and every status interval this component sends
+``["status", {"id": <own iid>, "nodes": [<linked peer iids>]}]``, framed like
+a publish, on each of them. Monitors send nothing back.
+
+Beyond cote: a status also goes out as soon as a monitor link comes up, so a
+new monitor shows the graph at once instead of after one interval; links to
+monitors that leave are closed.
+
+The interval is the ``status_interval`` argument in seconds, else
+``COTE_STATUS_INTERVAL`` in milliseconds (a coterie variable; cote's
+equivalent is its ``statusInterval`` discovery option), else 5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any, Self
+
+from coterie.components.base import Component
+from coterie.core.peerlinks import PeerLink, PeerLinks
+from coterie.discovery.table import Node
+from coterie.wire.amp import encode_frame
+
+__all__ = ["DEFAULT_STATUS_INTERVAL", "Monitorable", "is_monitor_for"]
+
+log = logging.getLogger("coterie.monitorable")
+
+#: Seconds between status reports, as in cote.
+DEFAULT_STATUS_INTERVAL = 5.0
+
+STATUS_TOPIC = "status"
+
+
+def _resolve_interval(value: float | None) -> float:
+    if value is None:
+        raw = os.environ.get("COTE_STATUS_INTERVAL")
+        if not raw:
+            return DEFAULT_STATUS_INTERVAL
+        try:
+            value = float(raw) / 1000
+        except ValueError:
+            raise ValueError(f"COTE_STATUS_INTERVAL must be milliseconds, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"status_interval must be positive seconds, got {value!r}")
+    return value
+
+
+def is_monitor_for(advertisement: dict[str, Any], node: Node) -> bool:
+    """cote's rule: the node is a monitor whose key prefixes ours."""
+    theirs = node.advertisement
+    key, their_key = advertisement.get("key"), theirs.get("key")
+    return (
+        theirs.get("type") == "monitor"
+        and isinstance(key, str)
+        and isinstance(their_key, str)
+        and key.startswith(their_key)
+    )
+
+
+class Monitorable(Component):
+    """A component that reports its links to monitors.
+
+    Args:
+        status_interval: Seconds between status reports; see the module doc.
+        *args: Passed on to the next base.
+        **kwargs: Passed on to the next base.
+    """
+
+    def __init__(self, *args: Any, status_interval: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.status_interval = _resolve_interval(status_interval)
+        self._monitors: PeerLinks | None = None
+        self._status_timer: asyncio.TimerHandle | None = None
+        self._reporting = True
+        self.statuses_sent = 0
+
+    # -- for roles -----------------------------------------------------------
+
+    def _status_nodes(self) -> list[str]:
+        """Instance ids of the peers this component has a live link to."""
+        return []
+
+    @property
+    def monitors(self) -> int:
+        """How many monitors this component has a live status link to."""
+        return self._monitors.connected if self._monitors is not None else 0
+
+    # -- discovery -------------------------------------------------------------
+
+    def _foreign_node(self, event: str, node: Node) -> None:
+        super()._foreign_node(event, node)
+        if event == "removed":
+            if self._monitors is not None:
+                self._monitors.remove(node.id)
+            return
+        if not self._reporting or self._closing or not is_monitor_for(self.advertisement, node):
+            return
+        if self._monitors is None:
+            self._monitors = PeerLinks(
+                on_up=self._monitor_linked,
+                forget=self.discovery.forget if self.discovery is not None else None,
+                max_frame_size=self.max_frame_size,
+                label="monitor",
+            )
+            self._monitors.use_host_names = bool(
+                self.settings is not None and self.settings.use_host_names
+            )
+            self._schedule_status()
+        if event == "added":
+            self._monitors.add(node)
+        else:
+            self._monitors.update(node)
+
+    # -- status ------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The status object this component reports."""
+        return {"id": self.id, "nodes": self._status_nodes()}
+
+    def _monitor_linked(self, peer: PeerLink) -> None:
+        if peer.link is not None:
+            peer.link.write(encode_frame((STATUS_TOPIC, self.status())))
+            self.statuses_sent += 1
+
+    def _schedule_status(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._status_timer = loop.call_later(self.status_interval, self._status_tick)
+
+    def _status_tick(self) -> None:
+        self._status_timer = None
+        if not self._reporting or self._closing or self._monitors is None:
+            return
+        linked = self._monitors.linked()
+        if linked:
+            frame = encode_frame((STATUS_TOPIC, self.status()))
+            for peer in linked:
+                if peer.link is not None:
+                    peer.link.write(frame)
+            self.statuses_sent += len(linked)
+        self._schedule_status()
+
+    async def start(self) -> Self:
+        """Start the component; status reports begin when a monitor appears."""
+        self._reporting = True
+        return await super().start()
+
+    async def close(self) -> None:
+        """Stop reporting, close the monitor links, then leave the mesh."""
+        self._reporting = False
+        if self._status_timer is not None:
+            self._status_timer.cancel()
+            self._status_timer = None
+        monitors, self._monitors = self._monitors, None
+        if monitors is not None:
+            await monitors.close()
+        await super().close()

@@ -1,0 +1,249 @@
+"""Subscriber: receives events from every paired publisher.
+
+Design: discovery tells the subscriber which publishers pair with it
+(``pub-emitter``, same key and namespace); a
+:class:`~coterie.core.peerlinks.PeerLinks` keeps one link to each and
+re-opens it while the publisher lives. Every frame is ``[topic, data]``.
+Topics are filtered on this side as cote does: a topic is accepted when it
+matches ``message::[namespace::]<pattern>`` for one of the advertised
+``subscribesTo`` patterns (default ``["*"]``), where ``*`` stands for one or
+more characters. The event name is the topic without ``message::`` and the
+namespace.
+
+Handlers (``on``):
+
+- ``s.on("update", handler)`` calls ``handler(data)`` for each ``update``
+  event (cote's listeners also get just the data).
+- A name with ``*`` is a pattern, with the same meaning as in
+  ``subscribesTo``: ``s.on("*", handler)`` or ``s.on("user.*", handler)``
+  call ``handler(event, data)``, since the caller needs the name.
+- A handler may be a plain function or a coroutine function. Plain handlers
+  run inside the read callback, in arrival order; coroutine handlers each get
+  a task, so they may finish out of order. A handler's exception is logged and
+  does not affect other handlers or the link.
+
+Differences from cote, on purpose: an event matching several
+``subscribesTo`` patterns is delivered once (cote delivers it once per
+matching pattern); the event name is always the full name (cote renames an
+event matched by a partial pattern such as ``user*`` to the part the ``*``
+matched); an event no handler takes is dropped silently (cote logs it).
+
+Subscribers also report their publisher links to monitors (see
+:mod:`coterie.components.monitorable`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from coterie.components.monitorable import Monitorable
+from coterie.core.link import Link
+from coterie.core.peerlinks import PeerLinks
+from coterie.discovery.table import Node
+
+__all__ = ["EventHandler", "Subscriber", "topic_pattern"]
+
+log = logging.getLogger("coterie.subscriber")
+
+#: ``handler(data)`` for a plain name, ``handler(event, data)`` for a pattern.
+EventHandler = Callable[..., Any]
+H = TypeVar("H", bound=EventHandler)
+
+_PREFIX = "message::"
+
+
+def topic_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a cote pattern: literal text where ``*`` is one or more characters."""
+    return re.compile(re.escape(pattern).replace(r"\*", "(.+)"))
+
+
+def _check_names(value: Any, what: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise TypeError(f"{what} must be a list of event names, got {value!r}")
+    for name in value:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{what} must hold non-empty strings, got {name!r}")
+    return list(value)
+
+
+class Subscriber(Monitorable):
+    """Receives published events.
+
+    Args:
+        name: Name shown to peers.
+        subscribes_to: Event names or ``*`` patterns to accept, advertised as
+            ``subscribesTo``; everything (``["*"]``) by default.
+        status_interval: Seconds between status reports to monitors.
+        **kwargs: See :class:`~coterie.components.base.Component`
+            (``namespace``, ``key``, ``discovery``, ...).
+    """
+
+    role = "sub-emitter"
+    opposite = "pub-emitter"
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        subscribes_to: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        extra = dict(kwargs.pop("advertisement", None) or {})
+        if subscribes_to is not None:
+            extra["subscribesTo"] = _check_names(subscribes_to, "subscribes_to")
+        elif "subscribesTo" in extra:
+            extra["subscribesTo"] = _check_names(extra["subscribesTo"], "subscribesTo")
+        else:
+            extra["subscribesTo"] = ["*"]
+        super().__init__(name, advertisement=extra, **kwargs)
+        self.subscribes_to: list[str] = list(self.advertisement["subscribesTo"])
+        self._event_prefix = _PREFIX + (f"{self.namespace}::" if self.namespace else "")
+        self._filters = [topic_pattern(self._event_prefix + p) for p in self.subscribes_to]
+        self._handlers: dict[str, list[EventHandler]] = {}
+        self._pattern_handlers: list[tuple[str, re.Pattern[str], EventHandler]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._publishers = PeerLinks(
+            on_frame=self._on_frame,
+            max_frame_size=self.max_frame_size,
+            label="publisher",
+        )
+        #: Events accepted (matched ``subscribesTo``), whether handled or not.
+        self.received = 0
+
+    # -- handlers --------------------------------------------------------------
+
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Register a handler for an event name or ``*`` pattern; usable as a decorator.
+
+        ``handler(data)`` for a name, ``handler(event, data)`` for a pattern;
+        plain or coroutine functions. Several handlers may share a name.
+        """
+        if not isinstance(event, str) or not event:
+            raise ValueError("event must be a non-empty string")
+
+        def register(fn: H) -> H:
+            if not callable(fn):
+                raise TypeError(f"handler for {event!r} is not callable")
+            if "*" in event:
+                self._pattern_handlers.append((event, topic_pattern(event), fn))
+            else:
+                self._handlers.setdefault(event, []).append(fn)
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def off(self, event: str, handler: EventHandler | None = None) -> None:
+        """Remove one handler of ``event``, or all of them."""
+        if "*" in event:
+            self._pattern_handlers = [
+                (p, rx, fn)
+                for p, rx, fn in self._pattern_handlers
+                if not (p == event and (handler is None or fn == handler))
+            ]
+            return
+        if handler is None:
+            self._handlers.pop(event, None)
+            return
+        handlers = self._handlers.get(event, [])
+        if handler in handlers:
+            handlers.remove(handler)
+        if not handlers:
+            self._handlers.pop(event, None)
+
+    # -- public ----------------------------------------------------------------
+
+    @property
+    def connected(self) -> int:
+        """How many publishers have a live link."""
+        return self._publishers.connected
+
+    async def wait_connected(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until at least ``count`` publishers are linked.
+
+        Raises:
+            TimeoutError: When they are not within ``timeout`` seconds.
+        """
+        await self._publishers.wait_linked(count, timeout)
+
+    def accepts(self, topic: str) -> bool:
+        """Whether a wire topic passes this subscriber's ``subscribesTo`` filter."""
+        return any(f.fullmatch(topic) for f in self._filters)
+
+    # -- discovery hooks -----------------------------------------------------------
+
+    async def _bind(self) -> None:
+        assert self.settings is not None
+        self._publishers.use_host_names = self.settings.use_host_names
+        self._publishers.forget = self._forget
+
+    def _forget(self, node_id: str) -> None:
+        if self.discovery is not None:
+            self.discovery.forget(node_id)
+
+    def _node_added(self, node: Node) -> None:
+        if not self._closing:
+            self._publishers.add(node)
+
+    def _node_updated(self, node: Node) -> None:
+        if not self._closing:
+            self._publishers.update(node)
+
+    def _node_removed(self, node: Node) -> None:
+        self._publishers.remove(node.id)
+
+    def _status_nodes(self) -> list[str]:
+        return [p.id for p in self._publishers.linked()]
+
+    async def _shutdown(self) -> None:
+        await self._publishers.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=1.0)
+
+    # -- events ------------------------------------------------------------------
+
+    def _on_frame(self, link: Link, args: list[Any]) -> None:
+        if not args or not isinstance(args[0], str):
+            log.debug("dropped a frame without a topic from %s", link.peer)
+            return
+        topic = args[0]
+        if not any(f.fullmatch(topic) for f in self._filters):
+            return
+        self.received += 1
+        event = topic[len(self._event_prefix) :]
+        data = args[1] if len(args) > 1 else None
+        for handler in self._handlers.get(event, ()):
+            self._call(handler, event, (data,))
+        for _, rx, handler in self._pattern_handlers:
+            if rx.fullmatch(event):
+                self._call(handler, event, (event, data))
+
+    def _call(self, handler: EventHandler, event: str, args: tuple[Any, ...]) -> None:
+        try:
+            result = handler(*args)
+        except Exception:
+            log.exception("handler for event %r failed", event)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.get_running_loop().create_task(self._finish(event, result))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _finish(event: str, pending: Any) -> None:
+        try:
+            await pending
+        except Exception:
+            log.exception("handler for event %r failed", event)

@@ -1,0 +1,234 @@
+"""Outgoing links to discovered nodes, kept up while the nodes live.
+
+Design: components that *connect* (a Subscriber to its Publishers, any
+monitorable component to its Monitors) need the same thing: one TCP link per
+discovered node, opened when the node appears, re-opened with backoff when it
+drops while the node is still alive, closed when the node leaves. A
+:class:`PeerLinks` owns that bookkeeping and reports links going up and down
+through callbacks; it never decides what flows on them.
+
+A refused connection means nothing listens on the advertised port any more,
+so the node is reported dead at once (``forget``) rather than retried until
+the discovery timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from coterie.core.link import FrameHandler, Link, connect
+from coterie.discovery.table import Node
+from coterie.wire.amp import DEFAULT_MAX_FRAME_SIZE
+
+__all__ = ["PeerLink", "PeerLinks"]
+
+log = logging.getLogger("coterie.peerlinks")
+
+_FIRST_DELAY, _MAX_DELAY = 0.05, 2.0
+
+
+class PeerLink:
+    """One discovered node and, while connected, its link.
+
+    Attributes:
+        node: The node as last announced.
+        link: The live link, or ``None`` while (re)connecting.
+        removed: The node left; no more reconnects.
+    """
+
+    __slots__ = ("connector", "link", "node", "removed")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.link: Link | None = None
+        self.connector: asyncio.Task[None] | None = None
+        self.removed = False
+
+    @property
+    def id(self) -> str:
+        """The node's instance id."""
+        return self.node.id
+
+
+def _ignore_frame(link: Link, args: list[object]) -> None:
+    """Default frame handler: connecting roles that only send ignore input."""
+
+
+class PeerLinks:
+    """Keeps one outgoing link per added node, reconnecting while it lives.
+
+    Args:
+        on_frame: Called with ``(link, args)`` per received frame;
+            ``link.context`` is the :class:`PeerLink`.
+        on_up: Called with the :class:`PeerLink` once its link is connected.
+        on_down: Called with ``(peer, exc)`` when a connected link drops.
+        forget: Called with a node id whose port refuses connections (the
+            process is gone), typically ``Discovery.forget``.
+        max_frame_size: Largest frame accepted on these links.
+        label: What the peers are, for log lines (``"publisher"``, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        on_frame: FrameHandler = _ignore_frame,
+        on_up: Callable[[PeerLink], None] | None = None,
+        on_down: Callable[[PeerLink, Exception | None], None] | None = None,
+        forget: Callable[[str], None] | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        label: str = "peer",
+    ) -> None:
+        self._on_frame = on_frame
+        self._on_up = on_up
+        self._on_down = on_down
+        self.forget = forget
+        self.max_frame_size = max_frame_size
+        self.label = label
+        #: Connect by announced host name instead of source address.
+        self.use_host_names = False
+        self.peers: dict[str, PeerLink] = {}
+        self._closed = False
+        self._change = asyncio.Event()
+
+    # -- queries -----------------------------------------------------------
+
+    def linked(self) -> list[PeerLink]:
+        """Peers whose link is up."""
+        return [p for p in self.peers.values() if p.link is not None]
+
+    @property
+    def connected(self) -> int:
+        """How many peers have a live link."""
+        return sum(1 for p in self.peers.values() if p.link is not None)
+
+    async def wait_linked(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until at least ``count`` peers are linked.
+
+        Raises:
+            TimeoutError: When they are not within ``timeout`` seconds.
+        """
+        async with asyncio.timeout(timeout):
+            while self.connected < count:
+                self._change.clear()
+                await self._change.wait()
+
+    # -- discovery events --------------------------------------------------
+
+    def add(self, node: Node) -> None:
+        """A node to link to appeared (or came back)."""
+        if self._closed or node.port is None:
+            return
+        peer = self.peers.get(node.id)
+        if peer is None:
+            peer = self.peers[node.id] = PeerLink(node)
+        peer.node = node
+        peer.removed = False
+        self._ensure_connecting(peer)
+
+    def update(self, node: Node) -> None:
+        """A node changed its advertisement (a new port is used on reconnect)."""
+        peer = self.peers.get(node.id)
+        if peer is None:
+            self.add(node)
+        else:
+            peer.node = node
+
+    def remove(self, node_id: str) -> None:
+        """A node left: stop reconnecting and close its link."""
+        peer = self.peers.pop(node_id, None)
+        if peer is None:
+            return
+        peer.removed = True
+        if peer.connector is not None:
+            peer.connector.cancel()
+        if peer.link is not None:
+            peer.link.close()
+
+    async def close(self) -> None:
+        """Close every link and stop all reconnects."""
+        self._closed = True
+        peers = list(self.peers.values())
+        self.peers.clear()
+        tasks = []
+        for peer in peers:
+            peer.removed = True
+            if peer.connector is not None:
+                peer.connector.cancel()
+                tasks.append(peer.connector)
+            if peer.link is not None:
+                peer.link.close()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- internals ---------------------------------------------------------
+
+    def _ensure_connecting(self, peer: PeerLink) -> None:
+        if peer.link is not None or (peer.connector is not None and not peer.connector.done()):
+            return
+        peer.connector = asyncio.get_running_loop().create_task(
+            self._connect(peer), name=f"coterie-{self.label}-{peer.id[:8]}"
+        )
+
+    async def _connect(self, peer: PeerLink) -> None:
+        delay = _FIRST_DELAY
+        while not peer.removed and not self._closed:
+            node = peer.node
+            host, port = node.connect_host(self.use_host_names), node.port
+            if port is None:
+                return
+            try:
+                link = await connect(
+                    host,
+                    port,
+                    self._on_frame,
+                    self._on_link_closed,
+                    max_frame_size=self.max_frame_size,
+                )
+            except (OSError, TimeoutError) as exc:
+                log.debug(
+                    "connect to %s %s at %s:%s failed: %s", self.label, node.id, host, port, exc
+                )
+                if isinstance(exc, ConnectionRefusedError) and self.forget is not None:
+                    self.forget(node.id)  # nothing listens there: the process is gone
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_DELAY)
+                continue
+            if peer.removed or self._closed:
+                link.close()
+                return
+            peer.link = link
+            link.context = peer
+            log.debug("linked to %s %s at %s:%s", self.label, node.id, host, port)
+            self._change.set()
+            if self._on_up is not None:
+                try:
+                    self._on_up(peer)
+                except Exception:
+                    log.exception("error in link-up handler for %s %s", self.label, peer.id)
+            return
+
+    def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
+        peer: PeerLink | None = link.context
+        if peer is None or peer.link is not link:
+            return
+        peer.link = None
+        self._change.set()
+        if self._on_down is not None:
+            try:
+                self._on_down(peer, exc)
+            except Exception:
+                log.exception("error in link-down handler for %s %s", self.label, peer.id)
+        if peer.removed or self._closed:
+            return
+        log.info(
+            "link to %s %s lost (%s); reconnecting",
+            self.label,
+            peer.node.advertisement.get("name"),
+            exc or "closed by peer",
+        )
+        self._ensure_connecting(peer)
