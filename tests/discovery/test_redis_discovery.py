@@ -1,0 +1,80 @@
+"""Redis discovery against a real redis-server started for the test."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from coterie import DiscoveryOptions, Requester, Responder
+
+REDIS = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    port = _free_port()
+    assert REDIS is not None
+    proc = subprocess.Popen(
+        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"redis-server exited with {proc.returncode}")
+                time.sleep(0.01)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+async def test_request_reply_over_redis_discovery(redis_url: str) -> None:
+    disc = DiscoveryOptions(
+        redis=redis_url,
+        hostname="127.0.0.1",
+        hello_interval=100,
+        check_interval=200,
+        node_timeout=400,
+        master_timeout=500,
+    )
+    async with Responder(name="redis rep", discovery=disc) as rep:
+        rep.on("sum", lambda req: sum(req["xs"]))
+        async with Requester(name="redis req", discovery=disc, timeout=5) as req:
+            assert req.settings is not None and req.settings.use_host_names
+            assert await req.send({"type": "sum", "xs": [1, 2, 3]}) == 6
+            peers = req.peers
+            assert [p.host_name for p in peers] == ["127.0.0.1"]
+            assert peers[0].address == "0.0.0.0"  # Redis carries no source address
+
+
+async def test_redis_env_vars_select_redis(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    monkeypatch.setenv("COTE_DISCOVERY_REDIS_URL", redis_url)
+    monkeypatch.setenv("DISCOVERY_HOSTNAME", "127.0.0.1")
+    fast = DiscoveryOptions(
+        hello_interval=100, check_interval=200, node_timeout=400, master_timeout=500
+    )
+    async with Responder(name="env rep", discovery=fast) as rep:
+        rep.on("ping", lambda req: "pong")
+        async with Requester(name="env req", discovery=fast, timeout=5) as req:
+            assert req.settings is not None and req.settings.redis is not None
+            assert req.settings.redis.connection_url() == redis_url
+            assert await asyncio.wait_for(req.send({"type": "ping"}), 5) == "pong"
