@@ -23,7 +23,7 @@ from typing import Any, TypeVar, overload
 
 from coterie.components.base import Component
 from coterie.core.link import Link, serve
-from coterie.wire.amp import encode_frame
+from coterie.wire.amp import encode_frame, encode_reply_frame
 from coterie.wire.axon import error_payload
 
 __all__ = ["Handler", "Responder"]
@@ -31,6 +31,9 @@ __all__ = ["Handler", "Responder"]
 log = logging.getLogger("coterie.responder")
 
 Handler = Callable[[dict[str, Any]], Any]
+
+#: Result types that are never awaitable: skip the (slower) awaitable check.
+_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 H = TypeVar("H", bound=Handler)
 
 
@@ -178,7 +181,7 @@ class Responder(Component):
             log.debug("handler for %r raised %r", request_type, exc)
             self._reply(link, request_id, error_payload(exc), None)
             return
-        if inspect.isawaitable(result):
+        if type(result) not in _PLAIN and inspect.isawaitable(result):
             task = asyncio.get_running_loop().create_task(self._finish(link, request_id, result))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -206,7 +209,7 @@ class Responder(Component):
             frame = (
                 encode_frame((error, request_id))
                 if error
-                else encode_frame((None, result, request_id))
+                else encode_reply_frame(result, request_id)
             )
         except (TypeError, ValueError) as exc:
             frame = encode_frame(
