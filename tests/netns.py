@@ -48,6 +48,8 @@ def enter_private_netns() -> bool:
     for cmd in (
         ["ip", "link", "set", "lo", "up"],
         ["ip", "route", "add", "broadcast", "255.255.255.255", "dev", "lo"],
+        # Multicast discovery tests send to a group; keep it on loopback too.
+        ["ip", "route", "add", "224.0.0.0/4", "dev", "lo"],
     ):
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
