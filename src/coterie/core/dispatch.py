@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -111,7 +112,6 @@ class Pending:
         "route",
         "sent_at",
         "subset",
-        "timer",
         "type",
     )
 
@@ -132,7 +132,6 @@ class Pending:
         self.subset = subset
         self.retry = retry
         self.route: Route | None = None
-        self.timer: asyncio.TimerHandle | None = None
         self.sent_at = 0.0
         self.deadline = 0.0
 
@@ -172,6 +171,9 @@ class Dispatcher:
         self._turn = 0
         self._sent = 0
         self._drain_handle: asyncio.TimerHandle | None = None
+        self._deadlines: dict[float, deque[Pending]] = {}
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
         self.retried = 0
         self.late_replies = 0
 
@@ -183,20 +185,17 @@ class Dispatcher:
         Raises:
             QueueFullError: When it would have to wait and the queue is full.
         """
-        loop = pending.future.get_loop()
-        if timeout is not None:
-            pending.deadline = self._clock() + timeout
-            pending.timer = loop.call_later(timeout, self._expire, pending)
         route = None if self._drain_handle is not None else self._pick(pending)
-        if route is not None:
-            self._send(route, pending)
-            return
-        if len(self.waiting) >= self.max_waiting:
-            self._cancel_timer(pending)
+        if route is None and len(self.waiting) >= self.max_waiting:
             raise QueueFullError(
                 f"{len(self.waiting)} requests already wait for a responder "
                 f"(max_waiting={self.max_waiting})"
             )
+        if timeout is not None:
+            self._track_deadline(pending, timeout)
+        if route is not None:
+            self._send(route, pending)
+            return
         self.waiting.append(pending)
 
     def reply(self, route: Route, args: list[Any]) -> None:
@@ -209,7 +208,6 @@ class Dispatcher:
             self.late_replies += 1
             log.debug("dropped reply for unknown or answered request %r", args[-1])
             return
-        self._cancel_timer(pending)
         if self.balance == "time":
             now = self._clock()
             route.samples.append((now, now - pending.sent_at))
@@ -274,7 +272,6 @@ class Dispatcher:
             if pending.retry:
                 resend.append(pending)
             else:
-                self._cancel_timer(pending)
                 pending.future.set_exception(
                     LinkLostError(
                         f"link to {route.name} was lost with request {pending.id} in flight; "
@@ -298,8 +295,11 @@ class Dispatcher:
         for route in self.routes:
             everything.extend(route.inflight.values())
             route.inflight.clear()
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
+        self._deadlines.clear()
         for pending in everything:
-            self._cancel_timer(pending)
             if not pending.future.done():
                 pending.future.set_exception(exc)
 
@@ -368,8 +368,47 @@ class Dispatcher:
         route.inflight[pending.id] = pending
         route.writer.write(pending.frame)
 
+    def _track_deadline(self, pending: Pending, timeout: float) -> None:
+        # One FIFO per timeout value: equal timeouts expire in submission
+        # order, so one timer for the earliest head replaces a timer per request.
+        pending.deadline = self._clock() + timeout
+        queue = self._deadlines.get(timeout)
+        if queue is None:
+            queue = self._deadlines[timeout] = deque()
+        else:
+            while queue and queue[0].future.done():
+                queue.popleft()
+        queue.append(pending)
+        if self._sweep_handle is None or pending.deadline < self._sweep_at:
+            self._arm(pending.future.get_loop(), pending.deadline)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+        self._sweep_at = at
+        self._sweep_handle = loop.call_later(max(0.0, at - self._clock()), self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweep_handle = None
+        now = self._clock()
+        earliest = math.inf
+        for timeout, queue in list(self._deadlines.items()):
+            while queue:
+                head = queue[0]
+                if head.future.done():
+                    queue.popleft()
+                elif head.deadline <= now:
+                    queue.popleft()
+                    self._expire(head)
+                else:
+                    earliest = min(earliest, head.deadline)
+                    break
+            if not queue:
+                del self._deadlines[timeout]
+        if earliest < math.inf:
+            self._arm(loop, earliest)
+
     def _expire(self, pending: Pending) -> None:
-        pending.timer = None
         if pending.future.done():
             return
         where = f"in flight to {pending.route.name}" if pending.route else "waiting for a responder"
@@ -379,7 +418,6 @@ class Dispatcher:
         )
 
     def _withdraw(self, pending: Pending) -> None:
-        self._cancel_timer(pending)
         if pending.route is not None:
             pending.route.inflight.pop(pending.id, None)
             route = pending.route
@@ -389,9 +427,3 @@ class Dispatcher:
         else:
             with contextlib.suppress(ValueError):
                 self.waiting.remove(pending)
-
-    @staticmethod
-    def _cancel_timer(pending: Pending) -> None:
-        if pending.timer is not None:
-            pending.timer.cancel()
-            pending.timer = None

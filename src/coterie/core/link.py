@@ -115,6 +115,9 @@ class Link(asyncio.Protocol):
             self._corked = False
             if self._out:
                 self._flush()
+        if self._decoder.broken is not None:
+            log.debug("closing link to %s: %s", self.peer, self._decoder.broken)
+            self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
         if self.closed:

@@ -153,7 +153,7 @@ class FrameDecoder:
         max_frame_size: Frames larger than this many bytes are skipped.
     """
 
-    __slots__ = ("_buf", "_max", "_skip_args", "_skip_bytes", "_skip_size")
+    __slots__ = ("_buf", "_max", "_skip_args", "_skip_bytes", "_skip_size", "broken")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         if max_frame_size < 5:
@@ -165,6 +165,8 @@ class FrameDecoder:
         self._skip_bytes = -1
         self._skip_args = 0
         self._skip_size = 0
+        #: Set once the stream proved not to be AMP; every later feed raises it.
+        self.broken: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -174,9 +176,14 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[list[Any] | DroppedFrame]:
         """Add received bytes and return every frame they complete.
 
+        Frames completed before a byte that breaks the stream are still
+        returned; :attr:`broken` is then set and the next call raises.
+
         Raises:
             ProtocolError: When the stream is not AMP version 1.
         """
+        if self.broken is not None:
+            raise self.broken
         buf = self._buf
         buf += data
         out: list[list[Any] | DroppedFrame] = []
@@ -194,7 +201,10 @@ class FrameDecoder:
             meta = buf[pos]
             if meta >> 4 != _VERSION:
                 del buf[:]
-                raise ProtocolError(f"not an AMP v1 frame (first byte 0x{meta:02x})")
+                self.broken = ProtocolError(f"not an AMP v1 frame (first byte 0x{meta:02x})")
+                if out:
+                    return out  # deliver the good frames; the next feed raises
+                raise self.broken
             argc = meta & 0x0F
             off = pos + 1
             size = 1

@@ -1,0 +1,105 @@
+"""Advertisements as cote rewrites them, and cote's pairing rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from coterie.core.advertisement import build_advertisement, environment_prefix, pairs, serves
+from coterie.core.errors import RemoteError
+
+
+@pytest.mark.parametrize(
+    ("key", "environment", "expected"),
+    [
+        (None, "", "$$"),
+        ("", "", "$$"),
+        ("users", "", "$$users"),
+        ("users", "prod", "prod:$$users"),
+        (None, "prod", "prod:$$"),
+    ],
+)
+def test_key_rewrite(key: str | None, environment: str, expected: str) -> None:
+    adv = build_advertisement("rep", name="n", namespace=None, key=key, environment=environment)
+    assert adv["key"] == expected
+
+
+def test_environment_defaults_to_cote_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COTE_ENV", "staging")
+    assert environment_prefix(None) == "staging:"
+    assert environment_prefix("") == ""  # an explicit empty environment wins
+    adv = build_advertisement("req", name="n", namespace=None, key="k", environment=None)
+    assert adv["key"] == "staging:$$k"
+    monkeypatch.delenv("COTE_ENV")
+    assert environment_prefix(None) == ""
+
+
+def test_shape_and_defaults() -> None:
+    adv = build_advertisement(
+        "rep",
+        name=None,
+        namespace=None,
+        key=None,
+        environment="",
+        extra={"respondsTo": ["a"], "key": "spoof", "axon_type": "pub-emitter"},
+    )
+    assert adv["type"] == "service"
+    assert isinstance(adv["name"], str) and adv["name"]  # Node peers need a string name
+    assert adv["axon_type"] == "rep"
+    assert adv["key"] == "$$"  # extra fields cannot override the key or the role
+    assert adv["respondsTo"] == ["a"]
+    assert "namespace" not in adv
+    monitor = build_advertisement(
+        "", name="m", namespace=None, key=None, environment="", extra={"type": "monitor"}
+    )
+    assert monitor["type"] == "monitor" and "axon_type" not in monitor
+
+
+def test_namespace_none_is_missing_but_empty_is_kept() -> None:
+    assert "namespace" not in build_advertisement(
+        "rep", name="n", namespace=None, key=None, environment=""
+    )
+    adv = build_advertisement("rep", name="n", namespace="", key=None, environment="")
+    assert adv["namespace"] == ""
+
+
+REQ = {"key": "$$", "axon_type": "req"}
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "expected"),
+    [
+        (REQ, {"key": "$$", "axon_type": "rep"}, True),
+        (REQ, {"key": "$$", "axon_type": "req"}, False),
+        (REQ, {"key": "$$", "axon_type": "pub-emitter"}, False),
+        (REQ, {"key": "$$users", "axon_type": "rep"}, False),
+        (REQ, {"key": "prod:$$", "axon_type": "rep"}, False),
+        # JavaScript loose equality: missing == null, but not "".
+        (REQ, {"key": "$$", "axon_type": "rep", "namespace": None}, True),
+        (REQ, {"key": "$$", "axon_type": "rep", "namespace": ""}, False),
+        ({**REQ, "namespace": ""}, {"key": "$$", "axon_type": "rep", "namespace": ""}, True),
+        ({**REQ, "namespace": "a"}, {"key": "$$", "axon_type": "rep", "namespace": "a"}, True),
+        ({**REQ, "namespace": "a"}, {"key": "$$", "axon_type": "rep", "namespace": "b"}, False),
+        ({**REQ, "namespace": "a"}, {"key": "$$", "axon_type": "rep"}, False),
+        (REQ, {"key": "$$", "type": "monitor"}, False),
+    ],
+)
+def test_pairing_rule(mine: dict[str, object], theirs: dict[str, object], expected: bool) -> None:
+    assert pairs(mine, theirs, "rep") is expected
+
+
+def test_serves_respects_responds_to() -> None:
+    assert serves({}, "anything")  # Node responders advertise no list: they take all
+    assert serves({"respondsTo": "not-a-list"}, "x")
+    assert serves({"respondsTo": ["a", "b"]}, "b")
+    assert not serves({"respondsTo": ["a", "b"]}, "c")
+    assert not serves({"respondsTo": []}, "a")
+    assert serves({"respondsTo": ["*"]}, "c")
+
+
+def test_remote_error_reads_message_and_name() -> None:
+    err = RemoteError({"message": "bad card", "name": "ValueError"})
+    assert (err.message, err.name, str(err)) == ("bad card", "ValueError", "bad card")
+    # A JS Error object arrives as {}; a plain string error arrives as is.
+    assert RemoteError({}).name is None
+    plain = RemoteError("nope")
+    assert (plain.message, plain.name, plain.payload) == ("nope", None, "nope")

@@ -1,0 +1,271 @@
+"""Discovery datagrams: the encryption vector, the codec, and the hello's shape.
+
+The vector (password ``secret``) was checked against Node 20's cote; the field
+order of a hello follows node-discover, which Node peers do not need but which
+keeps captures comparable byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coterie import DecodeError
+from coterie.discovery.crypto import DiscoveryCipher, evp_bytes_to_key
+from coterie.discovery.options import DiscoverySettings
+from coterie.discovery.packets import GOODBYE, HELLO, PacketCodec, make_packet
+from coterie.discovery.service import PROCESS_ID, Discovery
+from coterie.discovery.transports import ReceiveCallback
+
+PLAINTEXT = b'{"event":"hello"}'
+CIPHERTEXT = bytes.fromhex("2e82af4a55d63e405ac38ee943ee4e8434cad636bd8f482787195d0e38827cdb")
+DATAGRAM = bytes.fromhex(
+    "2ec282c2af4a55c3963e405ac383c28ec3a943c3ae4ec28434c38ac39636c2bdc28f4827c287195d0e38c2827cc39b"
+)
+
+
+def hello_packet(iid: str = "iid-1", **adv: Any) -> dict[str, Any]:
+    advertisement = {"type": "service", "name": "t", "key": "$$", "axon_type": "rep", **adv}
+    return make_packet(
+        HELLO,
+        "pid-1",
+        iid,
+        "host",
+        {"isMaster": False, "isMasterEligible": True, "weight": -0.17, "address": "127.0.0.1",
+         "advertisement": advertisement, "id": iid, "processId": "pid-1"},
+    )  # fmt: skip
+
+
+# -- encryption -------------------------------------------------------------------
+
+
+def test_evp_bytes_to_key_is_openssl_md5_derivation() -> None:
+    pw = b"secret"
+    d1 = hashlib.md5(pw).digest()
+    d2 = hashlib.md5(d1 + pw).digest()
+    d3 = hashlib.md5(d2 + pw).digest()
+    assert evp_bytes_to_key(pw) == (d1 + d2, d3)
+
+
+def test_encryption_vector_from_node() -> None:
+    datagram = DiscoveryCipher("secret").encrypt(PLAINTEXT)
+    assert datagram == DATAGRAM
+    assert len(datagram) == 47
+    assert datagram.decode("utf-8").encode("latin-1") == CIPHERTEXT
+
+
+def test_decryption_vector_from_node() -> None:
+    assert DiscoveryCipher("secret").decrypt(DATAGRAM) == PLAINTEXT
+
+
+def test_empty_password_refused() -> None:
+    with pytest.raises(ValueError):
+        DiscoveryCipher("")
+
+
+# -- the codec ------------------------------------------------------------------------
+
+
+def test_plain_hello_round_trip_keeps_field_order() -> None:
+    codec = PacketCodec()
+    packet = hello_packet()
+    datagram = codec.encode(packet)
+    assert list(json.loads(datagram)) == ["event", "pid", "iid", "hostName", "data"]
+    assert codec.decode(datagram) == packet
+    assert not codec.encrypted
+
+
+def test_encrypted_codec_reads_the_node_vector_as_a_bad_packet() -> None:
+    # The vector decrypts, but {"event":"hello"} lacks an iid: a DecodeError, not a crash.
+    with pytest.raises(DecodeError, match="iid"):
+        PacketCodec("secret").decode(DATAGRAM)
+
+
+wrong_key = PacketCodec("other").encode(hello_packet())
+BAD_DATAGRAMS: dict[str, tuple[str | None, bytes]] = {
+    "garbage": (None, b"\x00\xff\x10garbage"),
+    "empty": (None, b""),
+    "truncated": (None, PacketCodec().encode(hello_packet())[:40]),
+    "json-array": (None, b"[1,2,3]"),
+    "json-string": (None, b'"hello"'),
+    "no-iid": (None, b'{"event":"hello","data":{"advertisement":{}}}'),
+    "empty-iid": (None, b'{"event":"hello","iid":"","data":{"advertisement":{}}}'),
+    "iid-not-string": (None, b'{"event":"hello","iid":5,"data":{"advertisement":{}}}'),
+    "no-data": (None, b'{"event":"hello","iid":"x"}'),
+    "data-not-object": (None, b'{"event":"hello","iid":"x","data":[]}'),
+    "hello-no-advertisement": (None, b'{"event":"hello","iid":"x","data":{}}'),
+    "advertisement-not-object": (
+        None,
+        b'{"event":"hello","iid":"x","data":{"advertisement":"rep"}}',
+    ),
+    "encrypted-to-plain": (None, wrong_key),
+    "plain-to-encrypted": ("secret", PacketCodec().encode(hello_packet())),
+    "wrong-key": ("secret", wrong_key),
+    "not-utf8-to-encrypted": ("secret", b"\xff" * 32),
+    "partial-block": ("secret", DATAGRAM[:-1]),
+    "empty-to-encrypted": ("secret", b""),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATAGRAMS))
+def test_bad_datagrams_raise_decode_error(case: str) -> None:
+    key, datagram = BAD_DATAGRAMS[case]
+    with pytest.raises(DecodeError):
+        PacketCodec(key).decode(datagram)
+
+
+def test_oversized_datagram_refused_both_ways() -> None:
+    codec = PacketCodec(max_size=200)
+    big = hello_packet(blob="x" * 300)
+    with pytest.raises(ValueError, match="exceeds 200"):
+        codec.encode(big)
+    with pytest.raises(DecodeError, match="oversized"):
+        codec.decode(PacketCodec().encode(big))
+
+
+def test_goodbye_needs_no_advertisement() -> None:
+    packet = make_packet(GOODBYE, "p", "i", "h", {"id": "i"})
+    assert PacketCodec().decode(PacketCodec().encode(packet)) == packet
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=15,
+)
+packets = st.builds(
+    make_packet,
+    st.sampled_from([HELLO, GOODBYE]) | st.text(),
+    st.text(),
+    st.text(min_size=1),
+    st.text(),
+    st.fixed_dictionaries(
+        {"advertisement": st.dictionaries(st.text(), json_values, max_size=5)},
+        optional={"weight": st.floats(allow_nan=False, allow_infinity=False), "x": json_values},
+    ),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(packet=packets, key=st.none() | st.text(min_size=1, max_size=40))
+def test_codec_round_trip_with_and_without_key(packet: dict[str, Any], key: str | None) -> None:
+    codec = PacketCodec(key)
+    datagram = codec.encode(packet)
+    assert codec.decode(datagram) == packet
+    if key is not None:
+        # Encrypted datagrams carry ciphertext as Latin-1 code points in UTF-8.
+        assert len(datagram.decode("utf-8").encode("latin-1")) % 16 == 0
+
+
+# -- the hello a Discovery sends --------------------------------------------------------
+
+
+class CapturingTransport:
+    """A transport that keeps what is sent and lets the test deliver datagrams."""
+
+    def __init__(self, settings: DiscoverySettings) -> None:
+        self.sent: list[bytes] = []
+        self.receive: ReceiveCallback | None = None
+
+    async def start(self, receive: ReceiveCallback) -> None:
+        self.receive = receive
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    async def close(self) -> None:
+        self.receive = None
+
+
+async def started_discovery(
+    settings: DiscoverySettings | None = None,
+) -> tuple[Discovery, CapturingTransport]:
+    transports: list[CapturingTransport] = []
+
+    def factory(s: DiscoverySettings) -> CapturingTransport:
+        transports.append(CapturingTransport(s))
+        return transports[0]
+
+    adv = {"type": "service", "name": "Time Service", "respondsTo": ["time"], "key": "$$",
+           "axon_type": "rep", "port": 8000}  # fmt: skip
+    disc = Discovery(adv, settings or DiscoverySettings(hostname="box"), transport_factory=factory)
+    await disc.start()
+    return disc, transports[0]
+
+
+async def test_hello_datagram_field_order_matches_cote() -> None:
+    disc, transport = await started_discovery()
+    try:
+        assert len(transport.sent) == 1
+        hello = json.loads(transport.sent[0])
+        assert list(hello) == ["event", "pid", "iid", "hostName", "data"]
+        assert list(hello["data"]) == [
+            "isMaster",
+            "isMasterEligible",
+            "weight",
+            "address",
+            "advertisement",
+            "id",
+            "processId",
+            "processCommand",
+        ]
+        assert hello["event"] == "hello"
+        assert hello["pid"] == hello["data"]["processId"] == PROCESS_ID
+        assert hello["iid"] == hello["data"]["id"] == disc.iid
+        assert hello["hostName"] == "box"
+        assert hello["data"]["isMaster"] is False
+        assert hello["data"]["isMasterEligible"] is True
+        assert -1 < hello["data"]["weight"] < 0
+        assert isinstance(hello["data"]["processCommand"], str)
+        assert hello["data"]["advertisement"]["port"] == 8000
+    finally:
+        await disc.close()
+
+
+async def test_discovery_events_fast_contact_and_goodbye() -> None:
+    disc, transport = await started_discovery()
+    events: list[tuple[str, str]] = []
+    disc.on(lambda event, node: events.append((event, node.id)))
+    assert transport.receive is not None
+    receive = transport.receive
+    try:
+        receive(PacketCodec().encode(hello_packet("peer")), "127.0.0.9")
+        assert events == [("added", "peer")]
+        assert disc.nodes["peer"].address == "127.0.0.9"
+        assert len(transport.sent) == 2  # fast contact: answered the newcomer at once
+        receive(PacketCodec().encode(hello_packet("peer")), "127.0.0.9")
+        assert len(transport.sent) == 2  # but not a known node
+        receive(PacketCodec().encode(hello_packet("peer", port=9)), "127.0.0.9")
+        assert events[-1] == ("updated", "peer")
+        receive(b"{garbage", "127.0.0.9")  # dropped, nothing happens
+        own = json.loads(transport.sent[0])
+        receive(json.dumps(own).encode(), "127.0.0.1")
+        assert disc.iid not in disc.nodes
+        bye = make_packet(GOODBYE, "pid-1", "peer", "host", {"id": "peer"})
+        receive(PacketCodec().encode(bye), "127.0.0.9")
+        assert events[-1] == ("removed", "peer")
+        assert "peer" not in disc.nodes
+    finally:
+        await disc.close()
+    goodbye = json.loads(transport.sent[-1])
+    assert goodbye["event"] == "goodbye" and goodbye["iid"] == disc.iid
+
+
+async def test_encrypted_discovery_sends_ciphertext() -> None:
+    disc, transport = await started_discovery(DiscoverySettings(hostname="box", key="secret"))
+    try:
+        packet = PacketCodec("secret").decode(transport.sent[0])
+        assert packet["iid"] == disc.iid
+        with pytest.raises(DecodeError):
+            PacketCodec().decode(transport.sent[0])
+    finally:
+        await disc.close()

@@ -1,0 +1,154 @@
+"""NodeTable: own packets, new/updated nodes, silence, goodbye and master election.
+
+The clock is a number passed in, so every timing rule is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coterie.discovery.packets import HELLO, make_packet
+from coterie.discovery.table import Node, NodeTable
+
+ME, MY_PID = "me", "my-pid"
+
+
+def table(**kwargs: Any) -> NodeTable:
+    kwargs.setdefault("node_timeout", 5.0)
+    kwargs.setdefault("master_timeout", 6.0)
+    kwargs.setdefault("weight", -0.17)
+    return NodeTable(ME, MY_PID, **kwargs)
+
+
+def hello(
+    iid: str,
+    *,
+    pid: str = "other-pid",
+    master: bool = False,
+    eligible: bool = True,
+    weight: float = -0.18,
+    **adv: Any,
+) -> dict[str, Any]:
+    advertisement = {"type": "service", "name": iid, "key": "$$", "axon_type": "rep", **adv}
+    data = {
+        "isMaster": master,
+        "isMasterEligible": eligible,
+        "weight": weight,
+        "advertisement": advertisement,
+    }
+    return make_packet(HELLO, pid, iid, f"host-{iid}", data)
+
+
+def test_own_packets_are_ignored() -> None:
+    t = table()
+    assert t.hello(hello(ME, pid=MY_PID), "127.0.0.1", 0.0) is None
+    assert t.nodes == {}
+    # Another component of this process counts, unless ignore_process is set.
+    assert t.hello(hello("sibling", pid=MY_PID), "127.0.0.1", 0.0) is not None
+    t2 = table(ignore_process=True)
+    assert t2.hello(hello("sibling", pid=MY_PID), "127.0.0.1", 0.0) is None
+    assert t2.goodbye(hello("sibling", pid=MY_PID)) is None
+
+
+def test_new_then_same_then_changed() -> None:
+    t = table()
+    seen = t.hello(hello("a", port=8000), "127.0.0.2", 1.0)
+    assert seen is not None
+    node, is_new, changed = seen
+    assert (is_new, changed) == (True, False)
+    assert node.address == "127.0.0.2" and node.host_name == "host-a"
+    assert node.process_id == "other-pid" and node.port == 8000
+    assert node.last_seen == 1.0 and node.weight == -0.18
+
+    again = t.hello(hello("a", port=8000), "127.0.0.3", 2.0)
+    assert again is not None and again[1:] == (False, False)
+    assert again[0] is node and node.address == "127.0.0.3" and node.last_seen == 2.0
+
+    moved = t.hello(hello("a", port=8001), "127.0.0.3", 3.0)
+    assert moved is not None and moved[1:] == (False, True)
+    assert node.port == 8001 and list(t.nodes) == ["a"]
+
+
+def test_node_port_must_be_a_valid_int() -> None:
+    for bad in ("8000", 0, 70000, None, 8000.5):
+        node = Node("x", "p", "h", "127.0.0.1", {"port": bad})
+        assert node.port is None
+    assert Node("x", "p", "h", "0.0.0.0", {}).connect_host(False) == "127.0.0.1"
+    assert Node("x", "p", "h", "10.1.1.1", {}).connect_host(True) == "h"
+    assert Node("x", "p", "", "10.1.1.1", {}).connect_host(True) == "10.1.1.1"
+
+
+def test_silent_nodes_drop_after_node_timeout() -> None:
+    t = table(node_timeout=5.0)
+    t.hello(hello("a"), "127.0.0.2", 0.0)
+    t.hello(hello("b"), "127.0.0.2", 3.0)
+    assert t.check(5.0) == []  # exactly at the timeout: still there
+    removed = t.check(5.5)
+    assert [n.id for n in removed] == ["a"]
+    assert list(t.nodes) == ["b"]
+    t.hello(hello("b"), "127.0.0.2", 6.0)  # a hello refreshes it
+    assert t.check(10.5) == []
+    assert [n.id for n in t.check(11.5)] == ["b"]
+    assert t.nodes == {}
+
+
+def test_goodbye_and_remove() -> None:
+    t = table()
+    t.hello(hello("a"), "127.0.0.2", 0.0)
+    gone = t.goodbye(hello("a"))
+    assert gone is not None and gone.id == "a"
+    assert t.goodbye(hello("a")) is None
+    t.hello(hello("b"), "127.0.0.2", 0.0)
+    assert t.remove("b") is not None and t.remove("b") is None
+
+
+def test_alone_becomes_master() -> None:
+    t = table()
+    assert not t.is_master
+    t.check(0.0)
+    assert t.is_master
+
+
+def test_not_master_when_a_master_exists() -> None:
+    t = table()
+    t.hello(hello("m", master=True, weight=-0.5), "127.0.0.2", 0.0)
+    t.check(1.0)
+    assert not t.is_master
+
+
+def test_not_master_when_a_heavier_eligible_node_exists() -> None:
+    t = table(weight=-0.17)
+    t.hello(hello("older", weight=-0.16), "127.0.0.2", 0.0)  # weighs more
+    t.check(1.0)
+    assert not t.is_master
+    t2 = table(weight=-0.17)
+    t2.hello(hello("younger", weight=-0.18), "127.0.0.2", 0.0)
+    t2.hello(hello("ineligible", weight=-0.1, eligible=False), "127.0.0.2", 0.0)
+    t2.check(1.0)
+    assert t2.is_master
+
+
+def test_not_eligible_never_master() -> None:
+    t = table(master_eligible=False)
+    t.check(0.0)
+    assert not t.is_master
+
+
+def test_master_steps_down_for_a_heavier_master() -> None:
+    t = table(weight=-0.17)
+    t.check(0.0)
+    assert t.is_master
+    t.hello(hello("light", master=True, weight=-0.9), "127.0.0.2", 1.0)
+    assert t.is_master
+    t.hello(hello("heavy", master=True, weight=-0.1), "127.0.0.2", 1.0)
+    assert not t.is_master
+
+
+def test_silent_master_blocks_election_until_master_timeout() -> None:
+    t = table(node_timeout=5.0, master_timeout=6.0)
+    t.hello(hello("m", master=True, weight=-0.9), "127.0.0.2", 0.0)
+    # Dropped after node_timeout, but within master_timeout it still counts.
+    assert [n.id for n in t.check(5.5)] == ["m"]
+    assert not t.is_master
+    t.check(7.0)
+    assert t.is_master
