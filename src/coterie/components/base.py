@@ -10,10 +10,12 @@ Everything else is the role's business.
 from __future__ import annotations
 
 import logging
+import os
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from coterie.core.advertisement import build_advertisement, pairs
+from coterie.core.auth import AUTH_SCHEME
 from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
 from coterie.discovery.service import Discovery, TransportFactory
 from coterie.discovery.table import Node
@@ -36,6 +38,10 @@ class Component:
         advertisement: Extra advertisement fields.
         max_frame_size: Largest frame accepted or sent, in bytes.
         transport_factory: Builds the discovery transport (pluggable).
+        secret: Link secret. When set (or ``COTERIE_LINK_SECRET`` is), every
+            TCP link must pass a mutual HMAC handshake
+            (:mod:`coterie.core.auth`), and the component pairs only with
+            peers that advertise it. Node cote peers cannot take part.
     """
 
     role: ClassVar[str] = ""
@@ -52,7 +58,13 @@ class Component:
         advertisement: dict[str, Any] | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         transport_factory: TransportFactory | None = None,
+        secret: str | None = None,
     ) -> None:
+        if secret is None:
+            secret = os.environ.get("COTERIE_LINK_SECRET") or None
+        self.secret = secret
+        if secret is not None:
+            advertisement = {**(advertisement or {}), "auth": AUTH_SCHEME}
         self.advertisement = build_advertisement(
             self.role,
             name=name,
@@ -156,6 +168,10 @@ class Component:
     # -- internals -------------------------------------------------------------
 
     def _pairs(self, node: Node) -> bool:
+        # With a link secret, pair only with peers that run the handshake;
+        # without one, skip peers that demand it (they would refuse us).
+        if (node.advertisement.get("auth") == AUTH_SCHEME) != (self.secret is not None):
+            return False
         return pairs(self.advertisement, node.advertisement, self.opposite)
 
     def _node_event(self, event: str, node: Node) -> None:

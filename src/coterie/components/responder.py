@@ -122,6 +122,7 @@ class Responder(Component):
             self._on_link_closed,
             self._links.add,
             max_frame_size=self.max_frame_size,
+            secret=self.secret,
         )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
