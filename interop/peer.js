@@ -4,7 +4,8 @@
 //
 //   node interop/peer.js <role> '<json config>'
 //
-// role: responder | requester | publisher | subscriber
+// role: responder | requester | publisher | subscriber | monitor
+//   (monitor: cote's real Monitor with its screen disabled; prints status events)
 //
 // config (all optional):
 //   name, namespace, key, respondsTo, requests, broadcasts, subscribesTo,
@@ -31,9 +32,10 @@
 //   {"event":"reply","seq":N,"err":...,"res":...}  requester got an answer;
 //       "errLocal":true when err is a local Error (such as a timeout)
 //   {"event":"message","topic":...,"data":...}     subscriber got an event
+//   {"event":"status","status":{id,nodes}}         monitor got a status report
 //   {"event":"published","topic":...}              publisher sent one
 //   {"event":"bench","n":N,"errors":E,"seconds":S[,"latencies_us":[...]]
-//       [,"completions_us":[...]]}   completion times since the bench started
+//       [,"completions_us":[...]]}   answer times (µs since the bench started)
 //   {"event":"first_contact","ms":T,"err":...}   the firstContact request's answer
 //   {"event":"published_bench","n":N,"seconds":S}  publisher finished publish_bench
 //   {"event":"received","count":N,"seconds":S}  subscriber: first to expect-th event
@@ -46,7 +48,7 @@
 //   {"cmd":"bench","n":N,"concurrency":C,"req":{...},"timeout":ms,"latencies":true,
 //    "completions":true}
 //   {"cmd":"publish_bench","topic":"...","data":...,"n":N,"batch":B}   publisher
-//   {"cmd":"stats"}                                      subscriber
+//   {"cmd":"stats","reset":true}      subscriber: report counts, then reset them
 //   {"cmd":"publish","topic":"...","data":...}           publisher
 //   {"cmd":"exit"}   or end of stdin: close the component and exit.
 //
@@ -75,7 +77,7 @@ function describeError(err) {
   return err === undefined ? null : err
 }
 
-const ROLES = ['responder', 'requester', 'publisher', 'subscriber']
+const ROLES = ['responder', 'requester', 'publisher', 'subscriber', 'monitor']
 const ADVERTISEMENT_FIELDS = [
   'name',
   'namespace',
@@ -128,7 +130,9 @@ for (const field of ADVERTISEMENT_FIELDS) {
 if (!advertisement.name) advertisement.name = `node ${role}`
 
 const createdAt = process.hrtime.bigint()
+if (role === 'monitor') discovery.disableScreen = true
 const component = new cote[role[0].toUpperCase() + role.slice(1)](advertisement, discovery)
+if (role === 'monitor') component.on('status', status => emit({ event: 'status', status }))
 
 // onAny, because a Subscriber prefixes the names given to on() with its namespace.
 component.onAny((event, obj) => {
@@ -165,6 +169,7 @@ if (role === 'responder') {
 }
 
 let subscriberStats = null
+let resetSubscriberStats = null
 if (role === 'subscriber') {
   const prefix = advertisement.namespace ? advertisement.namespace + '::' : ''
   let received = 0
@@ -174,6 +179,11 @@ if (role === 'subscriber') {
     count: received,
     seconds: received ? Number(lastAt - firstAt) / 1e9 : 0,
   })
+  resetSubscriberStats = () => {
+    received = 0
+    firstAt = null
+    lastAt = null
+  }
   component.onAny((event, data) => {
     if (event.startsWith('cote:')) return
     received++
@@ -205,14 +215,16 @@ async function bench(cmd) {
     while (next < n) {
       const i = next++
       const t0 = process.hrtime.bigint()
+      let ok = true
       try {
         await send(cmd.req, cmd.timeout)
       } catch (e) {
         errors++
+        ok = false
       }
       const t1 = process.hrtime.bigint()
       if (latencies) latencies[i] = Number(t1 - t0) / 1000
-      if (completions) completions.push(Math.round(Number(t1 - started) / 1000))
+      if (completions && ok) completions.push(Math.round(Number(t1 - started) / 1000))
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
@@ -285,6 +297,7 @@ function handle(cmd) {
     case 'stats':
       if (role !== 'subscriber') break
       emit({ event: 'stats', ...subscriberStats() })
+      if (cmd.reset) resetSubscriberStats()
       return
     case 'publish':
       if (role !== 'publisher') break
@@ -323,4 +336,7 @@ function announceWhenListening() {
   }
 }
 if (component.discovery) announceWhenListening()
-else (role === 'publisher' ? component.sock.sock : component.sock).on('bind', announceWhenListening)
+else (role === 'publisher' || role === 'monitor' ? component.sock.sock : component.sock).on(
+  'bind',
+  announceWhenListening
+)

@@ -146,14 +146,15 @@ class Publisher(Component):
             raise RuntimeError(f"{self!r} is not running: use 'async with' or await start()")
         if not isinstance(event, str) or not event:
             raise TypeError(f"event must be a non-empty string, got {event!r}")
-        self.published += 1
-        if not self._links:
-            return 0
+        # Encoded even with no subscriber, so bad data fails the same way always.
         frame = encode_publish(topic_for(event, self.namespace), data)
         if len(frame) > self.max_frame_size:
             raise FrameTooLargeError(
                 f"event of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
             )
+        self.published += 1
+        if not self._links:
+            return 0
         self._batch.append(frame)
         self._batch_bytes += len(frame)
         if self._batch_bytes >= _BATCH_BYTES:

@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from coterie.components.monitorable import Monitorable
+from coterie.core.auth import AuthError
 from coterie.core.dispatch import Balance, Dispatcher, Pending, Route
 from coterie.core.errors import FrameTooLargeError
 from coterie.core.link import Link, connect
@@ -79,6 +80,8 @@ class Requester(Monitorable):
             backlog that waited for the first one.
         requests: Request types this requester sends, advertised as
             ``requests`` for monitors.
+        status_interval: Seconds between status reports to monitors (see
+            :mod:`coterie.components.monitorable`).
         **kwargs: See :class:`~coterie.components.base.Component`.
     """
 
@@ -259,7 +262,19 @@ class Requester(Monitorable):
                     self._on_frame,
                     self._on_link_closed,
                     max_frame_size=self.max_frame_size,
+                    secret=self.secret,
                 )
+            except AuthError as exc:
+                log.warning(
+                    "%s at %s:%s failed the link handshake: %s",
+                    node.advertisement.get("name"),
+                    host,
+                    port,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
             except (OSError, TimeoutError) as exc:
                 log.debug("connect to %s at %s:%s failed: %s", node.id, host, port, exc)
                 if isinstance(exc, ConnectionRefusedError) and self.discovery is not None:

@@ -19,7 +19,8 @@ Handlers (``on``):
   call ``handler(event, data)``, since the caller needs the name.
 - A handler may be a plain function or a coroutine function. Plain handlers
   run inside the read callback, in arrival order; coroutine handlers each get
-  a task, so they may finish out of order. A handler's exception is logged and
+  a task, so they may finish out of order; closing the subscriber cancels
+  those still running after a second. A handler's exception is logged and
   does not affect other handlers or the link.
 
 Differences from cote, on purpose: an event matching several

@@ -10,6 +10,12 @@ through callbacks; it never decides what flows on them.
 A refused connection means nothing listens on the advertised port any more,
 so the node is reported dead at once (``forget``) rather than retried until
 the discovery timeout.
+
+When discovery drops a node, reconnecting stops but a live link is kept
+until it drops by itself: a node that merely missed hellos keeps its link
+(no events lost to a discovery hiccup), while a node that is really gone
+closes or resets it (TCP keepalive catches silent deaths). Graceful closes
+end the links from the other side at once.
 """
 
 from __future__ import annotations
@@ -137,15 +143,21 @@ class PeerLinks:
             peer.node = node
 
     def remove(self, node_id: str) -> None:
-        """A node left: stop reconnecting and close its link."""
-        peer = self.peers.pop(node_id, None)
+        """A node left discovery: stop reconnecting.
+
+        A live link is kept until it drops (see the module doc): a node that
+        only missed hellos keeps delivering, and one that is really gone
+        closes or resets its link. If the node comes back meanwhile, the
+        same link serves it again, never a second one.
+        """
+        peer = self.peers.get(node_id)
         if peer is None:
             return
         peer.removed = True
         if peer.connector is not None:
             peer.connector.cancel()
-        if peer.link is not None:
-            peer.link.close()
+        if peer.link is None:
+            del self.peers[node_id]
 
     async def close(self) -> None:
         """Close every link and stop all reconnects."""
@@ -224,6 +236,8 @@ class PeerLinks:
             except Exception:
                 log.exception("error in link-down handler for %s %s", self.label, peer.id)
         if peer.removed or self._closed:
+            if self.peers.get(peer.id) is peer:
+                del self.peers[peer.id]
             return
         log.info(
             "link to %s %s lost (%s); reconnecting",

@@ -1,0 +1,148 @@
+"""The Python Monitor, and the status reports Requesters and Subscribers send it.
+
+Real sockets, host-scope discovery on a port of each test's own, a short
+status interval, and event-driven waits (``Monitor.wait_until``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import Callable
+
+import pytest
+
+from coterie import DiscoveryOptions, Monitor, Publisher, Requester, Responder, Subscriber
+from coterie.components.monitorable import DEFAULT_STATUS_INTERVAL, Monitorable
+from coterie.wire.amp import encode_frame
+
+_ports = itertools.count(35000 + (os.getpid() % 500) * 8)
+
+Discovery = Callable[[], DiscoveryOptions]
+STATUS = 0.1  # seconds between status reports in these tests
+
+
+@pytest.fixture
+def disc() -> Discovery:
+    """Fast, host-scope discovery options on a port of this test's own."""
+    port = next(_ports)
+
+    def make() -> DiscoveryOptions:
+        return DiscoveryOptions(
+            port=port,
+            broadcast="127.255.255.255",
+            hello_interval=100,
+            check_interval=200,
+            node_timeout=400,
+            master_timeout=500,
+            log=False,
+        )
+
+    return make
+
+
+async def test_monitor_sees_requester_responder_pair(disc: Discovery) -> None:
+    changes: list[tuple[str, str]] = []
+    async with Monitor("mon", discovery=disc()) as mon:
+        mon.on_change(lambda kind, node_id: changes.append((kind, node_id)))
+        async with (
+            Responder("time service", discovery=disc()) as rep,
+            Requester("client", discovery=disc(), status_interval=STATUS) as req,
+        ):
+            rep.on("time", lambda r: 42)
+            await req.wait_connected(1, timeout=5)
+            snap = await mon.wait_until(lambda s: s.connections.get(req.id) == (rep.id,), 5)
+            assert mon.advertisement["type"] == "monitor"
+            assert "axon_type" not in mon.advertisement
+            assert mon.advertisement["port"] == mon.port
+            assert snap.edges == [(req.id, rep.id)]
+            r, q = snap.nodes[rep.id], snap.nodes[req.id]
+            assert (r.name, r.role, r.port) == ("time service", "responder", rep.port)
+            assert (q.name, q.role, q.port) == ("client", "requester", None)
+            assert r.address.startswith("127.") or r.address == "0.0.0.0"
+            assert q.connections == (rep.id,)
+            assert r.connections == ()
+            assert mon.id not in snap.nodes
+            assert req.monitors == 1
+            assert ("added", rep.id) in changes and ("status", req.id) in changes
+            assert snap.by_role("requester") == [q]
+            assert snap.name_of(rep.id) == "time service"
+        # Both left (goodbye): the monitor forgets them and their edges.
+        snap = await mon.wait_until(lambda s: not s.nodes, 5)
+        assert snap.connections == {}
+        assert ("removed", req.id) in changes
+
+
+async def test_subscriber_reports_its_publishers(disc: Discovery) -> None:
+    async with (
+        Monitor("mon", discovery=disc()) as mon,
+        Publisher("pub", discovery=disc()) as pub,
+        Subscriber("sub", discovery=disc(), status_interval=STATUS) as sub,
+    ):
+        await sub.wait_connected(1, timeout=5)
+        snap = await mon.wait_until(lambda s: s.connections.get(sub.id) == (pub.id,), 5)
+        assert snap.nodes[pub.id].role == "publisher"
+        assert snap.nodes[sub.id].role == "subscriber"
+
+
+async def test_status_follows_links(disc: Discovery) -> None:
+    async with (
+        Monitor("mon", discovery=disc()) as mon,
+        Requester("client", discovery=disc(), status_interval=STATUS) as req,
+    ):
+        # No responder yet: the requester reports an empty list.
+        await mon.wait_until(lambda s: s.connections.get(req.id) == (), 5)
+        async with Responder("r1", discovery=disc()) as r1, Responder("r2", discovery=disc()) as r2:
+            want = tuple(sorted((r1.id, r2.id)))
+            await mon.wait_until(lambda s: s.connections.get(req.id) == want, 5)
+        await mon.wait_until(lambda s: s.connections.get(req.id) == (), 5)
+
+
+async def test_key_prefix_decides_who_reports(disc: Discovery) -> None:
+    async with (
+        Monitor("all", discovery=disc()) as mon_all,
+        Monitor("cards only", key="cards", discovery=disc()) as mon_cards,
+        Requester("plain", discovery=disc(), status_interval=STATUS) as plain,
+        Requester("cards", key="cards", discovery=disc(), status_interval=STATUS) as cards,
+    ):
+        # "$$" prefixes every key; "$$cards" only "$$cards".
+        await mon_all.wait_until(lambda s: {plain.id, cards.id} <= s.connections.keys(), 5)
+        await mon_cards.wait_until(lambda s: cards.id in s.connections, 5)
+        await asyncio.sleep(3 * STATUS)
+        snap = mon_cards.snapshot()
+        assert plain.id not in snap.connections
+        # Every node is listed whatever its key, as cote's monitor does.
+        assert {plain.id, cards.id, mon_all.id} <= snap.nodes.keys()
+        assert snap.nodes[mon_all.id].role == "monitor"
+        assert (plain.monitors, cards.monitors) == (1, 2)
+
+
+async def test_malformed_status_is_ignored_and_nulls_dropped(disc: Discovery) -> None:
+    async with Monitor("mon", discovery=disc()) as mon:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", mon.port)
+        try:
+            writer.write(encode_frame(("status", "not an object")))
+            writer.write(encode_frame(("other", {"id": "x", "nodes": []})))
+            writer.write(encode_frame(("status", {"id": "abc", "nodes": ["n1", None, "n1"]})))
+            await writer.drain()
+            snap = await mon.wait_until(lambda s: "abc" in s.connections, 5)
+            assert snap.connections == {"abc": ("n1",)}
+            assert mon.statuses == 1
+        finally:
+            writer.close()
+        # The reporting link closed: its edges go.
+        await mon.wait_until(lambda s: not s.connections, 5)
+
+
+def test_status_interval_option_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COTE_STATUS_INTERVAL", raising=False)
+    assert Monitorable().status_interval == DEFAULT_STATUS_INTERVAL
+    monkeypatch.setenv("COTE_STATUS_INTERVAL", "250")
+    assert Requester("r").status_interval == 0.25
+    assert Subscriber("s", status_interval=2).status_interval == 2
+    monkeypatch.setenv("COTE_STATUS_INTERVAL", "soon")
+    with pytest.raises(ValueError, match="COTE_STATUS_INTERVAL"):
+        Requester("r")
+    with pytest.raises(ValueError, match="status_interval"):
+        Subscriber("s", status_interval=0)

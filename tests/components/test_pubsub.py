@@ -1,0 +1,364 @@
+"""Publisher and Subscriber over real sockets, host-scope discovery.
+
+Each test gets its own discovery port, so nodes of other tests never pair.
+Waits are event driven (``wait_subscribers``, ``wait_connected``, a queue of
+deliveries) and every one has a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from coterie import DiscoveryOptions, Publisher, Subscriber
+from coterie.components.subscriber import topic_pattern
+from coterie.wire.amp import FrameDecoder
+
+_ports = itertools.count(31000 + (os.getpid() % 500) * 8)
+
+Discovery = Callable[[], DiscoveryOptions]
+
+
+@pytest.fixture
+def disc() -> Discovery:
+    """Fast, host-scope discovery options on a port of this test's own."""
+    port = next(_ports)
+
+    def make() -> DiscoveryOptions:
+        return DiscoveryOptions(
+            port=port,
+            broadcast="127.255.255.255",
+            hello_interval=100,
+            check_interval=200,
+            node_timeout=400,
+            master_timeout=500,
+            log=False,
+        )
+
+    return make
+
+
+class Inbox:
+    """Collects deliveries; ``get`` waits for the next one with a timeout."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def __call__(self, *args: Any) -> None:
+        self.queue.put_nowait(args[0] if len(args) == 1 else args)
+
+    async def get(self, timeout: float = 3.0) -> Any:
+        async with asyncio.timeout(timeout):
+            return await self.queue.get()
+
+    async def nothing_more(self, wait: float = 0.15) -> None:
+        await asyncio.sleep(wait)
+        assert self.queue.empty(), f"unexpected delivery: {self.queue.get_nowait()!r}"
+
+
+async def test_publish_reaches_subscriber(disc: Discovery) -> None:
+    async with (
+        Publisher("pub", broadcasts=["update"], discovery=disc()) as pub,
+        Subscriber("sub", subscribes_to=["update"], discovery=disc()) as sub,
+    ):
+        inbox = Inbox()
+        sub.on("update", inbox)
+        await pub.wait_subscribers(1, timeout=5)
+        await sub.wait_connected(1, timeout=5)
+        assert await pub.publish("update", {"a": 1}) == 1
+        assert await pub.publish("update", [1, "two", None]) == 1
+        assert await inbox.get() == {"a": 1}
+        assert await inbox.get() == [1, "two", None]
+        assert pub.advertisement["broadcasts"] == ["update"]
+        assert pub.advertisement["axon_type"] == "pub-emitter"
+        assert sub.advertisement["subscribesTo"] == ["update"]
+        assert sub.advertisement["axon_type"] == "sub-emitter"
+
+
+async def test_wire_frame_is_exactly_topic_and_data(disc: Discovery) -> None:
+    # The frame from cote-wire.md: publish('update', {a:1}) in namespace 'rnd'.
+    expected = bytes.fromhex(
+        "1200000016733a6d6573736167653a3a726e643a3a757064617465000000096a3a7b2261223a317d"
+    )
+    # A raw TCP client sees what a Node sub-emitter would see.
+    async with Publisher("pub", namespace="rnd", discovery=disc()) as pub:
+        reader, writer = await asyncio.open_connection("127.0.0.1", pub.port)
+        try:
+            await pub.wait_subscribers(1, timeout=5)
+            await pub.publish("update", {"a": 1})
+            async with asyncio.timeout(3):
+                raw = await reader.readexactly(len(expected))
+        finally:
+            writer.close()
+    assert raw == expected
+    assert FrameDecoder().feed(raw) == [["message::rnd::update", {"a": 1}]]
+
+
+async def test_default_subscribes_to_everything(disc: Discovery) -> None:
+    async with (
+        Publisher("pub", discovery=disc()) as pub,
+        Subscriber("sub", discovery=disc()) as sub,
+    ):
+        assert sub.advertisement["subscribesTo"] == ["*"]
+        a, b, every = Inbox(), Inbox(), Inbox()
+        sub.on("a", a)
+        sub.on("b", b)
+        sub.on("*", every)
+        await pub.wait_subscribers(1, timeout=5)
+        await pub.publish("a", 1)
+        await pub.publish("b", 2)
+        assert await a.get() == 1
+        assert await b.get() == 2
+        assert await every.get() == ("a", 1)
+        assert await every.get() == ("b", 2)
+        await a.nothing_more()
+
+
+async def test_namespaces_pair_only_with_their_own(disc: Discovery) -> None:
+    async with (
+        Publisher("pub-a", namespace="a", discovery=disc()) as pub_a,
+        Publisher("pub-plain", discovery=disc()) as pub_plain,
+        Subscriber("sub-a", namespace="a", discovery=disc()) as sub_a,
+        Subscriber("sub-b", namespace="b", discovery=disc()) as sub_b,
+        Subscriber("sub-plain", discovery=disc()) as sub_plain,
+    ):
+        got_a, got_b, got_plain = Inbox(), Inbox(), Inbox()
+        sub_a.on("update", got_a)
+        sub_b.on("update", got_b)
+        sub_plain.on("update", got_plain)
+        await pub_a.wait_subscribers(1, timeout=5)
+        await pub_plain.wait_subscribers(1, timeout=5)
+        await sub_a.wait_connected(1, timeout=5)
+        await sub_plain.wait_connected(1, timeout=5)
+        # Give a wrong pairing the time to happen before counting links.
+        await asyncio.sleep(0.3)
+        assert (pub_a.subscribers, pub_plain.subscribers) == (1, 1)
+        assert (sub_a.connected, sub_b.connected, sub_plain.connected) == (1, 0, 1)
+        await pub_a.publish("update", "in a")
+        await pub_plain.publish("update", "no namespace")
+        assert await got_a.get() == "in a"
+        assert await got_plain.get() == "no namespace"
+        await got_a.nothing_more()
+        await got_plain.nothing_more(0)
+        await got_b.nothing_more(0)
+
+
+async def test_keys_keep_meshes_apart(disc: Discovery) -> None:
+    async with (
+        Publisher("pub-k1", key="k1", discovery=disc()) as pub1,
+        Publisher("pub-k2", key="k2", discovery=disc()) as pub2,
+        Subscriber("sub-k1", key="k1", discovery=disc()) as sub1,
+        Subscriber("sub-k2", key="k2", discovery=disc()) as sub2,
+    ):
+        in1, in2 = Inbox(), Inbox()
+        sub1.on("tick", in1)
+        sub2.on("tick", in2)
+        await pub1.wait_subscribers(1, timeout=5)
+        await pub2.wait_subscribers(1, timeout=5)
+        await asyncio.sleep(0.3)
+        assert (pub1.subscribers, pub2.subscribers) == (1, 1)
+        await pub1.publish("tick", "one")
+        await pub2.publish("tick", "two")
+        assert await in1.get() == "one"
+        assert await in2.get() == "two"
+        await in1.nothing_more()
+        await in2.nothing_more(0)
+
+
+async def test_subscribes_to_filters_with_wildcards(disc: Discovery) -> None:
+    async with (
+        Publisher("pub", namespace="shop", discovery=disc()) as pub,
+        Subscriber(
+            "sub", namespace="shop", subscribes_to=["user.*", "order.paid"], discovery=disc()
+        ) as sub,
+    ):
+        every, users = Inbox(), Inbox()
+        sub.on("*", every)
+        sub.on("user.*", users)
+        await pub.wait_subscribers(1, timeout=5)
+        for event in ("user.created", "order.created", "order.paid", "user.", "user.deleted"):
+            await pub.publish(event, event)
+        # "user." does not match: "*" needs at least one character, as in cote.
+        assert await every.get() == ("user.created", "user.created")
+        assert await every.get() == ("order.paid", "order.paid")
+        assert await every.get() == ("user.deleted", "user.deleted")
+        assert await users.get() == ("user.created", "user.created")
+        assert await users.get() == ("user.deleted", "user.deleted")
+        await every.nothing_more()
+        await users.nothing_more(0)
+        assert sub.received == 3
+
+
+def test_topic_pattern_is_literal_except_star() -> None:
+    rx = topic_pattern("message::a.b*")
+    assert rx.fullmatch("message::a.bc")
+    assert not rx.fullmatch("message::axbc")  # "." is literal
+    assert not rx.fullmatch("message::a.b")  # "*" needs one character
+    assert not rx.fullmatch("xmessage::a.bc")
+
+
+async def test_sync_and_async_handlers(disc: Discovery) -> None:
+    async with (
+        Publisher("pub", discovery=disc()) as pub,
+        Subscriber("sub", discovery=disc()) as sub,
+    ):
+        plain, awaited = Inbox(), Inbox()
+
+        @sub.on("job")
+        async def slow(data: Any) -> None:
+            await asyncio.sleep(0.01)
+            awaited(("async", data))
+
+        sub.on("job", lambda data: plain(("sync", data)))
+
+        def broken(data: Any) -> None:
+            raise RuntimeError("handler bug")
+
+        sub.on("job", broken)  # its failure is logged, others still run
+        await pub.wait_subscribers(1, timeout=5)
+        await pub.publish("job", 7)
+        await pub.publish("job", 8)
+        assert await plain.get() == ("sync", 7)
+        assert await plain.get() == ("sync", 8)
+        assert {await awaited.get(), await awaited.get()} == {("async", 7), ("async", 8)}
+
+
+async def test_off_removes_handlers(disc: Discovery) -> None:
+    async with (
+        Publisher("pub", discovery=disc()) as pub,
+        Subscriber("sub", discovery=disc()) as sub,
+    ):
+        kept, removed = Inbox(), Inbox()
+        sub.on("e", kept)
+        sub.on("e", removed)
+        sub.off("e", removed)
+        await pub.wait_subscribers(1, timeout=5)
+        await pub.publish("e", 1)
+        assert await kept.get() == 1
+        await removed.nothing_more()
+
+
+async def test_late_subscriber_gets_only_later_events(disc: Discovery) -> None:
+    async with Publisher("pub", discovery=disc()) as pub:
+        # No subscriber: a no-op, as in cote; nothing is queued for later.
+        assert await pub.publish("news", "early") == 0
+        async with Subscriber("late", discovery=disc()) as sub:
+            inbox = Inbox()
+            sub.on("news", inbox)
+            await pub.wait_subscribers(1, timeout=5)
+            assert await pub.publish("news", "later") == 1
+            assert await inbox.get() == "later"
+            await inbox.nothing_more()
+        assert pub.published == 2
+
+
+async def test_every_subscriber_and_every_publisher(disc: Discovery) -> None:
+    async with (
+        Publisher("pub-1", discovery=disc()) as pub1,
+        Publisher("pub-2", discovery=disc()) as pub2,
+        Subscriber("sub-1", discovery=disc()) as sub1,
+        Subscriber("sub-2", discovery=disc()) as sub2,
+    ):
+        in1, in2 = Inbox(), Inbox()
+        sub1.on("*", in1)
+        sub2.on("*", in2)
+        await pub1.wait_subscribers(2, timeout=5)
+        await pub2.wait_subscribers(2, timeout=5)
+        await pub1.publish("from", 1)
+        await pub2.publish("from", 2)
+        for inbox in (in1, in2):
+            assert sorted([await inbox.get(), await inbox.get()]) == [("from", 1), ("from", 2)]
+            await inbox.nothing_more(0.05)
+
+
+async def test_dropped_link_is_reestablished(disc: Discovery) -> None:
+    async with (
+        Publisher("pub", discovery=disc()) as pub,
+        Subscriber("sub", discovery=disc()) as sub,
+    ):
+        inbox = Inbox()
+        sub.on("e", inbox)
+        await pub.wait_subscribers(1, timeout=5)
+        (first,) = pub._links
+        first.abort()  # cut the TCP link; both nodes stay alive
+        async with asyncio.timeout(5):
+            while pub._links in (set(), {first}):
+                pub._change.clear()
+                await pub._change.wait()
+        (second,) = pub._links
+        assert second is not first and first.closed
+        await pub.publish("e", "after reconnect")
+        assert await inbox.get() == "after reconnect"
+
+
+async def test_discovery_drop_keeps_a_live_link_without_duplicates(disc: Discovery) -> None:
+    async with (
+        Publisher("pub", discovery=disc()) as pub,
+        Subscriber("sub", discovery=disc()) as sub,
+    ):
+        inbox = Inbox()
+        sub.on("e", inbox)
+        await pub.wait_subscribers(1, timeout=5)
+        await sub.wait_connected(1, timeout=5)
+        (node,) = sub.peers
+        # Discovery loses the publisher (missed hellos) and finds it again.
+        sub._node_removed(node)
+        await pub.publish("e", "while unlisted")
+        assert await inbox.get() == "while unlisted"
+        sub._node_added(node)
+        await asyncio.sleep(0.2)  # time for a wrong second link to form
+        assert (sub.connected, pub.subscribers) == (1, 1)
+        await pub.publish("e", "once")
+        assert await inbox.get() == "once"
+        await inbox.nothing_more()
+
+
+async def test_slow_subscriber_is_bounded(disc: Discovery) -> None:
+    limit = 256 * 1024
+    async with Publisher("pub", max_buffer=limit, discovery=disc()) as pub:
+        # A subscriber that never reads, with a small receive buffer.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", pub.port))
+        try:
+            await pub.wait_subscribers(1, timeout=5)
+            (link,) = pub._links
+            assert link.transport is not None
+            payload = "x" * 32 * 1024
+            for _ in range(2000):
+                await pub.publish("big", payload)
+                await asyncio.sleep(0)  # let each batch go out
+                assert link.transport.get_write_buffer_size() <= limit
+                if pub.dropped:
+                    break
+            assert pub.dropped > 0
+            assert link.transport.get_write_buffer_size() <= limit
+        finally:
+            sock.close()
+
+
+async def test_bad_input_is_rejected(disc: Discovery) -> None:
+    with pytest.raises(TypeError):
+        Subscriber("sub", subscribes_to="update")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Publisher("pub", broadcasts="update")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Publisher("pub", max_buffer=0)
+    pub = Publisher("pub", discovery=disc())
+    with pytest.raises(RuntimeError):
+        await pub.publish("e", 1)
+    async with pub:
+        with pytest.raises(TypeError):
+            await pub.publish("", 1)
+        with pytest.raises(TypeError):
+            await pub.publish("e", object())
+    sub = Subscriber("sub", discovery=disc())
+    with pytest.raises(TypeError):
+        sub.on("e", "not callable")  # type: ignore[arg-type]

@@ -1,0 +1,264 @@
+"""Publish/subscribe and monitoring between coterie and real Node cote 1.2.0.
+
+Every test runs inside the session's private network namespace (the fixtures
+of this folder skip otherwise), where Node cote's 255.255.255.255 hellos and
+coterie's 127.255.255.255 hellos both stay on loopback.
+
+A Node publisher, like cote's, sends each event only to the subscribers
+connected at that moment; a freshly accepted TCP link may not be registered
+yet when the link is up on our side, so the Node -> Python tests publish
+until the first event arrives, then check exact delivery of the next ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from coterie import DiscoveryOptions, Monitor, Publisher, Requester, Responder, Subscriber
+from tests.interop.conftest import NodePeerFactory
+from tests.interop.nodepeer import FAST_DISCOVERY, NodePeer
+
+FIRST_CONTACT = 5.0  # seconds allowed for discovery plus the first link
+STATUS = 0.2  # seconds between status reports of the Python components here
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of scoping the components; both sides get the same."""
+
+    id: str
+    namespace: str | None = None
+    key: str | None = None
+
+    def python_kwargs(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "key": self.key, "discovery": fast_discovery()}
+
+    def node_config(self, name: str, **more: Any) -> dict[str, Any]:
+        config: dict[str, Any] = {"name": name, "discovery": dict(FAST_DISCOVERY), **more}
+        if self.namespace is not None:
+            config["namespace"] = self.namespace
+        if self.key is not None:
+            config["key"] = self.key
+        return config
+
+
+VARIANTS = [Variant("plain"), Variant("namespace", namespace="rnd"), Variant("key", key="feed")]
+
+
+def fast_discovery() -> DiscoveryOptions:
+    return DiscoveryOptions(
+        hello_interval=FAST_DISCOVERY["helloInterval"],
+        check_interval=FAST_DISCOVERY["checkInterval"],
+        node_timeout=FAST_DISCOVERY["nodeTimeout"],
+        master_timeout=FAST_DISCOVERY["masterTimeout"],
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_cote_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COTE_ENV", raising=False)
+
+
+class Inbox:
+    """Collects ``(event, data)`` deliveries; ``get`` waits with a timeout."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def __call__(self, event: str, data: Any) -> None:
+        self.queue.put_nowait((event, data))
+
+    async def get(self, timeout: float = 3.0) -> tuple[str, Any]:
+        async with asyncio.timeout(timeout):
+            return await self.queue.get()
+
+
+async def publish_until_delivered(publisher: NodePeer, inbox: Inbox) -> tuple[str, Any]:
+    """Publish ``warmup`` events from Node until the first reaches ``inbox``."""
+    async with asyncio.timeout(FIRST_CONTACT):
+        for n in range(1000):
+            await publisher.send_cmd({"cmd": "publish", "topic": "warmup", "data": {"n": n}})
+            try:
+                return await inbox.get(timeout=0.2)
+            except TimeoutError:
+                continue
+    raise AssertionError("no warmup event arrived")
+
+
+async def drain(inbox: Inbox, wait: float = 0.3) -> list[tuple[str, Any]]:
+    await asyncio.sleep(wait)
+    out = []
+    while not inbox.queue.empty():
+        out.append(inbox.queue.get_nowait())
+    return out
+
+
+# --- Node publisher -> Python subscriber -------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
+async def test_node_publisher_to_python_subscriber(
+    variant: Variant, node_peer: NodePeerFactory
+) -> None:
+    publisher = await node_peer("publisher", variant.node_config("node prices"))
+    async with Subscriber("py ticker", **variant.python_kwargs()) as sub:
+        inbox = Inbox()
+        sub.on("*", inbox)
+        await sub.wait_connected(1, timeout=FIRST_CONTACT)
+        event, data = await publish_until_delivered(publisher, inbox)
+        assert event == "warmup" and isinstance(data["n"], int)
+        await drain(inbox, 0.1)  # later warmups, if any were in flight
+        await publisher.send_cmd({"cmd": "publish", "topic": "update", "data": {"price": 7}})
+        await publisher.send_cmd({"cmd": "publish", "topic": "update", "data": [1, None, "x"]})
+        assert await inbox.get() == ("update", {"price": 7})
+        assert await inbox.get() == ("update", [1, None, "x"])
+        assert await drain(inbox) == []
+        (link,) = sub._publishers.linked()
+        assert link.node.advertisement["axon_type"] == "pub-emitter"
+        assert link.node.advertisement.get("namespace") == variant.namespace
+
+
+async def test_node_publisher_filtered_by_python_subscribes_to(
+    node_peer: NodePeerFactory,
+) -> None:
+    variant = Variant("namespace", namespace="shop")
+    publisher = await node_peer("publisher", variant.node_config("node shop"))
+    async with Subscriber(
+        "py users", subscribes_to=["user.*", "warmup"], **variant.python_kwargs()
+    ) as sub:
+        inbox = Inbox()
+        sub.on("*", inbox)
+        await sub.wait_connected(1, timeout=FIRST_CONTACT)
+        await publish_until_delivered(publisher, inbox)
+        await drain(inbox, 0.1)
+        for topic in ("order.created", "user.created", "user.", "user.deleted"):
+            await publisher.send_cmd({"cmd": "publish", "topic": topic, "data": topic})
+        assert await inbox.get() == ("user.created", "user.created")
+        assert await inbox.get() == ("user.deleted", "user.deleted")
+        assert await drain(inbox) == []
+
+
+async def test_node_publisher_does_not_reach_other_namespace(
+    node_peer: NodePeerFactory,
+) -> None:
+    publisher = await node_peer("publisher", Variant("a", namespace="a").node_config("node a"))
+    async with (
+        Subscriber("py a", **Variant("a", namespace="a").python_kwargs()) as sub_a,
+        Subscriber("py b", **Variant("b", namespace="b").python_kwargs()) as sub_b,
+    ):
+        in_a, in_b = Inbox(), Inbox()
+        sub_a.on("*", in_a)
+        sub_b.on("*", in_b)
+        await sub_a.wait_connected(1, timeout=FIRST_CONTACT)
+        await publish_until_delivered(publisher, in_a)
+        assert sub_b.connected == 0
+        assert await drain(in_b) == []
+
+
+# --- Python publisher -> Node subscriber -------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
+async def test_python_publisher_to_node_subscriber(
+    variant: Variant, node_peer: NodePeerFactory
+) -> None:
+    async with Publisher("py prices", broadcasts=["update"], **variant.python_kwargs()) as pub:
+        subscriber = await node_peer(
+            "subscriber", variant.node_config("node ticker", subscribesTo=["update"])
+        )
+        await pub.wait_subscribers(1, timeout=FIRST_CONTACT)
+        added = await subscriber.wait_for("added", timeout=FIRST_CONTACT)
+        assert await pub.publish("ignored", {"not": "subscribed"}) == 1
+        assert await pub.publish("update", {"price": 7}) == 1
+        assert await pub.publish("update", "two") == 1
+        first = await subscriber.wait_for("message", timeout=3)
+        assert (first["topic"], first["data"]) == ("update", {"price": 7})
+        await subscriber.wait_for_count("message", 2, timeout=3)
+        await asyncio.sleep(0.2)
+        messages = [(e["topic"], e["data"]) for e in subscriber.find("message")]
+        assert messages == [("update", {"price": 7}), ("update", "two")]
+    adv = added["advertisement"]
+    assert adv["axon_type"] == "pub-emitter"
+    assert adv["broadcasts"] == ["update"]
+    assert adv.get("namespace") == variant.namespace
+    assert adv["port"] == pub.port
+
+
+async def test_python_publisher_wildcard_node_subscriber(node_peer: NodePeerFactory) -> None:
+    variant = Variant("namespace", namespace="rnd")
+    async with Publisher("py feed", **variant.python_kwargs()) as pub:
+        subscriber = await node_peer("subscriber", variant.node_config("node all"))
+        await pub.wait_subscribers(1, timeout=FIRST_CONTACT)
+        for n, topic in enumerate(("a", "b", "c")):
+            await pub.publish(topic, n)
+        await subscriber.wait_for_count("message", 3, timeout=3)
+        messages = [(e["topic"], e["data"]) for e in subscriber.find("message")]
+        assert messages == [("a", 0), ("b", 1), ("c", 2)]
+
+
+# --- Monitoring across languages -----------------------------------------------
+
+
+async def test_node_monitor_receives_python_requester_status(
+    node_peer: NodePeerFactory,
+) -> None:
+    monitor = await node_peer("monitor", {"name": "node monitor"})
+    async with (
+        Responder("py time", discovery=fast_discovery()) as rep,
+        Requester("py client", discovery=fast_discovery(), status_interval=STATUS) as req,
+    ):
+        rep.on("time", lambda r: 1)
+        await req.wait_connected(1, timeout=FIRST_CONTACT)
+        event = await monitor.wait_for(
+            "status",
+            timeout=FIRST_CONTACT,
+            predicate=lambda e: e["status"] == {"id": req.id, "nodes": [rep.id]},
+        )
+        assert req.monitors == 1
+        count = len(monitor.find("status", lambda e: e["status"]["id"] == req.id))
+        # Reports keep coming every status interval.
+        await monitor.wait_for_count(
+            "status", count + 2, timeout=3, predicate=lambda e: e["status"]["id"] == req.id
+        )
+    assert event["status"]["id"] == req.id
+
+
+async def test_node_monitor_receives_python_subscriber_status(
+    node_peer: NodePeerFactory,
+) -> None:
+    monitor = await node_peer("monitor", {"name": "node monitor"})
+    async with (
+        Publisher("py feed", discovery=fast_discovery()) as pub,
+        Subscriber("py reader", discovery=fast_discovery(), status_interval=STATUS) as sub,
+    ):
+        await sub.wait_connected(1, timeout=FIRST_CONTACT)
+        await monitor.wait_for(
+            "status",
+            timeout=FIRST_CONTACT,
+            predicate=lambda e: e["status"] == {"id": sub.id, "nodes": [pub.id]},
+        )
+
+
+async def test_python_monitor_sees_node_requester_links(node_peer: NodePeerFactory) -> None:
+    async with (
+        Monitor("py monitor", discovery=fast_discovery()) as mon,
+        Responder("py time", discovery=fast_discovery()) as rep,
+    ):
+        rep.on("time", lambda r: 1)
+        discovery = {**FAST_DISCOVERY, "statusInterval": 200}
+        await node_peer("requester", {"name": "node client", "discovery": discovery})
+
+        def linked(snap: Any) -> bool:
+            return any(
+                n.name == "node client" and n.connections == (rep.id,) for n in snap.nodes.values()
+            )
+
+        snap = await mon.wait_until(linked, timeout=FIRST_CONTACT)
+        (client,) = [n for n in snap.nodes.values() if n.name == "node client"]
+        assert client.role == "requester"
+        assert snap.nodes[rep.id].role == "responder"
+        assert (client.id, rep.id) in snap.edges
