@@ -21,7 +21,7 @@ from coterie._version import __version__
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under ``coterie.cli``, in help order.
-COMMANDS: tuple[str, ...] = ("demo", "announce", "nginx")
+COMMANDS: tuple[str, ...] = ("demo", "announce", "nginx", "monitor", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Zero-configuration microservices for asyncio, wire-compatible with cote.",
     )
     parser.add_argument("--version", action="version", version=f"coterie {__version__}")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="log warnings and errors only"
-    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     for name in COMMANDS:

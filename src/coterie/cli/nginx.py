@@ -53,7 +53,9 @@ def register(subparsers: Subparsers) -> None:
         default=None,
         help="nginx prefix directory for config, pid, logs (default: a temporary one)",
     )
-    parser.add_argument("--nginx", default=None, help="nginx binary (default: found on PATH or /usr/sbin)")
+    parser.add_argument(
+        "--nginx", default=None, help="nginx binary (default: found on PATH or /usr/sbin)"
+    )
     parser.add_argument(
         "--proxy-timeout",
         type=float,

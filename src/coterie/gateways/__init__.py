@@ -6,6 +6,8 @@
 - :mod:`coterie.gateways.announce`: announce any HTTP process on discovery;
 - :mod:`coterie.gateways.nginx`: render and reload nginx upstreams from discovery;
 - :mod:`coterie.gateways.options`: host-scope discovery options for the CLI.
+- :mod:`coterie.gateways.sockend`: :class:`~coterie.gateways.sockend.Sockend`,
+  the mesh for socket.io clients (needs ``coterie[sockend]``).
 
 Submodules are imported on use, so ``announce`` and ``nginx`` work without
 aiohttp installed.

@@ -49,7 +49,9 @@ def http_advertisement(name: str, port: int, host: str | None = None) -> dict[st
     extra: dict[str, Any] = {"type": "http", "http": True, "port": port}
     if host:
         extra["host"] = host
-    return build_advertisement("", name=name, namespace=None, key=None, environment=None, extra=extra)
+    return build_advertisement(
+        "", name=name, namespace=None, key=None, environment=None, extra=extra
+    )
 
 
 async def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:

@@ -174,8 +174,7 @@ def _encode_segment(text: str) -> str:
     # Percent-encode all but ASCII letters and digits, so ``..``, ``/`` and
     # ``?`` in a card number stay inside one path segment through nginx.
     return "".join(
-        c if c.isascii() and c.isalnum() else "".join(f"%{b:02X}" for b in c.encode())
-        for c in text
+        c if c.isascii() and c.isalnum() else "".join(f"%{b:02X}" for b in c.encode()) for c in text
     )
 
 
@@ -237,7 +236,7 @@ def payment_app(validate: Validate) -> web.Application:
             status, text = 422, f"too long ({len(cardno)} characters)"
             shown = cardno[:32] + "..."
         else:
-            shown = cardno
+            shown = cardno or "(empty)"
             try:
                 answer = await validate(cardno)
             except ValidationUnavailable as exc:
@@ -274,9 +273,7 @@ async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.App
     Raises:
         OSError: When the address is taken; the message names it.
     """
-    runner = web.AppRunner(
-        app, access_log=None, handler_args={"max_line_size": _MAX_LINE, "max_field_size": _MAX_LINE}
-    )
+    runner = web.AppRunner(app, access_log=None, max_line_size=_MAX_LINE, max_field_size=_MAX_LINE)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:

@@ -149,7 +149,11 @@ def render_config(
     name = _UPSTREAM_NAME.sub("_", upstream) or "upstream"
     prefix_path = Path(prefix)
     valid = sorted(
-        {s for s in servers if _valid_host(s.host) and 0 < s.port < 65536 and s != Server(*PLACEHOLDER)}
+        {
+            s
+            for s in servers
+            if _valid_host(s.host) and 0 < s.port < 65536 and s != Server(*PLACEHOLDER)
+        }
     )
     if valid:
         lines = [f"        server {s} max_fails=1 fail_timeout=1s;" for s in valid]
@@ -203,7 +207,9 @@ def render_config(
     )
 
 
-def http_servers(nodes: Iterable[Node], service: str, *, use_host_names: bool = False) -> set[Server]:
+def http_servers(
+    nodes: Iterable[Node], service: str, *, use_host_names: bool = False
+) -> set[Server]:
     """The HTTP instances of ``service`` among discovered nodes.
 
     An instance is a node whose advertisement has ``"http": true``, the
@@ -270,27 +276,29 @@ class NginxServer:
         self.process: asyncio.subprocess.Process | None = None
         self.reloads = 0
 
-    def _argv(self, *extra: str) -> list[str]:
+    def _argv(self, *extra: str, conf: Path | None = None) -> list[str]:
         return [
             self.binary,
             "-p",
             str(self.prefix),
             "-c",
-            str(self.conf),
+            str(conf or self.conf),
             "-e",
             str(self.prefix / "error.log"),
             *extra,
         ]
 
     async def _write_checked(self, config: str) -> None:
+        # Test a new file first, then move it into place: a rejected
+        # configuration never replaces the one nginx runs with.
         (self.prefix / "temp").mkdir(parents=True, exist_ok=True)
-        previous = self.conf.read_text() if self.conf.exists() else None
-        self.conf.write_text(config)
-        code, out = await _run(*self._argv("-t", "-q"))
+        candidate = self.prefix / "nginx.conf.new"
+        candidate.write_text(config)
+        code, out = await _run(*self._argv("-t", "-q", conf=candidate))
         if code != 0:
-            if previous is not None:
-                self.conf.write_text(previous)
+            candidate.unlink(missing_ok=True)
             raise NginxError(f"nginx rejected the configuration: {out}")
+        os.replace(candidate, self.conf)
 
     async def start(self, config: str, listen: tuple[str, int], timeout: float = 10.0) -> None:
         """Write ``config``, start nginx and wait until it accepts on ``listen``.
@@ -323,7 +331,9 @@ class NginxServer:
                 await self.stop()
                 raise NginxError(f"nginx did not listen on {host}:{port}: {self._error_tail()}")
             await asyncio.sleep(0.05)
-        log.info("nginx %s listening on %s (prefix %s)", self.binary, Server(host, port), self.prefix)
+        log.info(
+            "nginx %s listening on %s (prefix %s)", self.binary, Server(host, port), self.prefix
+        )
 
     async def reload(self, config: str) -> None:
         """Write and test ``config``, then ``nginx -s reload``.

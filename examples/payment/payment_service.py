@@ -1,0 +1,118 @@
+"""The seed's payment service: ``GET /pay/<cardno>`` over HTTP, validating elsewhere.
+
+The HTTP side is aiohttp: asyncio-native, so the web server, the HTTP client
+and coterie share one event loop, and one package gives both server and
+client.
+
+Mesh (the cote way, port 3003): validation goes over coterie; when no
+validator runs, a payment waits (up to ``--timeout`` seconds) and completes
+as soon as one appears::
+
+    python examples/payment/payment_service.py
+
+nginx (the seed's other way, port 3000): validation goes to
+``--validation-url`` (an nginx kept up to date by ``coterie nginx``); when no
+validator runs, nginx answers 502 and the payment says so::
+
+    python examples/payment/payment_service.py --via nginx
+
+Answers are JSON strings: ``"<cardno> validated"`` (200), or
+``"<cardno> validation failed: <reason>"`` (422 refused card, 503 validation
+unreachable). Never a 500.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from coterie import Requester
+from coterie.gateways.http import (
+    HttpValidation,
+    MeshValidation,
+    Validate,
+    payment_app,
+    serve_app,
+)
+from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+
+DEFAULT_PORTS = {"mesh": 3003, "nginx": 3000}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--via", choices=("mesh", "nginx"), default="mesh", help="how to reach validation"
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="HTTP port (default 3003 mesh, 3000 nginx)"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds a payment may take, waiting for a validator included (default 30)",
+    )
+    parser.add_argument(
+        "--validation-url",
+        default="http://127.0.0.1:8080",
+        help="with --via nginx: where validation answers (default http://127.0.0.1:8080)",
+    )
+    add_discovery_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    if args.port is None:
+        args.port = DEFAULT_PORTS[args.via]
+    return args
+
+
+@contextlib.asynccontextmanager
+async def validation(args: argparse.Namespace) -> AsyncIterator[Validate]:
+    if args.via == "mesh":
+        requester = Requester(
+            "payment service",
+            discovery=discovery_options_from_args(args),
+            timeout=args.timeout,
+        )
+        async with requester:
+            yield MeshValidation(requester, args.timeout)
+    else:
+        async with aiohttp.ClientSession() as session:
+            yield HttpValidation(args.validation_url, session, args.timeout)
+
+
+async def main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with validation(args) as validate:
+        runner, port = await serve_app(payment_app(validate), args.host, args.port)
+        target = "the mesh" if args.via == "mesh" else args.validation_url
+        logging.info(
+            "payment service on http://%s:%d/pay/<cardno>, validating via %s",
+            args.host,
+            port,
+            target,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    logging.basicConfig(level=logging.INFO, format=f"[payment/{arguments.via}] %(message)s")
+    try:
+        asyncio.run(main(arguments))
+    except OSError as exc:
+        raise SystemExit(f"payment service: {exc}") from None

@@ -1,0 +1,70 @@
+"""The seed's validation service: a real Luhn check, on the mesh or over HTTP.
+
+Mesh (the cote way): a coterie Responder for ``validate`` requests. Start as
+many copies as you like; requesters spread requests over them::
+
+    python examples/payment/validation_service.py
+
+HTTP (the nginx way): ``GET /validate/<cardno>`` on a port, meant to run under
+``coterie announce`` so ``coterie nginx`` puts it in the upstream::
+
+    coterie announce --name validation-service --port 8101 -- \\
+        python examples/payment/validation_service.py --http 8101
+
+Either way it logs ``validating <cardno>`` and answers
+``{"valid": bool, "reason": str | None, "by": "<its name>"}``.
+Discovery stays on this host unless COTE_BROADCAST_ADDRESS says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+
+from coterie.gateways.http import serve_app, validation_app, validation_responder
+from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--id", default=f"validator-{os.getpid()}", help="name in answers and logs")
+    parser.add_argument(
+        "--http",
+        type=int,
+        metavar="PORT",
+        default=None,
+        help="serve GET /validate/<cardno> over HTTP on PORT instead of the mesh",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    add_discovery_arguments(parser)
+    return parser.parse_args(argv)
+
+
+async def main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if args.http is not None:
+        runner, port = await serve_app(validation_app(args.id), args.host, args.http)
+        logging.info("%s: GET /validate/<cardno> on http://%s:%d", args.id, args.host, port)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+        return
+    responder = validation_responder(
+        args.id, discovery=discovery_options_from_args(args), host=args.host
+    )
+    async with responder:
+        logging.info("%s: answering 'validate' on the mesh (port %d)", args.id, responder.port)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    logging.basicConfig(level=logging.INFO, format=f"[{arguments.id}] %(message)s")
+    asyncio.run(main(arguments))

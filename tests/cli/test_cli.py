@@ -1,0 +1,73 @@
+"""The ``coterie`` command line: registration, parsing, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from coterie.cli import COMMANDS, build_parser, main
+
+
+def test_every_listed_module_registers_its_subcommand() -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    assert {"demo", "announce", "nginx"} <= set(COMMANDS)
+    assert set(subparsers.choices) == set(COMMANDS)  # type: ignore[arg-type]
+
+
+def test_no_subcommand_prints_help_and_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert "announce" in out and "nginx" in out and "demo" in out
+
+
+def test_announce_without_a_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["announce", "--name", "x", "--port", "8000"])
+    assert exc.value.code == 2
+    assert "give the command to run after --" in capsys.readouterr().err
+
+
+def test_announce_with_a_bad_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["announce", "--name", "x", "--port", "0", "--", "true"])
+    assert "port must be 1-65535" in capsys.readouterr().err
+
+
+def test_announce_returns_the_command_exit_code() -> None:
+    argv = ["-q", "announce", "--name", "x", "--port", "1", "--check-interval", "0.05"]
+    assert main([*argv, "--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
+
+
+def test_announce_of_a_missing_program_is_127() -> None:
+    assert main(["-q", "announce", "--name", "x", "--port", "1", "--", "/no/such/prog"]) == 127
+
+
+def test_nginx_print_config(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["nginx", "--service", "validation-service", "--listen", "9", "--print-config"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "upstream validation-service {" in out
+    assert "server 127.0.0.1:1 down;" in out
+    assert "listen 127.0.0.1:9;" in out
+
+
+def test_nginx_bad_listen_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["nginx", "--service", "s", "--listen", "nowhere:"])
+    assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_nginx_without_the_binary_says_how_to_install(caplog: pytest.LogCaptureFixture) -> None:
+    assert main(["nginx", "--service", "s", "--nginx", "/no/such/nginx"]) == 1
+    assert "apt-get install nginx-light" in caplog.text
+
+
+def test_python_dash_m_coterie() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "coterie", "--version"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("coterie ")

@@ -1,0 +1,69 @@
+"""``coterie demo --no-wait``: the whole tour as a user runs it, on private ports."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.support import ROOT, free_port, needs_nginx
+
+
+def _demo(*extra: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "coterie",
+        "demo",
+        "--no-wait",
+        "--mesh-port",
+        str(free_port()),
+        "--nginx-payment-port",
+        str(free_port()),
+        "--nginx-port",
+        str(free_port()),
+        "--discovery-port",
+        str(free_port(socket.SOCK_DGRAM)),
+        "--hello-interval",
+        "100",
+        "--pause",
+        "0.5",
+        *extra,
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@needs_nginx
+@pytest.mark.nginx
+def test_the_demo_tells_the_story_both_ways() -> None:
+    result = _demo()
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "mesh: mesh-validator-1 x3, mesh-validator-2 x3" in out
+    assert "nginx: http-validator-1 x3, http-validator-2 x3" in out
+    assert "validation failed: 502 Bad Gateway from nginx" in out
+    assert "mesh:  3 of 3 payments sent while no validator ran completed" in out
+    assert "validation failed: failed the Luhn check" in out
+    assert "->  500" not in out
+    assert "stopped every process of the demo" in out
+
+
+def test_without_nginx_the_demo_runs_the_mesh_half_and_says_how_to_get_the_other() -> None:
+    result = _demo("--nginx", "/no/such/nginx", "--no-tour")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "nginx half skipped (nginx was not found)" in result.stdout
+    assert "apt-get install nginx-light" in result.stdout
+    assert "payment-mesh-1" in result.stdout
+    assert "payment-nginx" not in result.stdout
+
+
+def test_a_taken_port_is_named() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = _demo("--no-nginx", "--mesh-port", str(port))
+    assert result.returncode == 1
+    assert f"port {port} is taken" in result.stdout
