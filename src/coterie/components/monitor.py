@@ -236,6 +236,7 @@ class Monitor(Component):
             self._on_link_closed,
             self._links.add,
             max_frame_size=self.max_frame_size,
+            secret=self.secret,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self.advertisement["port"] = self.port

@@ -27,6 +27,7 @@ import os
 from typing import Any, Self
 
 from coterie.components.base import Component
+from coterie.core.auth import AUTH_SCHEME
 from coterie.core.peerlinks import PeerLink, PeerLinks
 from coterie.discovery.table import Node
 from coterie.wire.amp import encode_frame
@@ -105,12 +106,15 @@ class Monitorable(Component):
             return
         if not self._reporting or self._closing or not is_monitor_for(self.advertisement, node):
             return
+        if (node.advertisement.get("auth") == AUTH_SCHEME) != (self.secret is not None):
+            return  # one side runs the link handshake, the other cannot
         if self._monitors is None:
             self._monitors = PeerLinks(
                 on_up=self._monitor_linked,
                 forget=self.discovery.forget if self.discovery is not None else None,
                 max_frame_size=self.max_frame_size,
                 label="monitor",
+                secret=self.secret,
             )
             self._monitors.use_host_names = bool(
                 self.settings is not None and self.settings.use_host_names

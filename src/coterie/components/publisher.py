@@ -210,6 +210,7 @@ class Publisher(Component):
             self._on_link_closed,
             self._on_link_open,
             max_frame_size=self.max_frame_size,
+            secret=self.secret,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self.advertisement["port"] = self.port

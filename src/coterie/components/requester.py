@@ -1,8 +1,8 @@
 """Requester: sends requests to matching responders and awaits the answers.
 
-Design: discovery tells the requester which responders pair with it; for each
-one it keeps a :class:`_Peer` that owns the TCP link and reconnects it while
-the node is alive. Connected links become routes of a
+Design: discovery tells the requester which responders pair with it; a
+:class:`~coterie.core.peerlinks.PeerLinks` keeps one TCP link to each and
+reconnects it while the node is alive. Every live link is a route of a
 :class:`~coterie.core.dispatch.Dispatcher`, which does all the routing,
 waiting, failover and timeout work. This module is the asyncio glue.
 """
@@ -10,16 +10,15 @@ waiting, failover and timeout work. This module is the asyncio glue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from typing import Any
 
 from coterie.components.monitorable import Monitorable
-from coterie.core.auth import AuthError
 from coterie.core.dispatch import Balance, Dispatcher, Pending, Route
 from coterie.core.errors import FrameTooLargeError
-from coterie.core.link import Link, connect
+from coterie.core.link import Link
+from coterie.core.peerlinks import PeerLink, PeerLinks
 from coterie.discovery.table import Node
 from coterie.wire.amp import encode_request_frame
 
@@ -51,19 +50,6 @@ def _env_timeout() -> float | None:
     if value <= 0:
         raise ValueError(f"COTE_REQUEST_TIMEOUT must be positive, got {raw!r}")
     return value / 1000
-
-
-class _Peer:
-    """A paired responder: its node, its link while connected, reconnects."""
-
-    __slots__ = ("connector", "link", "node", "removed", "route")
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.link: Link | None = None
-        self.route: Route | None = None
-        self.connector: asyncio.Task[None] | None = None
-        self.removed = False
 
 
 class Requester(Monitorable):
@@ -115,8 +101,15 @@ class Requester(Monitorable):
             settle=backlog_settle,
             on_drained=self._route_drained,
         )
-        self._peers: dict[str, _Peer] = {}
-        self._link_change = asyncio.Event()
+        self._routes: dict[str, Route] = {}
+        self._links = PeerLinks(
+            on_frame=self._on_frame,
+            on_up=self._link_up,
+            on_down=self._link_down,
+            max_frame_size=self.max_frame_size,
+            label="responder",
+            secret=self.secret,
+        )
         self._ids = 0
         self._id_prefix = str(os.getpid())
 
@@ -130,7 +123,7 @@ class Requester(Monitorable):
     @property
     def connected(self) -> int:
         """How many responders have a live link."""
-        return sum(1 for p in self._peers.values() if p.route is not None)
+        return self._links.connected
 
     async def wait_connected(self, count: int = 1, timeout: float = 10.0) -> None:
         """Wait until at least ``count`` responders are connected.
@@ -138,10 +131,7 @@ class Requester(Monitorable):
         Raises:
             TimeoutError: When they do not appear within ``timeout`` seconds.
         """
-        async with asyncio.timeout(timeout):
-            while self.connected < count:
-                self._link_change.clear()
-                await self._link_change.wait()
+        await self._links.wait_linked(count, timeout)
 
     async def send(
         self, request: dict[str, Any], *, timeout: float | None = _UNSET, retry: bool = True
@@ -200,147 +190,73 @@ class Requester(Monitorable):
             raise
 
     def _status_nodes(self) -> list[str]:
-        """Responders with a live link, for monitors' status reports."""
-        return [p.node.id for p in self._peers.values() if p.link is not None]
+        """Responders this requester has a live link to (for monitors)."""
+        return [p.id for p in self._links.linked()]
 
     # -- discovery hooks ----------------------------------------------------------
 
+    async def _bind(self) -> None:
+        assert self.settings is not None
+        self._links.use_host_names = self.settings.use_host_names
+        self._links.forget = self._forget
+
+    def _forget(self, node_id: str) -> None:
+        if self.discovery is not None:
+            self.discovery.forget(node_id)
+
     def _node_added(self, node: Node) -> None:
-        if node.port is None or self._closing:
-            return
-        peer = self._peers.get(node.id)
-        if peer is None:
-            peer = self._peers[node.id] = _Peer(node)
-        peer.node = node
-        peer.removed = False
-        self._ensure_connecting(peer)
+        if not self._closing:
+            self._links.add(node)
+            route = self._routes.get(node.id)
+            if route is not None and route.draining:
+                route.draining = False  # it came back before its link dropped
+                self._dispatcher.retry_waiting()
 
     def _node_updated(self, node: Node) -> None:
-        peer = self._peers.get(node.id)
-        if peer is None:
-            self._node_added(node)
-            return
-        peer.node = node
-        if peer.route is not None:
-            peer.route.node = node
+        self._links.update(node)
+        route = self._routes.get(node.id)
+        if route is not None:
+            route.node = node
             self._dispatcher.retry_waiting()
 
     def _node_removed(self, node: Node) -> None:
-        peer = self._peers.get(node.id)
-        if peer is None:
-            return
-        peer.removed = True
-        if peer.connector is not None:
-            peer.connector.cancel()
-        if peer.route is not None:
-            self._dispatcher.drain_route(peer.route)  # closes the link once drained
-        else:
-            self._peers.pop(node.id, None)
+        # Stop reconnecting; send nothing new; close once its replies are in.
+        self._links.remove(node.id)
+        route = self._routes.get(node.id)
+        if route is not None:
+            self._dispatcher.drain_route(route)
 
     # -- links --------------------------------------------------------------------
 
-    def _ensure_connecting(self, peer: _Peer) -> None:
-        if peer.link is not None or (peer.connector is not None and not peer.connector.done()):
-            return
-        peer.connector = asyncio.get_running_loop().create_task(
-            self._connect(peer), name=f"coterie-connect-{peer.node.id[:8]}"
-        )
+    def _link_up(self, peer: PeerLink) -> None:
+        assert peer.link is not None
+        route = Route(peer.link, peer.node)
+        self._routes[peer.id] = route
+        self._dispatcher.add_route(route)
 
-    async def _connect(self, peer: _Peer) -> None:
-        delay = 0.05
-        assert self.settings is not None
-        use_host_names = self.settings.use_host_names
-        while not peer.removed and not self._closing:
-            node = peer.node
-            host, port = node.connect_host(use_host_names), node.port
-            if port is None:
-                return
-            try:
-                link = await connect(
-                    host,
-                    port,
-                    self._on_frame,
-                    self._on_link_closed,
-                    max_frame_size=self.max_frame_size,
-                    secret=self.secret,
-                )
-            except AuthError as exc:
-                log.warning(
-                    "%s at %s:%s failed the link handshake: %s",
-                    node.advertisement.get("name"),
-                    host,
-                    port,
-                    exc,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            except (OSError, TimeoutError) as exc:
-                log.debug("connect to %s at %s:%s failed: %s", node.id, host, port, exc)
-                if isinstance(exc, ConnectionRefusedError) and self.discovery is not None:
-                    # Nothing listens there any more: the process is gone.
-                    self.discovery.forget(node.id)
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            if peer.removed or self._closing:
-                link.close()
-                return
-            peer.link = link
-            link.context = peer
-            peer.route = Route(link, node)
-            log.debug(
-                "linked to %s %s at %s:%s", node.advertisement.get("name"), node.id, host, port
-            )
-            self._dispatcher.add_route(peer.route)
-            self._link_change.set()
-            return
-
-    def _on_frame(self, link: Link, args: list[Any]) -> None:
-        peer: _Peer | None = link.context
-        if peer is not None and peer.route is not None:
-            self._dispatcher.reply(peer.route, args)
-
-    def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
-        peer: _Peer | None = link.context
-        if peer is None or peer.link is not link:
-            return
-        route = peer.route
-        peer.link = None
-        peer.route = None
+    def _link_down(self, peer: PeerLink, exc: Exception | None) -> None:
+        route = self._routes.pop(peer.id, None)
         if route is not None:
             self._dispatcher.remove_route(route)
-        if peer.removed or self._closing:
-            self._peers.pop(peer.node.id, None)
-            return
-        log.info(
-            "link to %s lost (%s); reconnecting",
-            peer.node.advertisement.get("name"),
-            exc or "closed by peer",
-        )
-        self._ensure_connecting(peer)
+
+    def _on_frame(self, link: Link, args: list[Any]) -> None:
+        peer: PeerLink | None = link.context
+        route = self._routes.get(peer.id) if peer is not None else None
+        if route is not None and route.writer is link:
+            self._dispatcher.reply(route, args)
 
     def _route_drained(self, route: Route) -> None:
-        for peer in self._peers.values():
-            if peer.route is route and peer.removed and peer.link is not None:
-                peer.link.close()
+        for node_id, candidate in self._routes.items():
+            if candidate is route:
+                peer = self._links.peers.get(node_id)
+                if peer is not None and peer.removed and peer.link is not None:
+                    peer.link.close()
                 return
 
     async def _shutdown(self) -> None:
-        for peer in self._peers.values():
-            peer.removed = True
-            if peer.connector is not None:
-                peer.connector.cancel()
         self._dispatcher.close(RuntimeError(f"{self!r} closed before the request was answered"))
-        connectors = [p.connector for p in self._peers.values() if p.connector is not None]
-        for peer in list(self._peers.values()):
-            if peer.link is not None:
-                peer.link.close()
-        for task in connectors:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._peers.clear()
+        await self._links.close()
+        self._routes.clear()
 
 
 class PendingBalancedRequester(Requester):

@@ -111,6 +111,7 @@ class Subscriber(Monitorable):
         self._publishers = PeerLinks(
             on_frame=self._on_frame,
             max_frame_size=self.max_frame_size,
+            secret=self.secret,
             label="publisher",
         )
         #: Events accepted (matched ``subscribesTo``), whether handled or not.

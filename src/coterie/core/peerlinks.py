@@ -25,6 +25,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from coterie.core.auth import AuthError
 from coterie.core.link import FrameHandler, Link, connect
 from coterie.discovery.table import Node
 from coterie.wire.amp import DEFAULT_MAX_FRAME_SIZE
@@ -75,6 +76,7 @@ class PeerLinks:
             process is gone), typically ``Discovery.forget``.
         max_frame_size: Largest frame accepted on these links.
         label: What the peers are, for log lines (``"publisher"``, ...).
+        secret: Link secret for the handshake of :mod:`coterie.core.auth`.
     """
 
     def __init__(
@@ -86,7 +88,9 @@ class PeerLinks:
         forget: Callable[[str], None] | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         label: str = "peer",
+        secret: str | None = None,
     ) -> None:
+        self.secret = secret
         self._on_frame = on_frame
         self._on_up = on_up
         self._on_down = on_down
@@ -199,7 +203,20 @@ class PeerLinks:
                     self._on_frame,
                     self._on_link_closed,
                     max_frame_size=self.max_frame_size,
+                    secret=self.secret,
                 )
+            except AuthError as exc:
+                log.warning(
+                    "%s %s at %s:%s failed the link handshake: %s",
+                    self.label,
+                    node.advertisement.get("name"),
+                    host,
+                    port,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_DELAY)
+                continue
             except (OSError, TimeoutError) as exc:
                 log.debug(
                     "connect to %s %s at %s:%s failed: %s", self.label, node.id, host, port, exc
