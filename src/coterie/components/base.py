@@ -9,6 +9,7 @@ Everything else is the role's business.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from types import TracebackType
@@ -16,12 +17,13 @@ from typing import Any, ClassVar, Self
 
 from coterie.core.advertisement import build_advertisement, pairs
 from coterie.core.auth import AUTH_SCHEME
+from coterie.core.link import Link, serve
 from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
 from coterie.discovery.service import Discovery, TransportFactory
 from coterie.discovery.table import Node
 from coterie.wire.amp import DEFAULT_MAX_FRAME_SIZE
 
-__all__ = ["Component"]
+__all__ = ["Component", "ListeningComponent"]
 
 log = logging.getLogger("coterie")
 
@@ -184,3 +186,57 @@ class Component:
             self._node_updated(node)
         else:
             self._node_removed(node)
+
+
+class ListeningComponent(Component):
+    """A component that listens on TCP: Responder, Publisher, Monitor.
+
+    It binds before it announces itself, so its port is in its first hello,
+    and keeps the set of links peers opened to it.
+
+    Args:
+        name: Name shown to peers.
+        host: Address to listen on.
+        port: TCP port; 0 picks a free one.
+        **kwargs: See :class:`Component`.
+    """
+
+    def __init__(
+        self, name: str | None = None, *, host: str = "0.0.0.0", port: int = 0, **kwargs: Any
+    ) -> None:
+        super().__init__(name, **kwargs)
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+        self._links: set[Link] = set()
+
+    async def _bind(self) -> None:
+        self._server = await serve(
+            self.host,
+            self.port,
+            self._on_frame,
+            self._on_link_closed,
+            self._on_link_open,
+            max_frame_size=self.max_frame_size,
+            secret=self.secret,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.advertisement["port"] = self.port
+
+    async def _unbind(self) -> None:
+        for link in list(self._links):
+            link.abort()
+        self._links.clear()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def _on_frame(self, link: Link, args: list[Any]) -> None:
+        """A frame arrived on one of the accepted links."""
+
+    def _on_link_open(self, link: Link) -> None:
+        self._links.add(link)
+
+    def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
+        self._links.discard(link)

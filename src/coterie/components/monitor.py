@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from coterie.components.base import Component
-from coterie.core.link import Link, serve
+from coterie.components.base import ListeningComponent
+from coterie.core.link import Link
 from coterie.discovery.table import Node
 
 __all__ = ["ROLE_NAMES", "ChangeHandler", "Monitor", "MonitorSnapshot", "NodeInfo"]
@@ -117,7 +117,7 @@ class MonitorSnapshot:
         return info.name if info is not None else node_id[:8]
 
 
-class Monitor(Component):
+class Monitor(ListeningComponent):
     """Watches the mesh: nodes from discovery, links from status reports.
 
     Args:
@@ -143,11 +143,7 @@ class Monitor(Component):
     ) -> None:
         extra = dict(kwargs.pop("advertisement", None) or {})
         extra["type"] = "monitor"
-        super().__init__(name or "monitor", advertisement=extra, **kwargs)
-        self.host = host
-        self.port = port
-        self._server: asyncio.Server | None = None
-        self._links: set[Link] = set()
+        super().__init__(name or "monitor", advertisement=extra, host=host, port=port, **kwargs)
         self._nodes: dict[str, Node] = {}
         self._connections: dict[str, tuple[str, ...]] = {}
         # Which links each node's status came on, to drop edges when they close.
@@ -228,28 +224,6 @@ class Monitor(Component):
 
     # -- lifecycle -------------------------------------------------------------
 
-    async def _bind(self) -> None:
-        self._server = await serve(
-            self.host,
-            self.port,
-            self._on_frame,
-            self._on_link_closed,
-            self._links.add,
-            max_frame_size=self.max_frame_size,
-            secret=self.secret,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        self.advertisement["port"] = self.port
-
-    async def _unbind(self) -> None:
-        for link in list(self._links):
-            link.abort()
-        self._links.clear()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
     # -- status ----------------------------------------------------------------
 
     def _on_frame(self, link: Link, args: list[Any]) -> None:
@@ -273,8 +247,6 @@ class Monitor(Component):
             self._connections[node_id] = targets
             self._changed("status", node_id)
 
-    def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
-        self._links.discard(link)
         ids = link.context if isinstance(link.context, set) else set()
         for node_id in ids:
             reporters = self._reporters.get(node_id)

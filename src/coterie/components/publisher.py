@@ -30,9 +30,9 @@ import asyncio
 import logging
 from typing import Any
 
-from coterie.components.base import Component
+from coterie.components.base import ListeningComponent
 from coterie.core.errors import FrameTooLargeError
-from coterie.core.link import Link, serve
+from coterie.core.link import Link
 from coterie.wire.axon import encode_publish, topic_for
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Publisher"]
@@ -55,7 +55,7 @@ class _Subscription:
         self.dropping = False
 
 
-class Publisher(Component):
+class Publisher(ListeningComponent):
     """Publishes events to subscribers.
 
     Args:
@@ -90,12 +90,8 @@ class Publisher(Component):
             extra["broadcasts"] = list(broadcasts)
         if not isinstance(max_buffer, int) or max_buffer <= 0:
             raise ValueError(f"max_buffer must be a positive number of bytes, got {max_buffer!r}")
-        super().__init__(name, advertisement=extra, **kwargs)
-        self.host = host
-        self.port = port
+        super().__init__(name, advertisement=extra, host=host, port=port, **kwargs)
         self.max_buffer = max_buffer
-        self._server: asyncio.Server | None = None
-        self._links: set[Link] = set()
         self._batch: list[bytes] = []
         self._batch_bytes = 0
         self._flush_handle: asyncio.Handle | None = None
@@ -202,19 +198,6 @@ class Publisher(Component):
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def _bind(self) -> None:
-        self._server = await serve(
-            self.host,
-            self.port,
-            self._on_frame,
-            self._on_link_closed,
-            self._on_link_open,
-            max_frame_size=self.max_frame_size,
-            secret=self.secret,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        self.advertisement["port"] = self.port
-
     async def _shutdown(self) -> None:
         self._flush()
         if self._server is not None:
@@ -225,24 +208,18 @@ class Publisher(Component):
     async def _unbind(self) -> None:
         self._batch.clear()
         self._batch_bytes = 0
-        for link in list(self._links):
-            link.abort()
-        self._links.clear()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        await super()._unbind()
 
     # -- links -------------------------------------------------------------------
 
     def _on_link_open(self, link: Link) -> None:
         link.context = _Subscription()
-        self._links.add(link)
+        super()._on_link_open(link)
         self._change.set()
         log.debug("subscriber connected from %s", link.peer)
 
     def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
-        self._links.discard(link)
+        super()._on_link_closed(link, exc)
         self._change.set()
         log.debug("subscriber at %s left (%s)", link.peer, exc or "closed")
 

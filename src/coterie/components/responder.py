@@ -21,8 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
-from coterie.components.base import Component
-from coterie.core.link import Link, serve
+from coterie.components.base import ListeningComponent
+from coterie.core.link import Link
 from coterie.wire.amp import encode_frame, encode_reply_frame
 from coterie.wire.axon import error_payload
 
@@ -37,7 +37,7 @@ _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 H = TypeVar("H", bound=Handler)
 
 
-class Responder(Component):
+class Responder(ListeningComponent):
     """Answers requests.
 
     Args:
@@ -62,16 +62,12 @@ class Responder(Component):
         close_timeout: float = 10.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(name, **kwargs)
-        self.host = host
-        self.port = port
+        super().__init__(name, host=host, port=port, **kwargs)
         self.close_timeout = close_timeout
         self._handlers: dict[str, Handler] = {}
         self._advertise_types = advertise_types and "respondsTo" not in self.advertisement
         if self._advertise_types:
             self.advertisement["respondsTo"] = []
-        self._server: asyncio.Server | None = None
-        self._links: set[Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._draining = False
         self.handled = 0
@@ -114,20 +110,6 @@ class Responder(Component):
 
     # -- lifecycle -------------------------------------------------------------
 
-    async def _bind(self) -> None:
-        self._server = await serve(
-            self.host,
-            self.port,
-            self._on_frame,
-            self._on_link_closed,
-            self._links.add,
-            max_frame_size=self.max_frame_size,
-            secret=self.secret,
-        )
-        sock = self._server.sockets[0]
-        self.port = sock.getsockname()[1]
-        self.advertisement["port"] = self.port
-
     async def _shutdown(self) -> None:
         # Goodbye first, so requesters stop sending; then finish what we hold.
         self._draining = True
@@ -144,19 +126,7 @@ class Responder(Component):
         for link in list(self._links):
             link.close()
 
-    async def _unbind(self) -> None:
-        for link in list(self._links):
-            link.abort()
-        self._links.clear()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
     # -- requests --------------------------------------------------------------
-
-    def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
-        self._links.discard(link)
 
     def _on_frame(self, link: Link, args: list[Any]) -> None:
         if len(args) < 2:
