@@ -247,6 +247,8 @@ class Monitor(ListeningComponent):
             self._connections[node_id] = targets
             self._changed("status", node_id)
 
+    def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
+        super()._on_link_closed(link, exc)
         ids = link.context if isinstance(link.context, set) else set()
         for node_id in ids:
             reporters = self._reporters.get(node_id)
