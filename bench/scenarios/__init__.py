@@ -1,0 +1,18 @@
+"""The bench scenarios, in the order they run.
+
+Each module has ``async def run(ctx) -> list[Row]``.
+"""
+
+from __future__ import annotations
+
+from bench.scenarios import contact, failover, http, pubsub, reqrep, rss
+
+#: name -> module, in run order.
+SCENARIOS = {
+    "reqrep": reqrep,
+    "contact": contact,
+    "failover": failover,
+    "pubsub": pubsub,
+    "rss": rss,
+    "http": http,
+}

@@ -1,0 +1,98 @@
+"""The smoke bench runs every scenario end to end and reports a number for each.
+
+Runs ``python -m bench --smoke`` as a user would (a separate process, real
+workers, real Node cote when the session is in a private network namespace),
+then checks the printed table and the JSON report. No timing assertions: CI
+machines are noisy; this only proves the bench works.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import netns
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ROWS = {
+    "rr_c1": "req/resp throughput, 1 in flight",
+    "rr_c10": "req/resp throughput, 10 in flight",
+    "rr_c100": "req/resp throughput, 100 in flight",
+    "lat_p50": "sequential latency p50",
+    "lat_p99": "sequential latency p99",
+    "contact": "time to first contact (component start -> first reply)",
+    "contact_proc": "time to first contact incl. process start",
+    "failover_lost": "failover: requests lost",
+    "failover_stall": "failover: longest stall",
+    "pubsub": "pub/sub events per second",
+    "rss_responder": "idle RSS, responder",
+    "rss_requester": "idle RSS, requester",
+    "rss_publisher": "idle RSS, publisher",
+    "rss_subscriber": "idle RSS, subscriber",
+    "http_pay": "HTTP GET /pay/<cardno> throughput (mesh vs nginx)",
+    "http_pay_p50": "HTTP GET /pay/<cardno> latency p50 (mesh vs nginx)",
+}
+
+NODE_READY = (
+    netns.reason_unavailable is None
+    and shutil.which("node") is not None
+    and (ROOT / "interop" / "node_modules" / "cote" / "package.json").exists()
+)
+HTTP_READY = shutil.which("wrk") is not None and (
+    shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
+)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not math.isnan(value) and value >= 0
+
+
+@pytest.mark.timeout(180)
+def test_smoke_bench_reports_every_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "smoke.json"
+    env = dict(os.environ, COTE_BROADCAST_ADDRESS="127.255.255.255")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--no-docs", "--json", str(out), "-q"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["failed"] == []
+    rows = {row["key"]: row for row in report["rows"]}
+    assert set(rows) == set(ROWS)
+
+    for key, label in ROWS.items():
+        row = rows[key]
+        assert row["label"].startswith(label)
+        assert label[:40] in done.stdout  # the printed table has the row
+        if key.startswith("http") and not HTTP_READY:
+            continue
+        assert _number(row["coterie"]), (key, row)
+        if key.startswith("http"):
+            assert _number(row["reference_value"]), (key, row)  # nginx ran
+        elif NODE_READY:
+            assert _number(row["reference_value"]), (key, row)  # real cote ran
+            assert row["ratio"] is not None
+        else:
+            assert any("Node cote skipped" in note for note in report["notes"])
+
+    # Samples are real measurements, not placeholders.
+    assert rows["rr_c100"]["coterie"] > 0
+    assert rows["contact"]["coterie"] > 0
+    assert 0 < rows["rss_responder"]["coterie"] < 1024
+    assert rows["failover_lost"]["samples"]["coterie"] == [0.0] or isinstance(
+        rows["failover_lost"]["coterie"], float
+    )
