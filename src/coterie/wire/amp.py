@@ -184,15 +184,78 @@ class FrameDecoder:
         """
         if self.broken is not None:
             raise self.broken
-        buf = self._buf
-        buf += data
+        held = self._buf
+        if held:
+            held += data
+            buf: bytes | bytearray = held
+        else:
+            buf = data  # nothing held: parse the chunk in place, no copy
         out: list[list[Any] | DroppedFrame] = []
-        pos = 0
         end = len(buf)
+        pos = 0
+        if self._skip_bytes < 0:
+            pos = self._fast(buf, end, out)
+        if pos < end:
+            pos = self._general(buf, pos, end, out)
+        if buf is held:
+            if pos:
+                del held[:pos]
+        elif pos < end:
+            self._buf = bytearray(buf[pos:])
+        return out
+
+    def _fast(self, buf: bytes | bytearray, end: int, out: list[list[Any] | DroppedFrame]) -> int:
+        """Decode well-formed frames in one pass; stop at anything unusual.
+
+        Returns the position of the first frame it did not take: an
+        incomplete one, or one :meth:`_general` must judge (bad version,
+        oversized, undecodable).
+        """
+        pos = 0
+        maximum = self._max
+        append_frame = out.append
+        with memoryview(buf) as view:
+            while pos < end:
+                meta = buf[pos]
+                if meta >> 4 != _VERSION or not meta & 0x0F:
+                    return pos
+                off = pos + 1
+                args: list[Any] = []
+                append = args.append
+                try:
+                    for _ in range(meta & 0x0F):
+                        if off + 4 > end:
+                            return pos
+                        (length,) = _unpack_len(buf, off)
+                        start = off + 4
+                        off = start + length
+                        if off - pos > maximum:
+                            return pos
+                        if off > end:
+                            return pos
+                        if length >= 2 and buf[start + 1] == 0x3A:  # "x:" tag
+                            tag = buf[start]
+                            if tag == 0x6A:  # "j:" JSON, parsed straight from the buffer
+                                append(_loads(view[start + 2 : off]))
+                                continue
+                            if tag == 0x73:  # "s:" string
+                                append(str(view[start + 2 : off], "utf-8"))
+                                continue
+                        append(bytes(view[start:off]))
+                except (ValueError, UnicodeDecodeError):
+                    return pos
+                append_frame(args)
+                pos = off
+        return pos
+
+    def _general(
+        self, buf: bytes | bytearray, pos: int, end: int, out: list[list[Any] | DroppedFrame]
+    ) -> int:
+        """The careful path: skips oversized frames, reports bad ones."""
         maximum = self._max
         while True:
             if self._skip_bytes >= 0:
-                pos = self._skip(pos, end, out)
+                pos = self._skip(buf, pos, end, out)
                 if self._skip_bytes >= 0:
                     break
                 continue
@@ -200,10 +263,10 @@ class FrameDecoder:
                 break
             meta = buf[pos]
             if meta >> 4 != _VERSION:
-                del buf[:]
+                self._buf = bytearray()
                 self.broken = ProtocolError(f"not an AMP v1 frame (first byte 0x{meta:02x})")
                 if out:
-                    return out  # deliver the good frames; the next feed raises
+                    return end  # deliver the good frames; the next feed raises
                 raise self.broken
             argc = meta & 0x0F
             off = pos + 1
@@ -234,13 +297,12 @@ class FrameDecoder:
             if self._skip_bytes >= 0:
                 continue
             break  # incomplete frame: wait for more bytes
-        if pos:
-            del buf[:pos]
-        return out
+        return pos
 
-    def _skip(self, pos: int, end: int, out: list[list[Any] | DroppedFrame]) -> int:
+    def _skip(
+        self, buf: bytes | bytearray, pos: int, end: int, out: list[list[Any] | DroppedFrame]
+    ) -> int:
         """Advance through an oversized frame; returns the new position."""
-        buf = self._buf
         while True:
             take = min(self._skip_bytes, end - pos)
             pos += take
@@ -265,23 +327,26 @@ class FrameDecoder:
             self._skip_args -= 1
 
     @staticmethod
-    def _decode(buf: bytearray, off: int, argc: int, size: int) -> list[Any] | DroppedFrame:
-        args: list[Any] = []
-        try:
-            for _ in range(argc):
-                (length,) = _unpack_len(buf, off)
-                off += 4
-                raw = bytes(buf[off : off + length])
-                off += length
-                tag = raw[:2]
-                if tag == b"j:":
-                    args.append(_loads(raw[2:]))
-                elif tag == b"s:":
-                    args.append(raw[2:].decode())
-                else:
-                    args.append(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return DroppedFrame(f"undecodable argument: {exc}", size)
+    def _decode(buf: bytes | bytearray, off: int, argc: int, size: int) -> list[Any] | DroppedFrame:
         if not argc:
             return DroppedFrame("frame with no arguments", size)
+        args: list[Any] = []
+        append = args.append
+        with memoryview(buf) as view:
+            try:
+                for _ in range(argc):
+                    (length,) = _unpack_len(buf, off)
+                    start = off + 4
+                    off = start + length
+                    if length >= 2 and buf[start + 1] == 0x3A:  # "x:" tag
+                        tag = buf[start]
+                        if tag == 0x6A:  # "j:" JSON, parsed straight from the buffer
+                            append(_loads(view[start + 2 : off]))
+                            continue
+                        if tag == 0x73:  # "s:" string
+                            append(str(view[start + 2 : off], "utf-8"))
+                            continue
+                    append(bytes(view[start:off]))
+            except (ValueError, UnicodeDecodeError) as exc:
+                return DroppedFrame(f"undecodable argument: {exc}", size)
         return args
