@@ -21,6 +21,7 @@ from coterie import (
     CoterieError,
     DiscoveryOptions,
     FrameTooLargeError,
+    Node,
     RemoteError,
     Requester,
     RequestTimeoutError,
@@ -334,3 +335,24 @@ async def test_first_contact_is_fast_with_default_hello_timing(
             child.kill()
             await child.wait()
     assert child.returncode == 0
+
+
+async def test_node_events_reach_listeners(port: int) -> None:
+    events: list[tuple[str, str]] = []
+    removed = asyncio.Event()
+
+    def record(event: str, node: Node) -> None:
+        events.append((event, node.advertisement["name"]))
+        if event == "removed":
+            removed.set()
+
+    async with Requester("watcher", discovery=fast(port)) as req:
+        assert req.on_node(record) is record
+        other = Responder("comer", discovery=fast(port))
+        await other.start()
+        await req.wait_connected(1, timeout=5)
+        assert events == [("added", "comer")]
+        await other.close()  # its goodbye removes it at once
+        async with asyncio.timeout(5):
+            await removed.wait()
+        assert events == [("added", "comer"), ("removed", "comer")]

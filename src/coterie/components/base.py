@@ -19,7 +19,7 @@ from coterie.core.advertisement import build_advertisement, pairs
 from coterie.core.auth import AUTH_SCHEME
 from coterie.core.link import Link, serve
 from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
-from coterie.discovery.service import Discovery, TransportFactory
+from coterie.discovery.service import Discovery, NodeListener, TransportFactory
 from coterie.discovery.table import Node
 from coterie.wire.amp import DEFAULT_MAX_FRAME_SIZE
 
@@ -84,6 +84,7 @@ class Component:
         self.settings: DiscoverySettings | None = None
         self._started = False
         self._closing = False
+        self._node_listeners: list[NodeListener] = []
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -128,6 +129,14 @@ class Component:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def on_node(self, listener: NodeListener) -> NodeListener:
+        """Call ``listener(event, node)`` when a pairing peer is ``"added"`` or ``"removed"``.
+
+        cote's ``cote:added`` / ``cote:removed`` events. Usable as a decorator.
+        """
+        self._node_listeners.append(listener)
+        return listener
 
     @property
     def id(self) -> str:
@@ -184,8 +193,14 @@ class Component:
             self._node_added(node)
         elif event == "updated":
             self._node_updated(node)
+            return
         else:
             self._node_removed(node)
+        for listener in list(self._node_listeners):
+            try:
+                listener(event, node)
+            except Exception:
+                log.exception("node listener of %r failed on %s", self, event)
 
 
 class ListeningComponent(Component):
