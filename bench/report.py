@@ -202,6 +202,9 @@ requests (a sum).
 
 {target_lines}
 
+Where a target is missed, [performance.md](performance.md) says what limits
+it, with profiles.
+
 ### Notes
 
 {note_lines}
