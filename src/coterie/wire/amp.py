@@ -153,7 +153,7 @@ class FrameDecoder:
         max_frame_size: Frames larger than this many bytes are skipped.
     """
 
-    __slots__ = ("_buf", "_max", "_skip_args", "_skip_bytes", "_skip_size", "broken")
+    __slots__ = ("_buf", "_error", "_max", "_skip_args", "_skip_bytes", "_skip_size", "broken")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         if max_frame_size < 5:
@@ -167,6 +167,7 @@ class FrameDecoder:
         self._skip_size = 0
         #: Set once the stream proved not to be AMP; every later feed raises it.
         self.broken: ProtocolError | None = None
+        self._error: Exception | None = None
 
     @property
     def buffered(self) -> int:
@@ -194,7 +195,7 @@ class FrameDecoder:
         end = len(buf)
         pos = 0
         if self._skip_bytes < 0:
-            pos = self._fast(buf, end, out)
+            pos = self._fast(buf, 0, end, out)
         if pos < end:
             pos = self._general(buf, pos, end, out)
         if buf is held:
@@ -204,14 +205,15 @@ class FrameDecoder:
             self._buf = bytearray(buf[pos:])
         return out
 
-    def _fast(self, buf: bytes | bytearray, end: int, out: list[list[Any] | DroppedFrame]) -> int:
-        """Decode well-formed frames in one pass; stop at anything unusual.
+    def _fast(
+        self, buf: bytes | bytearray, pos: int, end: int, out: list[list[Any] | DroppedFrame]
+    ) -> int:
+        """Decode well-formed frames from ``pos`` in one pass; stop at anything unusual.
 
         Returns the position of the first frame it did not take: an
         incomplete one, or one :meth:`_general` must judge (bad version,
-        oversized, undecodable).
+        oversized, undecodable; the decoding error is kept in ``_error``).
         """
-        pos = 0
         maximum = self._max
         append_frame = out.append
         with memoryview(buf) as view:
@@ -242,7 +244,8 @@ class FrameDecoder:
                                 append(str(view[start + 2 : off], "utf-8"))
                                 continue
                         append(bytes(view[start:off]))
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError) as exc:
+                    self._error = exc
                     return pos
                 append_frame(args)
                 pos = off
@@ -291,7 +294,10 @@ class FrameDecoder:
                     break
             else:
                 if complete:
-                    out.append(self._decode(buf, pos + 1, argc, size))
+                    if not argc:
+                        out.append(DroppedFrame("frame with no arguments", size))
+                    elif self._fast(buf, pos, off, out) == pos:
+                        out.append(DroppedFrame(f"undecodable argument: {self._error}", size))
                     pos = off
                     continue
             if self._skip_bytes >= 0:
@@ -325,28 +331,3 @@ class FrameDecoder:
             pos += 4
             self._skip_size += 4
             self._skip_args -= 1
-
-    @staticmethod
-    def _decode(buf: bytes | bytearray, off: int, argc: int, size: int) -> list[Any] | DroppedFrame:
-        if not argc:
-            return DroppedFrame("frame with no arguments", size)
-        args: list[Any] = []
-        append = args.append
-        with memoryview(buf) as view:
-            try:
-                for _ in range(argc):
-                    (length,) = _unpack_len(buf, off)
-                    start = off + 4
-                    off = start + length
-                    if length >= 2 and buf[start + 1] == 0x3A:  # "x:" tag
-                        tag = buf[start]
-                        if tag == 0x6A:  # "j:" JSON, parsed straight from the buffer
-                            append(_loads(view[start + 2 : off]))
-                            continue
-                        if tag == 0x73:  # "s:" string
-                            append(str(view[start + 2 : off], "utf-8"))
-                            continue
-                    append(bytes(view[start:off]))
-            except (ValueError, UnicodeDecodeError) as exc:
-                return DroppedFrame(f"undecodable argument: {exc}", size)
-        return args
