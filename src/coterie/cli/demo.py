@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from coterie.cli._common import Subparsers, run_until_signal
 from coterie.gateways.nginx import find_nginx
 from coterie.gateways.options import HOST_SCOPE
+from coterie.gateways.process import stop_process
 
 if TYPE_CHECKING:
     import aiohttp
@@ -203,18 +203,7 @@ class Child:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL to its process group after ``timeout``."""
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(timeout):
-                await process.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        await stop_process(self.process, timeout=timeout, group=True)
 
     def tail(self, lines: int = 5) -> str:
         """The end of its log."""

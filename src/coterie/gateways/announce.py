@@ -17,14 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 from collections.abc import Sequence
 from typing import Any
 
 from coterie.core.advertisement import build_advertisement
 from coterie.discovery.options import DiscoveryOptions
 from coterie.discovery.service import Discovery
+from coterie.gateways.process import stop_process
 
 __all__ = ["Announcer", "http_advertisement", "port_answers"]
 
@@ -177,15 +176,5 @@ class Announcer:
             log.info("announce: %r on port %d withdrawn: %s", self.name, self.port, why)
 
     async def _terminate(self) -> None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(self.stop_timeout):
-                await process.wait()
-        except TimeoutError:
-            log.warning("announce: %s ignored SIGTERM; killing it", self.command[0])
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
+        if await stop_process(self._process, timeout=self.stop_timeout):
+            log.warning("announce: %s ignored SIGTERM; killed it", self.command[0])

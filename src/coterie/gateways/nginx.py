@@ -36,6 +36,7 @@ from coterie.core.advertisement import build_advertisement
 from coterie.discovery.options import DiscoveryOptions
 from coterie.discovery.service import Discovery
 from coterie.discovery.table import Node
+from coterie.gateways.process import stop_process
 
 __all__ = [
     "PLACEHOLDER",
@@ -351,17 +352,7 @@ class NginxServer:
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop nginx gracefully (``SIGQUIT``), then by force."""
         process, self.process = self.process, None
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGQUIT)
-        try:
-            async with asyncio.timeout(timeout):
-                await process.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        await stop_process(process, sig=signal.SIGQUIT, timeout=timeout, group=True)
 
     def _error_tail(self) -> str:
         lines: list[str] = []
