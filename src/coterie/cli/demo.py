@@ -459,6 +459,8 @@ class Demo:
         self.header("3. Every validator stopped")
         validators = [c for c in self.children if "validator" in c.name and c.alive]
         await asyncio.gather(*(c.stop() for c in validators))
+        for child in validators:  # stopped on purpose: no longer watched
+            self.children.remove(child)
         say(f"  stopped {len(validators)} validators: " + ", ".join(c.name for c in validators))
         say("  [dim]the mesh requester and the nginx upstream both saw them go[/dim]")
         mesh_port = self.args.mesh_port
@@ -508,6 +510,7 @@ class Demo:
             await self.start_mesh_validator()
             if self.nginx_binary is not None:
                 await self.start_http_validator()
+        await self.wait_ready(session)  # every one of them serving before curl
 
     async def _until_validated(
         self, session: aiohttp.ClientSession, port: int, timeout: float = 10.0
