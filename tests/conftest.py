@@ -8,6 +8,9 @@ import pytest
 
 from tests import netns
 
+#: Shared fixtures: ``redis_url`` (a real redis-server per test).
+pytest_plugins = ["tests.redis_server"]
+
 # Host scope for every component the tests start, inside or outside a namespace.
 os.environ.setdefault("COTE_BROADCAST_ADDRESS", "127.255.255.255")
 
