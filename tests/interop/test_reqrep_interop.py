@@ -296,3 +296,33 @@ async def test_node_handler_error_raises_remote_error(
     if payload:
         assert caught.value.message == "card declined"
         assert caught.value.name == "Error"
+
+
+# --- coterie's discovery extras are harmless to Node peers -----------------
+
+
+async def test_goodbye_and_fast_contact_are_harmless_to_node(
+    node_peer: NodePeerFactory,
+) -> None:
+    # Python nodes answer newcomers at once and say goodbye on close; a Node
+    # requester must take both in its stride and keep serving.
+    disc = python_discovery()
+    async with Responder(name="stayer", discovery=disc) as stayer:
+        stayer.on("validate", recording_handler([], by="stayer"))
+        leaver = Responder(name="leaver", discovery=disc)
+        await leaver.start()
+        leaver.on("validate", recording_handler([], by="leaver"))
+        requester = await node_peer("requester", VARIANTS[0].node_config("node payments"))
+        await requester.wait_for_count("added", 2, timeout=FIRST_CONTACT)
+        assert stayer.discovery is not None and stayer.discovery.hellos_sent >= 2
+        await leaver.close()  # sends a goodbye datagram
+        # cote ignores the goodbye and drops the node after its own timeout;
+        # until then it may still pick the closed link (its weak spot, not ours).
+        await requester.wait_for("removed", timeout=5)
+        replies = [
+            await requester.request({"type": "validate", "cardno": str(n)}, timeout=5)
+            for n in range(6)
+        ]
+        assert [r["err"] for r in replies] == [None] * 6
+        assert {r["res"]["by"] for r in replies} == {"stayer"}
+        assert requester.proc.returncode is None  # still running
