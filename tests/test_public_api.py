@@ -12,6 +12,7 @@ PUBLIC = [
     "CoterieError",
     "DecodeError",
     "DiscoveryOptions",
+    "DiscoveryTransport",
     "FrameTooLargeError",
     "LinkLostError",
     "Monitor",

@@ -24,24 +24,26 @@ from coterie.components.requester import (
 )
 from coterie.components.responder import Responder
 from coterie.components.subscriber import Subscriber
-from coterie.core.dispatch import QueueFullError
 from coterie.core.errors import (
     CoterieError,
     DecodeError,
     FrameTooLargeError,
     LinkLostError,
     ProtocolError,
+    QueueFullError,
     RemoteError,
     RequestTimeoutError,
 )
 from coterie.discovery.options import DiscoveryOptions, RedisSettings
 from coterie.discovery.table import Node
+from coterie.discovery.transports import DiscoveryTransport
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
     "CoterieError",
     "DecodeError",
     "DiscoveryOptions",
+    "DiscoveryTransport",
     "FrameTooLargeError",
     "LinkLostError",
     "Monitor",

@@ -34,9 +34,9 @@ from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from coterie.core.advertisement import serves
-from coterie.core.errors import LinkLostError, RemoteError, RequestTimeoutError
+from coterie.core.errors import LinkLostError, QueueFullError, RemoteError, RequestTimeoutError
 
-__all__ = ["Balance", "Dispatcher", "Pending", "QueueFullError", "Route", "RouteWriter"]
+__all__ = ["Balance", "Dispatcher", "Pending", "Route", "RouteWriter"]
 
 log = logging.getLogger("coterie.requester")
 
@@ -46,10 +46,6 @@ Balance = Literal["round_robin", "pending", "time"]
 #: and every Nth request goes to a random route to keep measuring the others.
 _TIME_WINDOW = 10.0
 _TIME_EXPLORE_EVERY = 10
-
-
-class QueueFullError(RuntimeError):
-    """The waiting queue is at its limit; the request was not accepted."""
 
 
 class RouteWriter(Protocol):

@@ -15,6 +15,7 @@ __all__ = [
     "FrameTooLargeError",
     "LinkLostError",
     "ProtocolError",
+    "QueueFullError",
     "RemoteError",
     "RequestTimeoutError",
 ]
@@ -42,6 +43,10 @@ class RequestTimeoutError(CoterieError, TimeoutError):
 
 class LinkLostError(CoterieError, ConnectionError):
     """The link carrying a request that must not run twice was lost mid-flight."""
+
+
+class QueueFullError(CoterieError, RuntimeError):
+    """Too many requests already wait for a responder; this one was refused."""
 
 
 class RemoteError(CoterieError):

@@ -33,8 +33,7 @@ from yarl import URL
 
 from coterie.components.requester import Requester
 from coterie.components.responder import Responder
-from coterie.core.dispatch import QueueFullError
-from coterie.core.errors import RemoteError, RequestTimeoutError
+from coterie.core.errors import QueueFullError, RemoteError, RequestTimeoutError
 from coterie.discovery.options import DiscoveryOptions
 from coterie.gateways.cards import check_card
 

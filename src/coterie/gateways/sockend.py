@@ -65,8 +65,7 @@ from aiohttp import web
 from coterie.components.base import Component
 from coterie.components.requester import Requester
 from coterie.components.subscriber import Subscriber
-from coterie.core.dispatch import QueueFullError
-from coterie.core.errors import FrameTooLargeError, RemoteError
+from coterie.core.errors import FrameTooLargeError, QueueFullError, RemoteError
 from coterie.discovery.table import Node
 
 try:
