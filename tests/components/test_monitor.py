@@ -7,39 +7,15 @@ status interval, and event-driven waits (``Monitor.wait_until``).
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
-from collections.abc import Callable
 
 import pytest
 
-from coterie import DiscoveryOptions, Monitor, Publisher, Requester, Responder, Subscriber
+from coterie import Monitor, Publisher, Requester, Responder, Subscriber
 from coterie.components.monitorable import DEFAULT_STATUS_INTERVAL, Monitorable
 from coterie.wire.amp import encode_frame
+from tests.components.conftest import Discovery
 
-_ports = itertools.count(35000 + (os.getpid() % 500) * 8)
-
-Discovery = Callable[[], DiscoveryOptions]
 STATUS = 0.1  # seconds between status reports in these tests
-
-
-@pytest.fixture
-def disc() -> Discovery:
-    """Fast, host-scope discovery options on a port of this test's own."""
-    port = next(_ports)
-
-    def make() -> DiscoveryOptions:
-        return DiscoveryOptions(
-            port=port,
-            broadcast="127.255.255.255",
-            hello_interval=100,
-            check_interval=200,
-            node_timeout=400,
-            master_timeout=500,
-            log=False,
-        )
-
-    return make
 
 
 async def test_monitor_sees_requester_responder_pair(disc: Discovery) -> None:

@@ -8,40 +8,15 @@ deliveries) and every one has a timeout.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 import socket
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from coterie import DiscoveryOptions, Publisher, Subscriber
+from coterie import Publisher, Subscriber
 from coterie.components.subscriber import topic_pattern
 from coterie.wire.amp import FrameDecoder
-
-_ports = itertools.count(31000 + (os.getpid() % 500) * 8)
-
-Discovery = Callable[[], DiscoveryOptions]
-
-
-@pytest.fixture
-def disc() -> Discovery:
-    """Fast, host-scope discovery options on a port of this test's own."""
-    port = next(_ports)
-
-    def make() -> DiscoveryOptions:
-        return DiscoveryOptions(
-            port=port,
-            broadcast="127.255.255.255",
-            hello_interval=100,
-            check_interval=200,
-            node_timeout=400,
-            master_timeout=500,
-            log=False,
-        )
-
-    return make
+from tests.components.conftest import Discovery
 
 
 class Inbox:
