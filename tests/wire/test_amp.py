@@ -242,3 +242,16 @@ def test_round_trip_with_random_chunking(frames: list[list[Any]], data: st.DataO
         start = cut
     assert got == frames
     assert decoder.buffered == 0
+
+
+@given(
+    body=st.dictionaries(st.text(max_size=8), json_values, max_size=5),
+    result=json_values,
+    request_id=st.text(max_size=20),
+)
+@settings(max_examples=150, deadline=None)
+def test_specialised_encoders_match_the_general_one(
+    body: dict[str, Any], result: Any, request_id: str
+) -> None:
+    assert encode_request(body, request_id) == encode_frame((body, request_id))
+    assert encode_reply(None, result, request_id) == encode_frame((None, result, request_id))

@@ -20,7 +20,7 @@ from coterie.core.errors import FrameTooLargeError
 from coterie.core.link import Link
 from coterie.core.peerlinks import PeerLink, PeerLinks
 from coterie.discovery.table import Node
-from coterie.wire.amp import encode_request_frame
+from coterie.wire.axon import encode_request
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -175,7 +175,7 @@ class Requester(Monitorable):
                 timeout = self.timeout
         self._ids += 1
         request_id = f"{self._id_prefix}:{self._ids}"
-        frame = encode_request_frame(request, request_id)
+        frame = encode_request(request, request_id)
         if len(frame) > self.max_frame_size:
             raise FrameTooLargeError(
                 f"request of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"

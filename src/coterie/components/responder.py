@@ -23,8 +23,8 @@ from typing import Any, TypeVar, overload
 
 from coterie.components.base import ListeningComponent
 from coterie.core.link import Link
-from coterie.wire.amp import encode_frame, encode_reply_frame
-from coterie.wire.axon import error_payload
+from coterie.wire.amp import encode_frame
+from coterie.wire.axon import encode_reply, error_payload
 
 __all__ = ["Handler", "Responder"]
 
@@ -177,11 +177,7 @@ class Responder(ListeningComponent):
     def _reply(self, link: Link, request_id: Any, error: Any, result: Any) -> None:
         self.handled += 1
         try:
-            frame = (
-                encode_frame((error, request_id))
-                if error
-                else encode_reply_frame(result, request_id)
-            )
+            frame = encode_reply(error, result, request_id)
         except (TypeError, ValueError) as exc:
             frame = encode_frame(
                 ({"message": f"result could not be sent: {exc}", "name": "TypeError"}, request_id)

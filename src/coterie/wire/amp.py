@@ -34,8 +34,7 @@ __all__ = [
     "decode_arg",
     "encode_arg",
     "encode_frame",
-    "encode_reply_frame",
-    "encode_request_frame",
+    "frame_length",
 ]
 
 #: Default upper bound on one frame, header included: 16 MiB.
@@ -87,6 +86,11 @@ def decode_arg(raw: bytes) -> Any:
     return raw
 
 
+def frame_length(length: int) -> bytes:
+    """The 4-byte big-endian length prefix of an argument."""
+    return _pack_len(length)
+
+
 def encode_frame(args: list[Any] | tuple[Any, ...]) -> bytes:
     """Encode values as one AMP frame.
 
@@ -103,31 +107,6 @@ def encode_frame(args: list[Any] | tuple[Any, ...]) -> bytes:
         parts.append(_pack_len(len(data)))
         parts.append(data)
     return b"".join(parts)
-
-
-_REPLY_OK_HEAD = b"\x13\x00\x00\x00\x06j:null"
-
-
-def _arg_with_len(value: Any) -> bytes:
-    data = b"s:" + value.encode() if type(value) is str else encode_arg(value)
-    return _pack_len(len(data)) + data
-
-
-def encode_request_frame(body: Any, request_id: str) -> bytes:
-    """Fast path of ``encode_frame((body, request_id))`` for a request."""
-    if type(body) is dict:
-        try:
-            data = b"j:" + _dumps(body)
-        except orjson.JSONEncodeError as exc:
-            raise TypeError(f"cannot send request as JSON: {exc}") from exc
-    else:
-        data = encode_arg(body)
-    return b"".join((b"\x12", _pack_len(len(data)), data, _arg_with_len(request_id)))
-
-
-def encode_reply_frame(result: Any, request_id: Any) -> bytes:
-    """Fast path of ``encode_frame((None, result, request_id))`` for a success."""
-    return b"".join((_REPLY_OK_HEAD, _arg_with_len(result), _arg_with_len(request_id)))
 
 
 @dataclass(frozen=True, slots=True)

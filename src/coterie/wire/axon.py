@@ -1,8 +1,9 @@
 """axon's message layer over AMP: requests, replies, publishes and status (sans-I/O).
 
-Design: pure functions from values to frame bytes and back, so the
-request/response logic can be tested without sockets. The shapes are cote
-1.2.0's:
+Design: pure functions from values to frame bytes, so the request/response
+logic can be tested without sockets. Requests and successful replies, the
+request path, have encoders specialised for their shape; everything else goes
+through :func:`~coterie.wire.amp.encode_frame`. The shapes are cote 1.2.0's:
 
 - request: ``[request_object, id]``;
 - reply: ``[error_or_null, result..., id]``, the id echoed last;
@@ -12,69 +13,59 @@ request/response logic can be tested without sockets. The shapes are cote
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from coterie.wire.amp import encode_frame
+import orjson
+
+from coterie.wire.amp import encode_arg, encode_frame, frame_length
 
 __all__ = [
-    "Reply",
-    "Request",
     "encode_publish",
     "encode_reply",
     "encode_request",
     "error_payload",
-    "parse_reply",
-    "parse_request",
     "topic_for",
 ]
 
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A request as a responder receives it."""
-
-    body: Any
-    id: Any
+#: ``0x13`` (three arguments), then ``j:null``: the head of every success reply.
+_REPLY_OK_HEAD = b"\x13\x00\x00\x00\x06j:null"
+_dumps = orjson.dumps
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A reply as a requester receives it."""
-
-    error: Any
-    results: list[Any]
-    id: Any
+def _arg(value: Any) -> bytes:
+    data = b"s:" + value.encode() if type(value) is str else encode_arg(value)
+    return frame_length(len(data)) + data
 
 
 def encode_request(body: Any, request_id: str) -> bytes:
-    """Frame a request: ``[body, id]``."""
-    return encode_frame((body, request_id))
+    """Frame a request: ``[body, id]``.
+
+    Raises:
+        TypeError: When the body cannot be serialised as JSON.
+    """
+    if type(body) is dict:
+        try:
+            data = b"j:" + _dumps(body)
+        except orjson.JSONEncodeError as exc:
+            raise TypeError(f"cannot send request as JSON: {exc}") from exc
+    else:
+        data = encode_arg(body)
+    return b"".join((b"\x12", frame_length(len(data)), data, _arg(request_id)))
 
 
 def encode_reply(error: Any, result: Any, request_id: Any) -> bytes:
-    """Frame a reply: ``[error or null, result, id]``; with an error, no result."""
+    """Frame a reply: ``[error, id]`` with an error, else ``[null, result, id]``.
+
+    Raises:
+        TypeError: When a value cannot be serialised as JSON.
+    """
     if error:
         return encode_frame((error, request_id))
-    return encode_frame((None, result, request_id))
-
-
-def parse_request(args: list[Any]) -> Request | None:
-    """Read a request frame; ``None`` when it does not have the shape of one."""
-    if len(args) < 2:
-        return None
-    return Request(args[0], args[-1])
-
-
-def parse_reply(args: list[Any]) -> Reply | None:
-    """Read a reply frame; ``None`` when it does not have the shape of one."""
-    if len(args) < 2:
-        return None
-    return Reply(args[0], args[1:-1], args[-1])
+    return b"".join((_REPLY_OK_HEAD, _arg(result), _arg(request_id)))
 
 
 def topic_for(event: str, namespace: str | None) -> str:
-    """cote's wire topic for an event: ``message::[namespace::]event``."""
+    """The wire topic of an event: ``message::[namespace::]event``, as cote builds it."""
     return f"message::{namespace}::{event}" if namespace else f"message::{event}"
 
 
