@@ -187,18 +187,18 @@ async def test_backlog_spreads_over_two_responders_started_together(port: int) -
 
 
 async def test_cote_request_timeout_env(port: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COTE_REQUEST_TIMEOUT", "250")
+    monkeypatch.setenv("COTE_REQUEST_TIMEOUT", "600")
     async with Requester("env-bound", discovery=fast(port)) as req:
-        assert req.timeout == 0.25
+        assert req.timeout == 0.6
         started = time.monotonic()
         with pytest.raises(RequestTimeoutError):
             await req.send({"type": "x"})
-        assert 0.24 <= time.monotonic() - started < 1.5
+        assert 0.59 <= time.monotonic() - started < 2.5
         # cote's per-request __timeout (ms) wins over the default.
         started = time.monotonic()
         with pytest.raises(RequestTimeoutError):
             await req.send({"type": "x", "__timeout": 100})
-        assert time.monotonic() - started < 0.24
+        assert 0.09 <= time.monotonic() - started < 0.55
     assert Requester("explicit", timeout=3).timeout == 3
     monkeypatch.setenv("COTE_REQUEST_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="COTE_REQUEST_TIMEOUT"):
