@@ -7,12 +7,12 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests import netns
+
 # Property tests judge behaviour, not speed: on a loaded 2-core machine data
 # generation can be slow, which must not fail a run.
 settings.register_profile("coterie", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("coterie")
-
-from tests import netns
 
 #: Shared fixtures: ``redis_url`` (a real redis-server per test).
 pytest_plugins = ["tests.redis_server"]
