@@ -69,7 +69,6 @@ class Responder(ListeningComponent):
         if self._advertise_types:
             self.advertisement["respondsTo"] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._draining = False
         self.handled = 0
 
     # -- handlers --------------------------------------------------------------
@@ -112,7 +111,6 @@ class Responder(ListeningComponent):
 
     async def _shutdown(self) -> None:
         # Goodbye first, so requesters stop sending; then finish what we hold.
-        self._draining = True
         if self.discovery is not None:
             await self.discovery.close()
         if self._server is not None:

@@ -360,7 +360,8 @@ class Dispatcher:
 
     def _send(self, route: Route, pending: Pending) -> None:
         pending.route = route
-        pending.sent_at = self._clock()
+        if self.balance == "time":  # only time balancing reads reply times
+            pending.sent_at = self._clock()
         route.inflight[pending.id] = pending
         route.writer.write(pending.frame)
 
