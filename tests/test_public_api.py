@@ -5,10 +5,16 @@ Adding or removing a public name is a decision; update this list with it.
 
 from __future__ import annotations
 
+import ast
+import importlib
+import pkgutil
+from pathlib import Path
+
 import coterie
 
 PUBLIC = [
     "DEFAULT_REQUEST_TIMEOUT",
+    "AuthError",
     "CoterieError",
     "DecodeError",
     "DiscoveryOptions",
@@ -16,7 +22,9 @@ PUBLIC = [
     "FrameTooLargeError",
     "LinkLostError",
     "Monitor",
+    "NginxError",
     "Node",
+    "NotRunningError",
     "PendingBalancedRequester",
     "ProtocolError",
     "Publisher",
@@ -26,6 +34,7 @@ PUBLIC = [
     "RequestTimeoutError",
     "Requester",
     "Responder",
+    "Settings",
     "Subscriber",
     "TimeBalancedRequester",
     "__version__",
@@ -48,8 +57,9 @@ def test_star_import_gives_exactly_the_public_names() -> None:
 
 
 def test_errors_share_a_base_and_refine_builtins() -> None:
-    for name in ("DecodeError", "FrameTooLargeError", "LinkLostError", "ProtocolError",
-                 "RemoteError", "RequestTimeoutError"):  # fmt: skip
+    errors = [name for name in coterie.__all__ if name.endswith("Error")]
+    assert len(errors) == 11
+    for name in errors:
         assert issubclass(getattr(coterie, name), coterie.CoterieError)
     assert issubclass(coterie.RequestTimeoutError, TimeoutError)
     assert issubclass(coterie.LinkLostError, ConnectionError)
@@ -59,3 +69,104 @@ def test_errors_share_a_base_and_refine_builtins() -> None:
 
 def test_version_is_a_string() -> None:
     assert isinstance(coterie.__version__, str) and coterie.__version__
+
+
+#: Modules a user may import besides ``coterie`` itself; everything else is
+#: internal and says so in its package's docstring.
+PUBLIC_MODULES = {
+    "coterie",
+    "coterie.errors",
+    "coterie.settings",
+    "coterie.gateways.sockend",
+    "coterie.gateways.nginx",
+    "coterie.gateways.announce",
+    "coterie.cli",
+}
+
+
+def _modules() -> list[str]:
+    return ["coterie"] + [m.name for m in pkgutil.walk_packages(coterie.__path__, "coterie.")]
+
+
+def test_every_module_is_public_private_or_documented_internal() -> None:
+    undocumented = []
+    for name in _modules():
+        if name in PUBLIC_MODULES or any(part.startswith("_") for part in name.split(".")):
+            continue
+        package = name if hasattr(importlib.import_module(name), "__path__") else None
+        owner = importlib.import_module(package or name.rsplit(".", 1)[0])
+        if "Internal" not in (owner.__doc__ or "") and name not in PUBLIC_MODULES:
+            undocumented.append(name)
+    assert undocumented == []
+
+
+def test_every_public_error_derives_from_coterie_error() -> None:
+    import coterie.errors as errors
+
+    defined = [
+        obj
+        for obj in vars(errors).values()
+        if isinstance(obj, type)
+        and issubclass(obj, Exception)
+        and obj.__module__ == errors.__name__
+    ]
+    assert all(issubclass(e, coterie.CoterieError) for e in defined)
+    assert sorted(e.__name__ for e in defined) == sorted(errors.__all__)
+    assert set(errors.__all__) <= set(coterie.__all__)
+
+
+#: What the sans-I/O package must never import.
+IO_MODULES = {
+    "asyncio",
+    "socket",
+    "ssl",
+    "time",
+    "random",
+    "os",
+    "selectors",
+    "threading",
+    "secrets",
+    "uuid",
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_protocol_package_imports_no_io_module() -> None:
+    """Walk coterie.protocol's imports, transitively through coterie's own modules."""
+    root = Path(coterie.__file__).parent
+    seen: set[str] = set()
+    todo = [f"coterie.protocol.{p.stem}" for p in (root / "protocol").glob("*.py")]
+    offenders: dict[str, set[str]] = {}
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        rel = Path(*module.split(".")[1:])
+        path = root / rel.with_suffix(".py")
+        if not path.exists():
+            path = root / rel / "__init__.py"
+        for imported in _imports(path):
+            top = imported.split(".")[0]
+            if top in IO_MODULES:
+                offenders.setdefault(module, set()).add(imported)
+            elif top == "coterie" and imported != "coterie":
+                todo.append(imported)
+    assert offenders == {}
+    assert "coterie.protocol.routing" in seen and "coterie.errors" in seen
+
+
+def test_the_import_walk_would_catch_an_io_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import asyncio\nfrom time import monotonic\n")
+    assert {"asyncio", "time"} <= _imports(bad)

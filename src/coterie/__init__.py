@@ -24,22 +24,27 @@ from coterie.components.requester import (
 )
 from coterie.components.responder import Responder
 from coterie.components.subscriber import Subscriber
-from coterie.core.errors import (
+from coterie.discovery.options import DiscoveryOptions, RedisSettings
+from coterie.discovery.transports import DiscoveryTransport
+from coterie.errors import (
+    AuthError,
     CoterieError,
     DecodeError,
     FrameTooLargeError,
     LinkLostError,
+    NginxError,
+    NotRunningError,
     ProtocolError,
     QueueFullError,
     RemoteError,
     RequestTimeoutError,
 )
-from coterie.discovery.options import DiscoveryOptions, RedisSettings
-from coterie.discovery.table import Node
-from coterie.discovery.transports import DiscoveryTransport
+from coterie.protocol.nodes import Node
+from coterie.settings import Settings
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
+    "AuthError",
     "CoterieError",
     "DecodeError",
     "DiscoveryOptions",
@@ -47,7 +52,9 @@ __all__ = [
     "FrameTooLargeError",
     "LinkLostError",
     "Monitor",
+    "NginxError",
     "Node",
+    "NotRunningError",
     "PendingBalancedRequester",
     "ProtocolError",
     "Publisher",
@@ -57,6 +64,7 @@ __all__ = [
     "RequestTimeoutError",
     "Requester",
     "Responder",
+    "Settings",
     "Subscriber",
     "TimeBalancedRequester",
     "__version__",

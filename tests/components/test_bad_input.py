@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from coterie import DiscoveryOptions, Requester, Responder
-from coterie.discovery.packets import HELLO, PacketCodec, make_packet
-from coterie.wire.amp import FrameDecoder, encode_frame
+from coterie.protocol.framing import FrameDecoder, encode_frame
+from coterie.protocol.packets import HELLO, PacketCodec, make_packet
 
 FAST = {"hello_interval": 100, "check_interval": 200, "node_timeout": 400, "master_timeout": 500}
 HOST_SCOPE = "127.255.255.255"

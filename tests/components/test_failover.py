@@ -59,7 +59,9 @@ async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
             async with asyncio.timeout(10):
                 await under_way.wait()
             in_flight_on_victim = sum(
-                len(r.inflight) for r in req.dispatcher.routes if r.name == "worker-0"
+                req.router.inflight_on(n.id)
+                for n in req.peers
+                if n.advertisement.get("name") == "worker-0"
             )
             children[0].kill()
             async with asyncio.timeout(20):
@@ -67,7 +69,7 @@ async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
             assert len(answered) == 1000
             assert set(answered.values()) == {1}  # each caller got exactly one answer
             assert in_flight_on_victim > 0, "the kill must hit requests in flight"
-            assert req.dispatcher.retried >= in_flight_on_victim
+            assert req.router.retried >= in_flight_on_victim
             assert by["worker-1"] > 0 and by["worker-2"] > 0
     finally:
         for child in children:
@@ -83,7 +85,7 @@ async def test_retry_false_fails_fast_with_link_lost(disc_port: int) -> None:
             await req.wait_connected(1, timeout=10)
             call = asyncio.create_task(req.send({"type": "work", "n": 1}, retry=False))
             await asyncio.sleep(0)  # let send() put it on the wire
-            assert req.dispatcher.inflight == 1
+            assert req.router.inflight == 1
             child.kill()
             with pytest.raises(LinkLostError, match="retry=False"):
                 async with asyncio.timeout(3):
@@ -134,4 +136,4 @@ async def test_graceful_close_finishes_work_and_hands_over(disc_port: int) -> No
             done = await asyncio.gather(*first)
             assert "leaver" in done  # its work in hand was finished, not dropped
             assert later == ["stayer"] * 10  # no new work after its goodbye
-            assert req.dispatcher.retried == 0
+            assert req.router.retried == 0

@@ -12,7 +12,7 @@ import pytest
 
 from coterie import Monitor, Publisher, Requester, Responder, Subscriber
 from coterie.components.monitorable import DEFAULT_STATUS_INTERVAL, Monitorable
-from coterie.wire.amp import encode_frame
+from coterie.protocol.framing import encode_frame
 from tests.components.conftest import Discovery
 
 STATUS = 0.1  # seconds between status reports in these tests
@@ -111,14 +111,12 @@ async def test_malformed_status_is_ignored_and_nulls_dropped(disc: Discovery) ->
         await mon.wait_until(lambda s: not s.connections, 5)
 
 
-def test_status_interval_option_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("COTE_STATUS_INTERVAL", raising=False)
-    assert Monitorable().status_interval == DEFAULT_STATUS_INTERVAL
-    monkeypatch.setenv("COTE_STATUS_INTERVAL", "250")
-    assert Requester("r").status_interval == 0.25
-    assert Subscriber("s", status_interval=2).status_interval == 2
-    monkeypatch.setenv("COTE_STATUS_INTERVAL", "soon")
+def test_status_interval_option_and_environment() -> None:
+    assert Monitorable(environ={}).status_interval == DEFAULT_STATUS_INTERVAL
+    env = {"COTE_STATUS_INTERVAL": "250"}
+    assert Requester("r", environ=env).status_interval == 0.25
+    assert Subscriber("s", status_interval=2, environ=env).status_interval == 2
     with pytest.raises(ValueError, match="COTE_STATUS_INTERVAL"):
-        Requester("r")
-    with pytest.raises(ValueError, match="status_interval"):
-        Subscriber("s", status_interval=0)
+        Requester("r", environ={"COTE_STATUS_INTERVAL": "soon"})
+    with pytest.raises(ValueError, match="status_interval must be positive"):
+        Subscriber("s", status_interval=0, environ={})

@@ -15,7 +15,7 @@ import pytest
 
 from coterie import Publisher, Subscriber
 from coterie.components.subscriber import topic_pattern
-from coterie.wire.amp import FrameDecoder
+from coterie.protocol.framing import FrameDecoder
 from tests.components.conftest import Discovery
 
 

@@ -127,12 +127,12 @@ async def test_unserved_type_waits_then_times_out(port: int) -> None:
         rep.on("known", lambda r: 1)
         async with Requester("client", discovery=fast(port)) as req:
             await req.wait_connected(1, timeout=5)
-            with pytest.raises(RequestTimeoutError, match="waiting for a responder"):
+            with pytest.raises(RequestTimeoutError, match="no responder serves .unknown."):
                 await req.send({"type": "unknown"}, timeout=0.2)
             assert rep.handled == 0
             # A handler registered later is advertised at once and the wait ends.
             task = asyncio.create_task(req.send({"type": "late"}, timeout=5))
-            await wait_for(lambda: len(req.dispatcher.waiting) == 1)
+            await wait_for(lambda: req.router.waiting == 1)
             rep.on("late", lambda r: "served")
             assert await task == "served"
 
@@ -145,7 +145,7 @@ async def test_bounded_wait_withdraws_the_request(port: int) -> None:
         elapsed = time.monotonic() - started
         assert isinstance(info.value, TimeoutError)
         assert 0.29 <= elapsed < 1.5
-        assert not req.dispatcher.waiting and req.dispatcher.inflight == 0
+        assert req.router.waiting == 0 and req.router.inflight == 0
 
         seen: list[Any] = []
         async with Responder("late", discovery=fast(port)) as rep:
@@ -159,7 +159,7 @@ async def test_bounded_wait_withdraws_the_request(port: int) -> None:
 async def test_waiting_request_completes_when_a_responder_starts(port: int) -> None:
     async with Requester("early", discovery=fast(port)) as req:
         task = asyncio.create_task(req.send({"type": "hi"}, timeout=5))
-        await wait_for(lambda: len(req.dispatcher.waiting) == 1)
+        await wait_for(lambda: req.router.waiting == 1)
         assert not task.done()
         async with Responder("late", discovery=fast(port)) as rep:
             rep.on("hi", lambda r: "hello")
@@ -172,7 +172,7 @@ async def test_backlog_spreads_over_two_responders_started_together(port: int) -
         tasks = [
             asyncio.create_task(req.send({"type": "w", "n": i}, timeout=10)) for i in range(10)
         ]
-        await wait_for(lambda: len(req.dispatcher.waiting) == 10)
+        await wait_for(lambda: req.router.waiting == 10)
         reps = [Responder(f"worker-{i}", discovery=fast(port)) for i in range(2)]
         for rep in reps:
             rep.on("w", lambda r, name=rep.name: by.update([name]) or r["n"])
@@ -245,7 +245,7 @@ async def test_frame_too_large(port: int) -> None:
             with pytest.raises(FrameTooLargeError, match="max_frame_size=1024") as info:
                 await small.send({"type": "echo", "blob": "x" * 2000}, timeout=1)
             assert isinstance(info.value, ValueError)
-            assert small.dispatcher.inflight == 0 and not small.dispatcher.waiting
+            assert small.router.inflight == 0 and small.router.waiting == 0
         async with Requester("client", discovery=fast(port)) as req:
             await req.wait_connected(1, timeout=5)
             # A reply over the responder's limit becomes an error reply.
@@ -276,7 +276,7 @@ async def test_bad_requests_are_refused_locally(port: int) -> None:
 async def test_close_fails_waiting_requests(port: int) -> None:
     req = await Requester("closing", discovery=fast(port)).start()
     task = asyncio.create_task(req.send({"type": "x"}, timeout=5))
-    await wait_for(lambda: len(req.dispatcher.waiting) == 1)
+    await wait_for(lambda: req.router.waiting == 1)
     await req.close()
     with pytest.raises(RuntimeError, match="closed"):
         await asyncio.wait_for(task, 1)

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from coterie.core.advertisement import build_advertisement
 from coterie.discovery.service import Discovery
-from coterie.discovery.table import Node
 from coterie.gateways.announce import Announcer, port_answers
+from coterie.protocol.nodes import Node
+from coterie.protocol.pairing import build_advertisement
 from tests.e2e.support import EXAMPLES, PY, fast_options, free_port
 
 
@@ -21,7 +21,7 @@ class Observer:
     """A discovery node recording http announcements as events."""
 
     def __init__(self, dport: int) -> None:
-        adv = build_advertisement("", name="observer", namespace=None, key=None, environment=None)
+        adv = build_advertisement("", name="observer", namespace=None, key=None, environment="")
         options = fast_options(dport)
         # Silence alone takes 5 s to drop a node here, so a quick "removed"
         # can only come from a goodbye.

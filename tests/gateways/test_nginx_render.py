@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from coterie.discovery.table import Node
 from coterie.gateways.announce import http_advertisement
 from coterie.gateways.nginx import (
     NginxError,
@@ -17,6 +16,7 @@ from coterie.gateways.nginx import (
     parse_listen,
     render_config,
 )
+from coterie.protocol.nodes import Node
 from tests.e2e.support import NGINX, needs_nginx
 
 

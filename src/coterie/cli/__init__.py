@@ -6,6 +6,9 @@ parser and sets ``run`` (``args -> exit code``) with ``set_defaults``. Adding a
 subcommand (``monitor``, ``bench``) is one module plus one entry here.
 Modules are imported when the parser is built, and keep their heavy imports
 (aiohttp, rich) inside ``run`` so ``coterie --help`` stays fast.
+
+Internal: the subcommand modules are not an API; :func:`main` is the entry
+point.
 """
 
 from __future__ import annotations

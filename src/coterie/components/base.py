@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from coterie.core.advertisement import build_advertisement, pairs
-from coterie.core.auth import AUTH_SCHEME
-from coterie.core.link import Link, serve
 from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
 from coterie.discovery.service import Discovery, NodeListener, TransportFactory
-from coterie.discovery.table import Node
-from coterie.wire.amp import DEFAULT_MAX_FRAME_SIZE
+from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE
+from coterie.protocol.handshake import AUTH_SCHEME
+from coterie.protocol.nodes import Node
+from coterie.protocol.pairing import build_advertisement, pairs
+from coterie.settings import Settings
+from coterie.transport.link import Link, serve
 
 __all__ = ["Component", "ListeningComponent"]
 
@@ -42,8 +43,10 @@ class Component:
         transport_factory: Builds the discovery transport (pluggable).
         secret: Link secret. When set (or ``COTERIE_LINK_SECRET`` is), every
             TCP link must pass a mutual HMAC handshake
-            (:mod:`coterie.core.auth`), and the component pairs only with
+            (:mod:`coterie.protocol.handshake`), and the component pairs only with
             peers that advertise it. Node cote peers cannot take part.
+        environ: The environment to read settings from (see
+            :mod:`coterie.settings`); ``os.environ`` by default.
     """
 
     role: ClassVar[str] = ""
@@ -61,9 +64,12 @@ class Component:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         transport_factory: TransportFactory | None = None,
         secret: str | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        self._environ = environ
+        self.env = Settings.from_environ(environ)
         if secret is None:
-            secret = os.environ.get("COTERIE_LINK_SECRET") or None
+            secret = self.env.link_secret
         self.secret = secret
         if secret is not None:
             advertisement = {**(advertisement or {}), "auth": AUTH_SCHEME}
@@ -72,7 +78,7 @@ class Component:
             name=name,
             namespace=namespace,
             key=key,
-            environment=environment,
+            environment=self.env.environment if environment is None else environment,
             extra=advertisement,
         )
         self.name: str = self.advertisement["name"]
@@ -92,7 +98,7 @@ class Component:
         """Bind, then start discovery. Idempotent."""
         if self._started:
             return self
-        self.settings = self._options.resolve()
+        self.settings = self._options.resolve(self._environ)
         await self._bind()
         self.discovery = Discovery(
             self.advertisement, self.settings, transport_factory=self._transport_factory
@@ -179,10 +185,6 @@ class Component:
     # -- internals -------------------------------------------------------------
 
     def _pairs(self, node: Node) -> bool:
-        # With a link secret, pair only with peers that run the handshake;
-        # without one, skip peers that demand it (they would refuse us).
-        if (node.advertisement.get("auth") == AUTH_SCHEME) != (self.secret is not None):
-            return False
         return pairs(self.advertisement, node.advertisement, self.opposite)
 
     def _node_event(self, event: str, node: Node) -> None:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coterie.components.base import ListeningComponent
-from coterie.core.link import Link
-from coterie.discovery.table import Node
+from coterie.protocol.nodes import Node
+from coterie.transport.link import Link
 
 __all__ = ["ROLE_NAMES", "ChangeHandler", "Monitor", "MonitorSnapshot", "NodeInfo"]
 

@@ -5,7 +5,7 @@ never pair with anything (they advertise ``type: "monitor"`` and no
 ``axon_type``), so they arrive through the component's ``_foreign_node``
 hook. For each monitor whose advertisement key is a prefix of this
 component's key (cote's rule, so a monitor with the bare key ``"$$"`` sees
-every component of its environment), a :class:`~coterie.core.peerlinks.PeerLinks`
+every component of its environment), a :class:`~coterie.transport.peers.Peers`
 keeps an outgoing link, and every status interval this component sends
 ``["status", {"id": <own iid>, "nodes": [<linked peer iids>]}]``, framed like
 a publish, on each of them. Monitors send nothing back.
@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any, Self
 
 from coterie.components.base import Component
-from coterie.core.auth import AUTH_SCHEME
-from coterie.core.peerlinks import PeerLink, PeerLinks
-from coterie.discovery.table import Node
-from coterie.wire.amp import encode_frame
+from coterie.protocol.framing import encode_frame
+from coterie.protocol.nodes import Node
+from coterie.protocol.pairing import reports_to
+from coterie.transport.peers import Peer, Peers
 
-__all__ = ["DEFAULT_STATUS_INTERVAL", "Monitorable", "is_monitor_for"]
+__all__ = ["DEFAULT_STATUS_INTERVAL", "Monitorable"]
 
 log = logging.getLogger("coterie.monitorable")
 
@@ -40,32 +39,6 @@ log = logging.getLogger("coterie.monitorable")
 DEFAULT_STATUS_INTERVAL = 5.0
 
 STATUS_TOPIC = "status"
-
-
-def _resolve_interval(value: float | None) -> float:
-    if value is None:
-        raw = os.environ.get("COTE_STATUS_INTERVAL")
-        if not raw:
-            return DEFAULT_STATUS_INTERVAL
-        try:
-            value = float(raw) / 1000
-        except ValueError:
-            raise ValueError(f"COTE_STATUS_INTERVAL must be milliseconds, got {raw!r}") from None
-    if not value > 0:
-        raise ValueError(f"status_interval must be positive seconds, got {value!r}")
-    return value
-
-
-def is_monitor_for(advertisement: dict[str, Any], node: Node) -> bool:
-    """cote's rule: the node is a monitor whose key prefixes ours."""
-    theirs = node.advertisement
-    key, their_key = advertisement.get("key"), theirs.get("key")
-    return (
-        theirs.get("type") == "monitor"
-        and isinstance(key, str)
-        and isinstance(their_key, str)
-        and key.startswith(their_key)
-    )
 
 
 class Monitorable(Component):
@@ -79,8 +52,12 @@ class Monitorable(Component):
 
     def __init__(self, *args: Any, status_interval: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.status_interval = _resolve_interval(status_interval)
-        self._monitors: PeerLinks | None = None
+        if status_interval is None:
+            status_interval = self.env.status_interval or DEFAULT_STATUS_INTERVAL
+        if not status_interval > 0:
+            raise ValueError(f"status_interval must be positive seconds, got {status_interval!r}")
+        self.status_interval = status_interval
+        self._monitors: Peers | None = None
         self._status_timer: asyncio.TimerHandle | None = None
         self._reporting = True
         self.statuses_sent = 0
@@ -104,12 +81,12 @@ class Monitorable(Component):
             if self._monitors is not None:
                 self._monitors.remove(node.id)
             return
-        if not self._reporting or self._closing or not is_monitor_for(self.advertisement, node):
+        if not self._reporting or self._closing:
             return
-        if (node.advertisement.get("auth") == AUTH_SCHEME) != (self.secret is not None):
-            return  # one side runs the link handshake, the other cannot
+        if not reports_to(self.advertisement, node.advertisement):
+            return
         if self._monitors is None:
-            self._monitors = PeerLinks(
+            self._monitors = Peers(
                 on_up=self._monitor_linked,
                 forget=self.discovery.forget if self.discovery is not None else None,
                 max_frame_size=self.max_frame_size,
@@ -131,7 +108,7 @@ class Monitorable(Component):
         """The status object this component reports."""
         return {"id": self.id, "nodes": self._status_nodes()}
 
-    def _monitor_linked(self, peer: PeerLink) -> None:
+    def _monitor_linked(self, peer: Peer) -> None:
         if peer.link is not None:
             peer.link.write(encode_frame((STATUS_TOPIC, self.status())))
             self.statuses_sent += 1

@@ -31,9 +31,9 @@ import logging
 from typing import Any
 
 from coterie.components.base import ListeningComponent
-from coterie.core.errors import FrameTooLargeError
-from coterie.core.link import Link
-from coterie.wire.axon import encode_publish, topic_for
+from coterie.errors import FrameTooLargeError, NotRunningError
+from coterie.protocol.messages import encode_publish, topic_for
+from coterie.transport.link import Link
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Publisher"]
 
@@ -139,7 +139,7 @@ class Publisher(ListeningComponent):
             FrameTooLargeError: The frame exceeds ``max_frame_size``.
         """
         if not self._started or self._closing:
-            raise RuntimeError(f"{self!r} is not running: use 'async with' or await start()")
+            raise NotRunningError(f"{self!r} is not running: use 'async with' or await start()")
         if not isinstance(event, str) or not event:
             raise TypeError(f"event must be a non-empty string, got {event!r}")
         # Encoded even with no subscriber, so bad data fails the same way always.

@@ -1,10 +1,17 @@
 """Requester: sends requests to matching responders and awaits the answers.
 
-Design: discovery tells the requester which responders pair with it; a
-:class:`~coterie.core.peerlinks.PeerLinks` keeps one TCP link to each and
-reconnects it while the node is alive. Every live link is a route of a
-:class:`~coterie.core.dispatch.Dispatcher`, which does all the routing,
-waiting, failover and timeout work. This module is the asyncio glue.
+Design: this module is the asyncio adapter of the sans-I/O
+:class:`~coterie.protocol.routing.Router`, which makes every routing,
+waiting, failover, deadline and exactly-once decision. The adapter only:
+
+- keeps one :class:`~coterie.transport.peers.Peer` per discovered responder
+  (its link, reconnected while the node lives), through
+  :class:`~coterie.transport.peers.Peers`;
+- turns what happens (a send, a reply frame, a link up or lost, a node
+  leaving) into router inputs, with ``loop.time()`` as ``now``;
+- carries out the outcomes: writes frames, resolves or fails the caller's
+  future, closes a drained link;
+- owns one timer, armed for :meth:`Router.next_deadline`.
 """
 
 from __future__ import annotations
@@ -15,12 +22,12 @@ import os
 from typing import Any
 
 from coterie.components.monitorable import Monitorable
-from coterie.core.dispatch import Balance, Dispatcher, Pending, Route
-from coterie.core.errors import FrameTooLargeError
-from coterie.core.link import Link
-from coterie.core.peerlinks import PeerLink, PeerLinks
-from coterie.discovery.table import Node
-from coterie.wire.axon import encode_request
+from coterie.errors import FrameTooLargeError, NotRunningError
+from coterie.protocol.messages import encode_request
+from coterie.protocol.nodes import Node
+from coterie.protocol.routing import Balance, Drained, Fail, Outcome, Request, Resolve, Router, Send
+from coterie.transport.link import Link
+from coterie.transport.peers import Peer, Peers
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -37,19 +44,6 @@ DEFAULT_REQUEST_TIMEOUT = 60.0
 _UNSET: Any = object()
 _SUBSET = "__subset"
 _TIMEOUT = "__timeout"
-
-
-def _env_timeout() -> float | None:
-    raw = os.environ.get("COTE_REQUEST_TIMEOUT")
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"COTE_REQUEST_TIMEOUT must be milliseconds, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"COTE_REQUEST_TIMEOUT must be positive, got {raw!r}")
-    return value / 1000
 
 
 class Requester(Monitorable):
@@ -90,19 +84,16 @@ class Requester(Monitorable):
             extra["requests"] = list(requests)
         super().__init__(name, advertisement=extra, **kwargs)
         if timeout is _UNSET:
-            env = _env_timeout()
-            timeout = env if env is not None else DEFAULT_REQUEST_TIMEOUT
+            timeout = self.env.request_timeout or DEFAULT_REQUEST_TIMEOUT
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
         self.timeout: float | None = timeout
-        self._dispatcher = Dispatcher(
-            balance=balance,
-            max_waiting=max_waiting,
-            settle=backlog_settle,
-            on_drained=self._route_drained,
-        )
-        self._routes: dict[str, Route] = {}
-        self._links = PeerLinks(
+        self._router = Router(balance=balance, max_waiting=max_waiting, settle=backlog_settle)
+        self._futures: dict[str, asyncio.Future[Any]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._links = Peers(
             on_frame=self._on_frame,
             on_up=self._link_up,
             on_down=self._link_down,
@@ -116,9 +107,9 @@ class Requester(Monitorable):
     # -- public ----------------------------------------------------------------
 
     @property
-    def dispatcher(self) -> Dispatcher:
-        """The routing state (routes, waiting queue, counters)."""
-        return self._dispatcher
+    def router(self) -> Router:
+        """The routing state: peers, waiting and in-flight counts, counters."""
+        return self._router
 
     @property
     def connected(self) -> int:
@@ -155,10 +146,10 @@ class Requester(Monitorable):
             QueueFullError: Too many requests are already waiting.
             FrameTooLargeError: The request exceeds ``max_frame_size``.
             TypeError, ValueError: The request is not a dict with a type.
-            RuntimeError: The requester is not started or is closing.
+            NotRunningError: The requester is not started or is closing.
         """
         if not self._started or self._closing:
-            raise RuntimeError(f"{self!r} is not running: use 'async with' or await start()")
+            raise NotRunningError(f"{self!r} is not running: use 'async with' or await start()")
         if not isinstance(request, dict):
             raise TypeError(f"a request must be a dict, got {type(request).__name__}")
         if "type" not in request:
@@ -180,23 +171,72 @@ class Requester(Monitorable):
             raise FrameTooLargeError(
                 f"request of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
             )
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        pending = Pending(request_id, frame, request["type"], future, subset=subset, retry=retry)
-        self._dispatcher.submit(pending, timeout)
+        loop = self._loop or asyncio.get_running_loop()
+        pending = Request(
+            request_id, frame, request["type"], subset=subset, retry=retry, timeout=timeout
+        )
+        outcomes = self._router.submit(pending, loop.time())
+        future: asyncio.Future[Any] = loop.create_future()
+        self._futures[request_id] = future
+        self._apply(outcomes)
+        self._arm()
         try:
             return await future
         except asyncio.CancelledError:
-            self._dispatcher.cancel(pending)
+            self._futures.pop(request_id, None)
+            self._apply(self._router.cancel(request_id))
             raise
 
     def _status_nodes(self) -> list[str]:
         """Responders this requester has a live link to (for monitors)."""
         return [p.id for p in self._links.linked()]
 
+    # -- the router's outcomes and timer -------------------------------------------
+
+    def _apply(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if type(outcome) is Send:
+                peer = self._links.peers.get(outcome.peer)
+                if peer is not None and peer.link is not None:
+                    peer.link.write(outcome.frame)
+            elif type(outcome) is Resolve:
+                future = self._futures.pop(outcome.request.id, None)
+                if future is not None and not future.done():
+                    future.set_result(outcome.value)
+            elif type(outcome) is Fail:
+                future = self._futures.pop(outcome.request.id, None)
+                if future is not None and not future.done():
+                    future.set_exception(outcome.error)
+            elif type(outcome) is Drained:
+                drained = self._links.peers.get(outcome.peer)
+                if drained is not None and drained.removed and drained.link is not None:
+                    drained.link.close()
+
+    def _arm(self) -> None:
+        """Keep the one timer at or before the router's next deadline."""
+        at = self._router.next_deadline()
+        if at is None or (self._timer is not None and self._timer_at <= at):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = self._loop or asyncio.get_running_loop()
+        self._timer_at = at
+        self._timer = loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        loop = self._loop or asyncio.get_running_loop()
+        self._apply(self._router.expire(loop.time()))
+        self._arm()
+
+    def _now(self) -> float:
+        return (self._loop or asyncio.get_running_loop()).time()
+
     # -- discovery hooks ----------------------------------------------------------
 
     async def _bind(self) -> None:
         assert self.settings is not None
+        self._loop = asyncio.get_running_loop()
         self._links.use_host_names = self.settings.use_host_names
         self._links.forget = self._forget
 
@@ -207,56 +247,51 @@ class Requester(Monitorable):
     def _node_added(self, node: Node) -> None:
         if not self._closing:
             self._links.add(node)
-            route = self._routes.get(node.id)
-            if route is not None and route.draining:
-                route.draining = False  # it came back before its link dropped
-                self._dispatcher.retry_waiting()
+            # It may have come back before its old link dropped.
+            self._apply(self._router.peer_returned(node.id, self._now()))
+            self._arm()
 
     def _node_updated(self, node: Node) -> None:
         self._links.update(node)
-        route = self._routes.get(node.id)
-        if route is not None:
-            route.node = node
-            self._dispatcher.retry_waiting()
+        self._apply(self._router.peer_changed(node.id, node.advertisement, self._now()))
+        self._arm()
 
     def _node_removed(self, node: Node) -> None:
         # Stop reconnecting; send nothing new; close once its replies are in.
         self._links.remove(node.id)
-        route = self._routes.get(node.id)
-        if route is not None:
-            self._dispatcher.drain_route(route)
+        self._apply(self._router.peer_leaving(node.id))
 
     # -- links --------------------------------------------------------------------
 
-    def _link_up(self, peer: PeerLink) -> None:
-        assert peer.link is not None
-        route = Route(peer.link, peer.node)
-        self._routes[peer.id] = route
-        self._dispatcher.add_route(route)
+    def _link_up(self, peer: Peer) -> None:
+        self._apply(self._router.peer_up(peer.id, peer.node.advertisement, self._now()))
+        self._arm()
 
-    def _link_down(self, peer: PeerLink, exc: Exception | None) -> None:
-        route = self._routes.pop(peer.id, None)
-        if route is not None:
-            self._dispatcher.remove_route(route)
+    def _link_down(self, peer: Peer, exc: Exception | None) -> None:
+        before = self._router.retried
+        outcomes = self._router.link_lost(peer.id, self._now())
+        if self._router.retried > before:
+            log.info(
+                "resending %d request(s) lost with %s",
+                self._router.retried - before,
+                peer.node.advertisement.get("name"),
+            )
+        self._apply(outcomes)
+        self._arm()
 
     def _on_frame(self, link: Link, args: list[Any]) -> None:
-        peer: PeerLink | None = link.context
-        route = self._routes.get(peer.id) if peer is not None else None
-        if route is not None and route.writer is link:
-            self._dispatcher.reply(route, args)
-
-    def _route_drained(self, route: Route) -> None:
-        for node_id, candidate in self._routes.items():
-            if candidate is route:
-                peer = self._links.peers.get(node_id)
-                if peer is not None and peer.removed and peer.link is not None:
-                    peer.link.close()
-                return
+        peer: Peer | None = link.context
+        if peer is not None and peer.link is link:
+            self._apply(self._router.reply(peer.id, args, self._now()))
 
     async def _shutdown(self) -> None:
-        self._dispatcher.close(RuntimeError(f"{self!r} closed before the request was answered"))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._apply(
+            self._router.close(NotRunningError(f"{self!r} closed before the request was answered"))
+        )
         await self._links.close()
-        self._routes.clear()
 
 
 class PendingBalancedRequester(Requester):

@@ -22,9 +22,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
 from coterie.components.base import ListeningComponent
-from coterie.core.link import Link
-from coterie.wire.amp import encode_frame
-from coterie.wire.axon import encode_reply, error_payload
+from coterie.protocol.framing import encode_frame
+from coterie.protocol.messages import encode_reply, error_payload
+from coterie.transport.link import Link
 
 __all__ = ["Handler", "Responder"]
 

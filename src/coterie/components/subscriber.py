@@ -2,7 +2,7 @@
 
 Design: discovery tells the subscriber which publishers pair with it
 (``pub-emitter``, same key and namespace); a
-:class:`~coterie.core.peerlinks.PeerLinks` keeps one link to each and
+:class:`~coterie.transport.peers.Peers` keeps one link to each and
 re-opens it while the publisher lives. Every frame is ``[topic, data]``.
 Topics are filtered on this side as cote does: a topic is accepted when it
 matches ``message::[namespace::]<pattern>`` for one of the advertised
@@ -43,9 +43,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from coterie.components.monitorable import Monitorable
-from coterie.core.link import Link
-from coterie.core.peerlinks import PeerLinks
-from coterie.discovery.table import Node
+from coterie.protocol.nodes import Node
+from coterie.transport.link import Link
+from coterie.transport.peers import Peers
 
 __all__ = ["EventHandler", "Subscriber", "topic_pattern"]
 
@@ -108,7 +108,7 @@ class Subscriber(Monitorable):
         self._handlers: dict[str, list[EventHandler]] = {}
         self._pattern_handlers: list[tuple[str, re.Pattern[str], EventHandler]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._publishers = PeerLinks(
+        self._publishers = Peers(
             on_frame=self._on_frame,
             max_frame_size=self.max_frame_size,
             secret=self.secret,

@@ -10,11 +10,12 @@ Times are in milliseconds, as in cote.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+from coterie.settings import Settings
 
 __all__ = [
     "DEFAULT_BROADCAST",
@@ -28,17 +29,6 @@ __all__ = [
 DEFAULT_PORT = 12345
 #: cote's broadcast address: the whole LAN. Tests and demos use 127.255.255.255.
 DEFAULT_BROADCAST = "255.255.255.255"
-
-
-def _env_bool(value: str) -> bool:
-    return value.strip().lower() == "true"
-
-
-def _env_int(name: str, value: str) -> int:
-    try:
-        return int(value, 10)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number of milliseconds, got {value!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,49 +142,17 @@ class DiscoveryOptions:
         """Merge these options over the environment and cote's defaults.
 
         Args:
-            environ: Environment to read; ``os.environ`` by default.
+            environ: Environment to read (see :mod:`coterie.settings`);
+                ``os.environ`` by default.
 
         Raises:
             ValueError: When a value is out of range or inconsistent.
         """
-        env = os.environ if environ is None else environ
-        merged: dict[str, Any] = {}
-        int_vars = {
-            "COTE_HELLO_INTERVAL": "hello_interval",
-            "COTE_CHECK_INTERVAL": "check_interval",
-            "COTE_NODE_TIMEOUT": "node_timeout",
-        }
-        for var, name in int_vars.items():
-            if var in env:
-                merged[name] = _env_int(var, env[var])
-        if env.get("COTE_BROADCAST_ADDRESS"):
-            merged["broadcast"] = env["COTE_BROADCAST_ADDRESS"]
-        if env.get("COTE_MULTICAST_ADDRESS"):
-            merged["multicast"] = env["COTE_MULTICAST_ADDRESS"]
-        if env.get("COTE_USE_HOST_NAMES"):
-            merged["use_host_names"] = True
-        if "COTE_IGNORE_PROCESS" in env:
-            merged["ignore_process"] = _env_bool(env["COTE_IGNORE_PROCESS"])
-        for var, name in (
-            ("COTE_LOG", "log"),
-            ("COTE_HELLO_LOGS_ENABLED", "hello_logs"),
-            ("COTE_STATUS_LOGS_ENABLED", "status_logs"),
-        ):
-            if var in env:
-                merged[name] = _env_bool(env[var])
-        redis_env = {
-            k[len("COTE_DISCOVERY_REDIS_") :].lower(): v
-            for k, v in env.items()
-            if k.startswith("COTE_DISCOVERY_REDIS_")
-        }
-        if redis_env:
-            merged["redis"] = RedisSettings(
-                host=redis_env.get("host", "localhost"),
-                port=_env_int("COTE_DISCOVERY_REDIS_PORT", redis_env.get("port", "6379")),
-                url=redis_env.get("url"),
-            )
-            merged["use_host_names"] = True
-        merged["hostname"] = env.get("DISCOVERY_HOSTNAME") or socket.gethostname()
+        from_env = Settings.from_environ(environ).discovery
+        merged: dict[str, Any] = {k: v for k, v in from_env.items() if k != "redis"}
+        if "redis" in from_env:
+            merged["redis"] = RedisSettings(**from_env["redis"])
+        merged.setdefault("hostname", socket.gethostname())
 
         for f in fields(self):
             value = getattr(self, f.name)

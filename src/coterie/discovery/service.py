@@ -23,11 +23,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from coterie.core.errors import DecodeError
 from coterie.discovery.options import DiscoverySettings
-from coterie.discovery.packets import GOODBYE, HELLO, PacketCodec, make_packet
-from coterie.discovery.table import Node, NodeTable
 from coterie.discovery.transports import DiscoveryTransport, make_transport
+from coterie.errors import DecodeError
+from coterie.protocol.nodes import Node, NodeTable
+from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, make_packet
 
 __all__ = ["PROCESS_ID", "Discovery", "NodeListener", "TransportFactory"]
 

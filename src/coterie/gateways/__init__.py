@@ -11,4 +11,6 @@
 
 Submodules are imported on use, so ``announce`` and ``nginx`` work without
 aiohttp installed.
+
+Public: ``sockend``, ``nginx`` and ``announce``. Internal: the rest.
 """

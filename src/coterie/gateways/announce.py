@@ -20,10 +20,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from coterie.core.advertisement import build_advertisement
 from coterie.discovery.options import DiscoveryOptions
 from coterie.discovery.service import Discovery
 from coterie.gateways.process import stop_process
+from coterie.protocol.pairing import build_advertisement
+from coterie.settings import Settings
 
 __all__ = ["Announcer", "http_advertisement", "port_answers"]
 
@@ -49,7 +50,12 @@ def http_advertisement(name: str, port: int, host: str | None = None) -> dict[st
     if host:
         extra["host"] = host
     return build_advertisement(
-        "", name=name, namespace=None, key=None, environment=None, extra=extra
+        "",
+        name=name,
+        namespace=None,
+        key=None,
+        environment=Settings.from_environ().environment,
+        extra=extra,
     )
 
 

@@ -33,8 +33,8 @@ from yarl import URL
 
 from coterie.components.requester import Requester
 from coterie.components.responder import Responder
-from coterie.core.errors import QueueFullError, RemoteError, RequestTimeoutError
 from coterie.discovery.options import DiscoveryOptions
+from coterie.errors import QueueFullError, RemoteError, RequestTimeoutError
 from coterie.gateways.cards import check_card
 
 __all__ = [

@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coterie.core.advertisement import build_advertisement
 from coterie.discovery.options import DiscoveryOptions
 from coterie.discovery.service import Discovery
-from coterie.discovery.table import Node
+from coterie.errors import NginxError
 from coterie.gateways.process import stop_process
+from coterie.protocol.nodes import Node
+from coterie.protocol.pairing import build_advertisement
+from coterie.settings import Settings
 
 __all__ = [
     "PLACEHOLDER",
@@ -68,13 +70,9 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?
 _UPSTREAM_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-class NginxError(RuntimeError):
-    """nginx refused a configuration or could not be started or reloaded."""
-
-
 def find_nginx(explicit: str | None = None) -> str | None:
     """The nginx binary: ``explicit``, ``$NGINX``, PATH, then the usual sbin paths."""
-    for candidate in (explicit, os.environ.get("NGINX")):
+    for candidate in (explicit, Settings.from_environ().nginx):
         if candidate:
             found = shutil.which(candidate)
             return found
@@ -426,7 +424,7 @@ class UpstreamWatcher:
             name=f"nginx for {self.service}",
             namespace=None,
             key=None,
-            environment=None,
+            environment=Settings.from_environ().environment,
             extra={"type": "nginx-gateway", "follows": self.service, "listen": list(self.listen)},
         )
         self._discovery = Discovery(adv, settings)

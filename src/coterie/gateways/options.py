@@ -13,10 +13,10 @@ short intervals.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping
 
 from coterie.discovery.options import DEFAULT_PORT, DiscoveryOptions
+from coterie.settings import Settings
 
 __all__ = [
     "HOST_SCOPE",
@@ -27,14 +27,6 @@ __all__ = [
 
 #: Broadcast address that keeps discovery on this host.
 HOST_SCOPE = "127.255.255.255"
-
-_SCOPE_VARIABLES = ("COTE_BROADCAST_ADDRESS", "COTE_MULTICAST_ADDRESS")
-
-
-def _scope_chosen(environ: Mapping[str, str]) -> bool:
-    if any(environ.get(name) for name in _SCOPE_VARIABLES):
-        return True
-    return any(name.startswith("COTE_DISCOVERY_REDIS_") for name in environ)
 
 
 def discovery_options(
@@ -55,9 +47,8 @@ def discovery_options(
     Raises:
         ValueError: For a port or interval out of range.
     """
-    env = os.environ if environ is None else environ
     options = DiscoveryOptions(port=port)
-    if not _scope_chosen(env):
+    if not Settings.from_environ(environ).scope_chosen:
         options.broadcast = HOST_SCOPE
     if hello_interval is not None:
         if hello_interval <= 0:

@@ -65,8 +65,8 @@ from aiohttp import web
 from coterie.components.base import Component
 from coterie.components.requester import Requester
 from coterie.components.subscriber import Subscriber
-from coterie.core.errors import FrameTooLargeError, QueueFullError, RemoteError
-from coterie.discovery.table import Node
+from coterie.errors import FrameTooLargeError, QueueFullError, RemoteError
+from coterie.protocol.nodes import Node
 
 try:
     import socketio  # type: ignore[import-untyped]

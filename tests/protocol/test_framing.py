@@ -13,8 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coterie import ProtocolError
-from coterie.wire.amp import DroppedFrame, FrameDecoder, decode_arg, encode_arg, encode_frame
-from coterie.wire.axon import encode_publish, encode_reply, encode_request, topic_for
+from coterie.protocol.framing import (
+    DroppedFrame,
+    FrameDecoder,
+    decode_arg,
+    encode_arg,
+    encode_frame,
+)
+from coterie.protocol.messages import encode_publish, encode_reply, encode_request, topic_for
 
 
 def h(text: str) -> bytes:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coterie.core.advertisement import build_advertisement, environment_prefix, pairs, serves
-from coterie.core.errors import RemoteError
+from coterie.errors import RemoteError
+from coterie.protocol.pairing import build_advertisement, environment_prefix, pairs, serves
 
 
 @pytest.mark.parametrize(
@@ -23,14 +23,11 @@ def test_key_rewrite(key: str | None, environment: str, expected: str) -> None:
     assert adv["key"] == expected
 
 
-def test_environment_defaults_to_cote_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COTE_ENV", "staging")
-    assert environment_prefix(None) == "staging:"
-    assert environment_prefix("") == ""  # an explicit empty environment wins
-    adv = build_advertisement("req", name="n", namespace=None, key="k", environment=None)
+def test_environment_prefix() -> None:
+    assert environment_prefix("staging") == "staging:"
+    assert environment_prefix("") == ""
+    adv = build_advertisement("req", name="n", namespace=None, key="k", environment="staging")
     assert adv["key"] == "staging:$$k"
-    monkeypatch.delenv("COTE_ENV")
-    assert environment_prefix(None) == ""
 
 
 def test_shape_and_defaults() -> None:

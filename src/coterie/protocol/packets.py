@@ -2,7 +2,7 @@
 
 Design: :class:`PacketCodec` turns packet dictionaries into datagram bytes and
 back, with encryption when a discovery key is set. It validates what it reads
-and raises :class:`~coterie.core.errors.DecodeError` for anything that is not a
+and raises :class:`~coterie.errors.DecodeError` for anything that is not a
 usable packet, so the socket adapter can drop it with one log line.
 
 Packets are ``{"event", "pid", "iid", "hostName", "data"}`` in that order.
@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from coterie.core.errors import DecodeError
-from coterie.discovery.crypto import DiscoveryCipher
+from coterie.errors import DecodeError
+from coterie.protocol.cipher import DiscoveryCipher
 
 __all__ = ["GOODBYE", "HELLO", "PacketCodec", "make_packet"]
 

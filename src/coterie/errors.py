@@ -1,8 +1,25 @@
 """The exceptions coterie raises.
 
-Design: every error a caller can meet is a subclass of :class:`CoterieError`,
-and each also derives from the built-in it refines (``TimeoutError``,
-``ConnectionError``, ``ValueError``) so generic handlers keep working.
+Design: every error a caller can meet derives from :class:`CoterieError`, and
+each also derives from the built-in it refines, so generic handlers keep
+working. The whole hierarchy, as websockets draws its own::
+
+    CoterieError
+    ├── ProtocolError (ValueError)       a peer's bytes broke the framing; the link closes
+    ├── DecodeError (ValueError)         a discovery datagram could not be read
+    ├── FrameTooLargeError (ValueError)  an outgoing message exceeds max_frame_size
+    ├── RequestTimeoutError (TimeoutError)  no answer within the request's bound
+    ├── LinkLostError (ConnectionError)  retry=False and the link was lost mid-flight
+    ├── AuthError (ConnectionError)      a peer failed the link handshake
+    ├── QueueFullError (RuntimeError)    too many requests already wait
+    ├── NotRunningError (RuntimeError)   the component is not started, or closing
+    ├── NginxError (RuntimeError)        nginx refused a configuration or failed
+    └── RemoteError                      the responder's handler failed
+
+"Whose fault" (after h11): :class:`ProtocolError`, :class:`DecodeError` and
+:class:`AuthError` blame the peer; :class:`FrameTooLargeError`,
+:class:`QueueFullError` and :class:`NotRunningError` blame the caller;
+:class:`RemoteError` carries the remote handler's own error.
 """
 
 from __future__ import annotations
@@ -10,10 +27,13 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuthError",
     "CoterieError",
     "DecodeError",
     "FrameTooLargeError",
     "LinkLostError",
+    "NginxError",
+    "NotRunningError",
     "ProtocolError",
     "QueueFullError",
     "RemoteError",
@@ -45,8 +65,20 @@ class LinkLostError(CoterieError, ConnectionError):
     """The link carrying a request that must not run twice was lost mid-flight."""
 
 
+class AuthError(CoterieError, ConnectionError):
+    """The peer failed the link handshake."""
+
+
 class QueueFullError(CoterieError, RuntimeError):
     """Too many requests already wait for a responder; this one was refused."""
+
+
+class NotRunningError(CoterieError, RuntimeError):
+    """The component is not started, or is closing: use ``async with`` or ``start()``."""
+
+
+class NginxError(CoterieError, RuntimeError):
+    """nginx refused a configuration or could not be started or reloaded."""
 
 
 class RemoteError(CoterieError):

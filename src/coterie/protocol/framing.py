@@ -3,7 +3,7 @@
 Design: like h11, this module never touches a socket. :func:`encode_frame`
 turns a list of values into the bytes of one frame, and :class:`FrameDecoder`
 takes bytes as they arrive and hands back complete frames. The asyncio link in
-:mod:`coterie.core.link` owns the socket and just shuttles bytes.
+:mod:`coterie.transport.link` owns the socket and just shuttles bytes.
 
 A frame is one byte ``0x10 | argc`` (AMP version 1, at most 15 arguments),
 then per argument a 4-byte big-endian length and the bytes. axon types each
@@ -14,7 +14,7 @@ Limits are explicit. A frame larger than ``max_frame_size`` is skipped byte by
 byte as it streams in (never buffered) and reported as a :class:`DroppedFrame`,
 as is a frame whose arguments fail to decode; the stream stays usable. Only a
 byte that cannot start a frame (a wrong version nibble) breaks the stream, and
-that raises :class:`~coterie.core.errors.ProtocolError` so the link closes.
+that raises :class:`~coterie.errors.ProtocolError` so the link closes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from coterie.core.errors import ProtocolError
+from coterie.errors import ProtocolError
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",

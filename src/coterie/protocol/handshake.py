@@ -13,8 +13,9 @@ framing layer is unchanged:
 
 Both sides prove knowledge of the secret without sending it, fresh nonces
 defeat replay, and nothing but handshake frames is accepted until it is done.
-The classes here only turn frames into frames or :class:`AuthError`; the link
-in :mod:`coterie.core.link` drives them. Node cote cannot take part, so a
+The classes here only turn frames into frames or :class:`AuthError` (the
+nonces come in as arguments, so they are tested deterministically); the link
+in :mod:`coterie.transport.link` drives them. Node cote cannot take part, so a
 component with a secret pairs only with peers that advertise ``auth``.
 """
 
@@ -22,13 +23,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from typing import Any
 
-from coterie.core.errors import CoterieError
-from coterie.wire.amp import encode_frame
+from coterie.errors import AuthError
+from coterie.protocol.framing import encode_frame
 
-__all__ = ["AUTH_SCHEME", "AuthError", "ClientHandshake", "ServerHandshake"]
+__all__ = [
+    "AUTH_SCHEME",
+    "NONCE_SIZE",
+    "AuthError",
+    "ClientHandshake",
+    "ServerHandshake",
+]
 
 #: Advertised in ``auth`` by components that require the handshake.
 AUTH_SCHEME = "hmac-sha256"
@@ -36,10 +42,8 @@ _HELLO = "coterie:auth"
 _OK = "coterie:auth-ok"
 _VERSION = 1
 _NONCE = 16
-
-
-class AuthError(CoterieError, ConnectionError):
-    """The peer failed the link handshake."""
+#: Bytes of fresh randomness each side brings to a handshake.
+NONCE_SIZE = _NONCE
 
 
 def _key(secret: str | bytes) -> bytes:
@@ -62,12 +66,23 @@ def _nonce(value: Any) -> bytes:
         raise AuthError("handshake nonce is not hex") from None
 
 
-class ServerHandshake:
-    """The listening side's half of the handshake."""
+def _fresh(nonce: bytes) -> bytes:
+    if len(nonce) != _NONCE:
+        raise ValueError(f"a handshake nonce must be {_NONCE} random bytes")
+    return bytes(nonce)
 
-    def __init__(self, secret: str | bytes) -> None:
+
+class ServerHandshake:
+    """The listening side's half of the handshake.
+
+    Args:
+        secret: The shared link secret.
+        nonce: :data:`NONCE_SIZE` fresh random bytes (the adapter draws them).
+    """
+
+    def __init__(self, secret: str | bytes, nonce: bytes) -> None:
         self._key = _key(secret)
-        self._nonce = os.urandom(_NONCE)
+        self._nonce = _fresh(nonce)
         self.done = False
 
     def challenge(self) -> bytes:
@@ -91,11 +106,16 @@ class ServerHandshake:
 
 
 class ClientHandshake:
-    """The connecting side's half of the handshake."""
+    """The connecting side's half of the handshake.
 
-    def __init__(self, secret: str | bytes) -> None:
+    Args:
+        secret: The shared link secret.
+        nonce: :data:`NONCE_SIZE` fresh random bytes (the adapter draws them).
+    """
+
+    def __init__(self, secret: str | bytes, nonce: bytes) -> None:
         self._key = _key(secret)
-        self._nonce = os.urandom(_NONCE)
+        self._nonce = _fresh(nonce)
         self._server_nonce: bytes | None = None
         self.done = False
 

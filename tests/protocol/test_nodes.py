@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from coterie.discovery.packets import HELLO, make_packet
-from coterie.discovery.table import Node, NodeTable
+from coterie.protocol.nodes import Node, NodeTable
+from coterie.protocol.packets import HELLO, make_packet
 
 ME, MY_PID = "me", "my-pid"
 

@@ -4,7 +4,7 @@ Design: components that *connect* (a Subscriber to its Publishers, any
 monitorable component to its Monitors) need the same thing: one TCP link per
 discovered node, opened when the node appears, re-opened with backoff when it
 drops while the node is still alive, closed when the node leaves. A
-:class:`PeerLinks` owns that bookkeeping and reports links going up and down
+:class:`Peers` owns that bookkeeping and reports links going up and down
 through callbacks; it never decides what flows on them.
 
 A refused connection means nothing listens on the advertised port any more,
@@ -25,19 +25,19 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from coterie.core.auth import AuthError
-from coterie.core.link import FrameHandler, Link, connect
-from coterie.discovery.table import Node
-from coterie.wire.amp import DEFAULT_MAX_FRAME_SIZE
+from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE
+from coterie.protocol.handshake import AuthError
+from coterie.protocol.nodes import Node
+from coterie.transport.link import FrameHandler, Link, connect
 
-__all__ = ["PeerLink", "PeerLinks"]
+__all__ = ["Peer", "Peers"]
 
 log = logging.getLogger("coterie.peerlinks")
 
 _FIRST_DELAY, _MAX_DELAY = 0.05, 2.0
 
 
-class PeerLink:
+class Peer:
     """One discovered node and, while connected, its link.
 
     Attributes:
@@ -64,27 +64,27 @@ def _ignore_frame(link: Link, args: list[object]) -> None:
     """Default frame handler: connecting roles that only send ignore input."""
 
 
-class PeerLinks:
+class Peers:
     """Keeps one outgoing link per added node, reconnecting while it lives.
 
     Args:
         on_frame: Called with ``(link, args)`` per received frame;
-            ``link.context`` is the :class:`PeerLink`.
-        on_up: Called with the :class:`PeerLink` once its link is connected.
+            ``link.context`` is the :class:`Peer`.
+        on_up: Called with the :class:`Peer` once its link is connected.
         on_down: Called with ``(peer, exc)`` when a connected link drops.
         forget: Called with a node id whose port refuses connections (the
             process is gone), typically ``Discovery.forget``.
         max_frame_size: Largest frame accepted on these links.
         label: What the peers are, for log lines (``"publisher"``, ...).
-        secret: Link secret for the handshake of :mod:`coterie.core.auth`.
+        secret: Link secret for the handshake of :mod:`coterie.protocol.handshake`.
     """
 
     def __init__(
         self,
         *,
         on_frame: FrameHandler = _ignore_frame,
-        on_up: Callable[[PeerLink], None] | None = None,
-        on_down: Callable[[PeerLink, Exception | None], None] | None = None,
+        on_up: Callable[[Peer], None] | None = None,
+        on_down: Callable[[Peer, Exception | None], None] | None = None,
         forget: Callable[[str], None] | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         label: str = "peer",
@@ -99,13 +99,13 @@ class PeerLinks:
         self.label = label
         #: Connect by announced host name instead of source address.
         self.use_host_names = False
-        self.peers: dict[str, PeerLink] = {}
+        self.peers: dict[str, Peer] = {}
         self._closed = False
         self._change = asyncio.Event()
 
     # -- queries -----------------------------------------------------------
 
-    def linked(self) -> list[PeerLink]:
+    def linked(self) -> list[Peer]:
         """Peers whose link is up."""
         return [p for p in self.peers.values() if p.link is not None]
 
@@ -133,7 +133,7 @@ class PeerLinks:
             return
         peer = self.peers.get(node.id)
         if peer is None:
-            peer = self.peers[node.id] = PeerLink(node)
+            peer = self.peers[node.id] = Peer(node)
         peer.node = node
         peer.removed = False
         self._ensure_connecting(peer)
@@ -182,14 +182,14 @@ class PeerLinks:
 
     # -- internals ---------------------------------------------------------
 
-    def _ensure_connecting(self, peer: PeerLink) -> None:
+    def _ensure_connecting(self, peer: Peer) -> None:
         if peer.link is not None or (peer.connector is not None and not peer.connector.done()):
             return
         peer.connector = asyncio.get_running_loop().create_task(
             self._connect(peer), name=f"coterie-{self.label}-{peer.id[:8]}"
         )
 
-    async def _connect(self, peer: PeerLink) -> None:
+    async def _connect(self, peer: Peer) -> None:
         delay = _FIRST_DELAY
         while not peer.removed and not self._closed:
             node = peer.node
@@ -242,7 +242,7 @@ class PeerLinks:
             return
 
     def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
-        peer: PeerLink | None = link.context
+        peer: Peer | None = link.context
         if peer is None or peer.link is not link:
             return
         peer.link = None

@@ -10,17 +10,22 @@ but not ``""``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["build_advertisement", "environment_prefix", "pairs", "serves"]
+__all__ = [
+    "build_advertisement",
+    "environment_prefix",
+    "pairs",
+    "reports_to",
+    "same_link_security",
+    "serves",
+]
 
 
-def environment_prefix(environment: str | None) -> str:
-    """``"<env>:"`` for a set environment, else ``""``; defaults to ``COTE_ENV``."""
-    env = os.environ.get("COTE_ENV", "") if environment is None else environment
-    return f"{env}:" if env else ""
+def environment_prefix(environment: str) -> str:
+    """``"<env>:"`` for a set environment, else ``""``."""
+    return f"{environment}:" if environment else ""
 
 
 def build_advertisement(
@@ -29,7 +34,7 @@ def build_advertisement(
     name: str | None,
     namespace: str | None,
     key: str | None,
-    environment: str | None,
+    environment: str,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build an advertisement as cote does.
@@ -40,7 +45,7 @@ def build_advertisement(
         name: Human name; Node peers need a string, so one is always sent.
         namespace: Namespace, or ``None``.
         key: Advertisement key (not encryption), or ``None``.
-        environment: Environment, or ``None`` to read ``COTE_ENV``.
+        environment: Environment (``COTE_ENV``, resolved by :mod:`coterie.settings`).
         extra: More fields (``respondsTo``, ``broadcasts``, ``subset``, ...).
     """
     adv: dict[str, Any] = {"type": "service", "name": name or f"{role} component"}
@@ -54,12 +59,44 @@ def build_advertisement(
     return adv
 
 
+def same_link_security(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """Both run the link handshake, or neither does.
+
+    A component with a link secret advertises ``auth``; it pairs only with
+    peers that do too, and one without skips peers that demand it (they would
+    refuse it). Node cote never advertises ``auth``.
+    """
+    return mine.get("auth") == theirs.get("auth")
+
+
 def pairs(mine: Mapping[str, Any], theirs: Mapping[str, Any], opposite: str) -> bool:
-    """cote's pairing rule: opposite role, same key, same namespace."""
+    """The one pairing rule, used by requesters, subscribers and the Sockend.
+
+    cote's rule (opposite role, same key, same namespace) plus the same link
+    security (:func:`same_link_security`).
+    """
     return (
         theirs.get("axon_type") == opposite
         and theirs.get("key") == mine.get("key")
         and theirs.get("namespace") == mine.get("namespace")
+        and same_link_security(mine, theirs)
+    )
+
+
+def reports_to(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """Whether a component sends status reports to the node ``theirs``.
+
+    cote's rule: the node is a monitor whose key is a prefix of ours (so a
+    monitor with the bare key ``"$$"`` sees every component of its
+    environment), and, beyond cote, the same link security.
+    """
+    key, their_key = mine.get("key"), theirs.get("key")
+    return (
+        theirs.get("type") == "monitor"
+        and isinstance(key, str)
+        and isinstance(their_key, str)
+        and key.startswith(their_key)
+        and same_link_security(mine, theirs)
     )
 
 

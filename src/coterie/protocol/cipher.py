@@ -15,7 +15,7 @@ import hashlib
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from coterie.core.errors import DecodeError
+from coterie.errors import DecodeError
 
 __all__ = ["DiscoveryCipher", "evp_bytes_to_key"]
 

@@ -3,7 +3,7 @@
 Design: pure functions from values to frame bytes, so the request/response
 logic can be tested without sockets. Requests and successful replies, the
 request path, have encoders specialised for their shape; everything else goes
-through :func:`~coterie.wire.amp.encode_frame`. The shapes are cote 1.2.0's:
+through :func:`~coterie.protocol.framing.encode_frame`. The shapes are cote 1.2.0's:
 
 - request: ``[request_object, id]``;
 - reply: ``[error_or_null, result..., id]``, the id echoed last;
@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from coterie.wire.amp import encode_arg, encode_frame, frame_length
+from coterie.protocol.framing import encode_arg, encode_frame, frame_length
 
 __all__ = [
     "encode_publish",

@@ -2,7 +2,7 @@
 
 Design: :class:`Link` is an ``asyncio.Protocol`` (callbacks, not streams, to
 keep the request path free of task switches). Bytes in go through the
-sans-I/O :class:`~coterie.wire.amp.FrameDecoder`; each frame is handed to the
+sans-I/O :class:`~coterie.protocol.framing.FrameDecoder`; each frame is handed to the
 owner's ``on_frame`` callback. Writes are batched: frames written in one turn
 of the event loop leave in a single ``send`` at the end of that turn.
 
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Callable
 from typing import Any, cast
 
-from coterie.core.auth import AuthError, ClientHandshake, ServerHandshake
-from coterie.core.errors import ProtocolError
-from coterie.wire.amp import DEFAULT_MAX_FRAME_SIZE, DroppedFrame, FrameDecoder
+from coterie.errors import ProtocolError
+from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, DroppedFrame, FrameDecoder
+from coterie.protocol.handshake import NONCE_SIZE, AuthError, ClientHandshake, ServerHandshake
 
 __all__ = ["FrameHandler", "Link", "LinkClosedHandler", "connect", "serve"]
 
@@ -259,7 +260,7 @@ async def connect(
                 on_frame,
                 on_closed,
                 max_frame_size=max_frame_size,
-                handshake=ClientHandshake(secret) if secret else None,
+                handshake=ClientHandshake(secret, os.urandom(NONCE_SIZE)) if secret else None,
             ),
             host,
             port,
@@ -281,7 +282,7 @@ async def serve(
     """Listen on ``host:port`` (0 for any free port) and accept links.
 
     With a ``secret``, each link must pass the handshake of
-    :mod:`coterie.core.auth` before ``on_open`` is called and frames flow.
+    :mod:`coterie.protocol.handshake` before ``on_open`` is called and frames flow.
     """
     loop = asyncio.get_running_loop()
     return await loop.create_server(
@@ -290,7 +291,7 @@ async def serve(
             on_closed,
             max_frame_size=max_frame_size,
             on_open=on_open,
-            handshake=ServerHandshake(secret) if secret else None,
+            handshake=ServerHandshake(secret, os.urandom(NONCE_SIZE)) if secret else None,
         ),
         host,
         port,

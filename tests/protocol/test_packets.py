@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coterie import DecodeError
-from coterie.discovery.crypto import DiscoveryCipher, evp_bytes_to_key
 from coterie.discovery.options import DiscoverySettings
-from coterie.discovery.packets import GOODBYE, HELLO, PacketCodec, make_packet
 from coterie.discovery.service import PROCESS_ID, Discovery
 from coterie.discovery.transports import ReceiveCallback
+from coterie.protocol.cipher import DiscoveryCipher, evp_bytes_to_key
+from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, make_packet
 
 PLAINTEXT = b'{"event":"hello"}'
 CIPHERTEXT = bytes.fromhex("2e82af4a55d63e405ac38ee943ee4e8434cad636bd8f482787195d0e38827cdb")

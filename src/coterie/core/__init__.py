@@ -1,1 +1,0 @@
-"""Core runtime pieces shared by every component: errors, advertisements, links."""

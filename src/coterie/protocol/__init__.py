@@ -1,0 +1,23 @@
+"""The protocol, sans-I/O: bytes and facts in, events and outcomes out.
+
+Internal: these modules are not part of the public API (``coterie.__all__``)
+and may change between releases; they are documented for contributors.
+
+Nothing in this package imports asyncio, socket, ssl, time, random or os (a
+test walks its imports): time and randomness come in as arguments, so every
+rule is unit tested deterministically. The asyncio adapters in
+:mod:`coterie.transport`, :mod:`coterie.discovery` and
+:mod:`coterie.components` own sockets, futures and timers.
+
+| module | what it decides |
+| --- | --- |
+| :mod:`~coterie.protocol.framing` | AMP frames: how a message is framed and unframed, size limits |
+| :mod:`~coterie.protocol.messages` | axon's request, reply, publish and status shapes |
+| :mod:`~coterie.protocol.routing` | where a request goes, how long it waits, |
+| | when it is retried; exactly-once answers |
+| :mod:`~coterie.protocol.pairing` | advertisements and who pairs with whom |
+| :mod:`~coterie.protocol.handshake` | the link secret's handshake |
+| :mod:`~coterie.protocol.packets` | discovery datagrams (hello, goodbye) |
+| :mod:`~coterie.protocol.cipher` | cote's discovery encryption |
+| :mod:`~coterie.protocol.nodes` | the node table: who is out there, timeouts, master election |
+"""

@@ -1,0 +1,527 @@
+"""The request router: every rule between ``send`` and its one answer (sans-I/O).
+
+Rule 1 (after h11): everything that decides where a request goes, how long it
+may wait and whether it is answered lives in :class:`Router`. Adapters feed it
+inputs and carry out the outcomes it returns; they never decide.
+
+Inputs (methods), each taking the current time ``now`` in seconds where time
+matters:
+
+- :meth:`Router.submit` a request; :meth:`Router.cancel` one;
+- :meth:`Router.reply` a reply frame that arrived from a peer;
+- :meth:`Router.peer_up`, :meth:`Router.peer_changed`,
+  :meth:`Router.peer_leaving`, :meth:`Router.peer_returned`,
+  :meth:`Router.link_lost` for what happens to responders;
+- :meth:`Router.expire` when the clock reaches :meth:`Router.next_deadline`;
+- :meth:`Router.close` to fail everything.
+
+Outcomes (returned lists): :class:`Send` this frame on that peer,
+:class:`Resolve` request X with a value, :class:`Fail` request X with an error,
+:class:`Drained` (a leaving peer holds nothing more: close its link).
+
+The rules:
+
+- a request goes to a peer whose responder serves its type (``respondsTo``)
+  and ``__subset``, and is not leaving; among those, by the balancing policy:
+  round robin, fewest in flight, or fastest recent replies;
+- with no such peer it waits in a bounded queue; when peers appear after a
+  time with none, the first takes the oldest request at once and the rest of
+  the backlog waits ``settle`` seconds so that it is spread over every peer
+  that turned up meanwhile, not poured onto the first;
+- each request may have a deadline; past it the request is withdrawn wherever
+  it is and fails with :class:`~coterie.errors.RequestTimeoutError`;
+- when a link is lost, its requests in flight go back to the front of the
+  queue and are sent elsewhere, unless marked ``retry=False``: those fail
+  fast with :class:`~coterie.errors.LinkLostError`;
+- a reply is matched only on the peer that carries its request, and only
+  once: every request yields exactly one :class:`Resolve` or :class:`Fail`,
+  and a late duplicate is counted and dropped.
+
+The router never reads a clock, draws a random number or touches a socket or
+a future: the same inputs always give the same outcomes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple
+
+from coterie.errors import (
+    CoterieError,
+    LinkLostError,
+    QueueFullError,
+    RemoteError,
+    RequestTimeoutError,
+)
+from coterie.protocol.pairing import serves
+
+__all__ = [
+    "BALANCES",
+    "Balance",
+    "Drained",
+    "Fail",
+    "Outcome",
+    "Request",
+    "Resolve",
+    "Router",
+    "Send",
+]
+
+Balance = Literal["round_robin", "pending", "time"]
+#: The balancing policies :class:`Router` knows.
+BALANCES: tuple[Balance, ...] = ("round_robin", "pending", "time")
+
+#: Time balancing forgets reply times older than this many seconds, and sends
+#: every Nth request to the next peer in turn to keep measuring the others.
+TIME_WINDOW = 10.0
+TIME_EXPLORE_EVERY = 10
+_SAMPLES = 64
+
+
+class Request:
+    """One request between ``submit`` and its answer.
+
+    Args:
+        request_id: Unique among this router's live requests; replies echo it.
+        frame: The encoded request frame, sent as is (and again on failover).
+        request_type: The request's ``type``, matched against ``respondsTo``.
+        subset: Only peers advertising this ``subset`` take it (``__subset``).
+        retry: Resend it elsewhere when its link is lost (default), or fail.
+        timeout: Seconds from submission to give up; ``None`` for no bound.
+    """
+
+    __slots__ = ("deadline", "done", "frame", "id", "peer", "retry", "sent_at", "subset", "type")
+
+    def __init__(
+        self,
+        request_id: str,
+        frame: bytes,
+        request_type: Any,
+        *,
+        subset: Any = None,
+        retry: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        self.id = request_id
+        self.frame = frame
+        self.type = request_type
+        self.subset = subset
+        self.retry = retry
+        #: Set on submit: now + timeout, or infinity.
+        self.deadline = math.inf if timeout is None else timeout
+        #: The peer carrying it, or ``None`` while it waits.
+        self.peer: str | None = None
+        self.sent_at = 0.0
+        #: Answered, failed or withdrawn: it yields no further outcome.
+        self.done = False
+
+    def __repr__(self) -> str:
+        return f"<Request {self.id} {self.type!r} on {self.peer or 'queue'}>"
+
+
+class Send(NamedTuple):
+    """Write ``frame`` on the link to ``peer``."""
+
+    peer: str
+    frame: bytes
+
+
+class Resolve(NamedTuple):
+    """The request is answered with ``value``."""
+
+    request: Request
+    value: Any
+
+
+class Fail(NamedTuple):
+    """The request failed with ``error``."""
+
+    request: Request
+    error: CoterieError
+
+
+class Drained(NamedTuple):
+    """``peer`` is leaving and holds no request any more: its link may close."""
+
+    peer: str
+
+
+Outcome = Send | Resolve | Fail | Drained
+
+
+class _Route:
+    """What the router knows of one connected responder."""
+
+    __slots__ = ("advertisement", "id", "inflight", "leaving", "name", "samples")
+
+    def __init__(self, peer: str, advertisement: Mapping[str, Any]) -> None:
+        self.id = peer
+        self.advertisement = advertisement
+        self.name = str(advertisement.get("name", peer))
+        self.inflight: dict[str, Request] = {}
+        self.leaving = False
+        self.samples: deque[tuple[float, float]] = deque(maxlen=_SAMPLES)
+
+    def takes(self, request: Request) -> bool:
+        if self.leaving:
+            return False
+        adv = self.advertisement
+        if request.subset is not None and adv.get("subset") != request.subset:
+            return False
+        return serves(adv, request.type)
+
+    def average(self, now: float) -> float:
+        recent = [took for at, took in self.samples if now - at <= TIME_WINDOW]
+        return sum(recent) / len(recent) if recent else 0.0
+
+
+def _is_error(value: Any) -> bool:
+    # JavaScript truthiness, as cote's requester: a thrown Error arrives as {}
+    # and is still an error; null, false, 0 and "" are not.
+    return value is not None and value is not False and value != 0 and value != ""
+
+
+class Router:
+    """Routes requests over the peers it is told about.
+
+    Args:
+        balance: ``"round_robin"`` (cote's Requester), ``"pending"`` (fewest
+            in flight, cote's PendingBalancedRequester) or ``"time"`` (fastest
+            recent replies, cote's TimeBalancedRequester).
+        max_waiting: Most requests that may wait for a peer at once.
+        settle: Seconds a backlog waits for more peers after the first one
+            appears, so that it is spread over them.
+
+    Raises:
+        ValueError: For an unknown policy or a negative bound.
+    """
+
+    def __init__(
+        self, *, balance: Balance = "round_robin", max_waiting: int = 10_000, settle: float = 0.05
+    ) -> None:
+        if balance not in BALANCES:
+            raise ValueError(f"unknown balance policy {balance!r}; use one of {BALANCES}")
+        if max_waiting < 0 or settle < 0:
+            raise ValueError("max_waiting and settle must not be negative")
+        self.balance: Balance = balance
+        self.max_waiting = max_waiting
+        self.settle = settle
+        self._routes: dict[str, _Route] = {}
+        self._requests: dict[str, Request] = {}
+        self._waiting: deque[Request] = deque()
+        # One FIFO per timeout value: equal timeouts expire in submission
+        # order, so the head of each queue is its earliest deadline.
+        self._deadlines: dict[float, deque[Request]] = {}
+        self._settle_until: float | None = None
+        self._turn = 0
+        self._sent = 0
+        #: Requests sent again after their link was lost.
+        self.retried = 0
+        #: Replies that matched no live request on their peer (dropped).
+        self.late_replies = 0
+
+    # -- queries --------------------------------------------------------------
+
+    @property
+    def inflight(self) -> int:
+        """Requests sent and not yet answered."""
+        return sum(len(r.inflight) for r in self._routes.values())
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a peer."""
+        return len(self._waiting)
+
+    @property
+    def pending(self) -> int:
+        """Live requests: waiting or in flight."""
+        return len(self._requests)
+
+    def peers(self) -> list[str]:
+        """Connected peers, in the order they came up."""
+        return list(self._routes)
+
+    def inflight_on(self, peer: str) -> int:
+        """Requests in flight on ``peer`` (0 for an unknown one)."""
+        route = self._routes.get(peer)
+        return len(route.inflight) if route is not None else 0
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`expire` next has work: the earliest deadline or settle end."""
+        earliest = math.inf if self._settle_until is None else self._settle_until
+        for timeout, queue in list(self._deadlines.items()):
+            while queue and queue[0].done:
+                queue.popleft()
+            if not queue:
+                del self._deadlines[timeout]
+            elif queue[0].deadline < earliest:
+                earliest = queue[0].deadline
+        return None if earliest == math.inf else earliest
+
+    # -- requests ----------------------------------------------------------------
+
+    def submit(self, request: Request, now: float) -> list[Outcome]:
+        """Send a request now, or queue it until a peer can take it.
+
+        Its ``timeout`` (given to :class:`Request`) starts counting at ``now``.
+
+        Raises:
+            QueueFullError: When it would have to wait and the queue is full.
+            ValueError: When its id is already live.
+        """
+        if request.id in self._requests:
+            raise ValueError(f"request id {request.id!r} is already pending")
+        route = None if self._settle_until is not None else self._pick(request, now)
+        if route is None and len(self._waiting) >= self.max_waiting:
+            raise QueueFullError(
+                f"{len(self._waiting)} requests already wait for a responder "
+                f"(max_waiting={self.max_waiting})"
+            )
+        self._requests[request.id] = request
+        if request.deadline != math.inf:
+            timeout = request.deadline
+            request.deadline = now + timeout
+            queue = self._deadlines.get(timeout)
+            if queue is None:
+                queue = self._deadlines[timeout] = deque()
+            queue.append(request)
+        if route is None:
+            self._waiting.append(request)
+            return []
+        return [self._send(route, request, now)]
+
+    def reply(self, peer: str, args: list[Any], now: float) -> list[Outcome]:
+        """A reply frame ``[error, result..., id]`` arrived from ``peer``."""
+        route = self._routes.get(peer)
+        if route is None or len(args) < 2:
+            self.late_replies += 1
+            return []
+        try:
+            request = route.inflight.pop(args[-1], None)
+        except TypeError:  # an unhashable id: no request of ours
+            request = None
+        if request is None:
+            self.late_replies += 1
+            return []
+        if self.balance == "time":
+            route.samples.append((now, now - request.sent_at))
+        request.peer = None
+        outcome: Outcome
+        if _is_error(args[0]):
+            outcome = self._finish_failed(request, RemoteError(args[0]))
+        else:
+            outcome = self._finish(request, args[1] if len(args) > 2 else None)
+        if route.leaving and not route.inflight:
+            return [outcome, Drained(peer)]
+        return [outcome]
+
+    def cancel(self, request_id: str) -> list[Outcome]:
+        """The caller gave up: withdraw the request; it yields no outcome."""
+        request = self._requests.pop(request_id, None)
+        if request is None:
+            return []
+        request.done = True
+        return self._withdraw(request)
+
+    def expire(self, now: float) -> list[Outcome]:
+        """Fail the requests whose deadline is past; end a settle window that is over."""
+        out: list[Outcome] = []
+        for timeout, queue in list(self._deadlines.items()):
+            while queue:
+                head = queue[0]
+                if head.done:
+                    queue.popleft()
+                elif head.deadline <= now:
+                    queue.popleft()
+                    error = self._timeout_error(head)
+                    out.extend(self._withdraw(head))
+                    out.append(self._finish_failed(head, error))
+                else:
+                    break
+            if not queue:
+                del self._deadlines[timeout]
+        if self._settle_until is not None and self._settle_until <= now:
+            self._settle_until = None
+            out.extend(self._drain(now))
+        return out
+
+    def close(self, error: CoterieError) -> list[Outcome]:
+        """Fail every live request with ``error`` (the requester is closing)."""
+        everything = list(self._requests.values())
+        self._waiting.clear()
+        self._deadlines.clear()
+        self._settle_until = None
+        for route in self._routes.values():
+            route.inflight.clear()
+        out: list[Outcome] = []
+        for request in everything:
+            request.peer = None
+            out.append(self._finish_failed(request, error))
+        return out
+
+    # -- peers -------------------------------------------------------------------
+
+    def peer_up(self, peer: str, advertisement: Mapping[str, Any], now: float) -> list[Outcome]:
+        """A responder's link is up: it may take requests, waiting ones first.
+
+        Raises:
+            ValueError: When the peer is already up.
+        """
+        if peer in self._routes:
+            raise ValueError(f"peer {peer!r} is already up")
+        had_routes = any(not r.leaving for r in self._routes.values())
+        route = self._routes[peer] = _Route(peer, advertisement)
+        if not self._waiting or self._settle_until is not None:
+            return []  # nothing to send, or a settle window gathers peers
+        if had_routes or self.settle <= 0 or len(self._waiting) == 1:
+            return self._drain(now)
+        # The first responder after none takes the oldest request at once; the
+        # rest wait a moment so that responders arriving together share them.
+        out: list[Outcome] = []
+        head = self._waiting[0]
+        if route.takes(head):
+            self._waiting.popleft()
+            out.append(self._send(route, head, now))
+        if self._waiting:
+            self._settle_until = now + self.settle
+        return out
+
+    def peer_changed(
+        self, peer: str, advertisement: Mapping[str, Any], now: float
+    ) -> list[Outcome]:
+        """A responder's advertisement changed (new types): waiting requests may go."""
+        route = self._routes.get(peer)
+        if route is None:
+            return []
+        route.advertisement = advertisement
+        route.name = str(advertisement.get("name", peer))
+        return self._drain(now) if self._settle_until is None else []
+
+    def peer_leaving(self, peer: str) -> list[Outcome]:
+        """The responder is leaving: nothing new goes there; its replies still count."""
+        route = self._routes.get(peer)
+        if route is None or route.leaving:
+            return []
+        route.leaving = True
+        return [] if route.inflight else [Drained(peer)]
+
+    def peer_returned(self, peer: str, now: float) -> list[Outcome]:
+        """A leaving responder came back before its link closed."""
+        route = self._routes.get(peer)
+        if route is None or not route.leaving:
+            return []
+        route.leaving = False
+        return self._drain(now) if self._settle_until is None else []
+
+    def link_lost(self, peer: str, now: float) -> list[Outcome]:
+        """The link to ``peer`` is gone: resend its requests or fail them."""
+        route = self._routes.pop(peer, None)
+        if route is None:
+            return []
+        lost = list(route.inflight.values())
+        route.inflight.clear()
+        out: list[Outcome] = []
+        resend: list[Request] = []
+        for request in lost:
+            request.peer = None
+            if request.retry:
+                resend.append(request)
+            else:
+                out.append(
+                    self._finish_failed(
+                        request,
+                        LinkLostError(
+                            f"link to {route.name} was lost with request {request.id} "
+                            "in flight; not resent because retry=False"
+                        ),
+                    )
+                )
+        if resend:
+            self.retried += len(resend)
+            self._waiting.extendleft(reversed(resend))
+            if self._settle_until is None:
+                out.extend(self._drain(now))
+        return out
+
+    # -- internals -----------------------------------------------------------------
+
+    def _pick(self, request: Request, now: float) -> _Route | None:
+        routes = self._routes
+        if not routes:
+            return None
+        if len(routes) == 1:
+            (only,) = routes.values()
+            return only if only.takes(request) else None
+        candidates = [r for r in routes.values() if r.takes(request)]
+        if not candidates:
+            return None
+        if self.balance == "pending":
+            return min(candidates, key=lambda r: len(r.inflight))
+        if self.balance == "time":
+            self._sent += 1
+            if self._sent % TIME_EXPLORE_EVERY == 0:  # explore: the peers in turn
+                return candidates[(self._sent // TIME_EXPLORE_EVERY) % len(candidates)]
+            untried = [r for r in candidates if not r.samples]
+            if untried:  # measure every peer: the least busy unmeasured one
+                return min(untried, key=lambda r: len(r.inflight))
+            return min(candidates, key=lambda r: r.average(now))
+        self._turn += 1
+        return candidates[self._turn % len(candidates)]
+
+    def _send(self, route: _Route, request: Request, now: float) -> Send:
+        request.peer = route.id
+        request.sent_at = now
+        route.inflight[request.id] = request
+        return Send(route.id, request.frame)
+
+    def _drain(self, now: float) -> list[Outcome]:
+        if not self._waiting:
+            return []
+        out: list[Outcome] = []
+        still: deque[Request] = deque()
+        for request in self._waiting:
+            route = self._pick(request, now)
+            if route is None:
+                still.append(request)
+            else:
+                out.append(self._send(route, request, now))
+        self._waiting = still
+        return out
+
+    def _withdraw(self, request: Request) -> list[Outcome]:
+        """Take a request out of its route or the queue."""
+        if request.peer is None:
+            if request in self._waiting:
+                self._waiting.remove(request)
+            return []
+        route = self._routes.get(request.peer)
+        request.peer = None
+        if route is None:
+            return []
+        route.inflight.pop(request.id, None)
+        if route.leaving and not route.inflight:
+            return [Drained(route.id)]
+        return []
+
+    def _finish(self, request: Request, value: Any) -> Resolve:
+        request.done = True
+        self._requests.pop(request.id, None)
+        return Resolve(request, value)
+
+    def _finish_failed(self, request: Request, error: CoterieError) -> Fail:
+        request.done = True
+        self._requests.pop(request.id, None)
+        return Fail(request, error)
+
+    def _timeout_error(self, request: Request) -> RequestTimeoutError:
+        route = self._routes.get(request.peer) if request.peer is not None else None
+        routes = self._routes.values()
+        if route is not None:
+            where = f"in flight to {route.name}"
+        elif routes and not any(serves(r.advertisement, request.type) for r in routes):
+            where = f"waiting: no responder serves {request.type!r}"
+        else:
+            where = "waiting for a responder"
+        return RequestTimeoutError(f"request {request.id} ({request.type!r}) timed out {where}")

@@ -1,0 +1,153 @@
+"""Every environment variable coterie reads, resolved once, from one mapping.
+
+Design (after httpx's ``trust_env``): nothing else in coterie reads
+``os.environ``. :meth:`Settings.from_environ` parses a mapping, ``os.environ``
+by default, into a frozen :class:`Settings`, and checks every value once, so a
+bad variable is one clear ``ValueError`` naming it. Components take
+``environ=`` and pass it here, which is how tests inject an environment
+without touching the process's.
+
+Explicit arguments always win over these values; these win over cote's
+defaults. Times are read in milliseconds, as cote's variables are, and kept in
+the units their users want (seconds for requests and status reports, ms for
+discovery, as cote's options).
+
+The variables:
+
+| variable | meaning |
+| --- | --- |
+| ``COTE_ENV`` | environment prefix of every advertisement key |
+| ``COTE_REQUEST_TIMEOUT`` | default request bound, ms |
+| ``COTE_STATUS_INTERVAL`` | status reports to monitors, ms |
+| ``COTE_HELLO_INTERVAL``, ``COTE_CHECK_INTERVAL``, ``COTE_NODE_TIMEOUT`` | discovery timings, ms |
+| ``COTE_BROADCAST_ADDRESS``, ``COTE_MULTICAST_ADDRESS`` | discovery scope |
+| ``COTE_DISCOVERY_REDIS_HOST`` / ``_PORT`` / ``_URL`` | Redis discovery |
+| ``COTE_USE_HOST_NAMES``, ``COTE_IGNORE_PROCESS`` | node-discover switches |
+| ``COTE_LOG``, ``COTE_HELLO_LOGS_ENABLED``, ``COTE_STATUS_LOGS_ENABLED`` | log lines |
+| ``DISCOVERY_HOSTNAME`` | the host name announced |
+| ``COTERIE_LINK_SECRET`` | link secret (see :mod:`coterie.protocol.handshake`) |
+| ``NGINX`` | the nginx binary for :mod:`coterie.gateways.nginx` |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Settings"]
+
+_DISCOVERY_MS = {
+    "COTE_HELLO_INTERVAL": "hello_interval",
+    "COTE_CHECK_INTERVAL": "check_interval",
+    "COTE_NODE_TIMEOUT": "node_timeout",
+}
+_DISCOVERY_FLAGS = {
+    "COTE_IGNORE_PROCESS": "ignore_process",
+    "COTE_LOG": "log",
+    "COTE_HELLO_LOGS_ENABLED": "hello_logs",
+    "COTE_STATUS_LOGS_ENABLED": "status_logs",
+}
+_REDIS_PREFIX = "COTE_DISCOVERY_REDIS_"
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() == "true"
+
+
+def _ms(name: str, value: str) -> int:
+    try:
+        return int(value, 10)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of milliseconds, got {value!r}") from None
+
+
+def _positive_seconds(name: str, value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        ms = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be milliseconds, got {value!r}") from None
+    if not ms > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return ms / 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the environment says, parsed and checked.
+
+    Attributes:
+        environment: ``COTE_ENV`` ("" when unset).
+        link_secret: ``COTERIE_LINK_SECRET``, or ``None``.
+        request_timeout: ``COTE_REQUEST_TIMEOUT`` in seconds, or ``None``.
+        status_interval: ``COTE_STATUS_INTERVAL`` in seconds, or ``None``.
+        discovery: Discovery fields the environment sets, by
+            :class:`~coterie.discovery.options.DiscoveryOptions` field name
+            (``redis`` as ``{"host", "port", "url"}``).
+        scope_chosen: Whether the environment picks a discovery scope
+            (broadcast, multicast or Redis), for tools that default to host
+            scope otherwise.
+        nginx: ``NGINX``, the nginx binary to run, or ``None``.
+    """
+
+    environment: str = ""
+    link_secret: str | None = None
+    request_timeout: float | None = None
+    status_interval: float | None = None
+    discovery: Mapping[str, Any] = field(default_factory=dict)
+    scope_chosen: bool = False
+    nginx: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse ``environ`` (``os.environ`` by default).
+
+        Raises:
+            ValueError: When a variable has a value out of its range; the
+                message names it.
+        """
+        env = os.environ if environ is None else environ
+        discovery: dict[str, Any] = {}
+        for var, name in _DISCOVERY_MS.items():
+            if var in env:
+                discovery[name] = _ms(var, env[var])
+        if env.get("COTE_BROADCAST_ADDRESS"):
+            discovery["broadcast"] = env["COTE_BROADCAST_ADDRESS"]
+        if env.get("COTE_MULTICAST_ADDRESS"):
+            discovery["multicast"] = env["COTE_MULTICAST_ADDRESS"]
+        if env.get("COTE_USE_HOST_NAMES"):
+            discovery["use_host_names"] = True
+        for var, name in _DISCOVERY_FLAGS.items():
+            if var in env:
+                discovery[name] = _flag(env[var])
+        redis = {
+            k[len(_REDIS_PREFIX) :].lower(): v
+            for k, v in env.items()
+            if k.startswith(_REDIS_PREFIX)
+        }
+        if redis:
+            discovery["redis"] = {
+                "host": redis.get("host", "localhost"),
+                "port": _ms(f"{_REDIS_PREFIX}PORT", redis.get("port", "6379")),
+                "url": redis.get("url"),
+            }
+            discovery["use_host_names"] = True
+        if env.get("DISCOVERY_HOSTNAME"):
+            discovery["hostname"] = env["DISCOVERY_HOSTNAME"]
+        return cls(
+            environment=env.get("COTE_ENV", ""),
+            link_secret=env.get("COTERIE_LINK_SECRET") or None,
+            request_timeout=_positive_seconds(
+                "COTE_REQUEST_TIMEOUT", env.get("COTE_REQUEST_TIMEOUT")
+            ),
+            status_interval=_positive_seconds(
+                "COTE_STATUS_INTERVAL", env.get("COTE_STATUS_INTERVAL")
+            ),
+            discovery=discovery,
+            scope_chosen=bool(redis)
+            or bool(env.get("COTE_BROADCAST_ADDRESS") or env.get("COTE_MULTICAST_ADDRESS")),
+            nginx=env.get("NGINX") or None,
+        )
