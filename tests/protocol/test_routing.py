@@ -93,8 +93,8 @@ def test_pending_balance_picks_fewest_in_flight() -> None:
 
 def test_time_balance_prefers_the_faster_peer_and_keeps_exploring() -> None:
     router = Router(balance="time")
+    router.peer_up("slow", ANY, 0)  # first in order: the fastest must win on merit
     router.peer_up("fast", ANY, 0)
-    router.peer_up("slow", ANY, 0)
     # Untried peers get a request first, so each is measured.
     first = dict(sends(router.submit(req(0), 0.0)) + sends(router.submit(req(1), 0.0)))
     assert set(first) == {"fast", "slow"}
@@ -104,8 +104,8 @@ def test_time_balance_prefers_the_faster_peer_and_keeps_exploring() -> None:
     picked = [sends(router.submit(req(i), 1.0))[0][0] for i in range(2, 2 + 3 * TIME_EXPLORE_EVERY)]
     # Every TIME_EXPLORE_EVERY-th request explores, in turn over the peers;
     # the rest go to the fastest.
-    assert picked.count("slow") == 2
-    assert picked.count("fast") == len(picked) - 2
+    assert picked.count("slow") == 1
+    assert picked.count("fast") == len(picked) - 1
 
 
 def test_unknown_balance_policy_is_refused() -> None:
@@ -301,6 +301,16 @@ def test_link_lost_resends_in_flight_requests_elsewhere_first() -> None:
     assert router.retried == 2
     assert router.peers() == ["b"]
     assert router.inflight_on("b") == 4
+
+
+def test_requests_of_a_lost_link_go_before_those_already_waiting() -> None:
+    router = Router(settle=0)
+    router.peer_up("a", adv("a", "t"), 0)
+    router.submit(req(0, "t"), 0)
+    router.submit(req(1, "u"), 0)  # nobody serves "u" yet: it waits
+    router.link_lost("a", 1)
+    assert router.waiting == 2
+    assert sends(router.peer_up("b", ANY, 2)) == [("b", b"frame0"), ("b", b"frame1")]
 
 
 def test_link_lost_with_no_other_peer_queues_until_one_comes() -> None:

@@ -67,6 +67,7 @@ from coterie.components.requester import Requester
 from coterie.components.subscriber import Subscriber
 from coterie.errors import FrameTooLargeError, QueueFullError, RemoteError
 from coterie.protocol.nodes import Node
+from coterie.protocol.pairing import same_link_security
 
 try:
     import socketio  # type: ignore[import-untyped]
@@ -355,7 +356,7 @@ class Sockend(Component):
         role = adv.get("axon_type")
         if role not in ("rep", "pub-emitter"):
             return
-        if ("auth" in adv) != (self._secret() is not None):
+        if not same_link_security(self.advertisement, adv):
             return  # the requester or subscriber would not pair with it either
         namespace = adv.get("namespace")
         if namespace is not None and not isinstance(namespace, str):
@@ -392,21 +393,18 @@ class Sockend(Component):
             self._serve(socketio_namespace(namespace))
         return space
 
-    def _secret(self) -> str | None:
-        secret = getattr(self, "secret", None)  # link secrets, where the core has them
-        return secret if isinstance(secret, str) else None
-
     def _component_kwargs(self, space: _Space) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "namespace": space.namespace,
             "key": self.key,
             "environment": self.environment,
+            "environ": self._environ,
             "discovery": self._options,
             "max_frame_size": self.max_frame_size,
             "transport_factory": self._transport_factory,
         }
-        if self._secret() is not None:
-            kwargs["secret"] = self._secret()
+        if self.secret is not None:
+            kwargs["secret"] = self.secret
         return kwargs
 
     def _start_requester(self, space: _Space) -> None:
