@@ -32,7 +32,7 @@ from coterie.transport.link import FrameHandler, Link, connect
 
 __all__ = ["Peer", "Peers"]
 
-log = logging.getLogger("coterie.peerlinks")
+log = logging.getLogger("coterie.peers")
 
 _FIRST_DELAY, _MAX_DELAY = 0.05, 2.0
 
