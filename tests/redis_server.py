@@ -19,30 +19,61 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """Start redis-server (no persistence) for one test; yields its URL."""
-    if REDIS is None:
-        pytest.skip("redis-server is not installed")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
+class RedisServer:
+    """One redis-server process (no persistence) on a fixed loopback port.
+
+    It can be stopped and started again on the same port, as a restart in
+    production would.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        if REDIS is None:
+            pytest.skip("redis-server is not installed")
+        self.port = port or _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start it and wait until it accepts connections."""
+        assert REDIS is not None
+        proc = self._proc = subprocess.Popen(
+            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                    break
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
+                    return
             except OSError:
                 if proc.poll() is not None:
                     pytest.fail(f"redis-server exited with {proc.returncode}")
                 if time.monotonic() > deadline:
-                    pytest.fail("redis-server did not listen within 10 s")
+                    pytest.fail(f"redis-server did not listen within {timeout} s")
                 time.sleep(0.01)
-        yield f"redis://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then wait)."""
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=5)
+            self._proc = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A started redis-server that the test may stop and start again."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=5)
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of a redis-server started for one test."""
+    return redis_server.url

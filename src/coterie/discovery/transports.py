@@ -32,6 +32,7 @@ ReceiveCallback = Callable[[bytes, str], None]
 
 #: The Redis channel cote publishes discovery packets on.
 REDIS_CHANNEL = "cote"
+_REDIS_RETRY_FIRST = 0.05
 
 
 class DiscoveryTransport(Protocol):
@@ -128,37 +129,90 @@ class RedisTransport:
     """cote's Redis discovery: PUBLISH/SUBSCRIBE on the channel ``cote``.
 
     The sender's address is unknown here, so peers connect by host name.
+
+    Redis may restart or become unreachable while the mesh runs. The reader
+    then logs one warning, resubscribes with a capped backoff (50 ms doubling
+    to 2 s) and logs once more when it hears Redis again; publishing fails
+    quietly meanwhile (a hello lost is sent again at the next interval). A
+    component never crashes for a Redis outage.
+
+    Args:
+        settings: Resolved settings with ``redis`` set.
+        retry_max: Longest wait between resubscribe attempts, in seconds.
     """
 
-    def __init__(self, settings: DiscoverySettings) -> None:
+    def __init__(self, settings: DiscoverySettings, *, retry_max: float = 2.0) -> None:
         if settings.redis is None:
             raise ValueError("RedisTransport needs redis settings")
         self._url = settings.redis.connection_url()
+        self._retry_max = retry_max
         self._pub: Any = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
+        #: How many times the subscription was lost and restored.
+        self.reconnects = 0
 
     async def start(self, receive: ReceiveCallback) -> None:
-        """Connect, subscribe to ``cote`` and start reading."""
+        """Connect, subscribe to ``cote`` and start reading.
+
+        Raises:
+            ImportError: Without the ``redis`` package (``coterie[redis]``).
+            OSError: When Redis cannot be reached at start.
+        """
         try:
             import redis.asyncio as aioredis
         except ImportError as exc:  # pragma: no cover - optional extra
-            raise RuntimeError(
+            raise ImportError(
                 "Redis discovery needs the 'redis' package: pip install 'coterie[redis]'"
             ) from exc
         self._pub = aioredis.Redis.from_url(self._url)
         await self._pub.ping()
+        await self._subscribe()
+        self._reader = asyncio.create_task(self._read(receive), name="coterie-redis-discovery")
+
+    async def _subscribe(self) -> None:
         self._pubsub = self._pub.pubsub()
         await self._pubsub.subscribe(REDIS_CHANNEL)
 
-        async def read() -> None:
-            async for message in self._pubsub.listen():
-                if message.get("type") == "message":
-                    data = message["data"]
-                    receive(data if isinstance(data, bytes) else str(data).encode(), "0.0.0.0")
+    async def _drop_subscription(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
 
-        self._reader = asyncio.create_task(read(), name="coterie-redis-discovery")
+    async def _read(self, receive: ReceiveCallback) -> None:
+        delay = _REDIS_RETRY_FIRST
+        lost = False
+        while True:
+            try:
+                if self._pubsub is None:
+                    await self._subscribe()
+                    if lost:
+                        lost = False
+                        self.reconnects += 1
+                        log.warning("redis discovery at %s is back; listening again", self._url)
+                    delay = _REDIS_RETRY_FIRST
+                async for message in self._pubsub.listen():
+                    if message.get("type") == "message":
+                        data = message["data"]
+                        raw = data if isinstance(data, bytes) else str(data).encode()
+                        receive(raw, "0.0.0.0")
+                raise ConnectionError("the subscription ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not lost:
+                    lost = True
+                    log.warning(
+                        "redis discovery at %s lost (%s); retrying every %.2g s at most",
+                        self._url,
+                        exc or type(exc).__name__,
+                        self._retry_max,
+                    )
+                await self._drop_subscription()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
 
     def send(self, data: bytes) -> None:
         """Publish a datagram on the ``cote`` channel."""
@@ -182,9 +236,7 @@ class RedisTransport:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
             self._reader = None
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+        await self._drop_subscription()
         if self._pub is not None:
             with contextlib.suppress(Exception):
                 await self._pub.aclose()

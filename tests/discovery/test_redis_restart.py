@@ -1,0 +1,50 @@
+"""Redis discovery survives a Redis restart: nobody goes deaf (real redis-server)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from coterie import DiscoveryOptions, Requester, Responder
+from tests.redis_server import REDIS, RedisServer
+
+pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
+
+
+def options(url: str) -> DiscoveryOptions:
+    return DiscoveryOptions(
+        redis=url,
+        hostname="127.0.0.1",
+        hello_interval=100,
+        check_interval=200,
+        node_timeout=1000,
+        master_timeout=1200,
+        log=False,
+    )
+
+
+async def test_mesh_recovers_after_redis_restarts(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="coterie.discovery")
+    disc = options(redis_server.url)
+    async with Responder(name="before", discovery=disc) as before:
+        before.on("who", lambda req: "before")
+        async with Requester(name="client", discovery=disc, timeout=5) as req:
+            await req.wait_connected(1, timeout=5)
+            redis_server.stop()
+            redis_server.start()
+            # A responder started after the restart must be found, and the
+            # one linked before must stay linked.
+            async with Responder(name="after", discovery=disc) as after:
+                after.on("who", lambda req: "after")
+                await req.wait_connected(2, timeout=5)
+                answers = {await req.send({"type": "who"}) for _ in range(6)}
+                assert answers == {"before", "after"}
+                # Still hearing hellos: nobody is dropped for silence.
+                names = sorted(str(n.advertisement.get("name")) for n in req.peers)
+                assert names == ["after", "before"]
+    text = caplog.text
+    assert "redis discovery at" in text and "lost" in text
+    assert "is back; listening again" in text
