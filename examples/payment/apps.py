@@ -1,4 +1,4 @@
-"""HTTP faces of the payment example, on aiohttp.
+"""The payment example's services: validation and payment, on aiohttp and the mesh.
 
 Design: aiohttp is asyncio-native, so the HTTP server, the HTTP client and
 coterie's components share one event loop with no threads; it is also one
@@ -13,7 +13,9 @@ package for both server and client. The module offers:
 - :class:`MeshValidation` and :class:`HttpValidation`: the two ways the payment
   service reaches validation. Each turns every failure (timeout, refused
   connection, a 502 from nginx) into :class:`ValidationUnavailable` with a
-  readable reason, so a payment never answers 500.
+  readable reason, so a payment never answers 500;
+- :func:`serve_app`: serve an app on a port, with room for very long card
+  numbers in the request line.
 
 Payment status codes: 200 validated, 422 card refused, 503 validation could
 not be reached. The body is always a JSON string; the header
@@ -31,11 +33,15 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from coterie.components.requester import Requester
-from coterie.components.responder import Responder
-from coterie.discovery.options import DiscoveryOptions
-from coterie.errors import QueueFullError, RemoteError, RequestTimeoutError
-from coterie.gateways.cards import check_card
+from coterie import (
+    DiscoveryOptions,
+    QueueFullError,
+    RemoteError,
+    Requester,
+    RequestTimeoutError,
+    Responder,
+)
+from examples.payment.cards import check_card
 
 __all__ = [
     "MAX_INPUT_CHARS",
@@ -51,7 +57,7 @@ __all__ = [
     "verdict",
 ]
 
-log = logging.getLogger("coterie.gateways")
+log = logging.getLogger("payment")
 
 #: Inputs longer than this are refused by the payment service itself.
 MAX_INPUT_CHARS = 256
@@ -69,7 +75,11 @@ class Verdict(TypedDict):
 
 
 class ValidationUnavailable(Exception):
-    """Validation could not be reached; ``str(exc)`` says why."""
+    """Validation could not be reached; ``str(exc)`` says why.
+
+    The example's own error, not one of coterie's: the payment service turns
+    it into a 503.
+    """
 
 
 #: Validates a card number, or raises :class:`ValidationUnavailable`.

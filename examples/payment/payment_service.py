@@ -16,6 +16,9 @@ validator runs, nginx answers 502 and the payment says so::
 
     python examples/payment/payment_service.py --via nginx
 
+From the repository root, ``python -m examples.payment.payment_service`` works
+too.
+
 Answers are JSON strings: ``"<cardno> validated"`` (200), or
 ``"<cardno> validation failed: <reason>"`` (422 refused card, 503 validation
 unreachable). Never a 500.
@@ -28,19 +31,25 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 
 from coterie import Requester
-from coterie.gateways.http import (
+from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+
+if not __package__:  # run as a script: import the example's modules from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
+
+from examples.payment.apps import (
     HttpValidation,
     MeshValidation,
     Validate,
     payment_app,
     serve_app,
 )
-from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
 
 DEFAULT_PORTS = {"mesh": 3003, "nginx": 3000}
 

@@ -14,6 +14,8 @@ HTTP (the nginx way): ``GET /validate/<cardno>`` on a port, meant to run under
 Either way it logs ``validating <cardno>`` and answers
 ``{"valid": bool, "reason": str | None, "by": "<its name>"}``.
 Discovery stays on this host unless COTE_BROADCAST_ADDRESS says otherwise.
+From the repository root, ``python -m examples.payment.validation_service``
+works too.
 """
 
 from __future__ import annotations
@@ -23,9 +25,15 @@ import asyncio
 import logging
 import os
 import signal
+import sys
+from pathlib import Path
 
-from coterie.gateways.http import serve_app, validation_app, validation_responder
 from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+
+if not __package__:  # run as a script: import the example's modules from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
+
+from examples.payment.apps import serve_app, validation_app, validation_responder
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,4 +1,4 @@
-"""The payment and validation apps over real HTTP and a real mesh, in one process."""
+"""The payment example's apps over real HTTP and a real mesh, in one process."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from coterie import Requester
-from coterie.gateways.http import (
+from examples.payment.apps import (
     HttpValidation,
     MeshValidation,
     ValidationUnavailable,

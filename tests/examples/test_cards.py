@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coterie.gateways.cards import MAX_DIGITS, check_card, luhn_valid
-from coterie.gateways.http import verdict
+from examples.payment.apps import verdict
+from examples.payment.cards import MAX_DIGITS, check_card, luhn_valid
 
 
 @pytest.mark.parametrize(

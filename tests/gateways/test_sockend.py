@@ -19,8 +19,9 @@ import pytest
 
 socketio = pytest.importorskip("socketio")
 
+from aiohttp import web  # noqa: E402
+
 from coterie import DiscoveryOptions, Publisher, Responder  # noqa: E402
-from coterie.gateways.http import serve_app  # noqa: E402
 from coterie.gateways.sockend import Sockend, socketio_app  # noqa: E402
 
 FAST = {
@@ -40,6 +41,14 @@ def free_udp_port() -> int:
 
 
 Disc = Callable[[], DiscoveryOptions]
+
+
+async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (0: a free port); returns the runner and the port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner, int(runner.addresses[0][1])
 
 
 @pytest.fixture

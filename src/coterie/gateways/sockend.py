@@ -46,7 +46,7 @@ Beyond cote, on purpose (cote 1.2.0's weak spots):
 
 python-socketio is an optional dependency (``pip install 'coterie[sockend]'``);
 ``import coterie`` never imports this module. Serve the socket.io server with
-aiohttp (see :func:`socketio_app` and :func:`coterie.gateways.http.serve_app`).
+aiohttp (see :func:`socketio_app` and ``docs/sockend.md``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""coterie's examples, importable from the repository root (``python -m examples.payment.demo``)."""
