@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml interop/package-lock.json scripts/system-deps.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	COTE_BROADCAST_ADDRESS=$${COTE_BROADCAST_ADDRESS:-127.255.255.255} $(BIN)/coterie demo
+	COTE_BROADCAST_ADDRESS=$${COTE_BROADCAST_ADDRESS:-127.255.255.255} $(BIN)/python -m examples.payment.demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -13,14 +13,14 @@ from coterie.cli import COMMANDS, build_parser, main
 def test_every_listed_module_registers_its_subcommand() -> None:
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command")
-    assert {"demo", "announce", "nginx"} <= set(COMMANDS)
+    assert set(COMMANDS) == {"announce", "nginx", "monitor"}
     assert set(subparsers.choices) == set(COMMANDS)  # type: ignore[arg-type]
 
 
 def test_no_subcommand_prints_help_and_returns_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     out = capsys.readouterr().out
-    assert "announce" in out and "nginx" in out and "demo" in out
+    assert "announce" in out and "nginx" in out and "monitor" in out
 
 
 def test_announce_without_a_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

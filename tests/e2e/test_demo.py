@@ -1,4 +1,4 @@
-"""``coterie demo --no-wait``: the whole tour as a user runs it, on private ports."""
+"""`make demo` (`python -m examples.payment.demo --no-wait`): the whole tour, on private ports."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ def _demo(*extra: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     argv = [
         sys.executable,
         "-m",
-        "coterie",
-        "demo",
+        "examples.payment.demo",
         "--no-wait",
         "--mesh-port",
         str(free_port()),

@@ -3,9 +3,12 @@
 Design: :data:`COMMANDS` lists the subcommand modules of this package, in
 help order. Each module defines ``register(subparsers)``, which adds its
 parser and sets ``run`` (``args -> exit code``) with ``set_defaults``. Adding a
-subcommand (``monitor``, ``bench``) is one module plus one entry here.
-Modules are imported when the parser is built, and keep their heavy imports
-(aiohttp, rich) inside ``run`` so ``coterie --help`` stays fast.
+subcommand is one module plus one entry here. Modules are imported when the
+parser is built, and keep their heavy imports (rich) inside ``run`` so
+``coterie --help`` stays fast.
+
+The payment example and its demo (``make demo``) and the benchmarks (``make
+bench``) live in the repository's ``examples/`` and ``bench/``, not here.
 
 Internal: the subcommand modules are not an API; :func:`main` is the entry
 point.
@@ -24,7 +27,7 @@ from coterie._version import __version__
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under ``coterie.cli``, in help order.
-COMMANDS: tuple[str, ...] = ("demo", "announce", "nginx", "monitor", "bench")
+COMMANDS: tuple[str, ...] = ("announce", "nginx", "monitor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,186 @@
+"""The demo's command line: options, signals, and the run from start to stop.
+
+Design: :func:`main` parses the options, checks that aiohttp and rich are
+there, and runs :func:`run_demo` in an event loop where SIGINT and SIGTERM
+set a stop event. :func:`run_demo` starts every process, waits until each
+payment service answers through every validator, tours, then waits for the
+stop event (unless ``--no-wait``) and always stops every process it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import sys
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from coterie.gateways.nginx import find_nginx
+
+if TYPE_CHECKING:
+    from examples.payment.demo.console import Screen
+
+__all__ = ["build_parser", "main", "run_demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.payment.demo",
+        description=(
+            "Start the payment example twice on this host: over the coterie mesh "
+            "(port 3003) and behind nginx with discovery-driven upstreams (port 3000), "
+            "each with several validators; tour the difference, then stay up for curl "
+            "until Ctrl-C."
+        ),
+    )
+    parser.add_argument("--mesh-port", type=int, default=3003, help="mesh payment port (3003)")
+    parser.add_argument(
+        "--nginx-payment-port", type=int, default=3000, help="nginx payment port (3000)"
+    )
+    parser.add_argument(
+        "--nginx-port", type=int, default=8080, help="port nginx listens on for validation (8080)"
+    )
+    parser.add_argument(
+        "--validators", type=int, default=2, help="validators of each kind (default 2)"
+    )
+    parser.add_argument("--no-nginx", action="store_true", help="run the mesh half only")
+    parser.add_argument("--no-tour", action="store_true", help="start everything, skip the tour")
+    parser.add_argument(
+        "--no-wait", action="store_true", help="exit after the tour instead of waiting for Ctrl-C"
+    )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long validators stay stopped in the tour (default 2)",
+    )
+    parser.add_argument(
+        "--discovery-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="discovery UDP port for the demo's processes (default cote's 12345)",
+    )
+    parser.add_argument(
+        "--hello-interval",
+        type=int,
+        default=250,
+        metavar="MS",
+        help="milliseconds between hellos (default 250, quick for a demo)",
+    )
+    parser.add_argument("--nginx", default=None, help="nginx binary (default: found)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the log directory")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; returns the exit code.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` by default.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.validators < 1:
+        parser.error("--validators must be at least 1")
+    if args.pause < 0:
+        parser.error("--pause must not be negative")
+    try:
+        import aiohttp  # noqa: F401
+        from rich.console import Console
+    except ImportError as exc:
+        sys.stderr.write(
+            f"the demo needs aiohttp and rich ({exc}); "
+            "install them with: pip install 'coterie[http,cli]'\n"
+        )
+        return 1
+    from examples.payment.demo.console import Screen
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    screen = Screen(Console(highlight=False, soft_wrap=True))
+
+    async def runner() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            return await run_demo(args, screen, stop)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    try:
+        return asyncio.run(runner())
+    except KeyboardInterrupt:
+        return 130
+
+
+async def run_demo(args: argparse.Namespace, screen: Screen, stop: asyncio.Event) -> int:
+    """Start, tour, wait for ``stop`` (unless ``--no-wait``), shut down.
+
+    Returns:
+        The exit code: 0, or 1 when a port is taken or the demo failed.
+    """
+    import aiohttp
+
+    from examples.payment.demo.processes import Processes
+    from examples.payment.demo.tour import tour, wait_ready
+
+    procs = Processes(args, None if args.no_nginx else find_nginx(args.nginx))
+    screen.banner(procs)
+    problems = procs.taken_ports()
+    if problems:
+        for problem in problems:
+            screen.error(problem)
+        shutil.rmtree(procs.workdir, ignore_errors=True)
+        return 1
+    code = 0
+    try:
+        async with aiohttp.ClientSession() as session:
+            with screen.console.status("starting services..."):
+                await procs.start_all()
+                await _race(stop, wait_ready(session, procs))
+            screen.processes(procs)
+            if not args.no_tour and not stop.is_set():
+                await _race(stop, tour(session, procs, screen))
+            if not args.no_wait and not stop.is_set():
+                screen.curl_help(procs)
+                await stop.wait()
+    except RuntimeError as exc:
+        screen.error(str(exc))
+        code = 1
+    finally:
+        screen.say()
+        with screen.console.status("stopping..."):
+            await procs.stop_all()
+        screen.say("stopped every process of the demo")
+        if args.keep_logs or code:
+            screen.say(f"logs kept in {procs.logs}")
+        else:
+            shutil.rmtree(procs.workdir, ignore_errors=True)
+    return code
+
+
+async def _race(stop: asyncio.Event, work: Awaitable[Any]) -> None:
+    """Run ``work`` until it ends or ``stop`` is set (then cancel it)."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return
+    task.result()
