@@ -23,6 +23,44 @@ def test_no_subcommand_prints_help_and_returns_2(capsys: pytest.CaptureFixture[s
     assert "announce" in out and "nginx" in out and "monitor" in out
 
 
+@pytest.mark.parametrize("gone", ["demo", "bench"])
+def test_the_example_and_the_bench_are_not_subcommands(
+    gone: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([gone])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_an_unknown_option_of_a_subcommand_shows_that_subcommand_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["monitor", "--bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: coterie monitor ")
+    assert "coterie monitor: error: unrecognized arguments: --bogus" in err
+
+
+def test_an_unknown_top_level_option_shows_the_top_level_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--bogus", "monitor", "--once"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: coterie [-h]")
+    assert "coterie: error: unrecognized arguments: --bogus" in err
+
+
+def test_arguments_after_double_dash_go_to_the_announced_command() -> None:
+    argv = ["-q", "announce", "--name", "x", "--port", "1", "--check-interval", "0.05", "--"]
+    code = "import sys; raise SystemExit(0 if sys.argv[1:] == ['--bogus'] else 5)"
+    assert main([*argv, sys.executable, "-c", code, "--bogus"]) == 0
+
+
 def test_announce_without_a_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["announce", "--name", "x", "--port", "8000"])

@@ -5,7 +5,9 @@ help order. Each module defines ``register(subparsers)``, which adds its
 parser and sets ``run`` (``args -> exit code``) with ``set_defaults``. Adding a
 subcommand is one module plus one entry here. Modules are imported when the
 parser is built, and keep their heavy imports (rich) inside ``run`` so
-``coterie --help`` stays fast.
+``coterie --help`` stays fast. Subcommand parsers are
+:class:`_SubcommandParser` instances, so an option a subcommand does not know is
+reported with that subcommand's usage, not the top-level one.
 
 The payment example and its demo (``make demo``) and the benchmarks (``make
 bench``) live in the repository's ``examples/`` and ``bench/``, not here.
@@ -30,6 +32,22 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: tuple[str, ...] = ("announce", "nginx", "monitor")
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: arguments it does not know are its own usage error.
+
+    argparse hands a subparser's unrecognised arguments back to the top-level
+    parser, which then prints the top-level usage; this reports them here.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``coterie`` parser with every registered subcommand."""
     parser = argparse.ArgumentParser(
@@ -39,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"coterie {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", parser_class=_SubcommandParser
+    )
     for name in COMMANDS:
         module = importlib.import_module(f"coterie.cli.{name}")
         module.register(subparsers)
