@@ -29,6 +29,7 @@ import time
 from typing import Any
 
 import coterie
+from bench.drive import drive
 
 ROLES = ("responder", "requester", "publisher", "subscriber")
 
@@ -198,47 +199,18 @@ class Worker:
             emit({"event": "error", "message": f"command not understood by {self.role}: {cmd}"})
 
     async def _bench(self, cmd: dict[str, Any]) -> None:
-        n = int(cmd["n"])
-        concurrency = max(1, min(int(cmd.get("concurrency") or 1), n))
-        req = cmd.get("req") or {"type": "echo"}
         timeout = cmd.get("timeout")
-        bound = timeout / 1000 if timeout else None
-        latencies = [0.0] * n if cmd.get("latencies") else None
-        completions: list[int] | None = [] if cmd.get("completions") else None
-        send = self.component.send
-        clock = time.perf_counter_ns
-        state = {"next": 0, "errors": 0}
-        started = clock()
-
-        async def worker() -> None:
-            while state["next"] < n:
-                i = state["next"]
-                state["next"] = i + 1
-                t0 = clock()
-                ok = True
-                try:
-                    await send(req, timeout=bound)
-                except Exception:
-                    state["errors"] += 1
-                    ok = False
-                t1 = clock()
-                if latencies is not None:
-                    latencies[i] = (t1 - t0) / 1000
-                if completions is not None and ok:
-                    completions.append((t1 - started) // 1000)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        out: dict[str, Any] = {
-            "event": "bench",
-            "n": n,
-            "errors": state["errors"],
-            "seconds": (clock() - started) / 1e9,
-        }
-        if latencies is not None:
-            out["latencies_us"] = [round(v) for v in latencies]
-        if completions is not None:
-            out["completions_us"] = completions
-        emit(out)
+        emit(
+            await drive(
+                self.component.send,
+                cmd.get("req") or {"type": "echo"},
+                int(cmd["n"]),
+                int(cmd.get("concurrency") or 1),
+                bound=timeout / 1000 if timeout else None,
+                latencies=bool(cmd.get("latencies")),
+                completions=bool(cmd.get("completions")),
+            )
+        )
 
     async def _publish_bench(self, cmd: dict[str, Any]) -> None:
         n = int(cmd["n"])
