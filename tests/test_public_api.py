@@ -81,6 +81,8 @@ PUBLIC_MODULES = {
     "coterie.gateways.nginx",
     "coterie.gateways.announce",
     "coterie.cli",
+    "coterie.testing",
+    "coterie.testing.plugin",
 }
 
 

@@ -9,7 +9,6 @@ Everything else is the role's business.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from types import TracebackType
@@ -23,6 +22,7 @@ from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import build_advertisement, pairs
 from coterie.settings import Settings
 from coterie.transport.link import Link, serve
+from coterie.transport.network import DEFAULT_NETWORK, Listener, Network
 
 __all__ = ["Component", "ListeningComponent"]
 
@@ -47,6 +47,8 @@ class Component:
             peers that advertise it. Node cote peers cannot take part.
         environ: The environment to read settings from (see
             :mod:`coterie.settings`); ``os.environ`` by default.
+        network: Where links and discovery move their bytes; real sockets by
+            default. :class:`coterie.testing.Mesh` passes an in-process one.
     """
 
     role: ClassVar[str] = ""
@@ -65,7 +67,9 @@ class Component:
         transport_factory: TransportFactory | None = None,
         secret: str | None = None,
         environ: Mapping[str, str] | None = None,
+        network: Network | None = None,
     ) -> None:
+        self.network: Network = network or DEFAULT_NETWORK
         self._environ = environ
         self.env = Settings.from_environ(environ)
         if secret is None:
@@ -101,7 +105,9 @@ class Component:
         self.settings = self._options.resolve(self._environ)
         await self._bind()
         self.discovery = Discovery(
-            self.advertisement, self.settings, transport_factory=self._transport_factory
+            self.advertisement,
+            self.settings,
+            transport_factory=self._transport_factory or self.network.discovery_transport,
         )
         self.discovery.on(self._node_event)
         try:
@@ -224,8 +230,17 @@ class ListeningComponent(Component):
         super().__init__(name, **kwargs)
         self.host = host
         self.port = port
-        self._server: asyncio.Server | None = None
+        self._server: Listener | None = None
         self._links: set[Link] = set()
+
+    @property
+    def links(self) -> frozenset[Link]:
+        """The links peers have open to this component now (a snapshot).
+
+        For inspection: how many peers are connected, whether a link was
+        replaced. Closing or aborting one drops that peer's connection.
+        """
+        return frozenset(self._links)
 
     async def _bind(self) -> None:
         self._server = await serve(
@@ -236,8 +251,9 @@ class ListeningComponent(Component):
             self._on_link_open,
             max_frame_size=self.max_frame_size,
             secret=self.secret,
+            network=self.network,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = self._server.port
         self.advertisement["port"] = self.port
 
     async def _unbind(self) -> None:

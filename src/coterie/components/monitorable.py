@@ -92,6 +92,7 @@ class Monitorable(Component):
                 max_frame_size=self.max_frame_size,
                 label="monitor",
                 secret=self.secret,
+                network=self.network,
             )
             self._monitors.use_host_names = bool(
                 self.settings is not None and self.settings.use_host_names

@@ -100,6 +100,7 @@ class Requester(Monitorable):
             max_frame_size=self.max_frame_size,
             label="responder",
             secret=self.secret,
+            network=self.network,
         )
         self._ids = 0
         self._id_prefix = str(os.getpid())

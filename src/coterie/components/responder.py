@@ -102,6 +102,10 @@ class Responder(ListeningComponent):
 
         return register(handler) if handler is not None else register
 
+    def handler(self, request_type: Any) -> Handler | None:
+        """The handler registered for ``request_type``, or ``None``."""
+        return self._handlers.get(request_type) if isinstance(request_type, str) else None
+
     @property
     def types(self) -> list[str]:
         """Request types with a handler."""

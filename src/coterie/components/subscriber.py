@@ -112,6 +112,7 @@ class Subscriber(Monitorable):
             on_frame=self._on_frame,
             max_frame_size=self.max_frame_size,
             secret=self.secret,
+            network=self.network,
             label="publisher",
         )
         #: Events accepted (matched ``subscribesTo``), whether handled or not.

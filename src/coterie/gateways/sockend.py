@@ -402,6 +402,7 @@ class Sockend(Component):
             "discovery": self._options,
             "max_frame_size": self.max_frame_size,
             "transport_factory": self._transport_factory,
+            "network": self.network,
         }
         if self.secret is not None:
             kwargs["secret"] = self.secret

@@ -22,6 +22,7 @@ from typing import Any, cast
 from coterie.errors import ProtocolError
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, DroppedFrame, FrameDecoder
 from coterie.protocol.handshake import NONCE_SIZE, AuthError, ClientHandshake, ServerHandshake
+from coterie.transport.network import DEFAULT_NETWORK, Listener, Network
 
 __all__ = ["FrameHandler", "Link", "LinkClosedHandler", "connect", "serve"]
 
@@ -245,6 +246,7 @@ async def connect(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     timeout: float = 5.0,
     secret: str | None = None,
+    network: Network = DEFAULT_NETWORK,
 ) -> Link:
     """Open a link to ``host:port``, authenticated when a ``secret`` is given.
 
@@ -253,9 +255,8 @@ async def connect(
         AuthError: When the peer fails the handshake.
         TimeoutError: When it takes longer than ``timeout`` seconds.
     """
-    loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
-        _, link = await loop.create_connection(
+        link = await network.create_connection(
             lambda: Link(
                 on_frame,
                 on_closed,
@@ -265,6 +266,7 @@ async def connect(
             host,
             port,
         )
+        assert isinstance(link, Link)
         await link.ready
     return link
 
@@ -278,14 +280,14 @@ async def serve(
     *,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     secret: str | None = None,
-) -> asyncio.Server:
+    network: Network = DEFAULT_NETWORK,
+) -> Listener:
     """Listen on ``host:port`` (0 for any free port) and accept links.
 
     With a ``secret``, each link must pass the handshake of
     :mod:`coterie.protocol.handshake` before ``on_open`` is called and frames flow.
     """
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
+    return await network.create_server(
         lambda: Link(
             on_frame,
             on_closed,
@@ -295,5 +297,4 @@ async def serve(
         ),
         host,
         port,
-        reuse_address=True,
     )

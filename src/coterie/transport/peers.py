@@ -29,6 +29,7 @@ from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from coterie.protocol.handshake import AuthError
 from coterie.protocol.nodes import Node
 from coterie.transport.link import FrameHandler, Link, connect
+from coterie.transport.network import DEFAULT_NETWORK, Network
 
 __all__ = ["Peer", "Peers"]
 
@@ -77,6 +78,7 @@ class Peers:
         max_frame_size: Largest frame accepted on these links.
         label: What the peers are, for log lines (``"publisher"``, ...).
         secret: Link secret for the handshake of :mod:`coterie.protocol.handshake`.
+        network: Where links are opened (:mod:`coterie.transport.network`).
     """
 
     def __init__(
@@ -89,8 +91,10 @@ class Peers:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         label: str = "peer",
         secret: str | None = None,
+        network: Network = DEFAULT_NETWORK,
     ) -> None:
         self.secret = secret
+        self.network = network
         self._on_frame = on_frame
         self._on_up = on_up
         self._on_down = on_down
@@ -204,6 +208,7 @@ class Peers:
                     self._on_link_closed,
                     max_frame_size=self.max_frame_size,
                     secret=self.secret,
+                    network=self.network,
                 )
             except AuthError as exc:
                 log.warning(
