@@ -4,7 +4,9 @@ Design: a scenario is ``async def run(ctx) -> list[Row]``. It runs each
 measurement for every implementation in ``ctx.impls``, alternating their
 order from round to round (coterie first, then cote first, ...), so slow drift
 of the machine hits both sides alike. A :class:`Row` keeps every sample and
-reports the median; the reference is Node cote, or nginx for the HTTP rows.
+reports the median; the reference is Node cote, nginx for the HTTP rows, or
+the bare uvloop echo (``bench/echo.py``) for the rows that compare coterie
+with the Python ceiling.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class Row:
         label: What is measured, for people.
         unit: Unit of the values.
         higher_is_better: Direction of goodness.
-        reference: ``"cote"`` or ``"nginx"``.
+        reference: ``"cote"``, ``"nginx"`` or ``"echo"``.
         ours: coterie's samples.
         theirs: The reference's samples.
         target: Text of the target, if any.
@@ -101,6 +103,7 @@ class Row:
             when it cannot tell (a relative target without a reference).
         note: Anything the reader needs to interpret the row.
         aggregate: ``"median"``, ``"sum"`` or ``"max"`` over samples.
+        mark: The target as a "times better" factor, marked on the chart.
     """
 
     key: str
@@ -114,6 +117,7 @@ class Row:
     check: Callable[[float, float | None], bool | None] | None = None
     note: str = ""
     aggregate: str = "median"
+    mark: float | None = None
 
     def _agg(self, samples: list[float]) -> float | None:
         if not samples:

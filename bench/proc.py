@@ -1,11 +1,11 @@
 """Worker processes as the bench driver sees them: spawn, talk, kill.
 
-Design: one :class:`Proc` per process (a Python ``bench.worker`` or a Node
-``interop/peer.js``). Both speak the same JSON-lines protocol, so the
-scenarios only pick an :class:`Impl` and never care which side runs. A
-reader task turns stdout lines into events on a queue; every wait has a
-timeout, and :meth:`Proc.stop` ends with ``kill`` when ``exit`` is not
-obeyed, so no bench leaves a process behind.
+Design: one :class:`Proc` per process (a Python ``bench.worker``, a Node
+``interop/peer.js``, or the bare echo ``bench.echo``). All speak the same
+JSON-lines protocol, so the scenarios only pick an :class:`Impl` and never
+care which side runs. A reader task turns stdout lines into events on a
+queue; every wait has a timeout, and :meth:`Proc.stop` ends with ``kill``
+when ``exit`` is not obeyed, so no bench leaves a process behind.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class Impl:
     key: str
     #: Extra discovery config passed to every worker (peer.js camelCase).
     discovery: dict[str, Any] = field(default_factory=dict)
+    #: The Python module a worker of this implementation runs (not for Node).
+    module: str = "bench.worker"
 
     @property
     def is_node(self) -> bool:
@@ -51,7 +53,7 @@ class Impl:
         text = json.dumps(config)
         if self.is_node:
             return ["node", str(PEER_JS), role, text]
-        return [sys.executable, "-m", "bench.worker", role, text]
+        return [sys.executable, "-m", self.module, role, text]
 
     def config(self, **extra: Any) -> dict[str, Any]:
         """A worker config with this implementation's key and discovery timing."""

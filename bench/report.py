@@ -1,9 +1,10 @@
 """The results: a table on stdout, docs/benchmarks.md, and a PNG chart.
 
 Design: every output is built from the same list of :class:`~bench.model.Row`.
-The ratio column is always coterie / reference (cote, or nginx for the HTTP
-row); the "better" column restates it as how many times better coterie is,
-whichever way the metric points, and that is what the chart plots.
+The ratio column is always coterie / reference (cote, nginx for the HTTP
+rows, or the bare uvloop echo for the "vs bare echo" rows); the "better"
+column restates it as how many times better coterie is, whichever way the
+metric points, and that is what the chart plots.
 """
 
 from __future__ import annotations
@@ -137,10 +138,8 @@ def write_chart(rows: list[Row], path: Path, title: str) -> bool:
     for y, v in zip(ys, values, strict=True):
         ax.text(v, y, f" {v:.2f}x", va="center", fontsize=8)
     for y, (row, _) in zip(ys, data, strict=True):
-        if row.key == "rr_c100":
-            ax.plot([2.5], [y], marker="|", color="black", markersize=18)
-        if row.key == "lat_p50":
-            ax.plot([3.0], [y], marker="|", color="black", markersize=18)
+        if row.mark is not None:
+            ax.plot([row.mark], [y], marker="|", color="black", markersize=18)
     ax.set_yticks(ys)
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_xlabel("times better than the reference (log scale; >1: coterie better; | target)")
@@ -184,7 +183,8 @@ def write_doc(
     text = f"""# Benchmarks
 
 coterie against real Node cote {conditions.get("cote", "1.2.0")} (and nginx for the HTTP
-row), measured in one run on one machine, alternating between the
+rows), and against the Python ceiling: a bare uvloop echo between two
+processes. Measured in one run on one machine, alternating between the
 implementations. Produced by `{command}` in {elapsed:.0f} s; rerun it to
 regenerate this page and the chart.
 
@@ -193,10 +193,11 @@ regenerate this page and the chart.
 
 {markdown_table(rows)}
 
-"ratio c/ref" is coterie / reference; "better" says how many times better
-coterie is, whichever way the metric points (higher throughput, lower
-latency, time or memory). Values are medians over the rounds, except lost
-requests (a sum).
+"ratio c/ref" is coterie / reference (cote, nginx, or the bare echo in the
+"vs bare echo" rows, which repeat coterie's numbers from the row above them);
+"better" says how many times better coterie is, whichever way the metric
+points (higher throughput, lower latency, time or memory). Values are medians
+over the rounds, except lost requests (a sum).
 
 ### Targets
 
@@ -253,6 +254,14 @@ Parameters of this run:
   the request back (`{{...req, by, pid}}`). The requester keeps C requests in
   flight until N are answered; throughput is N / elapsed. Sequential latency
   comes from the 1-in-flight run (every request timed). A warm-up precedes.
+- The bare echo (`bench/echo.py`), the Python ceiling: two more processes on
+  uvloop, measured in turn with the pairs above. The server is an
+  `asyncio.Protocol` that reads 4-byte-length-prefixed messages and writes
+  every complete message of a read back in one write; the client keeps C in
+  flight with the same request loop as coterie's requester (`bench/drive.py`),
+  a future per request, messages as long as coterie's request frame, and
+  coterie's write policy (the first message of a loop turn at once, the rest
+  of the turn together). No JSON, no framing beyond the length, no routing.
 - First contact: the responder runs (for a time varied across a hello
   interval), then a new requester process sends one request at once; the time
   is from creating the requester component to the reply, default discovery

@@ -2,22 +2,43 @@
 
 Design: one responder and one requester per implementation, each its own
 process, all started up front with different advertisement keys so the pairs
-never mix. Each round runs every concurrency level on each pair in turn,
-alternating which implementation goes first. The 1-in-flight run records
-every request's latency, which gives the sequential p50 and p99.
+never mix. Beside them runs the Python ceiling: a bare uvloop echo of
+length-prefixed messages the size of coterie's request frame, between two
+processes (``bench/echo.py``), driven by the same request loop as coterie's
+requester. Each round runs every concurrency level on each pair in turn,
+rotating which one goes first, so coterie, cote and the echo are measured
+alternately under the same conditions. The 1-in-flight run records every
+request's latency, which gives the sequential p50 and p99. coterie's
+throughput at 100 in flight and its p50 are reported against cote and
+against the echo.
 """
 
 from __future__ import annotations
 
+import statistics
+
 from bench.model import Context, Row
 from bench.proc import Group, Proc
-from bench.scenarios.common import bench, percentile, start_requester, start_responders
+from bench.scenarios.common import (
+    ECHO,
+    bench,
+    percentile,
+    request_frame_size,
+    start_echo,
+    start_requester,
+    start_responders,
+)
 
 LEVELS = (1, 10, 100)
 
+#: coterie against the bare echo: at least this share of its throughput at
+#: 100 in flight, at most this multiple of its p50 (the aims are tighter).
+ECHO_THROUGHPUT_MIN, ECHO_THROUGHPUT_AIM = 0.6, 0.9
+ECHO_P50_MAX, ECHO_P50_AIM = 1.6, 1.2
+
 
 def rows() -> dict[str, Row]:
-    """The rows this scenario fills."""
+    """The rows this scenario fills, in table order."""
     out = {
         f"rr_c{c}": Row(
             f"rr_c{c}",
@@ -29,6 +50,17 @@ def rows() -> dict[str, Row]:
     }
     out["rr_c100"].target = ">= 2.5x cote"
     out["rr_c100"].check = lambda ours, theirs: None if theirs is None else ours >= 2.5 * theirs
+    out["rr_c100"].mark = 2.5
+    out["rr_c100_echo"] = Row(
+        "rr_c100_echo",
+        "req/resp throughput, 100 in flight, vs bare echo",
+        "req/s",
+        higher_is_better=True,
+        reference=ECHO.name,
+        target=f">= {ECHO_THROUGHPUT_MIN}x echo (aim {ECHO_THROUGHPUT_AIM}x)",
+        check=lambda ours, theirs: None if theirs is None else ours >= ECHO_THROUGHPUT_MIN * theirs,
+        mark=ECHO_THROUGHPUT_MIN,
+    )
     out["lat_p50"] = Row(
         "lat_p50",
         "sequential latency p50",
@@ -36,40 +68,85 @@ def rows() -> dict[str, Row]:
         higher_is_better=False,
         target="<= 1/3 of cote",
         check=lambda ours, theirs: None if theirs is None else ours <= theirs / 3,
+        mark=3.0,
+    )
+    out["lat_p50_echo"] = Row(
+        "lat_p50_echo",
+        "sequential latency p50, vs bare echo",
+        "µs",
+        higher_is_better=False,
+        reference=ECHO.name,
+        target=f"<= {ECHO_P50_MAX}x echo (aim {ECHO_P50_AIM}x)",
+        check=lambda ours, theirs: None if theirs is None else ours <= ECHO_P50_MAX * theirs,
+        mark=1 / ECHO_P50_MAX,
     )
     out["lat_p99"] = Row("lat_p99", "sequential latency p99", "µs", higher_is_better=False)
     return out
 
 
+def _median(samples: list[float]) -> str:
+    return f"{statistics.median(samples):,.0f}" if samples else "-"
+
+
 async def run(ctx: Context) -> list[Row]:
-    """Measure throughput and latency for every implementation."""
+    """Measure throughput and latency for every implementation and the echo."""
     p = ctx.params
     table = rows()
+    size = request_frame_size()
+    echo_rates: dict[int, list[float]] = {level: [] for level in LEVELS}
+    echo_p99: list[float] = []
     async with Group() as group:
         requesters: dict[str, Proc] = {}
         for impl in ctx.impls:
             await start_responders(group, impl, 1)
             requesters[impl.name] = await start_requester(group, impl, 1, p.warmup)
+        requesters[ECHO.name], echo_ready = await start_echo(group, size, p.warmup)
+        names = list(requesters)
         step = 0
         for round_no in range(p.rr_rounds):
             for level in LEVELS:
                 step += 1
-                for impl in ctx.order(step):
+                turn = step % len(names)
+                for name in names[turn:] + names[:turn]:
                     n = p.rr_n[level]
                     # No per-request timeout: neither side arms a timer per request.
                     result = await bench(
-                        requesters[impl.name], n, level, timeout_ms=0, latencies=(level == 1)
+                        requesters[name], n, level, timeout_ms=0, latencies=(level == 1)
                     )
                     if result["errors"]:
                         ctx.notes.append(
-                            f"{impl.name}: {result['errors']} of {n} requests failed "
+                            f"{name}: {result['errors']} of {n} requests failed "
                             f"at {level} in flight"
                         )
                     rate = (n - result["errors"]) / result["seconds"]
-                    table[f"rr_c{level}"].add(impl.name, rate)
-                    if level == 1:
-                        lat = [float(v) for v in result["latencies_us"]]
-                        table["lat_p50"].add(impl.name, percentile(lat, 50))
-                        table["lat_p99"].add(impl.name, percentile(lat, 99))
-                    ctx.log(f"round {round_no + 1} {impl.name:7} c={level:<3} {rate:9.0f} req/s")
+                    lat = [float(v) for v in result.get("latencies_us") or []]
+                    if name == ECHO.name:
+                        echo_rates[level].append(rate)
+                        if level == 100:
+                            table["rr_c100_echo"].add(name, rate)
+                        if level == 1:
+                            table["lat_p50_echo"].add(name, percentile(lat, 50))
+                            echo_p99.append(percentile(lat, 99))
+                    else:
+                        table[f"rr_c{level}"].add(name, rate)
+                        if level == 1:
+                            table["lat_p50"].add(name, percentile(lat, 50))
+                            table["lat_p99"].add(name, percentile(lat, 99))
+                        if name == "coterie" and level == 100:
+                            table["rr_c100_echo"].add(name, rate)
+                        if name == "coterie" and level == 1:
+                            table["lat_p50_echo"].add(name, percentile(lat, 50))
+                    ctx.log(f"round {round_no + 1} {name:7} c={level:<3} {rate:9.0f} req/s")
+    loop = echo_ready.get("loop", "?")
+    echo = (
+        f"bare {loop} echo between two processes: {size}-byte messages (coterie's "
+        "request frame) behind a 4-byte length, written back one write per read, with "
+        "the same request loop as coterie's requester; the echo did "
+        f"{_median(echo_rates[1])} / {_median(echo_rates[10])} / {_median(echo_rates[100])} "
+        f"req/s at 1 / 10 / 100 in flight, p99 {_median(echo_p99)} µs"
+    )
+    table["rr_c100_echo"].note = echo
+    table["lat_p50_echo"].note = "the same echo, 1 in flight, every request timed"
+    if loop != "uvloop":
+        ctx.notes.append(f"the echo ran on {loop}: uvloop is not installed")
     return list(table.values())

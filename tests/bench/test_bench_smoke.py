@@ -1,8 +1,9 @@
 """The smoke bench runs every scenario end to end and reports a number for each.
 
 Runs ``python -m bench --smoke`` as a user would (a separate process, real
-workers, real Node cote when the session is in a private network namespace),
-then checks the printed table and the JSON report. No timing assertions: CI
+workers, real Node cote when the session is in a private network namespace,
+and the bare uvloop echo beside them), then checks the printed table and the
+JSON report. No timing assertions: CI
 machines are noisy; this only proves the bench works.
 """
 
@@ -26,7 +27,9 @@ ROWS = {
     "rr_c1": "req/resp throughput, 1 in flight",
     "rr_c10": "req/resp throughput, 10 in flight",
     "rr_c100": "req/resp throughput, 100 in flight",
+    "rr_c100_echo": "req/resp throughput, 100 in flight, vs bare echo",
     "lat_p50": "sequential latency p50",
+    "lat_p50_echo": "sequential latency p50, vs bare echo",
     "lat_p99": "sequential latency p99",
     "contact": "time to first contact (component start -> first reply)",
     "contact_proc": "time to first contact incl. process start",
@@ -83,6 +86,10 @@ def test_smoke_bench_reports_every_scenario(tmp_path: Path) -> None:
         assert _number(row["coterie"]), (key, row)
         if key.startswith("http"):
             assert _number(row["reference_value"]), (key, row)  # nginx ran
+        elif key.endswith("_echo"):
+            assert row["reference"] == "echo"
+            assert _number(row["reference_value"]), (key, row)  # the echo ran
+            assert row["ratio"] is not None
         elif NODE_READY:
             assert _number(row["reference_value"]), (key, row)  # real cote ran
             assert row["ratio"] is not None
@@ -91,6 +98,10 @@ def test_smoke_bench_reports_every_scenario(tmp_path: Path) -> None:
 
     # Samples are real measurements, not placeholders.
     assert rows["rr_c100"]["coterie"] > 0
+    # The echo is compared with coterie's own samples of the same run.
+    assert rows["rr_c100_echo"]["samples"]["coterie"] == rows["rr_c100"]["samples"]["coterie"]
+    assert rows["rr_c100_echo"]["reference_value"] > 0
+    assert "byte messages" in rows["rr_c100_echo"]["note"]
     assert rows["contact"]["coterie"] > 0
     assert 0 < rows["rss_responder"]["coterie"] < 1024
     assert rows["failover_lost"]["samples"]["coterie"] == [0.0] or isinstance(
