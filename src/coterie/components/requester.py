@@ -11,7 +11,10 @@ waiting, failover, deadline and exactly-once decision. The adapter only:
   leaving) into router inputs, with ``loop.time()`` as ``now``;
 - carries out the outcomes: writes frames, resolves or fails the caller's
   future, closes a drained link;
-- owns one timer, armed for :meth:`Router.next_deadline`.
+- owns one timer, armed for :meth:`Router.next_deadline`, and one for
+  :class:`~coterie.protocol.liveness.Liveness`: coterie responders are pinged,
+  and one silent past its bound has its link dropped, which the router
+  turns into a resend.
 """
 
 from __future__ import annotations
@@ -23,6 +26,18 @@ from typing import Any
 
 from coterie.components.monitorable import Monitorable
 from coterie.errors import FrameTooLargeError, NotRunningError
+from coterie.protocol.liveness import (
+    DEFAULT_INTERVAL as DEFAULT_LIVENESS_INTERVAL,
+)
+from coterie.protocol.liveness import (
+    DEFAULT_TIMEOUT as DEFAULT_LIVENESS_TIMEOUT,
+)
+from coterie.protocol.liveness import (
+    Liveness,
+    is_pong,
+    ping_frame,
+    supports_ping,
+)
 from coterie.protocol.messages import encode_request
 from coterie.protocol.nodes import Node
 from coterie.protocol.routing import Balance, Drained, Fail, Outcome, Request, Resolve, Router, Send
@@ -60,6 +75,10 @@ class Requester(Monitorable):
             backlog that waited for the first one.
         requests: Request types this requester sends, advertised as
             ``requests`` for monitors.
+        liveness_interval: Seconds between pings to each coterie responder.
+        liveness_timeout: A coterie responder silent this long (no reply,
+            no pong) is dropped and its requests go elsewhere (see
+            :mod:`coterie.protocol.liveness`).
         status_interval: Seconds between status reports to monitors (see
             :mod:`coterie.components.monitorable`).
         **kwargs: See :class:`~coterie.components.base.Component`.
@@ -77,6 +96,8 @@ class Requester(Monitorable):
         max_waiting: int = 10_000,
         backlog_settle: float = 0.05,
         requests: list[str] | None = None,
+        liveness_interval: float = DEFAULT_LIVENESS_INTERVAL,
+        liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         extra = dict(kwargs.pop("advertisement", None) or {})
@@ -93,6 +114,9 @@ class Requester(Monitorable):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._liveness = Liveness(interval=liveness_interval, timeout=liveness_timeout)
+        self._liveness_timer: asyncio.TimerHandle | None = None
+        self._liveness_due = 0.0
         self._links = Peers(
             on_frame=self._on_frame,
             on_up=self._link_up,
@@ -265,10 +289,15 @@ class Requester(Monitorable):
     # -- links --------------------------------------------------------------------
 
     def _link_up(self, peer: Peer) -> None:
-        self._apply(self._router.peer_up(peer.id, peer.node.advertisement, self._now()))
+        now = self._now()
+        if supports_ping(peer.node.advertisement):
+            self._liveness.watch(peer.id, now)
+            self._arm_liveness()
+        self._apply(self._router.peer_up(peer.id, peer.node.advertisement, now))
         self._arm()
 
     def _link_down(self, peer: Peer, exc: Exception | None) -> None:
+        self._liveness.forget(peer.id)
         before = self._router.retried
         outcomes = self._router.link_lost(peer.id, self._now())
         if self._router.retried > before:
@@ -283,12 +312,59 @@ class Requester(Monitorable):
     def _on_frame(self, link: Link, args: list[Any]) -> None:
         peer: Peer | None = link.context
         if peer is not None and peer.link is link:
-            self._apply(self._router.reply(peer.id, args, self._now()))
+            now = self._now()
+            self._liveness.heard(peer.id, now)
+            if len(args) == 2 and is_pong(args):
+                return
+            self._apply(self._router.reply(peer.id, args, now))
+
+    # -- liveness ------------------------------------------------------------------
+
+    def _arm_liveness(self) -> None:
+        due = self._liveness.next_tick()
+        if due is None or (self._liveness_timer is not None and self._liveness_due <= due):
+            return
+        if self._liveness_timer is not None:
+            self._liveness_timer.cancel()
+        self._liveness_due = due
+        loop = self._loop or asyncio.get_running_loop()
+        self._liveness_timer = loop.call_at(due, self._on_liveness)
+
+    def _on_liveness(self) -> None:
+        self._liveness_timer = None
+        loop = self._loop or asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._liveness_due > self._liveness.interval:
+            # This loop stalled: replies may sit unread. Let it read first.
+            self._liveness_due = now + 0.01
+            self._liveness_timer = loop.call_at(self._liveness_due, self._on_liveness)
+            return
+        pings, dead = self._liveness.tick(now)
+        for peer_id, token in pings:
+            peer = self._links.peers.get(peer_id)
+            if peer is not None and peer.link is not None:
+                peer.link.write(ping_frame(token))
+        for peer_id in dead:
+            peer = self._links.peers.get(peer_id)
+            if peer is not None and peer.link is not None:
+                log.warning(
+                    "responder %s at %s silent for %.2g s with %d request(s) in flight; "
+                    "dropping its link",
+                    peer.node.advertisement.get("name"),
+                    peer.link.peer,
+                    self._liveness.timeout,
+                    self._router.inflight_on(peer_id),
+                )
+                peer.link.abort()
+        self._arm_liveness()
 
     async def _shutdown(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._liveness_timer is not None:
+            self._liveness_timer.cancel()
+            self._liveness_timer = None
         self._apply(
             self._router.close(NotRunningError(f"{self!r} closed before the request was answered"))
         )

@@ -9,7 +9,9 @@ Beyond cote: the handled types are advertised in ``respondsTo`` so coterie
 requesters route only what it serves; a request with no handler gets an error
 reply instead of silence; a handler's exception travels as
 ``{"message", "name"}``; closing says goodbye first, finishes the requests it
-holds, then closes its links.
+holds, then closes its links; it answers liveness pings from its read
+callback, so requesters can tell it from a dead host
+(:mod:`coterie.protocol.liveness`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any, TypeVar, overload
 
 from coterie.components.base import ListeningComponent
 from coterie.protocol.framing import encode_frame
+from coterie.protocol.liveness import ADVERTISED as LIVENESS_ADVERTISED
+from coterie.protocol.liveness import PING, pong_frame
 from coterie.protocol.messages import encode_reply, error_payload
 from coterie.transport.link import Link
 
@@ -70,6 +74,8 @@ class Responder(ListeningComponent):
             self.advertisement["respondsTo"] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.handled = 0
+        field, value = LIVENESS_ADVERTISED
+        self.advertisement[field] = value
 
     # -- handlers --------------------------------------------------------------
 
@@ -135,6 +141,9 @@ class Responder(ListeningComponent):
             log.debug("dropped frame of %d argument(s) from %s", len(args), link.peer)
             return
         request, request_id = args[0], args[-1]
+        if request.__class__ is str and request == PING:
+            link.write(pong_frame(request_id))  # liveness: answered here, never queued
+            return
         if not isinstance(request, dict) or "type" not in request:
             self._reply_error(link, request_id, "BadRequest", "request has no 'type' field")
             return

@@ -6,8 +6,10 @@ sans-I/O :class:`~coterie.protocol.framing.FrameDecoder`; each frame is handed t
 owner's ``on_frame`` callback. Writes are batched: frames written in one turn
 of the event loop leave in a single ``send`` at the end of that turn.
 
-Links enable TCP keepalive with short timers so a dead peer is noticed where
-the OS can tell, long before the discovery timeout.
+Links enable TCP keepalive with short timers and ``TCP_USER_TIMEOUT`` so a
+dead peer is noticed where the OS can tell, long before the discovery
+timeout; requesters add application pings for coterie responders
+(:mod:`coterie.protocol.liveness`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ LinkClosedHandler = Callable[["Link", Exception | None], None]
 #: Keepalive: first probe after this many idle seconds, then every
 #: ``_KEEPINTVL`` seconds, giving up after ``_KEEPCNT`` unanswered probes.
 _KEEPIDLE, _KEEPINTVL, _KEEPCNT = 2, 1, 3
+#: Data left unacknowledged this long (ms) fails the connection: without it,
+#: Linux retransmits for about 15 minutes and sends no keepalive probe while
+#: data is in flight, so a partitioned peer with requests queued goes unseen.
+_USER_TIMEOUT_MS = 2000
 
 
 def _tune(sock: socket.socket | None) -> None:
@@ -46,6 +52,8 @@ def _tune(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, _KEEPIDLE)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, _KEEPINTVL)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, _KEEPCNT)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, _USER_TIMEOUT_MS)
     except OSError as exc:  # pragma: no cover - platform dependent
         log.debug("could not tune socket: %s", exc)
 
