@@ -14,6 +14,8 @@ import signal
 import sys
 from typing import Any
 
+from tests.helpers import MS
+
 RESPONDER = r"""
 import asyncio, json, os, sys
 from coterie import Responder, DiscoveryOptions
@@ -44,7 +46,9 @@ class ChildComponent:
         self.ready: dict[str, Any] = {}
 
     @classmethod
-    async def responder(cls, name: str, *, timeout: float = 20.0, **cfg: Any) -> ChildComponent:
+    async def responder(
+        cls, name: str, *, timeout: float = 20_000 * MS, **cfg: Any
+    ) -> ChildComponent:
         """Start a responder child and wait until it serves."""
         cfg["name"] = name
         proc = await asyncio.create_subprocess_exec(
@@ -70,7 +74,7 @@ class ChildComponent:
         if self.proc.returncode is None:
             self.proc.send_signal(signal.SIGKILL)
 
-    async def stop(self, timeout: float = 10.0) -> int:
+    async def stop(self, timeout: float = 10_000 * MS) -> int:
         """Close stdin (graceful stop), or kill if it does not exit in time."""
         if self.proc.returncode is None and self.proc.stdin is not None:
             self.proc.stdin.close()

@@ -17,28 +17,18 @@ from typing import Any
 
 import pytest
 
-from coterie import DiscoveryOptions, Requester, Responder
+from coterie import Requester, Responder
 from coterie.protocol.framing import FrameDecoder, encode_frame
 from coterie.protocol.packets import HELLO, PacketCodec, make_packet
+from tests.helpers import HOST_SCOPE, MS, fast_discovery, wait_for
 
-FAST = {"hello_interval": 100, "check_interval": 200, "node_timeout": 400, "master_timeout": 500}
-HOST_SCOPE = "127.255.255.255"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def fast(port: int, **kwargs: Any) -> DiscoveryOptions:
-    return DiscoveryOptions(port=port, **FAST, **kwargs)
+#: Bound for what should happen promptly: a log line, a reply, a closed link.
+SOON = 5_000 * MS
 
 
 @pytest.fixture
-def port() -> int:
-    return free_udp_port()
+def port(disc_port: int) -> int:
+    return disc_port
 
 
 @pytest.fixture(autouse=True)
@@ -57,24 +47,18 @@ def blast(port: int, *datagrams: bytes) -> str:
         return "127.0.0.1"
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    """Poll a condition that has no event of its own (log text, table contents)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
 @contextlib.asynccontextmanager
 async def service(port: int, **kwargs: Any) -> AsyncIterator[Responder]:
-    async with Responder("victim", discovery=fast(port, **kwargs.pop("disc", {})), **kwargs) as rep:
+    disc = fast_discovery(port, **kwargs.pop("disc", {}))
+    async with Responder("victim", discovery=disc, **kwargs) as rep:
         rep.on("ping", lambda r: "pong")
         yield rep
 
 
 async def still_serves(port: int, **disc: Any) -> None:
     """A newcomer finds the node and gets an answer: discovery and TCP both work."""
-    async with Requester("checker", discovery=fast(port, **disc)) as req:
-        assert await req.send({"type": "ping"}, timeout=5) == "pong"
+    async with Requester("checker", discovery=fast_discovery(port, **disc)) as req:
+        assert await req.send({"type": "ping"}, timeout=SOON) == "pong"
 
 
 def hello(iid: str, **adv: Any) -> dict[str, Any]:
@@ -142,12 +126,14 @@ async def test_lying_hellos_do_not_break_requesters(
         hello("zero-port", port=0),
         hello("dead-port", port=dead_port),
     ]
-    async with service(port), Requester("client", discovery=fast(port)) as req:
-        await req.wait_connected(1, timeout=5)
+    async with service(port), Requester("client", discovery=fast_discovery(port)) as req:
+        await req.wait_connected(1, timeout=SOON)
         blast(port, *(PacketCodec().encode(p) for p in liars))
         assert req.discovery is not None
         await wait_for(lambda: "no-port" in req.discovery.nodes)  # type: ignore[union-attr]
-        results = await asyncio.gather(*(req.send({"type": "ping"}, timeout=5) for _ in range(20)))
+        results = await asyncio.gather(
+            *(req.send({"type": "ping"}, timeout=SOON) for _ in range(20))
+        )
         assert results == ["pong"] * 20
         assert req.connected == 1
         # The node that refuses connections is forgotten after one attempt.
@@ -177,7 +163,7 @@ class RawClient:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def frame(self, timeout: float = 5.0) -> list[Any]:
+    async def frame(self, timeout: float = SOON) -> list[Any]:
         async with asyncio.timeout(timeout):
             while True:
                 frames = self.decoder.feed(await self.reader.read(65536))
@@ -187,7 +173,7 @@ class RawClient:
                     assert isinstance(frame, list)
                     return frame
 
-    async def closed_by_peer(self, timeout: float = 5.0) -> bool:
+    async def closed_by_peer(self, timeout: float = SOON) -> bool:
         try:
             async with asyncio.timeout(timeout):
                 return await self.reader.read(65536) == b""
@@ -309,5 +295,5 @@ async def test_truncated_frame_then_hang_up(port: int) -> None:
         frame = encode_frame([{"type": "ping"}, "cut:1"])
         await client.send(frame[: len(frame) // 2])
         client.close()
-        await wait_for(lambda: not rep._links)
+        await wait_for(lambda: not rep.links, what="the responder closed the cut link")
         await still_serves(port)

@@ -7,10 +7,10 @@ from collections import Counter
 from typing import Any
 
 from coterie import PendingBalancedRequester, Requester, Responder, TimeBalancedRequester
-from tests.components.conftest import Discovery
+from tests.helpers import MS, DiscoveryFactory
 
 
-def _worker(name: str, disc: Discovery, delay: float, **kwargs: Any) -> Responder:
+def _worker(name: str, disc: DiscoveryFactory, delay: float, **kwargs: Any) -> Responder:
     responder = Responder(name, discovery=disc(), **kwargs)
 
     @responder.on("work")
@@ -22,14 +22,14 @@ def _worker(name: str, disc: Discovery, delay: float, **kwargs: Any) -> Responde
 
 
 async def test_pending_balanced_prefers_the_responder_with_fewer_in_flight(
-    disc: Discovery,
+    disc: DiscoveryFactory,
 ) -> None:
     async with (
-        _worker("fast", disc, 0.001),
-        _worker("slow", disc, 0.2),
-        PendingBalancedRequester("pb", discovery=disc(), timeout=10) as req,
+        _worker("fast", disc, 1 * MS),
+        _worker("slow", disc, 200 * MS),
+        PendingBalancedRequester("pb", discovery=disc(), timeout=10_000 * MS) as req,
     ):
-        await req.wait_connected(2, timeout=5)
+        await req.wait_connected(2, timeout=5_000 * MS)
         by: Counter[str] = Counter()
 
         async def client() -> None:
@@ -43,25 +43,25 @@ async def test_pending_balanced_prefers_the_responder_with_fewer_in_flight(
         assert by["fast"] >= 30, by
 
 
-async def test_time_balanced_prefers_the_faster_responder(disc: Discovery) -> None:
+async def test_time_balanced_prefers_the_faster_responder(disc: DiscoveryFactory) -> None:
     async with (
-        _worker("fast", disc, 0.001),
-        _worker("slow", disc, 0.05),
-        TimeBalancedRequester("tb", discovery=disc(), timeout=10) as req,
+        _worker("fast", disc, 1 * MS),
+        _worker("slow", disc, 50 * MS),
+        TimeBalancedRequester("tb", discovery=disc(), timeout=10_000 * MS) as req,
     ):
-        await req.wait_connected(2, timeout=5)
+        await req.wait_connected(2, timeout=5_000 * MS)
         by = Counter([(await req.send({"type": "work"}))["by"] for _ in range(40)])
         assert by["fast"] + by["slow"] == 40
         assert by["fast"] >= 30, by  # only the periodic exploration goes to "slow"
 
 
-async def test_subset_routes_only_to_matching_responders(disc: Discovery) -> None:
+async def test_subset_routes_only_to_matching_responders(disc: DiscoveryFactory) -> None:
     async with (
         _worker("a", disc, 0, advertisement={"subset": "blue"}),
         _worker("b", disc, 0, advertisement={"subset": "green"}),
-        Requester("sub", discovery=disc(), timeout=5) as req,
+        Requester("sub", discovery=disc(), timeout=5_000 * MS) as req,
     ):
-        await req.wait_connected(2, timeout=5)
+        await req.wait_connected(2, timeout=5_000 * MS)
         replies = [await req.send({"type": "work", "__subset": "green"}) for _ in range(6)]
         assert {r["by"] for r in replies} == {"b"}
         # As in cote, __subset is removed before sending.

@@ -9,39 +9,40 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
+import dataclasses
+from typing import Any
 
 import pytest
 
 from coterie import DiscoveryOptions, LinkLostError, Requester, Responder
+from tests.helpers import MS, fast_discovery, ms
 from tests.procs import ChildComponent
 
 # Long node timeout: failover must not wait for discovery to notice the death.
-SLOW_DISCOVERY = {
-    "hello_interval": 100,
-    "check_interval": 5000,
-    "node_timeout": 10000,
-    "master_timeout": 10000,
-}
+SLOW_DROP = {"check_interval": ms(5_000), "node_timeout": ms(10_000), "master_timeout": ms(10_000)}
+
+#: Bound for what should happen promptly: discovery, a link, a reply.
+SOON = 5_000 * MS
 
 
 def discovery(port: int) -> DiscoveryOptions:
-    return DiscoveryOptions(port=port, **SLOW_DISCOVERY)
+    return fast_discovery(port, **SLOW_DROP)
 
 
-@pytest.fixture
-def disc_port() -> int:
-    # A discovery port per test keeps concurrent or leftover nodes apart.
-    return 20000 + os.getpid() % 20000
+def child_discovery(port: int) -> dict[str, Any]:
+    """The same options for a child process (``DiscoveryOptions(**these)`` there)."""
+    return {k: v for k, v in dataclasses.asdict(discovery(port)).items() if v is not None}
 
 
 async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
     # Busy workers: one request at a time, 1 ms each, so hundreds stay in flight.
-    cfg = {"discovery": {"port": disc_port, **SLOW_DISCOVERY}, "delay": 0.001, "serial": True}
+    cfg = {"discovery": child_discovery(disc_port), "delay": 1 * MS, "serial": True}
     children = [await ChildComponent.responder(f"worker-{i}", **cfg) for i in range(3)]
     try:
-        async with Requester(name="failover", discovery=discovery(disc_port), timeout=30) as req:
-            await req.wait_connected(3, timeout=10)
+        async with Requester(
+            name="failover", discovery=discovery(disc_port), timeout=30_000 * MS
+        ) as req:
+            await req.wait_connected(3, timeout=2 * SOON)
             answered: collections.Counter[int] = collections.Counter()
             by: collections.Counter[str] = collections.Counter()
             under_way = asyncio.Event()
@@ -56,7 +57,7 @@ async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
 
             tasks = [asyncio.create_task(one(n)) for n in range(1000)]
             # Kill worker-0 once the load is well under way.
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(2 * SOON):
                 await under_way.wait()
             in_flight_on_victim = sum(
                 req.router.inflight_on(n.id)
@@ -64,7 +65,7 @@ async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
                 if n.advertisement.get("name") == "worker-0"
             )
             children[0].kill()
-            async with asyncio.timeout(20):
+            async with asyncio.timeout(4 * SOON):
                 await asyncio.gather(*tasks)
             assert len(answered) == 1000
             assert set(answered.values()) == {1}  # each caller got exactly one answer
@@ -78,17 +79,19 @@ async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
 
 
 async def test_retry_false_fails_fast_with_link_lost(disc_port: int) -> None:
-    cfg = {"discovery": {"port": disc_port, **SLOW_DISCOVERY}, "delay": 5.0}
+    cfg = {"discovery": child_discovery(disc_port), "delay": 5_000 * MS}
     child = await ChildComponent.responder("slow", **cfg)
     try:
-        async with Requester(name="once", discovery=discovery(disc_port), timeout=30) as req:
-            await req.wait_connected(1, timeout=10)
+        async with Requester(
+            name="once", discovery=discovery(disc_port), timeout=30_000 * MS
+        ) as req:
+            await req.wait_connected(1, timeout=2 * SOON)
             call = asyncio.create_task(req.send({"type": "work", "n": 1}, retry=False))
             await asyncio.sleep(0)  # let send() put it on the wire
             assert req.router.inflight == 1
             child.kill()
             with pytest.raises(LinkLostError, match="retry=False"):
-                async with asyncio.timeout(3):
+                async with asyncio.timeout(3_000 * MS):
                     await call
     finally:
         child.kill()
@@ -99,22 +102,21 @@ async def test_link_cut_and_restored_without_restart(disc_port: int) -> None:
     disc = discovery(disc_port)
     async with Responder(name="steady", discovery=disc) as rep:
         rep.on("work", lambda req: req["n"] * 2)
-        async with Requester(name="cut", discovery=disc, timeout=10) as req:
-            await req.wait_connected(1, timeout=10)
+        async with Requester(name="cut", discovery=disc, timeout=2 * SOON) as req:
+            await req.wait_connected(1, timeout=2 * SOON)
             assert await req.send({"type": "work", "n": 1}) == 2
-            first_links = set(rep._links)
+            first_links = rep.links
+            assert len(first_links) == 1
             for link in first_links:
                 link.abort()  # a real RST on the live connection
             # Service resumes without restarting either side.
             results = await asyncio.gather(*(req.send({"type": "work", "n": n}) for n in range(50)))
             assert results == [n * 2 for n in range(50)]
-            assert rep._links and not (rep._links & first_links)
+            assert rep.links and not (rep.links & first_links)
 
 
 async def test_graceful_close_finishes_work_and_hands_over(disc_port: int) -> None:
-    disc = DiscoveryOptions(
-        port=disc_port, hello_interval=100, check_interval=200, node_timeout=400, master_timeout=500
-    )
+    disc = fast_discovery(disc_port)
     async with Responder(name="stayer", discovery=disc) as stayer:
         stayer.on("work", lambda req: "stayer")
         leaver = Responder(name="leaver", discovery=disc)
@@ -122,15 +124,15 @@ async def test_graceful_close_finishes_work_and_hands_over(disc_port: int) -> No
 
         @leaver.on("work")
         async def slow(req: dict[str, object]) -> str:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(200 * MS)
             return "leaver"
 
-        async with Requester(name="gentle", discovery=disc, timeout=10) as req:
-            await req.wait_connected(2, timeout=10)
+        async with Requester(name="gentle", discovery=disc, timeout=2 * SOON) as req:
+            await req.wait_connected(2, timeout=2 * SOON)
             first = [asyncio.create_task(req.send({"type": "work"})) for _ in range(10)]
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(50 * MS)
             closing = asyncio.create_task(leaver.close())
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(50 * MS)
             later = await asyncio.gather(*(req.send({"type": "work"}) for _ in range(10)))
             await closing
             done = await asyncio.gather(*first)

@@ -13,12 +13,13 @@ import pytest
 from coterie import Monitor, Publisher, Requester, Responder, Subscriber
 from coterie.components.monitorable import DEFAULT_STATUS_INTERVAL, Monitorable
 from coterie.protocol.framing import encode_frame
-from tests.components.conftest import Discovery
+from tests.helpers import MS, DiscoveryFactory
 
-STATUS = 0.1  # seconds between status reports in these tests
+STATUS = 100 * MS  # between status reports in these tests
+SOON = 5_000 * MS  # bound for what should happen promptly
 
 
-async def test_monitor_sees_requester_responder_pair(disc: Discovery) -> None:
+async def test_monitor_sees_requester_responder_pair(disc: DiscoveryFactory) -> None:
     changes: list[tuple[str, str]] = []
     async with Monitor("mon", discovery=disc()) as mon:
         mon.on_change(lambda kind, node_id: changes.append((kind, node_id)))
@@ -27,8 +28,8 @@ async def test_monitor_sees_requester_responder_pair(disc: Discovery) -> None:
             Requester("client", discovery=disc(), status_interval=STATUS) as req,
         ):
             rep.on("time", lambda r: 42)
-            await req.wait_connected(1, timeout=5)
-            snap = await mon.wait_until(lambda s: s.connections.get(req.id) == (rep.id,), 5)
+            await req.wait_connected(1, timeout=SOON)
+            snap = await mon.wait_until(lambda s: s.connections.get(req.id) == (rep.id,), SOON)
             assert mon.advertisement["type"] == "monitor"
             assert "axon_type" not in mon.advertisement
             assert mon.advertisement["port"] == mon.port
@@ -45,37 +46,37 @@ async def test_monitor_sees_requester_responder_pair(disc: Discovery) -> None:
             assert snap.by_role("requester") == [q]
             assert snap.name_of(rep.id) == "time service"
         # Both left (goodbye): the monitor forgets them and their edges.
-        snap = await mon.wait_until(lambda s: not s.nodes, 5)
+        snap = await mon.wait_until(lambda s: not s.nodes, SOON)
         assert snap.connections == {}
         assert ("removed", req.id) in changes
 
 
-async def test_subscriber_reports_its_publishers(disc: Discovery) -> None:
+async def test_subscriber_reports_its_publishers(disc: DiscoveryFactory) -> None:
     async with (
         Monitor("mon", discovery=disc()) as mon,
         Publisher("pub", discovery=disc()) as pub,
         Subscriber("sub", discovery=disc(), status_interval=STATUS) as sub,
     ):
-        await sub.wait_connected(1, timeout=5)
-        snap = await mon.wait_until(lambda s: s.connections.get(sub.id) == (pub.id,), 5)
+        await sub.wait_connected(1, timeout=SOON)
+        snap = await mon.wait_until(lambda s: s.connections.get(sub.id) == (pub.id,), SOON)
         assert snap.nodes[pub.id].role == "publisher"
         assert snap.nodes[sub.id].role == "subscriber"
 
 
-async def test_status_follows_links(disc: Discovery) -> None:
+async def test_status_follows_links(disc: DiscoveryFactory) -> None:
     async with (
         Monitor("mon", discovery=disc()) as mon,
         Requester("client", discovery=disc(), status_interval=STATUS) as req,
     ):
         # No responder yet: the requester reports an empty list.
-        await mon.wait_until(lambda s: s.connections.get(req.id) == (), 5)
+        await mon.wait_until(lambda s: s.connections.get(req.id) == (), SOON)
         async with Responder("r1", discovery=disc()) as r1, Responder("r2", discovery=disc()) as r2:
             want = tuple(sorted((r1.id, r2.id)))
-            await mon.wait_until(lambda s: s.connections.get(req.id) == want, 5)
-        await mon.wait_until(lambda s: s.connections.get(req.id) == (), 5)
+            await mon.wait_until(lambda s: s.connections.get(req.id) == want, SOON)
+        await mon.wait_until(lambda s: s.connections.get(req.id) == (), SOON)
 
 
-async def test_key_prefix_decides_who_reports(disc: Discovery) -> None:
+async def test_key_prefix_decides_who_reports(disc: DiscoveryFactory) -> None:
     async with (
         Monitor("all", discovery=disc()) as mon_all,
         Monitor("cards only", key="cards", discovery=disc()) as mon_cards,
@@ -83,8 +84,8 @@ async def test_key_prefix_decides_who_reports(disc: Discovery) -> None:
         Requester("cards", key="cards", discovery=disc(), status_interval=STATUS) as cards,
     ):
         # "$$" prefixes every key; "$$cards" only "$$cards".
-        await mon_all.wait_until(lambda s: {plain.id, cards.id} <= s.connections.keys(), 5)
-        await mon_cards.wait_until(lambda s: cards.id in s.connections, 5)
+        await mon_all.wait_until(lambda s: {plain.id, cards.id} <= s.connections.keys(), SOON)
+        await mon_cards.wait_until(lambda s: cards.id in s.connections, SOON)
         await asyncio.sleep(3 * STATUS)
         snap = mon_cards.snapshot()
         assert plain.id not in snap.connections
@@ -94,7 +95,7 @@ async def test_key_prefix_decides_who_reports(disc: Discovery) -> None:
         assert (plain.monitors, cards.monitors) == (1, 2)
 
 
-async def test_malformed_status_is_ignored_and_nulls_dropped(disc: Discovery) -> None:
+async def test_malformed_status_is_ignored_and_nulls_dropped(disc: DiscoveryFactory) -> None:
     async with Monitor("mon", discovery=disc()) as mon:
         _reader, writer = await asyncio.open_connection("127.0.0.1", mon.port)
         try:
@@ -102,13 +103,13 @@ async def test_malformed_status_is_ignored_and_nulls_dropped(disc: Discovery) ->
             writer.write(encode_frame(("other", {"id": "x", "nodes": []})))
             writer.write(encode_frame(("status", {"id": "abc", "nodes": ["n1", None, "n1"]})))
             await writer.drain()
-            snap = await mon.wait_until(lambda s: "abc" in s.connections, 5)
+            snap = await mon.wait_until(lambda s: "abc" in s.connections, SOON)
             assert snap.connections == {"abc": ("n1",)}
             assert mon.statuses == 1
         finally:
             writer.close()
         # The reporting link closed: its edges go.
-        await mon.wait_until(lambda s: not s.connections, 5)
+        await mon.wait_until(lambda s: not s.connections, SOON)
 
 
 def test_status_interval_option_and_environment() -> None:

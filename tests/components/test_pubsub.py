@@ -16,7 +16,10 @@ import pytest
 from coterie import Publisher, Subscriber
 from coterie.components.subscriber import topic_pattern
 from coterie.protocol.framing import FrameDecoder
-from tests.components.conftest import Discovery
+from tests.helpers import MS, DiscoveryFactory, wait_for
+
+#: Bound for what should happen promptly: discovery, a link, a delivery.
+SOON = 5_000 * MS
 
 
 class Inbox:
@@ -28,24 +31,24 @@ class Inbox:
     def __call__(self, *args: Any) -> None:
         self.queue.put_nowait(args[0] if len(args) == 1 else args)
 
-    async def get(self, timeout: float = 3.0) -> Any:
+    async def get(self, timeout: float = 3_000 * MS) -> Any:
         async with asyncio.timeout(timeout):
             return await self.queue.get()
 
-    async def nothing_more(self, wait: float = 0.15) -> None:
+    async def nothing_more(self, wait: float = 150 * MS) -> None:
         await asyncio.sleep(wait)
         assert self.queue.empty(), f"unexpected delivery: {self.queue.get_nowait()!r}"
 
 
-async def test_publish_reaches_subscriber(disc: Discovery) -> None:
+async def test_publish_reaches_subscriber(disc: DiscoveryFactory) -> None:
     async with (
         Publisher("pub", broadcasts=["update"], discovery=disc()) as pub,
         Subscriber("sub", subscribes_to=["update"], discovery=disc()) as sub,
     ):
         inbox = Inbox()
         sub.on("update", inbox)
-        await pub.wait_subscribers(1, timeout=5)
-        await sub.wait_connected(1, timeout=5)
+        await pub.wait_subscribers(1, timeout=SOON)
+        await sub.wait_connected(1, timeout=SOON)
         assert await pub.publish("update", {"a": 1}) == 1
         assert await pub.publish("update", [1, "two", None]) == 1
         assert await inbox.get() == {"a": 1}
@@ -56,7 +59,7 @@ async def test_publish_reaches_subscriber(disc: Discovery) -> None:
         assert sub.advertisement["axon_type"] == "sub-emitter"
 
 
-async def test_wire_frame_is_exactly_topic_and_data(disc: Discovery) -> None:
+async def test_wire_frame_is_exactly_topic_and_data(disc: DiscoveryFactory) -> None:
     # The frame from cote-wire.md: publish('update', {a:1}) in namespace 'rnd'.
     expected = bytes.fromhex(
         "1200000016733a6d6573736167653a3a726e643a3a757064617465000000096a3a7b2261223a317d"
@@ -65,9 +68,9 @@ async def test_wire_frame_is_exactly_topic_and_data(disc: Discovery) -> None:
     async with Publisher("pub", namespace="rnd", discovery=disc()) as pub:
         reader, writer = await asyncio.open_connection("127.0.0.1", pub.port)
         try:
-            await pub.wait_subscribers(1, timeout=5)
+            await pub.wait_subscribers(1, timeout=SOON)
             await pub.publish("update", {"a": 1})
-            async with asyncio.timeout(3):
+            async with asyncio.timeout(3_000 * MS):
                 raw = await reader.readexactly(len(expected))
         finally:
             writer.close()
@@ -75,7 +78,7 @@ async def test_wire_frame_is_exactly_topic_and_data(disc: Discovery) -> None:
     assert FrameDecoder().feed(raw) == [["message::rnd::update", {"a": 1}]]
 
 
-async def test_default_subscribes_to_everything(disc: Discovery) -> None:
+async def test_default_subscribes_to_everything(disc: DiscoveryFactory) -> None:
     async with (
         Publisher("pub", discovery=disc()) as pub,
         Subscriber("sub", discovery=disc()) as sub,
@@ -85,7 +88,7 @@ async def test_default_subscribes_to_everything(disc: Discovery) -> None:
         sub.on("a", a)
         sub.on("b", b)
         sub.on("*", every)
-        await pub.wait_subscribers(1, timeout=5)
+        await pub.wait_subscribers(1, timeout=SOON)
         await pub.publish("a", 1)
         await pub.publish("b", 2)
         assert await a.get() == 1
@@ -95,7 +98,7 @@ async def test_default_subscribes_to_everything(disc: Discovery) -> None:
         await a.nothing_more()
 
 
-async def test_namespaces_pair_only_with_their_own(disc: Discovery) -> None:
+async def test_namespaces_pair_only_with_their_own(disc: DiscoveryFactory) -> None:
     async with (
         Publisher("pub-a", namespace="a", discovery=disc()) as pub_a,
         Publisher("pub-plain", discovery=disc()) as pub_plain,
@@ -107,12 +110,12 @@ async def test_namespaces_pair_only_with_their_own(disc: Discovery) -> None:
         sub_a.on("update", got_a)
         sub_b.on("update", got_b)
         sub_plain.on("update", got_plain)
-        await pub_a.wait_subscribers(1, timeout=5)
-        await pub_plain.wait_subscribers(1, timeout=5)
-        await sub_a.wait_connected(1, timeout=5)
-        await sub_plain.wait_connected(1, timeout=5)
+        await pub_a.wait_subscribers(1, timeout=SOON)
+        await pub_plain.wait_subscribers(1, timeout=SOON)
+        await sub_a.wait_connected(1, timeout=SOON)
+        await sub_plain.wait_connected(1, timeout=SOON)
         # Give a wrong pairing the time to happen before counting links.
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(300 * MS)
         assert (pub_a.subscribers, pub_plain.subscribers) == (1, 1)
         assert (sub_a.connected, sub_b.connected, sub_plain.connected) == (1, 0, 1)
         await pub_a.publish("update", "in a")
@@ -124,7 +127,7 @@ async def test_namespaces_pair_only_with_their_own(disc: Discovery) -> None:
         await got_b.nothing_more(0)
 
 
-async def test_keys_keep_meshes_apart(disc: Discovery) -> None:
+async def test_keys_keep_meshes_apart(disc: DiscoveryFactory) -> None:
     async with (
         Publisher("pub-k1", key="k1", discovery=disc()) as pub1,
         Publisher("pub-k2", key="k2", discovery=disc()) as pub2,
@@ -134,9 +137,9 @@ async def test_keys_keep_meshes_apart(disc: Discovery) -> None:
         in1, in2 = Inbox(), Inbox()
         sub1.on("tick", in1)
         sub2.on("tick", in2)
-        await pub1.wait_subscribers(1, timeout=5)
-        await pub2.wait_subscribers(1, timeout=5)
-        await asyncio.sleep(0.3)
+        await pub1.wait_subscribers(1, timeout=SOON)
+        await pub2.wait_subscribers(1, timeout=SOON)
+        await asyncio.sleep(300 * MS)
         assert (pub1.subscribers, pub2.subscribers) == (1, 1)
         await pub1.publish("tick", "one")
         await pub2.publish("tick", "two")
@@ -146,7 +149,7 @@ async def test_keys_keep_meshes_apart(disc: Discovery) -> None:
         await in2.nothing_more(0)
 
 
-async def test_subscribes_to_filters_with_wildcards(disc: Discovery) -> None:
+async def test_subscribes_to_filters_with_wildcards(disc: DiscoveryFactory) -> None:
     async with (
         Publisher("pub", namespace="shop", discovery=disc()) as pub,
         Subscriber(
@@ -156,7 +159,7 @@ async def test_subscribes_to_filters_with_wildcards(disc: Discovery) -> None:
         every, users = Inbox(), Inbox()
         sub.on("*", every)
         sub.on("user.*", users)
-        await pub.wait_subscribers(1, timeout=5)
+        await pub.wait_subscribers(1, timeout=SOON)
         for event in ("user.created", "order.created", "order.paid", "user.", "user.deleted"):
             await pub.publish(event, event)
         # "user." does not match: "*" needs at least one character, as in cote.
@@ -178,7 +181,7 @@ def test_topic_pattern_is_literal_except_star() -> None:
     assert not rx.fullmatch("xmessage::a.bc")
 
 
-async def test_sync_and_async_handlers(disc: Discovery) -> None:
+async def test_sync_and_async_handlers(disc: DiscoveryFactory) -> None:
     async with (
         Publisher("pub", discovery=disc()) as pub,
         Subscriber("sub", discovery=disc()) as sub,
@@ -187,7 +190,7 @@ async def test_sync_and_async_handlers(disc: Discovery) -> None:
 
         @sub.on("job")
         async def slow(data: Any) -> None:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(10 * MS)
             awaited(("async", data))
 
         sub.on("job", lambda data: plain(("sync", data)))
@@ -196,7 +199,7 @@ async def test_sync_and_async_handlers(disc: Discovery) -> None:
             raise RuntimeError("handler bug")
 
         sub.on("job", broken)  # its failure is logged, others still run
-        await pub.wait_subscribers(1, timeout=5)
+        await pub.wait_subscribers(1, timeout=SOON)
         await pub.publish("job", 7)
         await pub.publish("job", 8)
         assert await plain.get() == ("sync", 7)
@@ -204,7 +207,7 @@ async def test_sync_and_async_handlers(disc: Discovery) -> None:
         assert {await awaited.get(), await awaited.get()} == {("async", 7), ("async", 8)}
 
 
-async def test_off_removes_handlers(disc: Discovery) -> None:
+async def test_off_removes_handlers(disc: DiscoveryFactory) -> None:
     async with (
         Publisher("pub", discovery=disc()) as pub,
         Subscriber("sub", discovery=disc()) as sub,
@@ -213,27 +216,27 @@ async def test_off_removes_handlers(disc: Discovery) -> None:
         sub.on("e", kept)
         sub.on("e", removed)
         sub.off("e", removed)
-        await pub.wait_subscribers(1, timeout=5)
+        await pub.wait_subscribers(1, timeout=SOON)
         await pub.publish("e", 1)
         assert await kept.get() == 1
         await removed.nothing_more()
 
 
-async def test_late_subscriber_gets_only_later_events(disc: Discovery) -> None:
+async def test_late_subscriber_gets_only_later_events(disc: DiscoveryFactory) -> None:
     async with Publisher("pub", discovery=disc()) as pub:
         # No subscriber: a no-op, as in cote; nothing is queued for later.
         assert await pub.publish("news", "early") == 0
         async with Subscriber("late", discovery=disc()) as sub:
             inbox = Inbox()
             sub.on("news", inbox)
-            await pub.wait_subscribers(1, timeout=5)
+            await pub.wait_subscribers(1, timeout=SOON)
             assert await pub.publish("news", "later") == 1
             assert await inbox.get() == "later"
             await inbox.nothing_more()
         assert pub.published == 2
 
 
-async def test_every_subscriber_and_every_publisher(disc: Discovery) -> None:
+async def test_every_subscriber_and_every_publisher(disc: DiscoveryFactory) -> None:
     async with (
         Publisher("pub-1", discovery=disc()) as pub1,
         Publisher("pub-2", discovery=disc()) as pub2,
@@ -243,58 +246,63 @@ async def test_every_subscriber_and_every_publisher(disc: Discovery) -> None:
         in1, in2 = Inbox(), Inbox()
         sub1.on("*", in1)
         sub2.on("*", in2)
-        await pub1.wait_subscribers(2, timeout=5)
-        await pub2.wait_subscribers(2, timeout=5)
+        await pub1.wait_subscribers(2, timeout=SOON)
+        await pub2.wait_subscribers(2, timeout=SOON)
         await pub1.publish("from", 1)
         await pub2.publish("from", 2)
         for inbox in (in1, in2):
             assert sorted([await inbox.get(), await inbox.get()]) == [("from", 1), ("from", 2)]
-            await inbox.nothing_more(0.05)
+            await inbox.nothing_more(50 * MS)
 
 
-async def test_dropped_link_is_reestablished(disc: Discovery) -> None:
+async def test_dropped_link_is_reestablished(disc: DiscoveryFactory) -> None:
     async with (
         Publisher("pub", discovery=disc()) as pub,
         Subscriber("sub", discovery=disc()) as sub,
     ):
         inbox = Inbox()
         sub.on("e", inbox)
-        await pub.wait_subscribers(1, timeout=5)
-        (first,) = pub._links
+        await pub.wait_subscribers(1, timeout=SOON)
+        (first,) = pub.links
         first.abort()  # cut the TCP link; both nodes stay alive
-        async with asyncio.timeout(5):
-            while pub._links in (set(), {first}):
-                pub._change.clear()
-                await pub._change.wait()
-        (second,) = pub._links
+        await wait_for(
+            lambda: pub.links and first not in pub.links, what="the subscriber linked again"
+        )
+        (second,) = pub.links
         assert second is not first and first.closed
         await pub.publish("e", "after reconnect")
         assert await inbox.get() == "after reconnect"
 
 
-async def test_discovery_drop_keeps_a_live_link_without_duplicates(disc: Discovery) -> None:
+async def test_discovery_drop_keeps_a_live_link_without_duplicates(disc: DiscoveryFactory) -> None:
     async with (
         Publisher("pub", discovery=disc()) as pub,
         Subscriber("sub", discovery=disc()) as sub,
     ):
         inbox = Inbox()
         sub.on("e", inbox)
-        await pub.wait_subscribers(1, timeout=5)
-        await sub.wait_connected(1, timeout=5)
+        await pub.wait_subscribers(1, timeout=SOON)
+        await sub.wait_connected(1, timeout=SOON)
         (node,) = sub.peers
-        # Discovery loses the publisher (missed hellos) and finds it again.
-        sub._node_removed(node)
+        events: asyncio.Queue[str] = asyncio.Queue()
+        sub.on_node(lambda event, peer: peer.id == node.id and events.put_nowait(event))
+        # Discovery loses the publisher (as after missed hellos) ...
+        assert sub.discovery is not None
+        sub.discovery.forget(node.id)
+        assert events.get_nowait() == "removed" and sub.peers == []
         await pub.publish("e", "while unlisted")
         assert await inbox.get() == "while unlisted"
-        sub._node_added(node)
-        await asyncio.sleep(0.2)  # time for a wrong second link to form
+        # ... and its next hello brings it back.
+        async with asyncio.timeout(SOON):
+            assert await events.get() == "added"
+        await asyncio.sleep(200 * MS)  # time for a wrong second link to form
         assert (sub.connected, pub.subscribers) == (1, 1)
         await pub.publish("e", "once")
         assert await inbox.get() == "once"
         await inbox.nothing_more()
 
 
-async def test_slow_subscriber_is_bounded(disc: Discovery) -> None:
+async def test_slow_subscriber_is_bounded(disc: DiscoveryFactory) -> None:
     limit = 256 * 1024
     async with Publisher("pub", max_buffer=limit, discovery=disc()) as pub:
         # A subscriber that never reads, with a small receive buffer.
@@ -303,8 +311,8 @@ async def test_slow_subscriber_is_bounded(disc: Discovery) -> None:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", pub.port))
         try:
-            await pub.wait_subscribers(1, timeout=5)
-            (link,) = pub._links
+            await pub.wait_subscribers(1, timeout=SOON)
+            (link,) = pub.links
             assert link.transport is not None
             payload = "x" * 32 * 1024
             for _ in range(2000):
@@ -319,7 +327,7 @@ async def test_slow_subscriber_is_bounded(disc: Discovery) -> None:
             sock.close()
 
 
-async def test_bad_input_is_rejected(disc: Discovery) -> None:
+async def test_bad_input_is_rejected(disc: DiscoveryFactory) -> None:
     with pytest.raises(TypeError):
         Subscriber("sub", subscribes_to="update")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
