@@ -10,13 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import MS, free_port
+
 REDIS = shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:
@@ -29,11 +25,11 @@ class RedisServer:
     def __init__(self, port: int | None = None) -> None:
         if REDIS is None:
             pytest.skip("redis-server is not installed")
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 10_000 * MS) -> None:
         """Start it and wait until it accepts connections."""
         assert REDIS is not None
         proc = self._proc = subprocess.Popen(
@@ -45,20 +41,20 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
+                with socket.create_connection(("127.0.0.1", self.port), timeout=100 * MS):
                     return
             except OSError:
                 if proc.poll() is not None:
                     pytest.fail(f"redis-server exited with {proc.returncode}")
                 if time.monotonic() > deadline:
                     pytest.fail(f"redis-server did not listen within {timeout} s")
-                time.sleep(0.01)
+                time.sleep(10 * MS)
 
     def stop(self) -> None:
         """Stop it (SIGTERM, then wait)."""
         if self._proc is not None:
             self._proc.terminate()
-            self._proc.wait(timeout=5)
+            self._proc.wait(timeout=5_000 * MS)
             self._proc = None
 
 

@@ -7,9 +7,10 @@ requests still go over real TCP.
 
 from __future__ import annotations
 
-from coterie import DiscoveryOptions, DiscoveryTransport, Requester, Responder
+from coterie import DiscoveryTransport, Requester, Responder
 from coterie.discovery.options import DiscoverySettings
 from coterie.discovery.transports import ReceiveCallback
+from tests.helpers import MS, fast_discovery
 
 
 class Bus:
@@ -46,17 +47,11 @@ async def test_components_find_each_other_over_a_custom_medium() -> None:
     bus = Bus()
     # The UDP port is never bound: prove it by pointing it at a nonsense value
     # that would fail to bind if the default transport were used.
-    disc = DiscoveryOptions(
-        address="203.0.113.1",
-        hello_interval=100,
-        check_interval=200,
-        node_timeout=400,
-        master_timeout=500,
-    )
+    disc = fast_discovery(address="203.0.113.1")
     async with Responder("bus rep", discovery=disc, transport_factory=bus.factory) as rep:
         rep.on("ping", lambda req: "pong")
         async with Requester(
-            "bus req", discovery=disc, transport_factory=bus.factory, timeout=5
+            "bus req", discovery=disc, transport_factory=bus.factory, timeout=5_000 * MS
         ) as req:
             assert await req.send({"type": "ping"}) == "pong"
             assert len(bus.members) == 2

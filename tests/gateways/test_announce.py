@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,7 +13,11 @@ from coterie.discovery.service import Discovery
 from coterie.gateways.announce import Announcer, port_answers
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import build_advertisement
-from tests.e2e.support import EXAMPLES, PY, fast_options, free_port
+from tests.e2e.support import EXAMPLES, PY
+from tests.helpers import MS, discovery_port, fast_discovery, free_port, ms
+
+#: Bound for what should happen promptly: a hello, a goodbye, a process exit.
+SOON = 5_000 * MS
 
 
 class Observer:
@@ -22,10 +25,11 @@ class Observer:
 
     def __init__(self, dport: int) -> None:
         adv = build_advertisement("", name="observer", namespace=None, key=None, environment="")
-        options = fast_options(dport)
-        # Silence alone takes 5 s to drop a node here, so a quick "removed"
-        # can only come from a goodbye.
-        options.check_interval, options.node_timeout, options.master_timeout = 500, 5000, 6000
+        # Silence alone takes 5000 * MS to drop a node here, so a quick
+        # "removed" can only come from a goodbye.
+        options = fast_discovery(
+            dport, check_interval=ms(500), node_timeout=ms(5_000), master_timeout=ms(6_000)
+        )
         self.discovery = Discovery(adv, options.resolve())
         self.events: asyncio.Queue[tuple[str, dict[str, object]]] = asyncio.Queue()
         self.discovery.on(self._on)
@@ -34,13 +38,13 @@ class Observer:
         if node.advertisement.get("http") is True:
             self.events.put_nowait((event, node.advertisement))
 
-    async def next(self, timeout: float = 5.0) -> tuple[str, dict[str, object]]:
+    async def next(self, timeout: float = SOON) -> tuple[str, dict[str, object]]:
         return await asyncio.wait_for(self.events.get(), timeout)
 
 
 @pytest.fixture
 async def observer() -> AsyncIterator[Observer]:
-    obs = Observer(free_port(socket.SOCK_DGRAM))
+    obs = Observer(discovery_port())
     await obs.discovery.start()
     yield obs
     await obs.discovery.close()
@@ -51,8 +55,8 @@ def _announcer(observer: Observer, command: list[str], port: int) -> Announcer:
         command,
         name="validation-service",
         port=port,
-        discovery=fast_options(observer.discovery.settings.port),
-        check_interval=0.1,
+        discovery=fast_discovery(observer.discovery.settings.port),
+        check_interval=100 * MS,
     )
 
 
@@ -64,7 +68,7 @@ async def test_announced_while_up_and_withdrawn_at_once_when_the_process_dies(
     announcer = _announcer(observer, command, port)
     running = asyncio.ensure_future(announcer.run())
     try:
-        event, adv = await observer.next(timeout=10)
+        event, adv = await observer.next(timeout=2 * SOON)  # includes the child's start
         assert (event, adv["name"], adv["port"], adv["type"]) == (
             "added",
             "validation-service",
@@ -77,13 +81,13 @@ async def test_announced_while_up_and_withdrawn_at_once_when_the_process_dies(
         started = loop.time()
         os.kill(announcer.pid, signal.SIGKILL)
         event, _ = await observer.next()
-        # A goodbye, well before the observer's 5 s node timeout.
+        # A goodbye, well before the observer's node timeout (5000 * MS).
         assert event == "removed"
-        assert loop.time() - started < 2.0
-        assert await asyncio.wait_for(running, 5) == -signal.SIGKILL
+        assert loop.time() - started < 2_000 * MS
+        assert await asyncio.wait_for(running, SOON) == -signal.SIGKILL
     finally:
         announcer.stop()
-        await asyncio.wait_for(asyncio.shield(running), 10)
+        await asyncio.wait_for(asyncio.shield(running), 2 * SOON)
     assert not announcer.announced
 
 
@@ -100,23 +104,25 @@ async def test_withdrawn_when_the_port_stops_answering_though_the_process_lives(
     observer: Observer,
 ) -> None:
     port = free_port()
-    announcer = _announcer(observer, [PY, "-c", _FLAKY_SERVER, str(port), "0.8"], port)
+    up_for = 800 * MS
+    announcer = _announcer(observer, [PY, "-c", _FLAKY_SERVER, str(port), str(up_for)], port)
     running = asyncio.ensure_future(announcer.run())
     try:
-        assert (await observer.next(timeout=10))[0] == "added"
-        assert (await observer.next(timeout=5))[0] == "removed"
+        assert (await observer.next(timeout=2 * SOON))[0] == "added"
+        assert (await observer.next(timeout=SOON))[0] == "removed"
         assert not running.done()  # the process still runs
         assert announcer.announcements == 1
     finally:
         announcer.stop()
-        code = await asyncio.wait_for(running, 10)
+        code = await asyncio.wait_for(running, 2 * SOON)
     assert code == -signal.SIGTERM  # stop() terminated the child
 
 
 async def test_never_announced_when_the_port_never_answers(observer: Observer) -> None:
     port = free_port()
-    announcer = _announcer(observer, [PY, "-c", "import time; time.sleep(0.6)"], port)
-    assert await asyncio.wait_for(announcer.run(), 10) == 0
+    lives_for = 600 * MS
+    announcer = _announcer(observer, [PY, "-c", f"import time; time.sleep({lives_for})"], port)
+    assert await asyncio.wait_for(announcer.run(), 2 * SOON) == 0
     assert announcer.announcements == 0
     assert observer.events.empty()
 

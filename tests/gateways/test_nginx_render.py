@@ -18,6 +18,7 @@ from coterie.gateways.nginx import (
 )
 from coterie.protocol.nodes import Node
 from tests.e2e.support import NGINX, needs_nginx
+from tests.helpers import MS, free_port
 
 
 def _upstream_block(config: str) -> list[str]:
@@ -123,29 +124,35 @@ def test_real_nginx_accepts_rendered_configs(tmp_path: Path, servers: list[Serve
     assert NGINX is not None
     (tmp_path / "temp").mkdir()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(render_config("svc", servers, listen=("127.0.0.1", 18080), prefix=tmp_path))
+    listen = ("127.0.0.1", free_port())
+    conf.write_text(render_config("svc", servers, listen=listen, prefix=tmp_path))
     result = subprocess.run(
         [NGINX, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "e.log"), "-t"],
         capture_output=True,
         text=True,
-        timeout=10,
+        timeout=10_000 * MS,
     )
     assert result.returncode == 0, result.stderr
 
 
 @needs_nginx
 @pytest.mark.nginx
-async def test_a_rejected_reload_keeps_the_previous_configuration(tmp_path: Path) -> None:
+async def test_a_rejected_configuration_never_replaces_the_one_in_place(tmp_path: Path) -> None:
     nginx = NginxServer(tmp_path)
-    good = render_config("svc", [], listen=("127.0.0.1", 18081), prefix=tmp_path)
-    nginx.conf.parent.mkdir(parents=True, exist_ok=True)
+    listen = ("127.0.0.1", free_port())
+    good = render_config("svc", [], listen=listen, prefix=tmp_path)
     with pytest.raises(NginxError, match="rejected"):
-        await nginx._write_checked(good.replace("least_conn;", "least_conn"))
-    assert not nginx.conf.exists()
-    await nginx._write_checked(good)
-    with pytest.raises(NginxError, match="rejected"):
-        await nginx._write_checked("bogus;")
-    assert nginx.conf.read_text() == good
+        await nginx.start(good.replace("least_conn;", "least_conn"), listen)
+    assert not nginx.conf.exists() and nginx.process is None
+    await nginx.start(good, listen, timeout=10_000 * MS)
+    try:
+        with pytest.raises(NginxError, match="rejected"):
+            await nginx.reload("bogus;")
+        assert nginx.conf.read_text() == good
+        assert nginx.reloads == 0
+        assert nginx.process is not None and nginx.process.returncode is None
+    finally:
+        await nginx.stop()
 
 
 def test_missing_nginx_is_a_clear_error(tmp_path: Path) -> None:

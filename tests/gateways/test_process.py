@@ -7,6 +7,7 @@ import signal
 import sys
 
 from coterie.gateways.process import stop_process
+from tests.helpers import MS
 
 IGNORES_TERM = (
     "import signal, sys, time\n"
@@ -21,20 +22,20 @@ async def _child(code: str) -> asyncio.subprocess.Process:
         sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, start_new_session=True
     )
     assert proc.stdout is not None
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10_000 * MS):
         assert await proc.stdout.readline() == b"ready\n"
     return proc
 
 
 async def test_a_child_that_obeys_is_not_killed() -> None:
     proc = await _child("import time; print('ready', flush=True); time.sleep(30)")
-    assert await stop_process(proc, timeout=5) is False
+    assert await stop_process(proc, timeout=5_000 * MS) is False
     assert proc.returncode == -signal.SIGTERM
 
 
 async def test_a_child_that_ignores_the_signal_is_killed_after_the_bound() -> None:
     proc = await _child(IGNORES_TERM)
-    assert await stop_process(proc, timeout=0.2, group=True) is True
+    assert await stop_process(proc, timeout=200 * MS, group=True) is True
     assert proc.returncode == -signal.SIGKILL
 
 

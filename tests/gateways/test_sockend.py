@@ -10,7 +10,6 @@ in arrival order, so a marker published afterwards must arrive first.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,26 +20,13 @@ socketio = pytest.importorskip("socketio")
 
 from aiohttp import web  # noqa: E402
 
-from coterie import DiscoveryOptions, Publisher, Responder  # noqa: E402
+from coterie import Publisher, Responder  # noqa: E402
 from coterie.gateways.sockend import Sockend, socketio_app  # noqa: E402
+from tests.helpers import MS  # noqa: E402
+from tests.helpers import DiscoveryFactory as Disc  # noqa: E402
 
-FAST = {
-    "broadcast": "127.255.255.255",
-    "hello_interval": 100,
-    "check_interval": 200,
-    "node_timeout": 400,
-    "master_timeout": 500,
-    "log": False,
-}
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-Disc = Callable[[], DiscoveryOptions]
+#: Bound for what should happen promptly: discovery, a connection, an answer.
+SOON = 5_000 * MS
 
 
 async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
@@ -49,12 +35,6 @@ async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.App
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner, int(runner.addresses[0][1])
-
-
-@pytest.fixture
-def disc() -> Disc:
-    port = free_udp_port()
-    return lambda: DiscoveryOptions(port=port, **FAST)
 
 
 @asynccontextmanager
@@ -75,7 +55,7 @@ async def client(
 ) -> AsyncIterator[Any]:
     sio = socketio.AsyncClient(reconnection=False)
     await sio.connect(
-        url, namespaces=namespaces or ["/"], transports=["websocket"], wait_timeout=5, **kwargs
+        url, namespaces=namespaces or ["/"], transports=["websocket"], wait_timeout=SOON, **kwargs
     )
     try:
         yield sio
@@ -89,7 +69,7 @@ _MISSING: Any = object()
 async def call(sio: Any, event: str, data: Any = _MISSING, namespace: str = "/") -> tuple[Any, ...]:
     """Emit with an acknowledgement; the ack's arguments as a tuple."""
     args = None if data is _MISSING else (data,)  # a 1-tuple sends exactly one argument
-    answer = await sio.call(event, args, namespace=namespace, timeout=5)
+    answer = await sio.call(event, args, namespace=namespace, timeout=SOON)
     return answer if isinstance(answer, tuple) else (answer,)
 
 
@@ -105,7 +85,7 @@ class Inbox:
 
         return on_event
 
-    async def get(self, timeout: float = 5.0) -> tuple[str, Any]:
+    async def get(self, timeout: float = SOON) -> tuple[str, Any]:
         async with asyncio.timeout(timeout):
             return await self.queue.get()
 
@@ -141,7 +121,7 @@ async def test_emit_with_ack_reaches_responder(disc: Disc) -> None:
         raise ValueError("no way")
 
     async with responder, gateway(disc) as (sockend, url):
-        await sockend.wait_ready(None, timeout=5)
+        await sockend.wait_ready(None, timeout=SOON)
         assert sockend.advertisement["axon_type"] == "sockend"
         async with client(url) as sio:
             assert await call(sio, "add", {"a": 2, "b": 40}) == (None, 42)
@@ -158,10 +138,10 @@ async def test_namespaces_map_to_socketio_namespaces(disc: Disc) -> None:
     square = Responder("square", host="127.0.0.1", discovery=disc(), namespace="math")
     square.on("square", lambda req: req["x"] * req["x"])
     async with math, square, echo(disc), gateway(disc) as (sockend, url):
-        await sockend.wait_ready("math", timeout=5)
-        await sockend.wait_ready(None, timeout=5)
+        await sockend.wait_ready("math", timeout=SOON)
+        await sockend.wait_ready(None, timeout=SOON)
         # Both math responders' types are exposed (cote exposes only the first's).
-        await sockend.wait_exposed(["add", "square"], "math", timeout=5)
+        await sockend.wait_exposed(["add", "square"], "math", timeout=SOON)
         assert sockend.exposed("math") == ["add", "square"]
         async with client(url, namespaces=["/", "/math"]) as sio:
             assert await call(sio, "add", {"a": 1, "b": 2}, namespace="/math") == (None, 3)
@@ -179,7 +159,7 @@ async def test_namespaces_map_to_socketio_namespaces(disc: Disc) -> None:
 
 async def test_client_cannot_set_subset_or_timeout(disc: Disc) -> None:
     async with echo(disc), gateway(disc) as (sockend, url):
-        await sockend.wait_ready(None, timeout=5)
+        await sockend.wait_ready(None, timeout=SOON)
         async with client(url) as sio:
             ack = await call(
                 sio, "echo", {"__subset": "nobody", "__timeout": 1, "type": "other", "k": "v"}
@@ -200,7 +180,7 @@ async def test_transformers_run_after_stripping_and_may_refuse(disc: Disc) -> No
             seen.append(namespace)
             request["user"] = f"sid:{sid}"
 
-        await sockend.wait_ready(None, timeout=5)
+        await sockend.wait_ready(None, timeout=SOON)
         async with client(url) as sio:
             ack = await call(sio, "echo", {"k": "v", "__timeout": 5})
             assert ack == (None, {"k": "v", "user": f"sid:{sio.get_sid('/')}", "type": "echo"})
@@ -214,8 +194,8 @@ async def test_bad_payloads_and_no_ack_emits_do_not_crash(disc: Disc) -> None:
     async with echo(disc) as responder, gateway(disc, max_payload=1000) as (sockend, url):
         noted: asyncio.Queue[Any] = asyncio.Queue()
         responder.on("note", lambda req: noted.put_nowait(req))
-        await sockend.wait_ready(None, timeout=5)
-        await sockend.wait_exposed(["echo", "note"], timeout=5)
+        await sockend.wait_ready(None, timeout=SOON)
+        await sockend.wait_exposed(["echo", "note"], timeout=SOON)
         async with client(url) as sio:
             assert error_code(await call(sio, "echo", None)) == "bad_request"
             assert error_code(await call(sio, "echo", [1, 2])) == "bad_request"
@@ -229,7 +209,7 @@ async def test_bad_payloads_and_no_ack_emits_do_not_crash(disc: Disc) -> None:
             await sio.emit("echo", "text")
             await sio.emit("nope", {"x": 1})
             await sio.emit("note", {"n": 1, "__subset": "x"})
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(SOON):
                 assert await noted.get() == {"n": 1, "type": "note"}
             # The gateway and the connection still work.
             assert await call(sio, "echo", {"after": True}) == (
@@ -245,7 +225,7 @@ async def test_event_not_advertised_gets_an_error(disc: Disc) -> None:
     other_key = Responder("other", host="127.0.0.1", discovery=disc(), key="other")
     other_key.on("other", lambda req: "should not be reachable")
     async with echo(disc), hidden, other_key, gateway(disc) as (sockend, url):
-        await sockend.wait_ready(None, timeout=5)
+        await sockend.wait_ready(None, timeout=SOON)
         async with client(url) as sio:
             assert error_code(await call(sio, "nope", {})) == "unknown_type"
             # Only responders with the Sockend's key are exposed.
@@ -257,15 +237,15 @@ async def test_event_not_advertised_gets_an_error(disc: Disc) -> None:
 
 
 async def test_forwarded_request_is_bounded_in_time(disc: Disc) -> None:
-    slow = Responder("slow", host="127.0.0.1", discovery=disc(), close_timeout=0.1)
+    slow = Responder("slow", host="127.0.0.1", discovery=disc(), close_timeout=100 * MS)
 
     @slow.on("slow")
     async def wait(req: dict[str, Any]) -> str:
-        await asyncio.sleep(2)
+        await asyncio.sleep(2_000 * MS)
         return "late"
 
-    async with slow, gateway(disc, request_timeout=0.3) as (sockend, url):
-        await sockend.wait_ready(None, timeout=5)
+    async with slow, gateway(disc, request_timeout=300 * MS) as (sockend, url):
+        await sockend.wait_ready(None, timeout=SOON)
         async with client(url) as sio:
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -273,7 +253,7 @@ async def test_forwarded_request_is_bounded_in_time(disc: Disc) -> None:
             error = await call(sio, "slow", {"__timeout": 60_000})
             elapsed = loop.time() - started
             assert error_code(error) == "timeout"
-            assert 0.25 <= elapsed < 1.5
+            assert 250 * MS <= elapsed < 1_500 * MS
 
 
 # -- publishes ------------------------------------------------------------------
@@ -291,10 +271,10 @@ async def test_publishes_are_relayed_by_namespace_and_room(disc: Disc) -> None:
             if isinstance(auth, dict) and isinstance(auth.get("room"), str):
                 await sockend.io.enter_room(sid, auth["room"])
 
-        await sockend.wait_ready(None, timeout=5)
-        await sockend.wait_ready("feed", timeout=5)
-        await news.wait_subscribers(1, timeout=5)
-        await feed.wait_subscribers(1, timeout=5)
+        await sockend.wait_ready(None, timeout=SOON)
+        await sockend.wait_ready("feed", timeout=SOON)
+        await news.wait_subscribers(1, timeout=SOON)
+        await feed.wait_subscribers(1, timeout=SOON)
         assert sockend.relays() == ["news"] and sockend.relays("feed") == ["tick"]
         inbox_a, inbox_b = Inbox(), Inbox()
         async with (
@@ -350,7 +330,7 @@ async def test_sockend_module_is_optional_for_import_coterie() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    async with asyncio.timeout(20):
+    async with asyncio.timeout(20_000 * MS):
         out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert "pip install 'coterie[sockend]'" in out.decode()
@@ -366,7 +346,7 @@ async def test_link_secret_is_passed_to_the_gateways_requesters(disc: Disc) -> N
     locked = Responder("locked", host="127.0.0.1", discovery=disc(), secret="s3cret")
     locked.on("locked", lambda req: "opened")
     async with locked, echo(disc), gateway(disc, secret="s3cret") as (sockend, url):
-        await sockend.wait_ready(None, timeout=5)
+        await sockend.wait_ready(None, timeout=SOON)
         async with client(url) as sio:
             assert await call(sio, "locked", {}) == (None, "opened")
             # A responder without the secret would refuse the handshake: not exposed.
