@@ -23,7 +23,10 @@ from typing import Any
 
 import pytest
 
+from coterie import DiscoveryOptions
+from coterie.discovery.options import DEFAULT_PORT
 from tests import netns
+from tests.helpers import MS, fast_discovery, ms
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INTEROP_DIR = REPO_ROOT / "interop"
@@ -32,11 +35,28 @@ NODE_MODULES = INTEROP_DIR / "node_modules"
 
 #: Discovery options that make Node cote find peers within a fraction of a second.
 FAST_DISCOVERY: dict[str, int] = {
-    "helloInterval": 200,
-    "checkInterval": 400,
-    "nodeTimeout": 500,
-    "masterTimeout": 600,
+    "helloInterval": ms(200),
+    "checkInterval": ms(400),
+    "nodeTimeout": ms(500),
+    "masterTimeout": ms(600),
 }
+
+
+def python_discovery(**overrides: Any) -> DiscoveryOptions:
+    """Options for a Python component that meets the Node peers.
+
+    :data:`FAST_DISCOVERY`'s timings on cote's default port, which the Node
+    peers use; the session's private network namespace keeps it apart from
+    the host (and these tests skip without one).
+    """
+    timings = {
+        "hello_interval": FAST_DISCOVERY["helloInterval"],
+        "check_interval": FAST_DISCOVERY["checkInterval"],
+        "node_timeout": FAST_DISCOVERY["nodeTimeout"],
+        "master_timeout": FAST_DISCOVERY["masterTimeout"],
+    }
+    return fast_discovery(DEFAULT_PORT, **{**timings, **overrides})
+
 
 Event = dict[str, Any]
 
@@ -95,7 +115,7 @@ class NodePeer:
         config: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
         *,
-        ready_timeout: float = 10.0,
+        ready_timeout: float = 10_000 * MS,
     ) -> NodePeer:
         """Start a peer and wait for its ``ready`` event.
 
@@ -177,7 +197,7 @@ class NodePeer:
     async def wait_for(
         self,
         name: str,
-        timeout: float = 10.0,
+        timeout: float = 10_000 * MS,
         predicate: Callable[[Event], bool] | None = None,
     ) -> Event:
         """Return the first event named ``name`` (matching ``predicate``), past or future.
@@ -208,7 +228,7 @@ class NodePeer:
         self,
         name: str,
         count: int,
-        timeout: float = 10.0,
+        timeout: float = 10_000 * MS,
         predicate: Callable[[Event], bool] | None = None,
     ) -> list[Event]:
         """Wait until ``count`` events named ``name`` (matching ``predicate``) arrived.
@@ -228,12 +248,12 @@ class NodePeer:
 
     async def _describe_after_exit(self) -> str:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2):
+            async with asyncio.timeout(2_000 * MS):
                 await self._stderr_task
                 await self.proc.wait()
         return self.describe()
 
-    async def send_cmd(self, cmd: Mapping[str, Any], timeout: float = 5.0) -> None:
+    async def send_cmd(self, cmd: Mapping[str, Any], timeout: float = 5_000 * MS) -> None:
         """Write one JSON command line to the peer's stdin."""
         assert self.proc.stdin is not None
         if self.proc.returncode is not None:
@@ -246,7 +266,7 @@ class NodePeer:
             raise AssertionError(f"could not write {cmd!r}: {exc!r}\n{self.describe()}") from exc
 
     async def request(
-        self, req: Mapping[str, Any], *, seq: int | None = None, timeout: float = 5.0
+        self, req: Mapping[str, Any], *, seq: int | None = None, timeout: float = 5_000 * MS
     ) -> Event:
         """Requester only: send ``req`` and return its ``reply`` event.
 
@@ -255,15 +275,15 @@ class NodePeer:
         """
         if seq is None:
             seq = next(self._seq)
-        cmd = {"cmd": "send", "seq": seq, "req": dict(req), "timeout": timeout * 1000}
+        cmd = {"cmd": "send", "seq": seq, "req": dict(req), "timeout": round(timeout * 1000)}
         await self.send_cmd(cmd)
-        return await self.wait_for("reply", timeout + 2, lambda e: e.get("seq") == seq)
+        return await self.wait_for("reply", timeout + 2_000 * MS, lambda e: e.get("seq") == seq)
 
-    async def close(self, timeout: float = 5.0) -> int | None:
+    async def close(self, timeout: float = 5_000 * MS) -> int | None:
         """Ask the peer to exit, kill it past ``timeout``, return its exit code."""
         if self.proc.returncode is None:
             with contextlib.suppress(Exception):
-                await self.send_cmd({"cmd": "exit"}, timeout=1)
+                await self.send_cmd({"cmd": "exit"}, timeout=1_000 * MS)
             with contextlib.suppress(Exception):
                 assert self.proc.stdin is not None
                 self.proc.stdin.close()
@@ -276,7 +296,7 @@ class NodePeer:
                 await self.proc.wait()
         for task in (self._stdout_task, self._stderr_task):
             try:
-                async with asyncio.timeout(2):
+                async with asyncio.timeout(2_000 * MS):
                     await task
             except TimeoutError:
                 task.cancel()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from tests.helpers import MS, ms
 from tests.interop.conftest import NodePeerFactory
+from tests.interop.nodepeer import FAST_DISCOVERY
 
 
 async def test_node_requester_gets_reply_from_node_responder(node_peer: NodePeerFactory) -> None:
     responder = await node_peer("responder", {"name": "node echo", "respondsTo": ["ping"]})
     requester = await node_peer("requester", {"name": "node caller"})
-    await requester.wait_for("added", timeout=5)
+    await requester.wait_for("added", timeout=5_000 * MS)
 
-    reply = await requester.request({"type": "ping", "n": 7}, timeout=5)
+    reply = await requester.request({"type": "ping", "n": 7}, timeout=5_000 * MS)
 
     assert reply["err"] is None
     res = reply["res"]
@@ -18,7 +20,7 @@ async def test_node_requester_gets_reply_from_node_responder(node_peer: NodePeer
     assert res["n"] == 7
     assert res["by"] == "node echo"
     assert res["pid"] == responder.pid
-    seen = await responder.wait_for("request", timeout=2)
+    seen = await responder.wait_for("request", timeout=2_000 * MS)
     assert seen["req"]["n"] == 7
 
 
@@ -30,24 +32,24 @@ async def test_node_responder_error_modes(node_peer: NodePeerFactory) -> None:
     failer = await node_peer("responder", {"name": "failer", "namespace": "e", "reply": failing})
     req_t = await node_peer("requester", {"name": "caller t", "namespace": "t"})
     req_e = await node_peer("requester", {"name": "caller e", "namespace": "e"})
-    await req_t.wait_for("added", timeout=5)
-    await req_e.wait_for("added", timeout=5)
+    await req_t.wait_for("added", timeout=5_000 * MS)
+    await req_e.wait_for("added", timeout=5_000 * MS)
 
     # A thrown Error travels as JSON, so it arrives as {}.
-    reply = await req_t.request({"type": "x"}, timeout=5)
+    reply = await req_t.request({"type": "x"}, timeout=5_000 * MS)
     assert reply["err"] == {}
     assert not reply.get("errLocal")
-    reply = await req_e.request({"type": "x"}, timeout=5)
+    reply = await req_e.request({"type": "x"}, timeout=5_000 * MS)
     assert reply["err"] == {"name": "Error", "message": "no"}
     assert thrower.find("request") and failer.find("request")
 
 
 async def test_node_request_timeout_is_local_error(node_peer: NodePeerFactory) -> None:
-    await node_peer("responder", {"name": "slow", "reply": {"delayMs": 2000}})
+    await node_peer("responder", {"name": "slow", "reply": {"delayMs": ms(2_000)}})
     requester = await node_peer("requester", {"name": "impatient"})
-    await requester.wait_for("added", timeout=5)
+    await requester.wait_for("added", timeout=5_000 * MS)
 
-    reply = await requester.request({"type": "slow"}, timeout=0.3)
+    reply = await requester.request({"type": "slow"}, timeout=300 * MS)
 
     assert reply["errLocal"] is True
     assert reply["err"]["message"] == "Request timed out."
@@ -56,12 +58,12 @@ async def test_node_request_timeout_is_local_error(node_peer: NodePeerFactory) -
 async def test_node_bench_command(node_peer: NodePeerFactory) -> None:
     await node_peer("responder", {"name": "bench echo"})
     requester = await node_peer("requester", {"name": "bench caller"})
-    await requester.wait_for("added", timeout=5)
+    await requester.wait_for("added", timeout=5_000 * MS)
 
     await requester.send_cmd(
         {"cmd": "bench", "n": 50, "concurrency": 4, "req": {"type": "b"}, "latencies": True}
     )
-    result = await requester.wait_for("bench", timeout=10)
+    result = await requester.wait_for("bench", timeout=10_000 * MS)
 
     assert result["n"] == 50
     assert result["errors"] == 0
@@ -72,14 +74,14 @@ async def test_node_bench_command(node_peer: NodePeerFactory) -> None:
 async def test_node_publisher_to_node_subscriber(node_peer: NodePeerFactory) -> None:
     publisher = await node_peer("publisher", {"name": "news", "namespace": "rnd"})
     subscriber = await node_peer("subscriber", {"name": "reader", "namespace": "rnd"})
-    await publisher.wait_for("added", timeout=5)
-    await subscriber.wait_for("added", timeout=5)
+    await publisher.wait_for("added", timeout=5_000 * MS)
+    await subscriber.wait_for("added", timeout=5_000 * MS)
 
     # The subscriber's TCP connection may trail discovery: publish until one arrives.
     for _ in range(20):
         await publisher.send_cmd({"cmd": "publish", "topic": "update", "data": {"a": 1}})
         try:
-            message = await subscriber.wait_for("message", timeout=0.25)
+            message = await subscriber.wait_for("message", timeout=250 * MS)
             break
         except AssertionError:
             continue
@@ -90,18 +92,12 @@ async def test_node_publisher_to_node_subscriber(node_peer: NodePeerFactory) -> 
 
 
 async def test_node_options_reach_cote(node_peer: NodePeerFactory) -> None:
-    discovery = {
-        "helloInterval": 200,
-        "checkInterval": 400,
-        "nodeTimeout": 500,
-        "masterTimeout": 600,
-        "key": "secret",
-    }
+    discovery = {**FAST_DISCOVERY, "key": "secret"}
     common = {"environment": "prod", "key": "users", "discovery": discovery}
     await node_peer("responder", {"name": "users", **common})
     requester = await node_peer("requester", {"name": "users client", **common})
 
-    added = await requester.wait_for("added", timeout=5)
+    added = await requester.wait_for("added", timeout=5_000 * MS)
     assert added["advertisement"]["key"] == "prod:$$users"
-    reply = await requester.request({"type": "get"}, timeout=5)
+    reply = await requester.request({"type": "get"}, timeout=5_000 * MS)
     assert reply["res"]["by"] == "users"

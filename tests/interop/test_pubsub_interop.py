@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from coterie import DiscoveryOptions, Monitor, Publisher, Requester, Responder, Subscriber
+from coterie import Monitor, Publisher, Requester, Responder, Subscriber
+from tests.helpers import MS, ms
 from tests.interop.conftest import NodePeerFactory
-from tests.interop.nodepeer import FAST_DISCOVERY, NodePeer
+from tests.interop.nodepeer import FAST_DISCOVERY, NodePeer, python_discovery
 
-FIRST_CONTACT = 5.0  # seconds allowed for discovery plus the first link
-STATUS = 0.2  # seconds between status reports of the Python components here
+FIRST_CONTACT = 5_000 * MS  # allowed for discovery plus the first link
+STATUS = 200 * MS  # between status reports of the Python components here
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Variant:
     key: str | None = None
 
     def python_kwargs(self) -> dict[str, Any]:
-        return {"namespace": self.namespace, "key": self.key, "discovery": fast_discovery()}
+        return {"namespace": self.namespace, "key": self.key, "discovery": python_discovery()}
 
     def node_config(self, name: str, **more: Any) -> dict[str, Any]:
         config: dict[str, Any] = {"name": name, "discovery": dict(FAST_DISCOVERY), **more}
@@ -47,15 +48,6 @@ class Variant:
 
 
 VARIANTS = [Variant("plain"), Variant("namespace", namespace="rnd"), Variant("key", key="feed")]
-
-
-def fast_discovery() -> DiscoveryOptions:
-    return DiscoveryOptions(
-        hello_interval=FAST_DISCOVERY["helloInterval"],
-        check_interval=FAST_DISCOVERY["checkInterval"],
-        node_timeout=FAST_DISCOVERY["nodeTimeout"],
-        master_timeout=FAST_DISCOVERY["masterTimeout"],
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +64,7 @@ class Inbox:
     def __call__(self, event: str, data: Any) -> None:
         self.queue.put_nowait((event, data))
 
-    async def get(self, timeout: float = 3.0) -> tuple[str, Any]:
+    async def get(self, timeout: float = 3_000 * MS) -> tuple[str, Any]:
         async with asyncio.timeout(timeout):
             return await self.queue.get()
 
@@ -83,13 +75,13 @@ async def publish_until_delivered(publisher: NodePeer, inbox: Inbox) -> tuple[st
         for n in range(1000):
             await publisher.send_cmd({"cmd": "publish", "topic": "warmup", "data": {"n": n}})
             try:
-                return await inbox.get(timeout=0.2)
+                return await inbox.get(timeout=200 * MS)
             except TimeoutError:
                 continue
     raise AssertionError("no warmup event arrived")
 
 
-async def drain(inbox: Inbox, wait: float = 0.3) -> list[tuple[str, Any]]:
+async def drain(inbox: Inbox, wait: float = 300 * MS) -> list[tuple[str, Any]]:
     await asyncio.sleep(wait)
     out = []
     while not inbox.queue.empty():
@@ -111,15 +103,16 @@ async def test_node_publisher_to_python_subscriber(
         await sub.wait_connected(1, timeout=FIRST_CONTACT)
         event, data = await publish_until_delivered(publisher, inbox)
         assert event == "warmup" and isinstance(data["n"], int)
-        await drain(inbox, 0.1)  # later warmups, if any were in flight
+        await drain(inbox, 100 * MS)  # later warmups, if any were in flight
         await publisher.send_cmd({"cmd": "publish", "topic": "update", "data": {"price": 7}})
         await publisher.send_cmd({"cmd": "publish", "topic": "update", "data": [1, None, "x"]})
         assert await inbox.get() == ("update", {"price": 7})
         assert await inbox.get() == ("update", [1, None, "x"])
         assert await drain(inbox) == []
-        (link,) = sub._publishers.linked()
-        assert link.node.advertisement["axon_type"] == "pub-emitter"
-        assert link.node.advertisement.get("namespace") == variant.namespace
+        assert sub.connected == 1
+        (node,) = sub.peers
+        assert node.advertisement["axon_type"] == "pub-emitter"
+        assert node.advertisement.get("namespace") == variant.namespace
 
 
 async def test_node_publisher_filtered_by_python_subscribes_to(
@@ -134,7 +127,7 @@ async def test_node_publisher_filtered_by_python_subscribes_to(
         sub.on("*", inbox)
         await sub.wait_connected(1, timeout=FIRST_CONTACT)
         await publish_until_delivered(publisher, inbox)
-        await drain(inbox, 0.1)
+        await drain(inbox, 100 * MS)
         for topic in ("order.created", "user.created", "user.", "user.deleted"):
             await publisher.send_cmd({"cmd": "publish", "topic": topic, "data": topic})
         assert await inbox.get() == ("user.created", "user.created")
@@ -175,10 +168,10 @@ async def test_python_publisher_to_node_subscriber(
         assert await pub.publish("ignored", {"not": "subscribed"}) == 1
         assert await pub.publish("update", {"price": 7}) == 1
         assert await pub.publish("update", "two") == 1
-        first = await subscriber.wait_for("message", timeout=3)
+        first = await subscriber.wait_for("message", timeout=3_000 * MS)
         assert (first["topic"], first["data"]) == ("update", {"price": 7})
-        await subscriber.wait_for_count("message", 2, timeout=3)
-        await asyncio.sleep(0.2)
+        await subscriber.wait_for_count("message", 2, timeout=3_000 * MS)
+        await asyncio.sleep(200 * MS)
         messages = [(e["topic"], e["data"]) for e in subscriber.find("message")]
         assert messages == [("update", {"price": 7}), ("update", "two")]
     adv = added["advertisement"]
@@ -195,7 +188,7 @@ async def test_python_publisher_wildcard_node_subscriber(node_peer: NodePeerFact
         await pub.wait_subscribers(1, timeout=FIRST_CONTACT)
         for n, topic in enumerate(("a", "b", "c")):
             await pub.publish(topic, n)
-        await subscriber.wait_for_count("message", 3, timeout=3)
+        await subscriber.wait_for_count("message", 3, timeout=3_000 * MS)
         messages = [(e["topic"], e["data"]) for e in subscriber.find("message")]
         assert messages == [("a", 0), ("b", 1), ("c", 2)]
 
@@ -208,8 +201,8 @@ async def test_node_monitor_receives_python_requester_status(
 ) -> None:
     monitor = await node_peer("monitor", {"name": "node monitor"})
     async with (
-        Responder("py time", discovery=fast_discovery()) as rep,
-        Requester("py client", discovery=fast_discovery(), status_interval=STATUS) as req,
+        Responder("py time", discovery=python_discovery()) as rep,
+        Requester("py client", discovery=python_discovery(), status_interval=STATUS) as req,
     ):
         rep.on("time", lambda r: 1)
         await req.wait_connected(1, timeout=FIRST_CONTACT)
@@ -222,7 +215,7 @@ async def test_node_monitor_receives_python_requester_status(
         count = len(monitor.find("status", lambda e: e["status"]["id"] == req.id))
         # Reports keep coming every status interval.
         await monitor.wait_for_count(
-            "status", count + 2, timeout=3, predicate=lambda e: e["status"]["id"] == req.id
+            "status", count + 2, timeout=3_000 * MS, predicate=lambda e: e["status"]["id"] == req.id
         )
     assert event["status"]["id"] == req.id
 
@@ -232,8 +225,8 @@ async def test_node_monitor_receives_python_subscriber_status(
 ) -> None:
     monitor = await node_peer("monitor", {"name": "node monitor"})
     async with (
-        Publisher("py feed", discovery=fast_discovery()) as pub,
-        Subscriber("py reader", discovery=fast_discovery(), status_interval=STATUS) as sub,
+        Publisher("py feed", discovery=python_discovery()) as pub,
+        Subscriber("py reader", discovery=python_discovery(), status_interval=STATUS) as sub,
     ):
         await sub.wait_connected(1, timeout=FIRST_CONTACT)
         await monitor.wait_for(
@@ -245,11 +238,11 @@ async def test_node_monitor_receives_python_subscriber_status(
 
 async def test_python_monitor_sees_node_requester_links(node_peer: NodePeerFactory) -> None:
     async with (
-        Monitor("py monitor", discovery=fast_discovery()) as mon,
-        Responder("py time", discovery=fast_discovery()) as rep,
+        Monitor("py monitor", discovery=python_discovery()) as mon,
+        Responder("py time", discovery=python_discovery()) as rep,
     ):
         rep.on("time", lambda r: 1)
-        discovery = {**FAST_DISCOVERY, "statusInterval": 200}
+        discovery = {**FAST_DISCOVERY, "statusInterval": ms(200)}
         await node_peer("requester", {"name": "node client", "discovery": discovery})
 
         def linked(snap: Any) -> bool:

@@ -9,19 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from coterie import DiscoveryOptions, Requester, Responder
+from tests.helpers import MS
 from tests.interop.conftest import NodePeerFactory
-from tests.interop.nodepeer import FAST_DISCOVERY
+from tests.interop.nodepeer import FAST_DISCOVERY, python_discovery
 
 
 def _python_discovery(redis_url: str) -> DiscoveryOptions:
-    return DiscoveryOptions(
-        redis=redis_url,
-        hostname="127.0.0.1",
-        hello_interval=FAST_DISCOVERY["helloInterval"],
-        check_interval=FAST_DISCOVERY["checkInterval"],
-        node_timeout=FAST_DISCOVERY["nodeTimeout"],
-        master_timeout=FAST_DISCOVERY["masterTimeout"],
-    )
+    return python_discovery(redis=redis_url, hostname="127.0.0.1")
 
 
 def _node_env(redis_url: str) -> dict[str, str]:
@@ -44,8 +38,8 @@ async def test_node_requester_finds_python_responder_over_redis(
             {"name": "node payments", "discovery": dict(FAST_DISCOVERY)},
             env=_node_env(redis_url),
         )
-        added = await requester.wait_for("added", timeout=5)
-        reply = await requester.request({"type": "validate", "cardno": "4111"}, timeout=5)
+        added = await requester.wait_for("added", timeout=5_000 * MS)
+        reply = await requester.request({"type": "validate", "cardno": "4111"}, timeout=5_000 * MS)
     assert reply["err"] is None, reply
     assert reply["res"] == "4111 validated"
     assert [r["cardno"] for r in seen] == ["4111"]
@@ -61,7 +55,7 @@ async def test_python_requester_finds_node_responder_over_redis(
         env=_node_env(redis_url),
     )
     async with Requester(
-        name="py payments", discovery=_python_discovery(redis_url), timeout=5
+        name="py payments", discovery=_python_discovery(redis_url), timeout=5_000 * MS
     ) as req:
         res = await req.send({"type": "validate", "cardno": "4111"})
         assert res["by"] == "node validation"

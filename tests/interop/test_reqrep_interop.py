@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from coterie import DiscoveryOptions, RemoteError, Requester, Responder
+from tests.helpers import MS
 from tests.interop.conftest import NodePeerFactory
-from tests.interop.nodepeer import FAST_DISCOVERY, NodePeer
+from tests.interop.nodepeer import FAST_DISCOVERY, NodePeer, python_discovery
 
-FIRST_CONTACT = 5.0  # seconds allowed for discovery plus the first round trip
+FIRST_CONTACT = 5_000 * MS  # allowed for discovery plus the first round trip
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,7 @@ class Variant:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def python_discovery(self) -> DiscoveryOptions:
-        return DiscoveryOptions(
-            hello_interval=FAST_DISCOVERY["helloInterval"],
-            check_interval=FAST_DISCOVERY["checkInterval"],
-            node_timeout=FAST_DISCOVERY["nodeTimeout"],
-            master_timeout=FAST_DISCOVERY["masterTimeout"],
-            key=self.discovery_key,
-        )
+        return python_discovery(key=self.discovery_key)
 
     def python_kwargs(self) -> dict[str, Any]:
         return {
@@ -84,10 +79,6 @@ def _no_stray_cote_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COTE_ENV", raising=False)
 
 
-def python_discovery() -> DiscoveryOptions:
-    return VARIANTS[0].python_discovery()
-
-
 def recording_handler(
     seen: list[dict[str, Any]], by: str = "python"
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -101,7 +92,7 @@ def recording_handler(
 async def node_request(requester: NodePeer, req: dict[str, Any]) -> dict[str, Any]:
     """Send through a Node requester once it has found its responder."""
     await requester.wait_for("added", timeout=FIRST_CONTACT)
-    return await requester.request(req, timeout=5)
+    return await requester.request(req, timeout=5_000 * MS)
 
 
 # --- Node requester -> Python responder ------------------------------------
@@ -118,7 +109,7 @@ async def test_node_requester_to_python_responder(
         requester = await node_peer("requester", variant.node_config("node payments"))
 
         added = await requester.wait_for("added", timeout=FIRST_CONTACT)
-        reply = await requester.request({"type": "validate", "cardno": "4111"}, timeout=5)
+        reply = await requester.request({"type": "validate", "cardno": "4111"}, timeout=5_000 * MS)
 
     assert reply["err"] is None, reply
     assert reply["res"] == {"by": "python", "cardno": "4111", "valid": True}
@@ -152,9 +143,9 @@ async def test_python_requester_to_node_responder(
     assert result["cardno"] == "4111"
     assert result["by"] == "node validation"
     assert result["pid"] == responder.pid
-    request = await responder.wait_for("request", timeout=1)
+    request = await responder.wait_for("request", timeout=1_000 * MS)
     assert request["req"]["cardno"] == "4111"
-    added = await responder.wait_for("added", timeout=1)
+    added = await responder.wait_for("added", timeout=1_000 * MS)
     assert added["advertisement"]["axon_type"] == "req"
     assert added["advertisement"]["name"] == "payment requester"
 
@@ -181,13 +172,13 @@ async def test_python_requester_balances_over_python_and_node_responders(
         deadline = time.monotonic() + FIRST_CONTACT
         while served != {"python validation", "node validation"}:
             assert time.monotonic() < deadline, f"reached only {served}"
-            result = await requester.send({"type": "validate", "warmup": True}, timeout=2)
+            result = await requester.send({"type": "validate", "warmup": True}, timeout=2_000 * MS)
             served.add(result["by"])
             if len(served) < 2:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(50 * MS)
 
         results = await asyncio.gather(
-            *(requester.send({"type": "validate", "n": n}, timeout=5) for n in range(20))
+            *(requester.send({"type": "validate", "n": n}, timeout=5_000 * MS) for n in range(20))
         )
 
     by = [r["by"] for r in results]
@@ -198,7 +189,7 @@ async def test_python_requester_balances_over_python_and_node_responders(
     # Each request was served exactly once, by the responder its reply names.
     node_count = by.count("node validation")
     node_requests = await node_responder.wait_for_count(
-        "request", node_count, timeout=2, predicate=lambda e: "n" in e["req"]
+        "request", node_count, timeout=2_000 * MS, predicate=lambda e: "n" in e["req"]
     )
     node_numbers = [e["req"]["n"] for e in node_requests]
     python_numbers = [r["n"] for r in python_seen if "n" in r]
@@ -221,10 +212,10 @@ async def test_mismatched_namespace_python_requester_does_not_reach_node(
     ) as requester:
         started = time.monotonic()
         with pytest.raises(TimeoutError):
-            await requester.send({"type": "validate"}, timeout=1.5)
+            await requester.send({"type": "validate"}, timeout=1_500 * MS)
         elapsed = time.monotonic() - started
 
-    assert elapsed < 3, f"timeout of 1.5 s took {elapsed:.2f} s"
+    assert elapsed < 3_000 * MS, f"a timeout of {1_500 * MS:.2f} s took {elapsed:.2f} s"
     await responder.close()
     assert responder.find("request") == []
     assert responder.find("added") == []
@@ -240,7 +231,7 @@ async def test_mismatched_namespace_node_requester_does_not_reach_python(
         responder.on("validate", recording_handler(seen))
         requester = await node_peer("requester", {"name": "node payments", "namespace": "a"})
 
-        reply = await requester.request({"type": "validate"}, timeout=1.5)
+        reply = await requester.request({"type": "validate"}, timeout=1_500 * MS)
 
     assert reply["errLocal"] is True
     assert reply["err"]["message"] == "Request timed out."
@@ -318,9 +309,9 @@ async def test_goodbye_and_fast_contact_are_harmless_to_node(
         await leaver.close()  # sends a goodbye datagram
         # cote ignores the goodbye and drops the node after its own timeout;
         # until then it may still pick the closed link (its weak spot, not ours).
-        await requester.wait_for("removed", timeout=5)
+        await requester.wait_for("removed", timeout=5_000 * MS)
         replies = [
-            await requester.request({"type": "validate", "cardno": str(n)}, timeout=5)
+            await requester.request({"type": "validate", "cardno": str(n)}, timeout=5_000 * MS)
             for n in range(6)
         ]
         assert [r["err"] for r in replies] == [None] * 6
