@@ -7,20 +7,15 @@ import logging
 import pytest
 
 from coterie import DiscoveryOptions, Requester, Responder
+from tests.helpers import MS, fast_discovery, ms
 from tests.redis_server import REDIS, RedisServer
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
 
 
 def options(url: str) -> DiscoveryOptions:
-    return DiscoveryOptions(
-        redis=url,
-        hostname="127.0.0.1",
-        hello_interval=100,
-        check_interval=200,
-        node_timeout=1000,
-        master_timeout=1200,
-        log=False,
+    return fast_discovery(
+        redis=url, hostname="127.0.0.1", node_timeout=ms(1_000), master_timeout=ms(1_200)
     )
 
 
@@ -31,15 +26,15 @@ async def test_mesh_recovers_after_redis_restarts(
     disc = options(redis_server.url)
     async with Responder(name="before", discovery=disc) as before:
         before.on("who", lambda req: "before")
-        async with Requester(name="client", discovery=disc, timeout=5) as req:
-            await req.wait_connected(1, timeout=5)
+        async with Requester(name="client", discovery=disc, timeout=5_000 * MS) as req:
+            await req.wait_connected(1, timeout=5_000 * MS)
             redis_server.stop()
             redis_server.start()
             # A responder started after the restart must be found, and the
             # one linked before must stay linked.
             async with Responder(name="after", discovery=disc) as after:
                 after.on("who", lambda req: "after")
-                await req.wait_connected(2, timeout=5)
+                await req.wait_connected(2, timeout=5_000 * MS)
                 answers = {await req.send({"type": "who"}) for _ in range(6)}
                 assert answers == {"before", "after"}
                 # Still hearing hellos: nobody is dropped for silence.
