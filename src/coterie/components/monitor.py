@@ -14,13 +14,16 @@ status interval. The monitor keeps:
   closes.
 
 :meth:`Monitor.snapshot` returns an immutable view; :meth:`Monitor.on_change`
-registers callbacks run on every change; :meth:`Monitor.wait_until` waits for
-a condition on the snapshot (handy in tests and tools).
+registers callbacks run on every change (:meth:`Monitor.off_change` removes
+one); :meth:`Monitor.wait_until` waits for a condition on the snapshot (handy
+in tests and tools). :meth:`MonitorSnapshot.rows` is the monitor's table as
+plain text, shared by the terminal view and the web page.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +33,15 @@ from coterie.components.base import ListeningComponent
 from coterie.protocol.nodes import Node
 from coterie.transport.link import Link
 
-__all__ = ["ROLE_NAMES", "ChangeHandler", "Monitor", "MonitorSnapshot", "NodeInfo"]
+__all__ = [
+    "ROLE_NAMES",
+    "ROLE_ORDER",
+    "TABLE_COLUMNS",
+    "ChangeHandler",
+    "Monitor",
+    "MonitorSnapshot",
+    "NodeInfo",
+]
 
 log = logging.getLogger("coterie.monitor")
 
@@ -42,6 +53,12 @@ ROLE_NAMES = {
     "sub-emitter": "subscriber",
     "sockend": "sockend",
 }
+
+#: Display order of roles in the monitor's table; other roles come last.
+ROLE_ORDER = ("responder", "requester", "publisher", "subscriber", "monitor")
+
+#: Columns of the monitor's table (:meth:`MonitorSnapshot.rows`).
+TABLE_COLUMNS = ("Name", "Role", "Id", "Address", "Port", "Key", "Namespace", "Linked to")
 
 #: ``callback(kind, node_id)``; kind is ``added``, ``updated``, ``removed`` or ``status``.
 ChangeHandler = Callable[[str, str], None]
@@ -116,6 +133,39 @@ class MonitorSnapshot:
         info = self.nodes.get(node_id)
         return info.name if info is not None else node_id[:8]
 
+    def sorted_nodes(self) -> list[NodeInfo]:
+        """Nodes in table order: by role (:data:`ROLE_ORDER`, others last), name, id."""
+
+        def key(node: NodeInfo) -> tuple[int, str, str]:
+            rank = ROLE_ORDER.index(node.role) if node.role in ROLE_ORDER else len(ROLE_ORDER)
+            return rank, node.name, node.id
+
+        return sorted(self.nodes.values(), key=key)
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The monitor's table: one row of :data:`TABLE_COLUMNS` per node, as text.
+
+        Rows follow :meth:`sorted_nodes`. "Linked to" names each target with
+        its short id; it is ``-`` before a node's first status report (and
+        for roles that send none) and ``(none)`` when it reported no link.
+        """
+        rows: list[tuple[str, ...]] = []
+        for node in self.sorted_nodes():
+            linked = ", ".join(f"{self.name_of(t)} ({t[:8]})" for t in node.connections)
+            rows.append(
+                (
+                    node.name,
+                    node.role,
+                    node.id[:8],
+                    node.address,
+                    str(node.port) if node.port is not None else "-",
+                    node.key or "",
+                    node.namespace or "",
+                    linked or ("-" if node.id not in self.connections else "(none)"),
+                )
+            )
+        return rows
+
 
 class Monitor(ListeningComponent):
     """Watches the mesh: nodes from discovery, links from status reports.
@@ -165,6 +215,11 @@ class Monitor(ListeningComponent):
             raise TypeError("callback is not callable")
         self._callbacks.append(callback)
         return callback
+
+    def off_change(self, callback: ChangeHandler) -> None:
+        """Stop calling ``callback``; a callback never registered is ignored."""
+        with contextlib.suppress(ValueError):
+            self._callbacks.remove(callback)
 
     def snapshot(self) -> MonitorSnapshot:
         """An immutable view of the nodes and their reported links."""

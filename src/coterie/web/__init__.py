@@ -1,0 +1,13 @@
+"""The web monitor: the mesh as a live graph and table in a browser.
+
+:class:`MonitorServer` serves one :class:`~coterie.Monitor` over HTTP
+(aiohttp, the ``http`` extra); ``coterie monitor --web`` is its command line.
+See :mod:`coterie.web.server` for its design and ``docs/monitor.md`` for the
+page.
+"""
+
+from __future__ import annotations
+
+from coterie.web.server import MonitorServer, view
+
+__all__ = ["MonitorServer", "view"]
