@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the tests and demo use: nginx, redis-server,
-# iproute2 (network namespaces) and Node.js with npm (the cote reference).
+# iproute2 (network namespaces), Node.js with npm (the cote reference) and
+# chromium (the browser tests run it headless).
 # Only missing ones are installed, with apt-get, and only when we are root.
 set -euo pipefail
 need=()
@@ -10,6 +11,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
