@@ -70,7 +70,9 @@ async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
             assert len(answered) == 1000
             assert set(answered.values()) == {1}  # each caller got exactly one answer
             assert in_flight_on_victim > 0, "the kill must hit requests in flight"
-            assert req.router.retried >= in_flight_on_victim
+            # Replies the victim sent before it died still count; the rest of
+            # what it held went to the others.
+            assert 0 < req.router.retried <= in_flight_on_victim
             assert by["worker-1"] > 0 and by["worker-2"] > 0
     finally:
         for child in children:
