@@ -36,6 +36,7 @@ PUBLIC = [
     "Responder",
     "Settings",
     "Subscriber",
+    "TLSFiles",
     "TimeBalancedRequester",
     "__version__",
 ]
@@ -77,6 +78,7 @@ PUBLIC_MODULES = {
     "coterie",
     "coterie.errors",
     "coterie.settings",
+    "coterie.tls",
     "coterie.gateways.sockend",
     "coterie.gateways.nginx",
     "coterie.gateways.announce",

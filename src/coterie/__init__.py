@@ -41,6 +41,7 @@ from coterie.errors import (
 )
 from coterie.protocol.nodes import Node
 from coterie.settings import Settings
+from coterie.tls import TLSFiles
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -66,6 +67,7 @@ __all__ = [
     "Responder",
     "Settings",
     "Subscriber",
+    "TLSFiles",
     "TimeBalancedRequester",
     "__version__",
 ]

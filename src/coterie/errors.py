@@ -10,7 +10,7 @@ working. The whole hierarchy, as websockets draws its own::
     ├── FrameTooLargeError (ValueError)  an outgoing message exceeds max_frame_size
     ├── RequestTimeoutError (TimeoutError)  no answer within the request's bound
     ├── LinkLostError (ConnectionError)  retry=False and the link was lost mid-flight
-    ├── AuthError (ConnectionError)      a peer failed the link handshake
+    ├── AuthError (ConnectionError)      a peer failed TLS verification
     ├── QueueFullError (RuntimeError)    too many requests already wait
     ├── NotRunningError (RuntimeError)   the component is not started, or closing
     ├── NginxError (RuntimeError)        nginx refused a configuration or failed
@@ -66,7 +66,7 @@ class LinkLostError(CoterieError, ConnectionError):
 
 
 class AuthError(CoterieError, ConnectionError):
-    """The peer failed the link handshake."""
+    """The peer failed TLS verification (wrong CA, or not the service it announced)."""
 
 
 class QueueFullError(CoterieError, RuntimeError):

@@ -25,7 +25,10 @@ The variables:
 | ``COTE_USE_HOST_NAMES``, ``COTE_IGNORE_PROCESS`` | node-discover switches |
 | ``COTE_LOG``, ``COTE_HELLO_LOGS_ENABLED``, ``COTE_STATUS_LOGS_ENABLED`` | log lines |
 | ``DISCOVERY_HOSTNAME`` | the host name announced |
-| ``COTERIE_LINK_SECRET`` | link secret (see :mod:`coterie.protocol.handshake`) |
+| ``COTERIE_ADVERTISE_ADDRESS`` | the address peers connect to, in every hello |
+| ``COTERIE_DISCOVERY_SEEDS``, ``COTERIE_DISCOVERY_SEED_INTERVAL`` | DNS or static seeds (comma-separated), re-resolved every interval (ms) |
+| ``COTERIE_LINK_SECRET`` | a shared secret as the root of mutual TLS |
+| ``COTERIE_TLS_CA`` / ``_CERT`` / ``_KEY`` | mutual TLS from PEM files |
 | ``NGINX`` | the nginx binary for :mod:`coterie.gateways.nginx` |
 """
 
@@ -35,6 +38,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from coterie.tls import TLSFiles
 
 __all__ = ["Settings"]
 
@@ -82,19 +87,25 @@ class Settings:
     Attributes:
         environment: ``COTE_ENV`` ("" when unset).
         link_secret: ``COTERIE_LINK_SECRET``, or ``None``.
+        tls_ca: ``COTERIE_TLS_CA``, or ``None``.
+        tls_cert: ``COTERIE_TLS_CERT``, or ``None``.
+        tls_key: ``COTERIE_TLS_KEY``, or ``None``.
         request_timeout: ``COTE_REQUEST_TIMEOUT`` in seconds, or ``None``.
         status_interval: ``COTE_STATUS_INTERVAL`` in seconds, or ``None``.
         discovery: Discovery fields the environment sets, by
             :class:`~coterie.discovery.options.DiscoveryOptions` field name
             (``redis`` as ``{"host", "port", "url"}``).
         scope_chosen: Whether the environment picks a discovery scope
-            (broadcast, multicast or Redis), for tools that default to host
+            (broadcast, multicast, seeds or Redis), for tools that default to host
             scope otherwise.
         nginx: ``NGINX``, the nginx binary to run, or ``None``.
     """
 
     environment: str = ""
     link_secret: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
     request_timeout: float | None = None
     status_interval: float | None = None
     discovery: Mapping[str, Any] = field(default_factory=dict)
@@ -137,9 +148,20 @@ class Settings:
             discovery["use_host_names"] = True
         if env.get("DISCOVERY_HOSTNAME"):
             discovery["hostname"] = env["DISCOVERY_HOSTNAME"]
+        if env.get("COTERIE_ADVERTISE_ADDRESS", "").strip():
+            discovery["advertise_address"] = env["COTERIE_ADVERTISE_ADDRESS"].strip()
+        if env.get("COTERIE_DISCOVERY_SEEDS", "").strip():
+            discovery["seeds"] = env["COTERIE_DISCOVERY_SEEDS"]
+        if "COTERIE_DISCOVERY_SEED_INTERVAL" in env:
+            discovery["seed_interval"] = _ms(
+                "COTERIE_DISCOVERY_SEED_INTERVAL", env["COTERIE_DISCOVERY_SEED_INTERVAL"]
+            )
         return cls(
             environment=env.get("COTE_ENV", ""),
             link_secret=env.get("COTERIE_LINK_SECRET") or None,
+            tls_ca=env.get("COTERIE_TLS_CA") or None,
+            tls_cert=env.get("COTERIE_TLS_CERT") or None,
+            tls_key=env.get("COTERIE_TLS_KEY") or None,
             request_timeout=_positive_seconds(
                 "COTE_REQUEST_TIMEOUT", env.get("COTE_REQUEST_TIMEOUT")
             ),
@@ -148,6 +170,21 @@ class Settings:
             ),
             discovery=discovery,
             scope_chosen=bool(redis)
-            or bool(env.get("COTE_BROADCAST_ADDRESS") or env.get("COTE_MULTICAST_ADDRESS")),
+            or bool(env.get("COTE_BROADCAST_ADDRESS") or env.get("COTE_MULTICAST_ADDRESS"))
+            or "seeds" in discovery,
             nginx=env.get("NGINX") or None,
         )
+
+    def tls_files(self) -> TLSFiles | None:
+        """The ``COTERIE_TLS_*`` files, or ``None`` when none is set.
+
+        Raises:
+            ValueError: When only some of the three are set.
+        """
+        given = (self.tls_ca, self.tls_cert, self.tls_key)
+        if not any(given):
+            return None
+        if not all(given):
+            raise ValueError("COTERIE_TLS_CA, COTERIE_TLS_CERT and COTERIE_TLS_KEY go together")
+        assert self.tls_ca and self.tls_cert and self.tls_key
+        return TLSFiles(self.tls_ca, self.tls_cert, self.tls_key)

@@ -29,7 +29,7 @@ from coterie._version import __version__
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under ``coterie.cli``, in help order.
-COMMANDS: tuple[str, ...] = ("announce", "nginx", "monitor")
+COMMANDS: tuple[str, ...] = ("announce", "nginx", "monitor", "certs")
 
 
 class _SubcommandParser(argparse.ArgumentParser):

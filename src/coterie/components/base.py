@@ -10,19 +10,28 @@ Everything else is the role's business.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from coterie import metrics as _metrics
+from coterie import tracing as _tracing
+from coterie._observe import RequestHooks, combine
 from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
 from coterie.discovery.service import Discovery, NodeListener, TransportFactory
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE
-from coterie.protocol.handshake import AUTH_SCHEME
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import build_advertisement, pairs
 from coterie.settings import Settings
+from coterie.tls import ADVERTISED as TLS_ADVERTISED
+from coterie.tls import TLS, TLSFiles
 from coterie.transport.link import Link, serve
 from coterie.transport.network import DEFAULT_NETWORK, Listener, Network
+
+if TYPE_CHECKING:
+    from coterie.metrics import ComponentMetrics, Metrics
+    from coterie.tracing import ComponentTracing, Tracing
 
 __all__ = ["Component", "ListeningComponent"]
 
@@ -41,10 +50,21 @@ class Component:
         advertisement: Extra advertisement fields.
         max_frame_size: Largest frame accepted or sent, in bytes.
         transport_factory: Builds the discovery transport (pluggable).
-        secret: Link secret. When set (or ``COTERIE_LINK_SECRET`` is), every
-            TCP link must pass a mutual HMAC handshake
-            (:mod:`coterie.protocol.handshake`), and the component pairs only with
-            peers that advertise it. Node cote peers cannot take part.
+        metrics: Prometheus metrics (:mod:`coterie.metrics`): ``True`` for the
+            process-wide :func:`coterie.metrics.default`, or a
+            :class:`coterie.metrics.Metrics`. Off by default.
+        tracing: OpenTelemetry tracing across services (:mod:`coterie.tracing`):
+            ``True`` for the global tracer provider, or a
+            :class:`coterie.tracing.Tracing`. Off by default.
+        tls: Mutual TLS on every link (:mod:`coterie.tls`): an
+            ``ssl.SSLContext``, or :class:`~coterie.TLSFiles` paths to the CA
+            and this service's certificate and key (default: the
+            ``COTERIE_TLS_CA`` / ``_CERT`` / ``_KEY`` variables). The component
+            then pairs only with peers that run TLS too; Node cote cannot.
+        secret: A shared secret as the root of mutual TLS
+            (:meth:`coterie.tls.TLS.from_secret`; ``COTERIE_LINK_SECRET``):
+            every component that knows it gets a certificate from the same
+            derived CA. Not with ``tls``.
         environ: The environment to read settings from (see
             :mod:`coterie.settings`); ``os.environ`` by default.
         network: Where links and discovery move their bytes; real sockets by
@@ -53,6 +73,8 @@ class Component:
 
     role: ClassVar[str] = ""
     opposite: ClassVar[str] = ""
+    #: Whether it accepts links (the TLS server side) or opens them.
+    _listens: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -65,6 +87,9 @@ class Component:
         advertisement: dict[str, Any] | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         transport_factory: TransportFactory | None = None,
+        metrics: Metrics | bool | None = None,
+        tracing: Tracing | bool | None = None,
+        tls: ssl.SSLContext | TLSFiles | None = None,
         secret: str | None = None,
         environ: Mapping[str, str] | None = None,
         network: Network | None = None,
@@ -72,11 +97,15 @@ class Component:
         self.network: Network = network or DEFAULT_NETWORK
         self._environ = environ
         self.env = Settings.from_environ(environ)
-        if secret is None:
-            secret = self.env.link_secret
-        self.secret = secret
-        if secret is not None:
-            advertisement = {**(advertisement or {}), "auth": AUTH_SCHEME}
+        if tls is None and secret is None:
+            tls, secret = self.env.tls_files(), self.env.link_secret
+        if tls is not None and secret is not None:
+            raise ValueError("give tls= or secret=, not both")
+        #: What this component was configured with, for components it starts.
+        self.tls_config: tuple[ssl.SSLContext | TLSFiles | None, str | None] = (tls, secret)
+        if tls is not None or secret is not None:
+            field, value = TLS_ADVERTISED
+            advertisement = {**(advertisement or {}), field: value}
         self.advertisement = build_advertisement(
             self.role,
             name=name,
@@ -86,6 +115,17 @@ class Component:
             extra=advertisement,
         )
         self.name: str = self.advertisement["name"]
+        observed = _metrics.resolve(metrics)
+        #: Metrics hooks (:mod:`coterie.metrics`), ``None`` when off.
+        self._metrics: ComponentMetrics | None = (
+            None if observed is None else observed.observe(self)
+        )
+        traced = _tracing.resolve(tracing)
+        self._tracing: ComponentTracing | None = None if traced is None else traced.observe(self)
+        #: The request path's one hook object (:mod:`coterie._observe`), ``None`` when off.
+        self._hooks: RequestHooks | None = combine(self._metrics, self._tracing)
+        #: The TLS its links use, or ``None`` for plaintext (cote's links).
+        self.tls: TLS | None = _resolve_tls(tls, secret, self.name, server=self._listens)
         self.namespace = namespace
         self.max_frame_size = max_frame_size
         self._options = discovery or DiscoveryOptions()
@@ -116,6 +156,8 @@ class Component:
             await self._unbind()
             raise
         self._started = True
+        if self._metrics is not None:
+            self._metrics.attach()
         return self
 
     async def close(self) -> None:
@@ -130,6 +172,8 @@ class Component:
                 await self.discovery.close()
             await self._unbind()
             self._started = False
+            if self._metrics is not None:
+                self._metrics.detach()
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -211,6 +255,20 @@ class Component:
                 log.exception("node listener of %r failed on %s", self, event)
 
 
+def _resolve_tls(
+    tls: ssl.SSLContext | TLSFiles | None, secret: str | None, name: str, *, server: bool
+) -> TLS | None:
+    if isinstance(tls, ssl.SSLContext):
+        return TLS.from_context(tls)
+    if isinstance(tls, TLSFiles):
+        return TLS.from_files(ca=tls.ca, cert=tls.cert, key=tls.key, server=server)
+    if tls is not None:
+        raise TypeError(f"tls must be an ssl.SSLContext or TLSFiles, got {type(tls).__name__}")
+    if secret is not None:
+        return TLS.from_secret(secret, name, server=server)
+    return None
+
+
 class ListeningComponent(Component):
     """A component that listens on TCP: Responder, Publisher, Monitor.
 
@@ -223,6 +281,8 @@ class ListeningComponent(Component):
         port: TCP port; 0 picks a free one.
         **kwargs: See :class:`Component`.
     """
+
+    _listens = True
 
     def __init__(
         self, name: str | None = None, *, host: str = "0.0.0.0", port: int = 0, **kwargs: Any
@@ -250,7 +310,7 @@ class ListeningComponent(Component):
             self._on_link_closed,
             self._on_link_open,
             max_frame_size=self.max_frame_size,
-            secret=self.secret,
+            tls=self.tls,
             network=self.network,
         )
         self.port = self._server.port
@@ -270,6 +330,10 @@ class ListeningComponent(Component):
 
     def _on_link_open(self, link: Link) -> None:
         self._links.add(link)
+        if self._metrics is not None:
+            self._metrics.link_opened(link)
 
     def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
         self._links.discard(link)
+        if self._metrics is not None:
+            self._metrics.link_closed(link)

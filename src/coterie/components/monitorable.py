@@ -91,7 +91,7 @@ class Monitorable(Component):
                 forget=self.discovery.forget if self.discovery is not None else None,
                 max_frame_size=self.max_frame_size,
                 label="monitor",
-                secret=self.secret,
+                tls=self.tls,
                 network=self.network,
             )
             self._monitors.use_host_names = bool(

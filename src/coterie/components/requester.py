@@ -123,7 +123,8 @@ class Requester(Monitorable):
             on_down=self._link_down,
             max_frame_size=self.max_frame_size,
             label="responder",
-            secret=self.secret,
+            metrics=self._metrics,
+            tls=self.tls,
             network=self.network,
         )
         self._ids = 0
@@ -191,16 +192,24 @@ class Requester(Monitorable):
                 timeout = self.timeout
         self._ids += 1
         request_id = f"{self._id_prefix}:{self._ids}"
-        frame = encode_request(request, request_id)
-        if len(frame) > self.max_frame_size:
-            raise FrameTooLargeError(
-                f"request of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
+        hooks = self._hooks  # metrics and tracing; None when off
+        if hooks is not None:
+            request = hooks.request_begin(request, request_id)
+        try:
+            frame = encode_request(request, request_id)
+            if len(frame) > self.max_frame_size:
+                raise FrameTooLargeError(
+                    f"request of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
+                )
+            loop = self._loop or asyncio.get_running_loop()
+            pending = Request(
+                request_id, frame, request["type"], subset=subset, retry=retry, timeout=timeout
             )
-        loop = self._loop or asyncio.get_running_loop()
-        pending = Request(
-            request_id, frame, request["type"], subset=subset, retry=retry, timeout=timeout
-        )
-        outcomes = self._router.submit(pending, loop.time())
+            outcomes = self._router.submit(pending, loop.time())
+        except BaseException as exc:
+            if hooks is not None:
+                hooks.request_end(request_id, exc)
+            raise
         future: asyncio.Future[Any] = loop.create_future()
         self._futures[request_id] = future
         self._apply(outcomes)
@@ -210,6 +219,8 @@ class Requester(Monitorable):
         except asyncio.CancelledError:
             self._futures.pop(request_id, None)
             self._apply(self._router.cancel(request_id))
+            if hooks is not None:
+                hooks.request_end(request_id, asyncio.CancelledError())
             raise
 
     def _status_nodes(self) -> list[str]:
@@ -219,6 +230,7 @@ class Requester(Monitorable):
     # -- the router's outcomes and timer -------------------------------------------
 
     def _apply(self, outcomes: list[Outcome]) -> None:
+        hooks = self._hooks
         for outcome in outcomes:
             if type(outcome) is Send:
                 peer = self._links.peers.get(outcome.peer)
@@ -228,10 +240,14 @@ class Requester(Monitorable):
                 future = self._futures.pop(outcome.request.id, None)
                 if future is not None and not future.done():
                     future.set_result(outcome.value)
+                if hooks is not None:
+                    hooks.request_end(outcome.request.id, None)
             elif type(outcome) is Fail:
                 future = self._futures.pop(outcome.request.id, None)
                 if future is not None and not future.done():
                     future.set_exception(outcome.error)
+                if hooks is not None:
+                    hooks.request_end(outcome.request.id, outcome.error)
             elif type(outcome) is Drained:
                 drained = self._links.peers.get(outcome.peer)
                 if drained is not None and drained.removed and drained.link is not None:

@@ -111,9 +111,10 @@ class Subscriber(Monitorable):
         self._publishers = Peers(
             on_frame=self._on_frame,
             max_frame_size=self.max_frame_size,
-            secret=self.secret,
+            tls=self.tls,
             network=self.network,
             label="publisher",
+            metrics=self._metrics,
         )
         #: Events accepted (matched ``subscribesTo``), whether handled or not.
         self.received = 0
@@ -226,6 +227,8 @@ class Subscriber(Monitorable):
             return
         self.received += 1
         event = topic[len(self._event_prefix) :]
+        if self._metrics is not None:
+            self._metrics.received(event)
         data = args[1] if len(args) > 1 else None
         for handler in self._handlers.get(event, ()):
             self._call(handler, event, (data,))

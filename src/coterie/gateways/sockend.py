@@ -404,8 +404,7 @@ class Sockend(Component):
             "transport_factory": self._transport_factory,
             "network": self.network,
         }
-        if self.secret is not None:
-            kwargs["secret"] = self.secret
+        kwargs["tls"], kwargs["secret"] = self.tls_config
         return kwargs
 
     def _start_requester(self, space: _Space) -> None:

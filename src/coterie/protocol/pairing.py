@@ -60,13 +60,13 @@ def build_advertisement(
 
 
 def same_link_security(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
-    """Both run the link handshake, or neither does.
+    """Both run mutual TLS on their links, or neither does.
 
-    A component with a link secret advertises ``auth``; it pairs only with
-    peers that do too, and one without skips peers that demand it (they would
-    refuse it). Node cote never advertises ``auth``.
+    A component with TLS advertises ``tls``; it pairs only with peers that do
+    too, and one without skips peers that demand it (they would refuse it).
+    Node cote never advertises ``tls``.
     """
-    return mine.get("auth") == theirs.get("auth")
+    return mine.get("tls") == theirs.get("tls")
 
 
 def pairs(mine: Mapping[str, Any], theirs: Mapping[str, Any], opposite: str) -> bool:

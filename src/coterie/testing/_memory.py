@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from ssl import SSLContext
 from typing import TYPE_CHECKING, Any
 
 from coterie.transport.network import Listener, ProtocolFactory
@@ -145,6 +146,14 @@ class _HubMember:
         self._receive = None
 
 
+def _no_tls(context: SSLContext | None) -> None:
+    if context is not None:
+        raise NotImplementedError(
+            "coterie.testing's in-process network runs no TLS: leave tls= and secret= unset "
+            "in tests that use it (TLS is tested over real sockets)"
+        )
+
+
 class MemoryNetwork:
     """A network that lives in one event loop: no sockets, no discovery delay.
 
@@ -159,12 +168,21 @@ class MemoryNetwork:
         #: Connections opened so far.
         self.connections = 0
 
-    async def create_server(self, factory: ProtocolFactory, host: str, port: int) -> Listener:
+    async def create_server(
+        self,
+        factory: ProtocolFactory,
+        host: str,
+        port: int,
+        *,
+        ssl: SSLContext | None = None,
+    ) -> Listener:
         """Listen on ``port`` (0: the next free one); ``host`` is ignored.
 
         Raises:
             OSError: When the port is taken.
+            NotImplementedError: With ``ssl``: in-process links run no TLS.
         """
+        _no_tls(ssl)
         if port == 0:
             port = next(self._ports)
             while port in self._listeners:
@@ -176,13 +194,21 @@ class MemoryNetwork:
         return listener
 
     async def create_connection(
-        self, factory: ProtocolFactory, host: str, port: int
+        self,
+        factory: ProtocolFactory,
+        host: str,
+        port: int,
+        *,
+        ssl: SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> asyncio.Protocol:
         """Connect to the listener on ``port``.
 
         Raises:
             ConnectionRefusedError: When nothing listens there.
+            NotImplementedError: With ``ssl``: in-process links run no TLS.
         """
+        _no_tls(ssl)
         listener = self._listeners.get(port)
         if listener is None:
             raise ConnectionRefusedError(f"nothing listens on in-memory port {port}")

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any, cast
 
-from coterie.errors import ProtocolError
+from coterie.errors import AuthError, ProtocolError
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, DroppedFrame, FrameDecoder
-from coterie.protocol.handshake import NONCE_SIZE, AuthError, ClientHandshake, ServerHandshake
+from coterie.tls import TLS, service_dns_name
 from coterie.transport.network import DEFAULT_NETWORK, Listener, Network
 
 __all__ = ["FrameHandler", "Link", "LinkClosedHandler", "connect", "serve"]
@@ -75,15 +75,8 @@ class Link(asyncio.Protocol):
         *,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         on_open: Callable[[Link], None] | None = None,
-        handshake: ServerHandshake | ClientHandshake | None = None,
-        handshake_timeout: float = 5.0,
     ) -> None:
         self._on_open = on_open
-        self._handshake = handshake
-        self._handshake_timeout = handshake_timeout
-        self._handshake_timer: asyncio.TimerHandle | None = None
-        #: Resolves once the link carries frames (after the handshake, if any).
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._on_frame = on_frame
         self._on_closed = on_closed
         self._decoder = FrameDecoder(max_frame_size)
@@ -107,52 +100,8 @@ class Link(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         _tune(transport.get_extra_info("socket"))
-        handshake = self._handshake
-        if handshake is None:
-            self._opened()
-            return
-        self._handshake_timer = self._loop.call_later(
-            self._handshake_timeout, self._fail_handshake, AuthError("handshake timed out")
-        )
-        if isinstance(handshake, ServerHandshake):
-            self.transport.write(handshake.challenge())
-
-    def _opened(self) -> None:
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-            self._handshake_timer = None
-        if not self.ready.done():
-            self.ready.set_result(None)
         if self._on_open is not None:
             self._on_open(self)
-
-    def _fail_handshake(self, exc: AuthError) -> None:
-        log.warning("link handshake with %s failed: %s", self.peer, exc)
-        if not self.ready.done():
-            self.ready.set_exception(exc)
-            self.ready.exception()  # retrieved: a listening side has no waiter
-        self.abort()
-
-    def _authenticate(self, frames: list[list[Any] | DroppedFrame]) -> int:
-        """Feed handshake frames; returns how many frames it consumed."""
-        handshake = self._handshake
-        assert handshake is not None and self.transport is not None
-        for index, frame in enumerate(frames):
-            if type(frame) is DroppedFrame:
-                self._fail_handshake(AuthError(f"bad handshake frame: {frame.reason}"))
-                return len(frames)
-            try:
-                answer = handshake.receive(frame)  # type: ignore[arg-type]
-            except AuthError as exc:
-                self._fail_handshake(exc)
-                return len(frames)
-            if answer is not None:
-                self.transport.write(answer)
-            if handshake.done:
-                self._handshake = None
-                self._opened()
-                return index + 1
-        return len(frames)
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
         try:
@@ -161,11 +110,6 @@ class Link(asyncio.Protocol):
             log.debug("closing link to %s: %s", self.peer, exc)
             self.abort()
             return
-        if self._handshake is not None:
-            consumed = self._authenticate(frames)
-            frames = frames[consumed:]
-            if self.closed or self._handshake is not None:
-                return
         on_frame = self._on_frame
         # Cork: replies written while handling this chunk leave in one send.
         self._corked = True
@@ -191,11 +135,6 @@ class Link(asyncio.Protocol):
             return
         self.closed = True
         self._out.clear()
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-        if not self.ready.done():
-            self.ready.set_exception(exc or ConnectionResetError("link closed during handshake"))
-            self.ready.exception()  # retrieved: nobody may be waiting
         try:
             self._on_closed(self, exc)
         except Exception:
@@ -253,29 +192,44 @@ async def connect(
     *,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     timeout: float = 5.0,
-    secret: str | None = None,
+    tls: TLS | None = None,
+    server_name: str | None = None,
     network: Network = DEFAULT_NETWORK,
 ) -> Link:
-    """Open a link to ``host:port``, authenticated when a ``secret`` is given.
+    """Open a link to ``host:port``, over mutual TLS when ``tls`` is given.
+
+    Args:
+        host: Address or host name to connect to.
+        port: TCP port.
+        on_frame: Called with ``(link, args)`` per frame.
+        on_closed: Called once when the link ends.
+        max_frame_size: Larger incoming frames are dropped.
+        timeout: Seconds for the connection and the TLS handshake together.
+        tls: The connecting side's TLS (:mod:`coterie.tls`).
+        server_name: The service the peer announced: its certificate must
+            carry :func:`coterie.tls.service_dns_name` of it.
+        network: Where to connect (:mod:`coterie.transport.network`).
 
     Raises:
         OSError: When the connection fails.
-        AuthError: When the peer fails the handshake.
+        AuthError: When the peer fails TLS verification.
         TimeoutError: When it takes longer than ``timeout`` seconds.
     """
-    async with asyncio.timeout(timeout):
-        link = await network.create_connection(
-            lambda: Link(
-                on_frame,
-                on_closed,
-                max_frame_size=max_frame_size,
-                handshake=ClientHandshake(secret, os.urandom(NONCE_SIZE)) if secret else None,
-            ),
-            host,
-            port,
-        )
-        assert isinstance(link, Link)
-        await link.ready
+    hostname = None
+    if tls is not None and tls.checks_names:
+        hostname = service_dns_name(server_name or "")
+    try:
+        async with asyncio.timeout(timeout):
+            link = await network.create_connection(
+                lambda: Link(on_frame, on_closed, max_frame_size=max_frame_size),
+                host,
+                port,
+                ssl=tls.context if tls is not None else None,
+                server_hostname=hostname,
+            )
+    except ssl.SSLError as exc:
+        raise AuthError(f"TLS with {host}:{port} failed: {exc}") from exc
+    assert isinstance(link, Link)
     return link
 
 
@@ -287,22 +241,17 @@ async def serve(
     on_open: Callable[[Link], None] | None = None,
     *,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    secret: str | None = None,
+    tls: TLS | None = None,
     network: Network = DEFAULT_NETWORK,
 ) -> Listener:
     """Listen on ``host:port`` (0 for any free port) and accept links.
 
-    With a ``secret``, each link must pass the handshake of
-    :mod:`coterie.protocol.handshake` before ``on_open`` is called and frames flow.
+    With ``tls``, each connection must complete mutual TLS (a client
+    certificate that chains to the CA) before ``on_open`` is called.
     """
     return await network.create_server(
-        lambda: Link(
-            on_frame,
-            on_closed,
-            max_frame_size=max_frame_size,
-            on_open=on_open,
-            handshake=ServerHandshake(secret, os.urandom(NONCE_SIZE)) if secret else None,
-        ),
+        lambda: Link(on_frame, on_closed, max_frame_size=max_frame_size, on_open=on_open),
         host,
         port,
+        ssl=tls.context if tls is not None else None,
     )

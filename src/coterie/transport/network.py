@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["Listener", "Network", "ProtocolFactory", "TcpNetwork"]
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
+
+#: Seconds a TLS handshake may take before the connection is dropped.
+TLS_HANDSHAKE_TIMEOUT = 5.0
 
 
 class Listener(Protocol):
@@ -48,13 +52,33 @@ class Listener(Protocol):
 class Network(Protocol):
     """What components need from a network."""
 
-    async def create_server(self, factory: ProtocolFactory, host: str, port: int) -> Listener:
-        """Listen on ``host:port`` (0: any free port); one protocol per connection."""
+    async def create_server(
+        self,
+        factory: ProtocolFactory,
+        host: str,
+        port: int,
+        *,
+        ssl: SSLContext | None = None,
+    ) -> Listener:
+        """Listen on ``host:port`` (0: any free port); one protocol per connection.
+
+        With ``ssl``, a connection reaches its protocol only after the TLS
+        handshake.
+        """
 
     async def create_connection(
-        self, factory: ProtocolFactory, host: str, port: int
+        self,
+        factory: ProtocolFactory,
+        host: str,
+        port: int,
+        *,
+        ssl: SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> asyncio.Protocol:
         """Connect to ``host:port``; returns the connected protocol.
+
+        With ``ssl``, after the TLS handshake; ``server_hostname`` is the
+        name the peer's certificate must carry.
 
         Raises:
             ConnectionRefusedError: When nothing listens there.
@@ -85,18 +109,45 @@ class _TcpListener:
 class TcpNetwork:
     """Real sockets: TCP links, and UDP or Redis discovery as the settings say."""
 
-    async def create_server(self, factory: ProtocolFactory, host: str, port: int) -> Listener:
+    async def create_server(
+        self,
+        factory: ProtocolFactory,
+        host: str,
+        port: int,
+        *,
+        ssl: SSLContext | None = None,
+    ) -> Listener:
         """Listen with ``loop.create_server`` (``SO_REUSEADDR`` on)."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(factory, host, port, reuse_address=True)
+        server = await loop.create_server(
+            factory,
+            host,
+            port,
+            reuse_address=True,
+            ssl=ssl,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if ssl is not None else None,
+        )
         return _TcpListener(server)
 
     async def create_connection(
-        self, factory: ProtocolFactory, host: str, port: int
+        self,
+        factory: ProtocolFactory,
+        host: str,
+        port: int,
+        *,
+        ssl: SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> asyncio.Protocol:
         """Connect with ``loop.create_connection``."""
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(factory, host, port)
+        _, protocol = await loop.create_connection(
+            factory,
+            host,
+            port,
+            ssl=ssl,
+            server_hostname=server_hostname if ssl is not None else None,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if ssl is not None else None,
+        )
         return protocol
 
     def discovery_transport(self, settings: DiscoverySettings) -> DiscoveryTransport:

@@ -24,12 +24,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from coterie.errors import AuthError
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE
-from coterie.protocol.handshake import AuthError
 from coterie.protocol.nodes import Node
+from coterie.tls import TLS
 from coterie.transport.link import FrameHandler, Link, connect
 from coterie.transport.network import DEFAULT_NETWORK, Network
+
+if TYPE_CHECKING:
+    from coterie.metrics import ComponentMetrics
 
 __all__ = ["Peer", "Peers"]
 
@@ -45,15 +50,17 @@ class Peer:
         node: The node as last announced.
         link: The live link, or ``None`` while (re)connecting.
         removed: The node left; no more reconnects.
+        linked: How many times a link to it came up (more than 1: reconnects).
     """
 
-    __slots__ = ("connector", "link", "node", "removed")
+    __slots__ = ("connector", "link", "linked", "node", "removed")
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.link: Link | None = None
         self.connector: asyncio.Task[None] | None = None
         self.removed = False
+        self.linked = 0
 
     @property
     def id(self) -> str:
@@ -77,8 +84,10 @@ class Peers:
             process is gone), typically ``Discovery.forget``.
         max_frame_size: Largest frame accepted on these links.
         label: What the peers are, for log lines (``"publisher"``, ...).
-        secret: Link secret for the handshake of :mod:`coterie.protocol.handshake`.
+        tls: The connecting side's mutual TLS (:mod:`coterie.tls`); each
+            peer's certificate must carry the name it announces.
         network: Where links are opened (:mod:`coterie.transport.network`).
+        metrics: Told of links going up and down (:mod:`coterie.metrics`).
     """
 
     def __init__(
@@ -90,10 +99,12 @@ class Peers:
         forget: Callable[[str], None] | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         label: str = "peer",
-        secret: str | None = None,
+        tls: TLS | None = None,
         network: Network = DEFAULT_NETWORK,
+        metrics: ComponentMetrics | None = None,
     ) -> None:
-        self.secret = secret
+        self.metrics = metrics
+        self.tls = tls
         self.network = network
         self._on_frame = on_frame
         self._on_up = on_up
@@ -207,12 +218,13 @@ class Peers:
                     self._on_frame,
                     self._on_link_closed,
                     max_frame_size=self.max_frame_size,
-                    secret=self.secret,
+                    tls=self.tls,
+                    server_name=str(node.advertisement.get("name", "")),
                     network=self.network,
                 )
             except AuthError as exc:
                 log.warning(
-                    "%s %s at %s:%s failed the link handshake: %s",
+                    "%s %s at %s:%s failed TLS verification: %s",
                     self.label,
                     node.advertisement.get("name"),
                     host,
@@ -236,7 +248,10 @@ class Peers:
                 link.close()
                 return
             peer.link = link
+            peer.linked += 1
             link.context = peer
+            if self.metrics is not None:
+                self.metrics.peer_linked(peer, peer.linked)
             log.debug("linked to %s %s at %s:%s", self.label, node.id, host, port)
             self._change.set()
             if self._on_up is not None:
@@ -252,6 +267,8 @@ class Peers:
             return
         peer.link = None
         self._change.set()
+        if self.metrics is not None:
+            self.metrics.peer_unlinked(peer)
         if self._on_down is not None:
             try:
                 self._on_down(peer, exc)

@@ -1,0 +1,89 @@
+"""``coterie certs``: a development CA and per-service certificates for mutual TLS.
+
+Design: a thin shell over :func:`coterie.tls.make_ca` and
+:func:`coterie.tls.issue` (both built on ``cryptography``). ``init`` writes
+``ca.key`` and ``ca.crt`` into ``--dir`` (``./certs`` by default) and refuses
+to overwrite an existing CA; ``issue NAME`` writes ``<dns-name>.key`` and
+``<dns-name>.crt`` for service NAME, whose certificate carries the DNS name
+:func:`coterie.tls.service_dns_name` derives from it, so it can serve only
+as that service. Keys are written with mode 0600. Point a component at them
+with ``tls=TLSFiles(ca, cert, key)`` or ``COTERIE_TLS_CA`` / ``_CERT`` /
+``_KEY``. For production, use your own PKI with the same names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from coterie.cli._common import Subparsers
+from coterie.tls import issue, make_ca, service_dns_name
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add the ``certs`` subcommand."""
+    parser = subparsers.add_parser(
+        "certs",
+        help="make a development CA and per-service certificates for mutual TLS",
+        description=(
+            "Make a development CA (`init`) and certificates for services (`issue NAME`); "
+            "each certificate carries the service's name, so it cannot act as another service."
+        ),
+    )
+    parser.add_argument(
+        "--dir", default="certs", type=Path, help="where the files go (default ./certs)"
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("init", help="make ca.key and ca.crt")
+    issue_parser = actions.add_parser("issue", help="make a key and certificate for NAME")
+    issue_parser.add_argument(
+        "name", help='the service name, as announced (e.g. "payment service")'
+    )
+    issue_parser.add_argument(
+        "--days", type=int, default=397, help="validity in days (default 397)"
+    )
+    parser.set_defaults(run=run)
+
+
+def _write(path: Path, data: bytes, *, secret: bool) -> None:
+    path.write_bytes(data)
+    if secret:
+        path.chmod(0o600)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``coterie certs``; returns the exit code."""
+    directory: Path = args.dir
+    ca_key, ca_cert = directory / "ca.key", directory / "ca.crt"
+    try:
+        if args.action == "init":
+            if ca_key.exists() or ca_cert.exists():
+                print(f"coterie certs: a CA already exists in {directory}/", file=sys.stderr)
+                return 1
+            directory.mkdir(parents=True, exist_ok=True)
+            key, cert = make_ca()
+            _write(ca_key, key, secret=True)
+            _write(ca_cert, cert, secret=False)
+            print(f"wrote {ca_key} and {ca_cert}")
+            return 0
+        if not ca_key.exists() or not ca_cert.exists():
+            print(
+                f"coterie certs: no CA in {directory}/: run `coterie certs init` first",
+                file=sys.stderr,
+            )
+            return 1
+        if args.days <= 0:
+            print("coterie certs: --days must be positive", file=sys.stderr)
+            return 2
+        key, cert = issue(ca_key.read_bytes(), ca_cert.read_bytes(), args.name, days=args.days)
+        stem = service_dns_name(args.name)
+        _write(directory / f"{stem}.key", key, secret=True)
+        _write(directory / f"{stem}.crt", cert, secret=False)
+        print(f"wrote {directory / stem}.key and {directory / stem}.crt (DNS name {stem})")
+        return 0
+    except (OSError, ValueError) as exc:
+        print(f"coterie certs: {exc}", file=sys.stderr)
+        return 1
