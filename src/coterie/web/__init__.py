@@ -4,6 +4,10 @@
 (aiohttp, the ``http`` extra); ``coterie monitor --web`` is its command line.
 See :mod:`coterie.web.server` for its design and ``docs/monitor.md`` for the
 page.
+
+Public: this package's names, :class:`MonitorServer` and :func:`view`.
+Internal: the module :mod:`coterie.web.server` that defines them; import
+them from ``coterie.web``.
 """
 
 from __future__ import annotations

@@ -15,18 +15,21 @@
   "use strict";
 
   var SVG_NS = "http://www.w3.org/2000/svg";
-  var COLUMN_ORDER = ["requester", "responder", "publisher", "subscriber", "sockend", "monitor"];
+  var COLUMN_ORDER = [
+    "requester", "responder", "publisher", "subscriber", "sockend", "nginx-gateway", "http", "monitor",
+  ];
   var KNOWN_ROLES = ["responder", "requester", "publisher", "subscriber", "monitor"];
-  var NODE_W = 200;
+  var COLUMN_LABELS = { http: "HTTP services (announced)", "nginx-gateway": "nginx gateways" };
+  var NODE_W = 220;
   var NODE_H = 46;
-  var COLUMN_GAP = 120;
+  var COLUMN_GAP = 100;
   var ROW_GAP = 14;
   var BAND_TOP = 26;
   var BAND_BOTTOM = 14;
   var BAND_GAP = 14;
   var MARGIN = 14;
   var HEADER_H = 22;
-  var NAME_CHARS = 26;
+  var NAME_CHARS = 29;
 
   function svg(name, attrs, text) {
     var node = document.createElementNS(SVG_NS, name);
@@ -162,7 +165,7 @@
     plan.columns.forEach(function (role, column) {
       graph.appendChild(svg("text", {
         x: MARGIN + 12 + column * (NODE_W + COLUMN_GAP), y: MARGIN + 12, "class": "column-label",
-      }, role + "s"));
+      }, COLUMN_LABELS[role] || role + "s"));
     });
     plan.bands.forEach(function (band) {
       var group = svg("g", { "class": "band", "data-namespace": band.namespace });
@@ -212,7 +215,10 @@
   function drawLegend(view) {
     var legend = document.getElementById("legend");
     while (legend.firstChild) legend.removeChild(legend.firstChild);
-    KNOWN_ROLES.forEach(function (role) {
+    var others = view.nodes.some(function (node) {
+      return KNOWN_ROLES.indexOf(node.role) < 0;
+    });
+    KNOWN_ROLES.concat(others ? ["other"] : []).forEach(function (role) {
       var item = element("span");
       item.appendChild(element("span", null, "swatch " + roleClass(role)));
       item.appendChild(document.createTextNode(role));
