@@ -55,7 +55,9 @@
 // Node cote broadcasts discovery to 255.255.255.255 unless told otherwise, so
 // this script refuses to start with that default while any network interface
 // besides loopback exists: run it inside a private network namespace (as the
-// tests do), or give a discovery broadcast/unicast/multicast address.
+// tests do), or give a discovery broadcast/unicast/multicast address. A host
+// of the multi-host test bed (tests/bed.py, which sets COTERIE_BED_HOST) has
+// interfaces of its own, but they lead only to other hosts of the bed.
 
 'use strict'
 
@@ -104,7 +106,7 @@ const discovery = { log: false, logUnknownEvents: false, ...(config.discovery ||
 function assertPrivateBroadcast() {
   const directed =
     discovery.broadcast || discovery.unicast || discovery.multicast || discovery.redis
-  if (directed || process.env.COTE_MULTICAST_ADDRESS) return
+  if (directed || process.env.COTE_MULTICAST_ADDRESS || process.env.COTERIE_BED_HOST) return
   const external = Object.entries(os.networkInterfaces()).filter(([, addrs]) =>
     addrs.some(a => !a.internal)
   )
