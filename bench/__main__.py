@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     ctx = Context(params=params, impls=impls, notes=notes, verbose=not args.quiet)
     ctx.log(f"bench: {', '.join(i.name for i in impls)}; network: {network}")
+    ctx.log(f"coterie {system.coterie_source()} from {system.coterie_path()}")
     names = [s for s in args.only.split(",") if s] or list(SCENARIOS)
     rows, failed = asyncio.run(run_scenarios(ctx, names))
     elapsed = time.perf_counter() - started

@@ -226,8 +226,8 @@ Parameters of this run:
 
 ## Running it
 
-- `make bench` (or `python -m bench`, or `coterie bench`): the full run, a few
-  minutes; prints the table and rewrites this page and `benchmarks.png`.
+- `make bench` (or `python -m bench`): the full run, a few minutes; prints
+  the table and rewrites this page and `benchmarks.png`.
   Options: `--only reqrep,contact,failover,pubsub,rss,http`, `--rounds N`,
   `--no-node`, `--no-docs`, `--json FILE` (every sample).
 - `make bench-smoke` (`python -m bench --smoke`): every scenario, tiny, with

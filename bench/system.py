@@ -144,6 +144,31 @@ def _mem_total() -> str:
     return "unknown"
 
 
+def coterie_source() -> str:
+    """Which coterie the workers import: its git commit, and whether its tree is modified.
+
+    The workers import coterie as the driver does (``PYTHONPATH`` first), so a
+    run can measure another checkout, e.g. an older commit in a worktree.
+    """
+    import coterie
+
+    src = Path(coterie.__file__).resolve().parent
+    if shutil.which("git") is None:
+        return str(src)
+    commit = _run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"])
+    if not commit or " " in commit:
+        return "not in a git checkout"
+    dirty = _run(["git", "-C", str(src), "status", "--porcelain", "--", "."])
+    return f"{commit}" + (" (with uncommitted changes)" if dirty else "")
+
+
+def coterie_path() -> str:
+    """Where the coterie package the workers import lives."""
+    import coterie
+
+    return str(Path(coterie.__file__).resolve().parent)
+
+
 def conditions() -> dict[str, Any]:
     """The machine and the versions, for the report."""
     import coterie
@@ -165,7 +190,7 @@ def conditions() -> dict[str, Any]:
         "machine": f"{_cpu_model()}, {os.cpu_count()} CPUs, {_mem_total()} RAM",
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "coterie": coterie.__version__,
+        "coterie": f"{coterie.__version__}, commit {coterie_source()}",
         "event loop": loop,
         "orjson": orjson_version,
         "node": _run(["node", "--version"]) if shutil.which("node") else "not installed",
