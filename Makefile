@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.coterie-installed
 
-.PHONY: setup demo test lint bench bench-smoke clean
+.PHONY: setup demo test lint bench bench-smoke clean mutation
 
 $(STAMP): pyproject.toml interop/package-lock.json scripts/system-deps.sh
 	bash scripts/system-deps.sh
@@ -31,6 +31,16 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench --smoke
+
+# Mutation testing of the sans-I/O protocol package against tests/protocol
+# only (configured in pyproject.toml [tool.mutmut]); slow, so not part of
+# `make test` or CI. Survivors: `$(BIN)/mutmut results`, `$(BIN)/mutmut show NAME`.
+# COTERIE_TEST_NETNS=0: the pure tests need no private network namespace.
+mutation: $(STAMP)
+	$(BIN)/pip install -q 'mutmut>=3.8,<4'
+	rm -rf mutants
+	COTERIE_TEST_NETNS=0 $(BIN)/mutmut run
+	$(BIN)/mutmut results
 
 clean:
 	rm -rf $(VENV) interop/node_modules .pytest_cache .mypy_cache .ruff_cache
