@@ -26,8 +26,7 @@ import json
 import os
 import shutil
 import signal
-import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -39,9 +38,10 @@ pytest.importorskip("socketio")
 import aiohttp
 from aiohttp import web
 
-from coterie import DiscoveryOptions, Publisher
+from coterie import Publisher
 from coterie.gateways.sockend import Sockend, socketio_app
 from examples.payment.apps import validation_responder
+from tests.helpers import MS, DiscoveryFactory, ms
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = Path(__file__).with_name("sockend_browser.html")
@@ -59,37 +59,13 @@ pytestmark = [
     ),
 ]
 
-FAST = {
-    "broadcast": "127.255.255.255",
-    "hello_interval": 100,
-    "check_interval": 200,
-    "node_timeout": 400,
-    "master_timeout": 500,
-    "log": False,
-}
-
 #: Bound on Chromium's start, up to its DevTools endpoint, in seconds.
-BROWSER_START = 30.0
+BROWSER_START = 30_000 * MS
 #: Bound on each answer or event awaited in the page, in milliseconds.
-PAGE_WAIT_MS = 5000
+PAGE_WAIT_MS = ms(5_000)
 
 VALID_CARD = "4111111111111111"
 INVALID_CARD = "4111111111111112"  # one digit off: fails the Luhn check
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-Disc = Callable[[], DiscoveryOptions]
-
-
-@pytest.fixture
-def disc() -> Disc:
-    port = free_udp_port()
-    return lambda: DiscoveryOptions(port=port, **FAST)
 
 
 # -- the Chrome DevTools Protocol ------------------------------------------------
@@ -104,7 +80,9 @@ class DevTools:
         #: Console messages and uncaught exceptions of the page, for failure messages.
         self.console: list[str] = []
 
-    async def call(self, method: str, timeout: float = 10.0, **params: Any) -> dict[str, Any]:
+    async def call(
+        self, method: str, timeout: float = 10_000 * MS, **params: Any
+    ) -> dict[str, Any]:
         self.last_id += 1
         sent = self.last_id
         async with asyncio.timeout(timeout):
@@ -130,7 +108,7 @@ class DevTools:
             text = details.get("exception", {}).get("description") or details.get("text")
             self.console.append(f"uncaught: {text}")
 
-    async def evaluate(self, expression: str, timeout: float = 10.0) -> Any:
+    async def evaluate(self, expression: str, timeout: float = 10_000 * MS) -> Any:
         """The value of a JavaScript expression in the page, awaited if it is a promise."""
         result = await self.call(
             "Runtime.evaluate",
@@ -157,7 +135,7 @@ async def _devtools_port(profile: Path, proc: asyncio.subprocess.Process) -> int
                 lines = active.read_text().splitlines()
                 if len(lines) >= 2:  # the port, then the browser's path: written in full
                     return int(lines[0])
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(50 * MS)
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -170,11 +148,11 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 5)
+            await asyncio.wait_for(proc.wait(), 5_000 * MS)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), 5)
+        await asyncio.wait_for(proc.wait(), 5_000 * MS)
 
 
 @asynccontextmanager
@@ -215,7 +193,7 @@ async def browser(tmp_path: Path) -> AsyncIterator[DevTools]:
         except (TimeoutError, RuntimeError) as exc:
             log_tail = log_path.read_text(errors="replace")[-2000:]
             raise AssertionError(f"chromium did not start: {exc!r}\n{log_tail}") from None
-        timeout = aiohttp.ClientTimeout(total=10)
+        timeout = aiohttp.ClientTimeout(total=10_000 * MS)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             async with http.get(f"http://127.0.0.1:{port}/json/list") as response:
                 targets = await response.json()
@@ -233,7 +211,7 @@ async def browser(tmp_path: Path) -> AsyncIterator[DevTools]:
 async def open_page(devtools: DevTools, url: str) -> None:
     """Navigate to the test page and wait until its socket.io client is connected."""
     await devtools.call("Page.navigate", url=url)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(10_000 * MS):
         while True:
             # Until the navigation commits, evaluations may run in about:blank
             # or lose their context; poll.
@@ -243,10 +221,10 @@ async def open_page(devtools: DevTools, url: str) -> None:
                 )
                 if ready is True:
                     break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(50 * MS)
     sid = await devtools.evaluate(
         f"sockendTest.within(sockendTest.connected, {PAGE_WAIT_MS}, 'connection')",
-        timeout=PAGE_WAIT_MS / 1000 + 5,
+        timeout=PAGE_WAIT_MS / 1000 + 5_000 * MS,
     )
     assert isinstance(sid, str) and sid, f"not connected: {sid!r}; console: {devtools.console}"
 
@@ -256,7 +234,7 @@ async def page_request(devtools: DevTools, request_type: str, data: dict[str, An
     expression = (
         f"sockendTest.request({json.dumps(request_type)}, {json.dumps(data)}, {PAGE_WAIT_MS})"
     )
-    return await devtools.evaluate(expression, timeout=PAGE_WAIT_MS / 1000 + 5)
+    return await devtools.evaluate(expression, timeout=PAGE_WAIT_MS / 1000 + 5_000 * MS)
 
 
 # -- the app the browser loads ------------------------------------------------------
@@ -287,16 +265,18 @@ async def site(sockend: Sockend) -> AsyncIterator[str]:
 # -- the test --------------------------------------------------------------------
 
 
-async def test_browser_calls_validation_and_receives_publishes(disc: Disc, tmp_path: Path) -> None:
+async def test_browser_calls_validation_and_receives_publishes(
+    disc: DiscoveryFactory, tmp_path: Path
+) -> None:
     validation = validation_responder("browser-test validator", discovery=disc())
     payments = Publisher(
         "payment service", host="127.0.0.1", broadcasts=["payment"], discovery=disc()
     )
     sockend = Sockend(name="browser gateway", discovery=disc())
     async with validation, payments, sockend, site(sockend) as url, browser(tmp_path) as devtools:
-        await sockend.wait_exposed(["validate"], timeout=5)
-        await sockend.wait_ready(None, timeout=5)
-        await payments.wait_subscribers(1, timeout=5)
+        await sockend.wait_exposed(["validate"], timeout=5_000 * MS)
+        await sockend.wait_ready(None, timeout=5_000 * MS)
+        await payments.wait_subscribers(1, timeout=5_000 * MS)
         assert sockend.exposed() == ["validate"]
         assert sockend.relays() == ["payment"]
 
@@ -333,7 +313,7 @@ async def test_browser_calls_validation_and_receives_publishes(disc: Disc, tmp_p
         await payments.publish("payment", {"cardno": "************1111", "amount": 10})
         event = await devtools.evaluate(
             f"sockendTest.within(sockendTest.published, {PAGE_WAIT_MS}, 'payment event')",
-            timeout=PAGE_WAIT_MS / 1000 + 5,
+            timeout=PAGE_WAIT_MS / 1000 + 5_000 * MS,
         )
         assert event == {"cardno": "************1111", "amount": 10}, (
             f"page console: {devtools.console}"
