@@ -26,7 +26,8 @@ The variables:
 | ``COTE_LOG``, ``COTE_HELLO_LOGS_ENABLED``, ``COTE_STATUS_LOGS_ENABLED`` | log lines |
 | ``DISCOVERY_HOSTNAME`` | the host name announced |
 | ``COTERIE_ADVERTISE_ADDRESS`` | the address peers connect to, in every hello |
-| ``COTERIE_DISCOVERY_SEEDS``, ``COTERIE_DISCOVERY_SEED_INTERVAL`` | DNS or static seeds (comma-separated), re-resolved every interval (ms) |
+| ``COTERIE_DISCOVERY_SEEDS`` | seeds: host names or addresses, comma-separated |
+| ``COTERIE_DISCOVERY_SEED_INTERVAL`` | how often seeds are resolved again, ms |
 | ``COTERIE_LINK_SECRET`` | a shared secret as the root of mutual TLS |
 | ``COTERIE_TLS_CA`` / ``_CERT`` / ``_KEY`` | mutual TLS from PEM files |
 | ``NGINX`` | the nginx binary for :mod:`coterie.gateways.nginx` |

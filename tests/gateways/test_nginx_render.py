@@ -98,12 +98,13 @@ def test_http_servers_picks_announced_instances_of_the_service_only() -> None:
         _node("b", http_advertisement("validation-service", 9002, host="10.0.0.5")),
         _node("c", http_advertisement("other-service", 9003)),
         _node("d", {"name": "validation-service", "port": 9004, "axon_type": "rep"}),
+        # No source address (Redis) and none announced: its host name, as cote dials.
         _node("e", http_advertisement("validation-service", 9005), address="0.0.0.0"),
     ]
     assert http_servers(nodes, "validation-service") == {
         Server("127.0.0.1", 9001),
         Server("10.0.0.5", 9002),
-        Server("127.0.0.1", 9005),
+        Server("h", 9005),
     }
 
 

@@ -73,9 +73,34 @@ def test_node_port_must_be_a_valid_int() -> None:
     for bad in ("8000", 0, 70000, None, 8000.5):
         node = Node("x", "p", "h", "127.0.0.1", {"port": bad})
         assert node.port is None
-    assert Node("x", "p", "h", "0.0.0.0", {}).connect_host(False) == "127.0.0.1"
+    assert Node("x", "p", "", "0.0.0.0", {}).connect_host(False) == "127.0.0.1"
     assert Node("x", "p", "h", "10.1.1.1", {}).connect_host(True) == "h"
     assert Node("x", "p", "", "10.1.1.1", {}).connect_host(True) == "10.1.1.1"
+
+
+def _announcing(address: object, source: str, host: str = "h") -> Node:
+    return Node("x", "p", host, source, {}, data={"address": address})
+
+
+def test_connect_to_the_announced_address_first() -> None:
+    # A coterie peer announces where to reach it: that wins, host names or not.
+    assert _announcing("198.18.1.11", "198.18.1.11").connect_host(False) == "198.18.1.11"
+    assert _announcing("203.0.113.7", "10.0.0.5").connect_host(True) == "203.0.113.7"
+    assert _announcing("svc.example", "0.0.0.0").connect_host(False) == "svc.example"
+    # Redis carries no source address (0.0.0.0): never dial localhost for it.
+    assert _announcing("198.18.2.11", "0.0.0.0").connect_host(False) == "198.18.2.11"
+    assert _announcing("198.18.2.11", "0.0.0.0").advertised == "198.18.2.11"
+
+
+def test_loopback_or_missing_announcements_are_ignored() -> None:
+    # node-discover always announces 127.0.0.1: the source address is the truth.
+    assert _announcing("127.0.0.1", "198.18.1.12").connect_host(False) == "198.18.1.12"
+    assert _announcing("127.0.0.1", "198.18.1.12").connect_host(True) == "h"
+    for nothing in ("0.0.0.0", "", "localhost", None, 7):
+        assert _announcing(nothing, "198.18.1.12").connect_host(False) == "198.18.1.12"
+    # No source address (Redis) and nothing announced: the host name, as cote.
+    assert _announcing("127.0.0.1", "0.0.0.0").connect_host(False) == "h"
+    assert _announcing("127.0.0.1", "0.0.0.0", host="").connect_host(False) == "127.0.0.1"
 
 
 def test_silent_nodes_drop_after_node_timeout() -> None:

@@ -29,6 +29,8 @@ __all__ = [
 DEFAULT_PORT = 12345
 #: cote's broadcast address: the whole LAN. Tests and demos use 127.255.255.255.
 DEFAULT_BROADCAST = "255.255.255.255"
+#: How often DNS seeds are resolved again, in ms.
+DEFAULT_SEED_INTERVAL = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +60,14 @@ class DiscoverySettings:
     multicast: str | None = None
     multicast_ttl: int = 1
     unicast: tuple[str, ...] = ()
+    seeds: tuple[str, ...] = ()
+    seed_interval: int = DEFAULT_SEED_INTERVAL
     key: str | None = None
     redis: RedisSettings | None = None
     use_host_names: bool = False
     hostname: str = ""
+    advertise_address: str | None = None
+    hostname_from_address: bool = False
     ignore_process: bool = False
     fast_contact: bool = True
     goodbye: bool = True
@@ -75,8 +81,8 @@ class DiscoverySettings:
         """Where hellos go, for log lines: the destination(s) or Redis."""
         if self.redis:
             return f"redis {self.redis.connection_url()}"
-        if self.unicast:
-            return "unicast " + ",".join(self.unicast)
+        if self.seeds or self.unicast:
+            return "unicast " + ",".join((*self.unicast, *self.seeds))
         if self.multicast:
             return f"multicast {self.multicast}"
         return f"broadcast {self.broadcast}"
@@ -94,7 +100,11 @@ class DiscoveryOptions:
         node_timeout: A node silent this long is dropped (cote: 5000,
             ``COTE_NODE_TIMEOUT``).
         master_timeout: Master-election timeout (cote: 6000).
-        address: Local address the discovery socket binds to.
+        address: The interface to use, by its local address: hellos go to
+            its broadcast address (or multicast group) and say this address.
+            The socket also listens on that broadcast address and on
+            255.255.255.255, so binding an address does not deafen it to
+            broadcasts. Default 0.0.0.0: every interface.
         port: Discovery UDP port (12345).
         broadcast: Broadcast address (``COTE_BROADCAST_ADDRESS``, else
             255.255.255.255). Use ``127.255.255.255`` for host scope.
@@ -103,6 +113,18 @@ class DiscoveryOptions:
         multicast_ttl: Multicast TTL (1).
         unicast: Addresses to send hellos to instead of broadcasting (a list,
             or one comma-separated string).
+        seeds: Host names or addresses whose A records get unicast hellos
+            instead of broadcasting: a Kubernetes headless Service, or a
+            static list (``COTERIE_DISCOVERY_SEEDS``, comma-separated). They
+            are resolved again every ``seed_interval`` and define the mesh:
+            hellos from addresses they do not list (nor ``unicast``) are
+            ignored, and a node whose address leaves them is dropped.
+        seed_interval: Milliseconds between seed resolutions (5000,
+            ``COTERIE_DISCOVERY_SEED_INTERVAL``).
+        advertise_address: The address peers should connect to, in every
+            hello (``COTERIE_ADVERTISE_ADDRESS``): for NAT, containers, a pod
+            IP. By default a hello carries the address of the interface it
+            leaves from.
         key: Password that encrypts discovery datagrams (not the
             component's advertisement key).
         redis: Use Redis pub/sub instead of UDP: a ``redis://`` URL or a
@@ -129,10 +151,13 @@ class DiscoveryOptions:
     multicast: str | None = None
     multicast_ttl: int | None = None
     unicast: list[str] | str | None = None
+    seeds: list[str] | str | None = None
+    seed_interval: int | None = None
     key: str | None = None
     redis: str | RedisSettings | None = None
     use_host_names: bool | None = None
     hostname: str | None = None
+    advertise_address: str | None = None
     ignore_process: bool | None = None
     fast_contact: bool | None = None
     goodbye: bool | None = None
@@ -152,25 +177,39 @@ class DiscoveryOptions:
         merged: dict[str, Any] = {k: v for k, v in from_env.items() if k != "redis"}
         if "redis" in from_env:
             merged["redis"] = RedisSettings(**from_env["redis"])
-        merged.setdefault("hostname", socket.gethostname())
-
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:
                 merged[f.name] = value
+        hostname_given = bool(merged.get("hostname"))
+        merged.setdefault("hostname", socket.gethostname())
         if isinstance(merged.get("redis"), str):
             merged["redis"] = RedisSettings(url=merged["redis"])
             merged.setdefault("use_host_names", True)
         if self.redis is not None and self.use_host_names is None:
             merged["use_host_names"] = True
-        unicast = merged.get("unicast")
-        if isinstance(unicast, str):
-            merged["unicast"] = tuple(a.strip() for a in unicast.split(",") if a.strip())
-        elif unicast is not None:
-            merged["unicast"] = tuple(unicast)
+        for name in ("unicast", "seeds"):
+            merged[name] = _address_list(merged.get(name))
+        if merged.get("use_host_names"):
+            # Peers connect by host name: a host name given on purpose is
+            # where to reach this node; otherwise announce the address, which
+            # reaches it where the machine's name may not resolve.
+            if hostname_given:
+                merged.setdefault("advertise_address", merged["hostname"])
+            else:
+                merged["hostname_from_address"] = True
+        if not merged.get("advertise_address"):
+            merged["advertise_address"] = None
         settings = DiscoverySettings(**merged)
         _check(settings)
         return settings
+
+
+def _address_list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(a.strip() for a in items if a.strip())
 
 
 def _check(s: DiscoverySettings) -> None:
@@ -188,6 +227,13 @@ def _check(s: DiscoverySettings) -> None:
             f"master_timeout ({s.master_timeout} ms) must be at least node_timeout "
             f"({s.node_timeout} ms)"
         )
+    if not isinstance(s.seed_interval, int) or s.seed_interval <= 0:
+        raise ValueError(f"discovery seed_interval must be a positive number of ms, got "
+                         f"{s.seed_interval!r}")  # fmt: skip
+    if s.seeds and s.redis is not None:
+        raise ValueError("seeds are for UDP discovery; Redis discovery needs none")
+    if s.advertise_address is not None and s.advertise_address in ("0.0.0.0", "::"):
+        raise ValueError(f"advertise_address must be reachable, got {s.advertise_address!r}")
     if not 0 < s.port < 65536:
         raise ValueError(f"discovery port must be 1-65535, got {s.port}")
     if s.multicast_ttl < 0 or s.multicast_ttl > 255:

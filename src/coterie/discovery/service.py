@@ -11,11 +11,23 @@ Beyond cote, and harmless to Node peers:
   next hello interval;
 - *goodbye*: a closing node says so, and peers drop it at once. Node cote
   ignores the unknown event and drops the node after its timeout as usual.
+
+The hello's ``address`` (always "127.0.0.1" in node-discover) is the address
+peers should connect to: ``advertise_address`` when set, else the local
+address the hello leaves from (one per interface it is broadcast on, see
+:func:`~coterie.discovery.transports.plan_outlets`; the route to Redis with
+Redis). node-discover ignores the field and uses the datagram's source, so
+Node peers are unaffected.
+
+With ``seeds``, the service resolves them every ``seed_interval`` and sends
+unicast hellos to what they resolve to; only those addresses (and the static
+``unicast`` list) are members of the mesh.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -24,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coterie.discovery.options import DiscoverySettings
+from coterie.discovery.seeds import SeedSet
 from coterie.discovery.transports import DiscoveryTransport, make_transport
 from coterie.errors import DecodeError
 from coterie.protocol.nodes import Node, NodeTable
@@ -88,6 +101,9 @@ class Discovery:
         self._timers: list[asyncio.TimerHandle] = []
         self._running = False
         self._hellos_sent = 0
+        self._announced: tuple[str, ...] = ()
+        self._seeds = SeedSet(settings.seeds, settings.unicast) if settings.seeds else None
+        self._seed_task: asyncio.Task[None] | None = None
 
     # -- public -----------------------------------------------------------
 
@@ -101,17 +117,35 @@ class Discovery:
         """How many hellos this node has sent."""
         return self._hellos_sent
 
+    @property
+    def advertised(self) -> tuple[str, ...]:
+        """The addresses the last hello announced (one per outlet)."""
+        return self._announced
+
+    @property
+    def members(self) -> frozenset[str] | None:
+        """With seeds: the addresses whose hellos count; ``None`` without seeds."""
+        return self._seeds.members if self._seeds is not None else None
+
     def on(self, listener: NodeListener) -> None:
         """Call ``listener(event, node)`` for every node added or removed."""
         self._listeners.append(listener)
 
-    def me(self) -> dict[str, Any]:
-        """The ``data`` object of this node's hello."""
+    def me(self, address: str | None = None) -> dict[str, Any]:
+        """The ``data`` object of this node's hello.
+
+        Args:
+            address: The local address this hello leaves from; the
+                ``advertise_address`` setting wins over it.
+        """
+        announced = self.settings.advertise_address or address
+        if announced is None:
+            announced = self._announced[0] if self._announced else "127.0.0.1"
         return {
             "isMaster": self.table.is_master,
             "isMasterEligible": self.table.is_master_eligible,
             "weight": self.table.weight,
-            "address": "127.0.0.1",
+            "address": announced,
             "advertisement": self.advertisement,
             "id": self.iid,
             "processId": PROCESS_ID,
@@ -124,6 +158,9 @@ class Discovery:
             return
         await self._transport.start(self._receive)
         self._running = True
+        if self._seeds is not None:
+            await self._refresh_seeds(first=True)
+            self._seed_task = asyncio.create_task(self._seed_loop(), name="coterie-seeds")
         adv = self.advertisement
         if self.settings.log and self.settings.hello_logs:
             log.info(
@@ -135,24 +172,61 @@ class Discovery:
                 self.settings.scope,
             )
         self.hello()
+        if self.settings.log and self.settings.hello_logs and self._announced:
+            log.info("%s advertises %s", adv.get("name"), ", ".join(self._announced))
         self._schedule(self.settings.hello_interval, self._hello_tick)
         self._schedule(self.settings.check_interval, self._check_tick)
 
     def hello(self) -> None:
-        """Send a hello now."""
-        if self._running:
-            self._send(HELLO, self.me())
+        """Send a hello now, naming in each copy the address it leaves from."""
+        if not self._running:
+            return
+        send_each = getattr(self._transport, "send_each", None)
+        if send_each is None or self.settings.advertise_address:
+            datagram = self._encode_hello(None)
+            if datagram is not None:
+                self._transport.send(datagram)
+        else:
+            announced: list[str] = []
+
+            def encode(address: str) -> bytes | None:
+                announced.append(address)
+                return self._encode_hello(address)
+
+            send_each(encode)
+            if announced:
+                self._announced = tuple(dict.fromkeys(announced))
+        self._hellos_sent += 1
+
+    def _encode_hello(self, address: str | None) -> bytes | None:
+        data = self.me(address)
+        if address is None:
+            self._announced = (data["address"],)
+        host = data["address"] if self.settings.hostname_from_address else self.settings.hostname
+        return self._encode(make_packet(HELLO, PROCESS_ID, self.iid, host, data))
 
     async def close(self) -> None:
         """Say goodbye (unless disabled), stop the timers and the transport."""
         if not self._running:
             return
         if self.settings.goodbye:
-            self._send(GOODBYE, {"id": self.iid})
+            host = self.settings.hostname
+            if self.settings.hostname_from_address and self._announced:
+                host = self._announced[0]
+            datagram = self._encode(
+                make_packet(GOODBYE, PROCESS_ID, self.iid, host, {"id": self.iid})
+            )
+            if datagram is not None:
+                self._transport.send(datagram)
         self._running = False
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        if self._seed_task is not None:
+            self._seed_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._seed_task
+            self._seed_task = None
         await self._transport.close()
 
     def forget(self, iid: str) -> None:
@@ -183,16 +257,58 @@ class Discovery:
             self.hello()  # announce the promotion, as node-discover does
         self._schedule(self.settings.check_interval, self._check_tick)
 
-    def _send(self, event: str, data: dict[str, Any]) -> None:
-        packet = make_packet(event, PROCESS_ID, self.iid, self.settings.hostname, data)
+    def _encode(self, packet: dict[str, Any]) -> bytes | None:
         try:
-            datagram = self._codec.encode(packet)
+            return self._codec.encode(packet)
         except ValueError as exc:
             log.error("%s", exc)
+            return None
+
+    # -- seeds ------------------------------------------------------------
+
+    async def _seed_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.seed_interval / 1000)
+            try:
+                await self._refresh_seeds()
+            except Exception:  # pragma: no cover - a bug, not a lookup failure
+                log.exception("seed refresh failed")
+
+    async def _refresh_seeds(self, *, first: bool = False) -> None:
+        seeds = self._seeds
+        assert seeds is not None
+        # A lookup never holds the timers up for long: at most one interval,
+        # and 2 s at start.
+        bound = self.settings.seed_interval / 1000
+        added, removed = await seeds.refresh(
+            self.settings.port, min(bound, 2.0) if first else bound
+        )
+        if not self._running:
             return
-        self._transport.send(datagram)
-        if event == HELLO:
-            self._hellos_sent += 1
+        set_unicast = getattr(self._transport, "set_unicast", None)
+        if set_unicast is None:
+            if first:
+                log.warning("the discovery transport takes no unicast list; seeds are ignored")
+            return
+        set_unicast(seeds.addresses)
+        if added or removed:
+            log.info(
+                "seeds: %s (+%s -%s)",
+                ", ".join(seeds.addresses) or "none",
+                ",".join(sorted(added)) or "0",
+                ",".join(sorted(removed)) or "0",
+            )
+        for node in list(self.table.nodes.values()):
+            if not self._is_member(node.address, node.data.get("address")):
+                self.forget(node.id)
+        if added and not first:
+            self.hello()  # newcomers hear from us now, not at the next interval
+
+    def _is_member(self, source: str, advertised: object) -> bool:
+        if self._seeds is None:
+            return True
+        members = self._seeds.members
+        return source in members or (isinstance(advertised, str) and advertised in members)
 
     def _receive(self, datagram: bytes, address: str) -> None:
         try:
@@ -202,6 +318,9 @@ class Discovery:
             return
         event = packet["event"]
         if event == HELLO:
+            if not self._is_member(address, packet["data"].get("address")):
+                log.debug("ignored a hello from %s: not among the seeds", address)
+                return
             seen = self.table.hello(packet, address, time.monotonic())
             if seen is None:
                 return

@@ -9,6 +9,7 @@ tested with a fake clock.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,8 @@ class Node:
         id: The component's instance id (``iid``).
         process_id: The id of its process (``pid``).
         host_name: The host name it announced.
-        address: The source address of its last hello.
+        address: The source address of its last hello ("0.0.0.0" when the
+            medium carries none, as Redis).
         advertisement: Its advertisement (role, key, namespace, port, ...).
         is_master: Whether it claims to be the elected master.
         is_master_eligible: Whether it may be elected.
@@ -49,13 +51,43 @@ class Node:
         port = self.advertisement.get("port")
         return port if isinstance(port, int) and 0 < port < 65536 else None
 
+    @property
+    def advertised(self) -> str:
+        """The address its hello announces ("" when none).
+
+        coterie announces where peers should connect; node-discover always
+        says "127.0.0.1", which :meth:`connect_host` ignores.
+        """
+        value = self.data.get("address")
+        return value if isinstance(value, str) else ""
+
     def connect_host(self, use_host_names: bool) -> str:
-        """The host to open a link to: its host name or its source address."""
-        if use_host_names and self.host_name:
+        """The host to open a link to.
+
+        In order: the announced address, unless it is loopback, unspecified
+        or missing (node-discover announces 127.0.0.1 whatever the truth);
+        the host name, when host names are in use or the medium carries no
+        source address (Redis); the source address. A limited broadcast sent
+        from an unaddressed host arrives from 0.0.0.0, which means "this
+        host" when connecting.
+        """
+        if _reachable(self.advertised):
+            return self.advertised
+        source_known = self.address not in ("", "0.0.0.0")
+        if self.host_name and (use_host_names or not source_known):
             return self.host_name
-        # A limited broadcast sent from an unaddressed host arrives from
-        # 0.0.0.0, which means "this host" when connecting.
-        return "127.0.0.1" if self.address == "0.0.0.0" else self.address
+        return self.address if source_known else "127.0.0.1"
+
+
+def _reachable(address: str) -> bool:
+    """Whether an announced address can reach a node from another host."""
+    if not address or address.lower() == "localhost":
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True  # a host name given on purpose
+    return not (ip.is_loopback or ip.is_unspecified)
 
 
 class NodeTable:

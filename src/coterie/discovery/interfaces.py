@@ -1,0 +1,172 @@
+"""This host's IPv4 interfaces and the local address a datagram leaves from.
+
+Design: discovery needs two facts from the operating system, and this module
+is the only place that asks for them:
+
+- :func:`ipv4_interfaces`: every IPv4 address of every interface, with its
+  broadcast address and flags (``getifaddrs(3)`` through :mod:`ctypes`, on
+  Linux and the BSDs/macOS; an empty list elsewhere or on any failure, and
+  callers then fall back to the routing table);
+- :func:`source_address`: the local address the kernel would send a datagram
+  to a destination from (a UDP socket's ``connect`` picks the route and
+  sends nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import ipaddress
+import socket
+import sys
+from dataclasses import dataclass
+
+__all__ = ["Interface", "ipv4_interfaces", "source_address"]
+
+_IFF_UP = 0x1
+_IFF_BROADCAST = 0x2
+_IFF_LOOPBACK = 0x8
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """One IPv4 address of a network interface.
+
+    Attributes:
+        name: The interface name (``eth0``).
+        address: Its IPv4 address.
+        netmask: Its netmask, or ``None`` when unknown.
+        broadcast: Its broadcast address, or ``None`` when it has none.
+        flags: The ``IFF_*`` flags.
+    """
+
+    name: str
+    address: str
+    netmask: str | None
+    broadcast: str | None
+    flags: int
+
+    @property
+    def up(self) -> bool:
+        """The interface is administratively up."""
+        return bool(self.flags & _IFF_UP)
+
+    @property
+    def loopback(self) -> bool:
+        """A loopback interface (or a loopback address)."""
+        return bool(self.flags & _IFF_LOOPBACK) or ipaddress.ip_address(self.address).is_loopback
+
+    @property
+    def can_broadcast(self) -> bool:
+        """Up, not loopback, with a broadcast address of its own."""
+        return (
+            self.up
+            and not self.loopback
+            and bool(self.flags & _IFF_BROADCAST)
+            and self.broadcast is not None
+            and self.broadcast not in (self.address, "0.0.0.0")
+        )
+
+
+class _Ifaddrs(ctypes.Structure):
+    pass
+
+
+_Ifaddrs._fields_ = [
+    ("ifa_next", ctypes.POINTER(_Ifaddrs)),
+    ("ifa_name", ctypes.c_char_p),
+    ("ifa_flags", ctypes.c_uint),
+    ("ifa_addr", ctypes.c_void_p),
+    ("ifa_netmask", ctypes.c_void_p),
+    ("ifa_broadaddr", ctypes.c_void_p),
+    ("ifa_data", ctypes.c_void_p),
+]
+
+_BSD_SOCKADDR = sys.platform == "darwin" or "bsd" in sys.platform
+
+
+def _ipv4(pointer: int | None) -> str | None:
+    """The IPv4 address in a ``struct sockaddr *``, or ``None``."""
+    if not pointer:
+        return None
+    raw = ctypes.string_at(pointer, 8)
+    # Linux: sa_family is a host-order u16; the BSDs: sa_len (u8), sa_family (u8).
+    family = raw[1] if _BSD_SOCKADDR else int.from_bytes(raw[0:2], sys.byteorder)
+    if family != socket.AF_INET:
+        return None
+    return socket.inet_ntoa(raw[4:8])
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not (sys.platform.startswith("linux") or _BSD_SOCKADDR):
+        return None
+    name = ctypes.util.find_library("c") or (
+        "libc.so.6" if sys.platform.startswith("linux") else None
+    )
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        libc.getifaddrs.argtypes = [ctypes.POINTER(ctypes.POINTER(_Ifaddrs))]
+        libc.getifaddrs.restype = ctypes.c_int
+        libc.freeifaddrs.argtypes = [ctypes.POINTER(_Ifaddrs)]
+        libc.freeifaddrs.restype = None
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+
+
+def ipv4_interfaces() -> list[Interface]:
+    """Every IPv4 address of every interface, in the system's order.
+
+    Returns an empty list where ``getifaddrs`` is unavailable or fails.
+    """
+    if _LIBC is None:
+        return []
+    head = ctypes.POINTER(_Ifaddrs)()
+    if _LIBC.getifaddrs(ctypes.byref(head)) != 0:
+        return []
+    found: list[Interface] = []
+    try:
+        node = head
+        while node:
+            entry = node.contents
+            address = _ipv4(entry.ifa_addr)
+            if address is not None and entry.ifa_name:
+                found.append(
+                    Interface(
+                        name=entry.ifa_name.decode(errors="replace"),
+                        address=address,
+                        netmask=_ipv4(entry.ifa_netmask),
+                        broadcast=(
+                            _ipv4(entry.ifa_broadaddr) if entry.ifa_flags & _IFF_BROADCAST else None
+                        ),
+                        flags=int(entry.ifa_flags),
+                    )
+                )
+            node = entry.ifa_next
+    finally:
+        _LIBC.freeifaddrs(head)
+    return found
+
+
+def source_address(destination: str, port: int) -> str | None:
+    """The local address a datagram to ``destination`` would leave from.
+
+    ``destination`` must be an IPv4 address (no name is resolved here). Nothing
+    is sent: connecting a UDP socket only picks a route. Returns ``None`` when
+    no route leads there.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        with contextlib.suppress(OSError):
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        try:
+            probe.connect((destination, port))
+            address = str(probe.getsockname()[0])
+        except OSError:
+            return None
+    return None if address == "0.0.0.0" else address
