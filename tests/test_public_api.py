@@ -84,6 +84,7 @@ PUBLIC_MODULES = {
     "coterie.gateways.announce",
     "coterie.cli",
     "coterie.testing",
+    "coterie.web",
     "coterie.testing.plugin",
 }
 

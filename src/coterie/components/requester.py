@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from typing import Any, Literal
 
 from coterie.components.monitorable import Monitorable
 from coterie.errors import FrameTooLargeError, NotRunningError
@@ -75,6 +75,12 @@ class Requester(Monitorable):
             backlog that waited for the first one.
         requests: Request types this requester sends, advertised as
             ``requests`` for monitors.
+        attempt_timeout: How long one attempt on one responder may take
+            before it counts as a failure there and the request is sent to
+            another (``retry=True`` requests only): ``"auto"`` adapts to the
+            replies seen, a number fixes it, ``None`` turns it off. Responders
+            that keep failing are ejected from the rotation for a while (see
+            :mod:`coterie.protocol.routing`).
         liveness_interval: Seconds between pings to each coterie responder.
         liveness_timeout: A coterie responder silent this long (no reply,
             no pong) is dropped and its requests go elsewhere (see
@@ -96,6 +102,7 @@ class Requester(Monitorable):
         max_waiting: int = 10_000,
         backlog_settle: float = 0.05,
         requests: list[str] | None = None,
+        attempt_timeout: float | Literal["auto"] | None = "auto",
         liveness_interval: float = DEFAULT_LIVENESS_INTERVAL,
         liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
         **kwargs: Any,
@@ -109,7 +116,12 @@ class Requester(Monitorable):
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
         self.timeout: float | None = timeout
-        self._router = Router(balance=balance, max_waiting=max_waiting, settle=backlog_settle)
+        self._router = Router(
+            balance=balance,
+            max_waiting=max_waiting,
+            settle=backlog_settle,
+            attempt_timeout=attempt_timeout,
+        )
         self._futures: dict[str, asyncio.Future[Any]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -208,7 +220,7 @@ class Requester(Monitorable):
             outcomes = self._router.submit(pending, loop.time())
         except BaseException as exc:
             if hooks is not None:
-                hooks.request_end(request_id, exc)
+                hooks.request_end(request_id, request["type"], exc)
             raise
         future: asyncio.Future[Any] = loop.create_future()
         self._futures[request_id] = future
@@ -220,7 +232,7 @@ class Requester(Monitorable):
             self._futures.pop(request_id, None)
             self._apply(self._router.cancel(request_id))
             if hooks is not None:
-                hooks.request_end(request_id, asyncio.CancelledError())
+                hooks.request_end(request_id, request["type"], asyncio.CancelledError())
             raise
 
     def _status_nodes(self) -> list[str]:
@@ -241,13 +253,13 @@ class Requester(Monitorable):
                 if future is not None and not future.done():
                     future.set_result(outcome.value)
                 if hooks is not None:
-                    hooks.request_end(outcome.request.id, None)
+                    hooks.request_end(outcome.request.id, outcome.request.type, None)
             elif type(outcome) is Fail:
                 future = self._futures.pop(outcome.request.id, None)
                 if future is not None and not future.done():
                     future.set_exception(outcome.error)
                 if hooks is not None:
-                    hooks.request_end(outcome.request.id, outcome.error)
+                    hooks.request_end(outcome.request.id, outcome.request.type, outcome.error)
             elif type(outcome) is Drained:
                 drained = self._links.peers.get(outcome.peer)
                 if drained is not None and drained.removed and drained.link is not None:
@@ -309,6 +321,8 @@ class Requester(Monitorable):
         if supports_ping(peer.node.advertisement):
             self._liveness.watch(peer.id, now)
             self._arm_liveness()
+        if peer.link is not None:
+            peer.link.on_bad_frame = self._bad_frame
         self._apply(self._router.peer_up(peer.id, peer.node.advertisement, now))
         self._arm()
 
@@ -333,6 +347,11 @@ class Requester(Monitorable):
             if len(args) == 2 and is_pong(args):
                 return
             self._apply(self._router.reply(peer.id, args, now))
+
+    def _bad_frame(self, link: Link, reason: str) -> None:
+        peer: Peer | None = link.context
+        if peer is not None and peer.link is link:
+            self._apply(self._router.peer_failed(peer.id, self._now()))
 
     # -- liveness ------------------------------------------------------------------
 
@@ -371,6 +390,7 @@ class Requester(Monitorable):
                     self._liveness.timeout,
                     self._router.inflight_on(peer_id),
                 )
+                self._apply(self._router.peer_failed(peer_id, now))
                 peer.link.abort()
         self._arm_liveness()
 

@@ -35,7 +35,16 @@ The rules:
   fast with :class:`~coterie.errors.LinkLostError`;
 - a reply is matched only on the peer that carries its request, and only
   once: every request yields exactly one :class:`Resolve` or :class:`Fail`,
-  and a late duplicate is counted and dropped.
+  and a late duplicate is counted and dropped;
+- outlier ejection (after Envoy's): a peer fails a request when the request
+  outlives the *attempt bound* there (it is then sent elsewhere, as on a
+  lost link), when it sends a frame that cannot be decoded, or when its link
+  dies of silence. After :data:`EJECT_AFTER` consecutive failures, while
+  another peer still takes work, it is taken out of the rotation; after a
+  back-off (1 s, doubling to 30 s) one probe request goes there, and an
+  answer puts it back. The attempt bound adapts: :data:`ATTEMPT_FACTOR` times
+  the slowest reply among the last few hundred, and at least
+  :data:`ATTEMPT_FLOOR` seconds; with no reply seen yet there is none.
 
 The router never reads a clock, draws a random number or touches a socket or
 a future: the same inputs always give the same outcomes.
@@ -79,6 +88,14 @@ TIME_WINDOW = 10.0
 TIME_EXPLORE_EVERY = 10
 _SAMPLES = 64
 
+#: Consecutive failures that eject a peer from the rotation.
+EJECT_AFTER = 3
+#: Ejection back-off: first, and largest, in seconds.
+EJECT_FIRST, EJECT_MAX = 1.0, 30.0
+#: The adaptive attempt bound: ``max(ATTEMPT_FLOOR, ATTEMPT_FACTOR * slowest)``.
+ATTEMPT_FACTOR, ATTEMPT_FLOOR = 10.0, 1.0
+_SLOWEST_WINDOW = 256
+
 
 class Request:
     """One request between ``submit`` and its answer.
@@ -92,7 +109,18 @@ class Request:
         timeout: Seconds from submission to give up; ``None`` for no bound.
     """
 
-    __slots__ = ("deadline", "done", "frame", "id", "peer", "retry", "sent_at", "subset", "type")
+    __slots__ = (
+        "avoid",
+        "deadline",
+        "done",
+        "frame",
+        "id",
+        "peer",
+        "retry",
+        "sent_at",
+        "subset",
+        "type",
+    )
 
     def __init__(
         self,
@@ -116,6 +144,8 @@ class Request:
         self.sent_at = 0.0
         #: Answered, failed or withdrawn: it yields no further outcome.
         self.done = False
+        #: A peer it outlived its attempt bound on: another is preferred.
+        self.avoid: str | None = None
 
     def __repr__(self) -> str:
         return f"<Request {self.id} {self.type!r} on {self.peer or 'queue'}>"
@@ -151,18 +181,44 @@ class Drained(NamedTuple):
 Outcome = Send | Resolve | Fail | Drained
 
 
+class _Health:
+    """A peer's record for outlier ejection; it outlives the peer's links."""
+
+    __slots__ = ("backoff", "ejected_until", "failures", "probing")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.ejected_until: float | None = None
+        self.backoff = EJECT_FIRST
+        #: A probe request is in flight after an ejection.
+        self.probing = False
+
+
 class _Route:
     """What the router knows of one connected responder."""
 
-    __slots__ = ("advertisement", "id", "inflight", "leaving", "name", "samples")
+    __slots__ = ("advertisement", "health", "id", "inflight", "leaving", "name", "order", "samples")
 
-    def __init__(self, peer: str, advertisement: Mapping[str, Any]) -> None:
+    def __init__(self, peer: str, advertisement: Mapping[str, Any], health: _Health) -> None:
         self.id = peer
         self.advertisement = advertisement
         self.name = str(advertisement.get("name", peer))
         self.inflight: dict[str, Request] = {}
+        #: (sent_at, request) in send order: the head is the oldest in flight.
+        self.order: deque[tuple[float, Request]] = deque()
         self.leaving = False
         self.samples: deque[tuple[float, float]] = deque(maxlen=_SAMPLES)
+        self.health = health
+
+    def oldest(self) -> tuple[float, Request] | None:
+        """The oldest request still in flight here, dropping stale entries."""
+        order = self.order
+        while order:
+            sent_at, request = order[0]
+            if request.peer == self.id and request.sent_at == sent_at and not request.done:
+                return order[0]
+            order.popleft()
+        return None
 
     def takes(self, request: Request) -> bool:
         if self.leaving:
@@ -193,18 +249,37 @@ class Router:
         max_waiting: Most requests that may wait for a peer at once.
         settle: Seconds a backlog waits for more peers after the first one
             appears, so that it is spread over them.
+        attempt_timeout: How long one attempt on one peer may take before
+            the peer counts a failure and the request is sent elsewhere:
+            ``"auto"`` (adaptive, see the module doc), seconds, or ``None``
+            (never; the request's own bound still holds).
 
     Raises:
         ValueError: For an unknown policy or a negative bound.
     """
 
     def __init__(
-        self, *, balance: Balance = "round_robin", max_waiting: int = 10_000, settle: float = 0.05
+        self,
+        *,
+        balance: Balance = "round_robin",
+        max_waiting: int = 10_000,
+        settle: float = 0.05,
+        attempt_timeout: float | Literal["auto"] | None = "auto",
     ) -> None:
         if balance not in BALANCES:
             raise ValueError(f"unknown balance policy {balance!r}; use one of {BALANCES}")
         if max_waiting < 0 or settle < 0:
             raise ValueError("max_waiting and settle must not be negative")
+        if attempt_timeout not in (None, "auto") and not attempt_timeout > 0:  # type: ignore[operator]
+            raise ValueError(f"attempt_timeout must be positive, got {attempt_timeout!r}")
+        self.attempt_timeout = attempt_timeout
+        self._health: dict[str, _Health] = {}
+        self._slowest = (0.0, 0.0)  # (previous window, current window)
+        self._replies_in_window = 0
+        #: Peers taken out of the rotation so far, and requests sent again
+        #: because they outlived the attempt bound.
+        self.ejections = 0
+        self.attempts_expired = 0
         self.balance: Balance = balance
         self.max_waiting = max_waiting
         self.settle = settle
@@ -248,9 +323,34 @@ class Router:
         route = self._routes.get(peer)
         return len(route.inflight) if route is not None else 0
 
+    def ejected(self, now: float) -> list[str]:
+        """Connected peers out of the rotation at ``now``."""
+        return [
+            peer
+            for peer, route in self._routes.items()
+            if route.health.ejected_until is not None and route.health.ejected_until > now
+        ]
+
+    def attempt_bound(self) -> float | None:
+        """Seconds an attempt may take now, or ``None`` for no bound."""
+        if self.attempt_timeout is None:
+            return None
+        if self.attempt_timeout != "auto":
+            return self.attempt_timeout
+        slowest = max(self._slowest)
+        if slowest <= 0:
+            return None
+        return max(ATTEMPT_FLOOR, ATTEMPT_FACTOR * slowest)
+
     def next_deadline(self) -> float | None:
-        """When :meth:`expire` next has work: the earliest deadline or settle end."""
+        """When :meth:`expire` next has work: a deadline, an attempt bound, a settle end."""
         earliest = math.inf if self._settle_until is None else self._settle_until
+        bound = self.attempt_bound()
+        if bound is not None:
+            for route in self._routes.values():
+                head = route.oldest()
+                if head is not None and head[0] + bound < earliest:
+                    earliest = head[0] + bound
         for timeout, queue in list(self._deadlines.items()):
             while queue and queue[0].done:
                 queue.popleft()
@@ -295,8 +395,11 @@ class Router:
     def reply(self, peer: str, args: list[Any], now: float) -> list[Outcome]:
         """A reply frame ``[error, result..., id]`` arrived from ``peer``."""
         route = self._routes.get(peer)
-        if route is None or len(args) < 2:
+        if route is None:
             self.late_replies += 1
+            return []
+        if len(args) < 2:  # not a reply: this peer misbehaves
+            self._failed(peer, route.health, now)
             return []
         try:
             request = route.inflight.pop(args[-1], None)
@@ -305,8 +408,19 @@ class Router:
         if request is None:
             self.late_replies += 1
             return []
+        took = now - request.sent_at
         if self.balance == "time":
-            route.samples.append((now, now - request.sent_at))
+            route.samples.append((now, took))
+        previous, current = self._slowest
+        if took > current:
+            self._slowest = (previous, took)
+        self._replies_in_window += 1
+        if self._replies_in_window >= _SLOWEST_WINDOW:
+            self._slowest = (self._slowest[1], 0.0)
+            self._replies_in_window = 0
+        health = route.health
+        if health.failures or health.probing:
+            self._recovered(health)
         request.peer = None
         outcome: Outcome
         if _is_error(args[0]):
@@ -336,16 +450,37 @@ class Router:
                 elif head.deadline <= now:
                     queue.popleft()
                     error = self._timeout_error(head)
+                    if head.peer is not None and head.peer in self._routes:
+                        self._failed(head.peer, self._routes[head.peer].health, now)
                     out.extend(self._withdraw(head))
                     out.append(self._finish_failed(head, error))
                 else:
                     break
             if not queue:
                 del self._deadlines[timeout]
+        bound = self.attempt_bound()
+        if bound is not None:
+            for route in list(self._routes.values()):
+                oldest = route.oldest()
+                while oldest is not None and oldest[0] + bound <= now:
+                    out.extend(self._attempt_failed(route, oldest[1], now))
+                    oldest = route.oldest()
         if self._settle_until is not None and self._settle_until <= now:
             self._settle_until = None
             out.extend(self._drain(now))
         return out
+
+    def peer_failed(self, peer: str, now: float) -> list[Outcome]:
+        """``peer`` misbehaved: a frame that could not be decoded, or a link dead of silence.
+
+        It counts one failure towards ejection (see the module doc).
+        """
+        route = self._routes.get(peer)
+        health = route.health if route is not None else self._health.get(peer)
+        if health is None:
+            return []
+        self._failed(peer, health, now)
+        return []
 
     def close(self, error: CoterieError) -> list[Outcome]:
         """Fail every live request with ``error`` (the requester is closing)."""
@@ -372,7 +507,8 @@ class Router:
         if peer in self._routes:
             raise ValueError(f"peer {peer!r} is already up")
         had_routes = any(not r.leaving for r in self._routes.values())
-        route = self._routes[peer] = _Route(peer, advertisement)
+        health = self._health.setdefault(peer, _Health())
+        route = self._routes[peer] = _Route(peer, advertisement, health)
         if not self._waiting or self._settle_until is not None:
             return []  # nothing to send, or a settle window gathers peers
         if had_routes or self.settle <= 0 or len(self._waiting) == 1:
@@ -420,6 +556,9 @@ class Router:
         route = self._routes.pop(peer, None)
         if route is None:
             return []
+        if route.leaving:
+            self._health.pop(peer, None)  # gone for good: forget its record
+        route.health.probing = False
         lost = list(route.inflight.values())
         route.inflight.clear()
         out: list[Outcome] = []
@@ -453,10 +592,21 @@ class Router:
             return None
         if len(routes) == 1:
             (only,) = routes.values()
+            if only.health.ejected_until is not None and not self._may_probe(only, now):
+                return None
             return only if only.takes(request) else None
         candidates = [r for r in routes.values() if r.takes(request)]
         if not candidates:
             return None
+        if any(r.health.ejected_until is not None for r in candidates):
+            for route in candidates:
+                if route.health.ejected_until is not None and self._may_probe(route, now):
+                    return route  # its one probe
+            candidates = [r for r in candidates if r.health.ejected_until is None]
+            if not candidates:
+                return None
+        if request.avoid is not None and len(candidates) > 1:
+            candidates = [r for r in candidates if r.id != request.avoid] or candidates
         if self.balance == "pending":
             return min(candidates, key=lambda r: len(r.inflight))
         if self.balance == "time":
@@ -474,7 +624,65 @@ class Router:
         request.peer = route.id
         request.sent_at = now
         route.inflight[request.id] = request
+        route.order.append((now, request))
         return Send(route.id, request.frame)
+
+    # -- outlier ejection ------------------------------------------------------------
+
+    def _may_probe(self, route: _Route, now: float) -> bool:
+        """An ejected peer whose back-off is over takes one probe; marks it sent."""
+        health = route.health
+        until = health.ejected_until
+        if until is None or until > now or health.probing:
+            return False
+        health.probing = True
+        return True
+
+    def _failed(self, peer: str, health: _Health, now: float) -> None:
+        health.failures += 1
+        if health.probing:  # the probe failed: out again, for longer
+            health.probing = False
+            health.backoff = min(health.backoff * 2, EJECT_MAX)
+            health.ejected_until = now + health.backoff
+            return
+        if health.ejected_until is not None or health.failures < EJECT_AFTER:
+            return
+        others = [
+            r for r in self._routes.values()
+            if r.id != peer and not r.leaving and r.health.ejected_until is None
+        ]  # fmt: skip
+        if not others:
+            return  # never eject the last peer that takes work
+        health.ejected_until = now + health.backoff
+        self.ejections += 1
+
+    def _recovered(self, health: _Health) -> None:
+        health.failures = 0
+        health.probing = False
+        health.ejected_until = None
+        health.backoff = EJECT_FIRST
+
+    def _attempt_failed(self, route: _Route, request: Request, now: float) -> list[Outcome]:
+        """``request`` outlived the attempt bound on ``route``: count it, send it elsewhere."""
+        self.attempts_expired += 1
+        self._failed(route.id, route.health, now)
+        if not request.retry:
+            # Work that must not run twice stays where it is; only its own
+            # bound ends it. Take it out of the attempt order.
+            route.order.popleft()
+            return []
+        route.inflight.pop(request.id, None)
+        route.order.popleft()
+        request.peer = None
+        request.avoid = route.id
+        self.retried += 1
+        self._waiting.appendleft(request)
+        out: list[Outcome] = []
+        if route.leaving and not route.inflight:
+            out.append(Drained(route.id))
+        if self._settle_until is None:
+            out.extend(self._drain(now))
+        return out
 
     def _drain(self, now: float) -> list[Outcome]:
         if not self._waiting:

@@ -90,6 +90,9 @@ class Link(asyncio.Protocol):
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Owner's data: which node this link reaches, its requests in flight.
         self.context: Any = None
+        #: Called with ``(link, reason)`` for each frame that could not be
+        #: decoded (the frame is skipped; the link stays up).
+        self.on_bad_frame: Callable[[Link, str], None] | None = None
 
     # asyncio.Protocol ------------------------------------------------------
 
@@ -108,6 +111,8 @@ class Link(asyncio.Protocol):
             frames = self._decoder.feed(data)
         except ProtocolError as exc:
             log.debug("closing link to %s: %s", self.peer, exc)
+            if self.on_bad_frame is not None:
+                self.on_bad_frame(self, str(exc))
             self.abort()
             return
         on_frame = self._on_frame
@@ -117,6 +122,8 @@ class Link(asyncio.Protocol):
             for frame in frames:
                 if type(frame) is DroppedFrame:
                     log.debug("dropped frame from %s: %s", self.peer, frame.reason)
+                    if self.on_bad_frame is not None:
+                        self.on_bad_frame(self, frame.reason)
                     continue
                 try:
                     on_frame(self, frame)  # type: ignore[arg-type]
