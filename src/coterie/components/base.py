@@ -9,6 +9,7 @@ Everything else is the role's business.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ from coterie.protocol.pairing import build_advertisement, pairs
 from coterie.settings import Settings
 from coterie.tls import ADVERTISED as TLS_ADVERTISED
 from coterie.tls import TLS, TLSFiles
-from coterie.transport.link import Link, serve
+from coterie.transport.link import Budget, Link, serve
 from coterie.transport.network import DEFAULT_NETWORK, Listener, Network
 
 if TYPE_CHECKING:
@@ -269,27 +270,65 @@ def _resolve_tls(
     return None
 
 
+#: Defaults of :class:`ListeningComponent`'s bounds.
+DEFAULT_MAX_CONNECTIONS = 1024
+DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024
+DEFAULT_IDLE_TIMEOUT = 30.0
+
+
 class ListeningComponent(Component):
     """A component that listens on TCP: Responder, Publisher, Monitor.
 
     It binds before it announces itself, so its port is in its first hello,
     and keeps the set of links peers opened to it.
 
+    Every peer may be hostile, so what it accepts is bounded: at most
+    ``max_connections`` links at once, at most ``max_buffered`` bytes of
+    partial input across all of them, and a link that sends no frame within
+    ``idle_timeout`` seconds of connecting is closed. Each refusal is one
+    warning naming the peer.
+
     Args:
         name: Name shown to peers.
         host: Address to listen on.
         port: TCP port; 0 picks a free one.
+        max_connections: Most inbound links at once (default 1024).
+        max_buffered: Most bytes of incoming data held across all links
+            (default 64 MiB).
+        idle_timeout: Seconds a new link may stay silent before it sends its
+            first frame (default 30; coterie requesters ping at once, Node
+            requesters reconnect when they have work); ``None`` for no limit
+            (a Publisher's subscribers never send anything).
         **kwargs: See :class:`Component`.
     """
 
     _listens = True
 
     def __init__(
-        self, name: str | None = None, *, host: str = "0.0.0.0", port: int = 0, **kwargs: Any
+        self,
+        name: str | None = None,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        **kwargs: Any,
     ) -> None:
         super().__init__(name, **kwargs)
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be positive seconds, got {idle_timeout!r}")
         self.host = host
         self.port = port
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.budget = Budget(max_buffered)
+        #: Links refused for the connection cap, and closed for staying silent.
+        self.refused_connections = 0
+        self.idle_closed = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._server: Listener | None = None
         self._links: set[Link] = set()
 
@@ -312,11 +351,15 @@ class ListeningComponent(Component):
             max_frame_size=self.max_frame_size,
             tls=self.tls,
             network=self.network,
+            budget=self.budget,
         )
         self.port = self._server.port
         self.advertisement["port"] = self.port
 
     async def _unbind(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         for link in list(self._links):
             link.abort()
         self._links.clear()
@@ -329,11 +372,54 @@ class ListeningComponent(Component):
         """A frame arrived on one of the accepted links."""
 
     def _on_link_open(self, link: Link) -> None:
+        if len(self._links) >= self.max_connections:
+            self.refused_connections += 1
+            log.warning(
+                "%s refused a link from %s: %d links open, max_connections is %d",
+                self.name,
+                link.peer,
+                len(self._links),
+                self.max_connections,
+            )
+            link.abort()
+            return
         self._links.add(link)
+        if self._idle_timer is None and self.idle_timeout is not None:
+            self._arm_idle_check()
         if self._metrics is not None:
             self._metrics.link_opened(link)
 
+    def _arm_idle_check(self) -> None:
+        assert self.idle_timeout is not None
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_later(self.idle_timeout / 4, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Close links that never sent a frame within ``idle_timeout``."""
+        self._idle_timer = None
+        if self.idle_timeout is None:
+            return
+        now = asyncio.get_running_loop().time()
+        silent = [
+            link
+            for link in self._links
+            if link.frames == 0 and now - link.opened_at >= self.idle_timeout
+        ]
+        for link in silent:
+            self.idle_closed += 1
+            log.warning(
+                "%s closed a link from %s: no frame in %.3g s",
+                self.name,
+                link.peer,
+                self.idle_timeout,
+            )
+            link.abort()
+        if any(link.frames == 0 for link in self._links):
+            self._arm_idle_check()
+
     def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
+        if link not in self._links:
+            return  # refused at the connection cap: never counted
         self._links.discard(link)
         if self._metrics is not None:
             self._metrics.link_closed(link)

@@ -90,6 +90,7 @@ class Publisher(ListeningComponent):
             extra["broadcasts"] = list(broadcasts)
         if not isinstance(max_buffer, int) or max_buffer <= 0:
             raise ValueError(f"max_buffer must be a positive number of bytes, got {max_buffer!r}")
+        kwargs.setdefault("idle_timeout", None)  # subscribers never send a frame
         super().__init__(name, advertisement=extra, host=host, port=port, **kwargs)
         self.max_buffer = max_buffer
         self._batch: list[bytes] = []
@@ -149,6 +150,8 @@ class Publisher(ListeningComponent):
                 f"event of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
             )
         self.published += 1
+        if self._metrics is not None:
+            self._metrics.published(event)
         if not self._links:
             return 0
         self._batch.append(frame)

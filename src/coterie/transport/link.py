@@ -26,7 +26,7 @@ from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, DroppedFrame, Frame
 from coterie.tls import TLS, service_dns_name
 from coterie.transport.network import DEFAULT_NETWORK, Listener, Network
 
-__all__ = ["FrameHandler", "Link", "LinkClosedHandler", "connect", "serve"]
+__all__ = ["Budget", "FrameHandler", "Link", "LinkClosedHandler", "connect", "serve"]
 
 log = logging.getLogger("coterie.link")
 
@@ -58,6 +58,29 @@ def _tune(sock: socket.socket | None) -> None:
         log.debug("could not tune socket: %s", exc)
 
 
+class Budget:
+    """Bytes that the links of one component may hold buffered, all together.
+
+    ``max_frame_size`` bounds one frame on one link; without a shared budget,
+    many links each holding a large partial frame add up without bound. A
+    link whose data would take the total past ``limit`` is closed with one
+    log line naming the peer.
+
+    Args:
+        limit: Most bytes buffered across the links sharing this budget.
+    """
+
+    __slots__ = ("limit", "refused", "used")
+
+    def __init__(self, limit: int) -> None:
+        if limit <= 0:
+            raise ValueError(f"a buffer budget must be positive, got {limit}")
+        self.limit = limit
+        self.used = 0
+        #: Links closed for going over the budget.
+        self.refused = 0
+
+
 class Link(asyncio.Protocol):
     """One framed TCP connection.
 
@@ -66,6 +89,7 @@ class Link(asyncio.Protocol):
         on_closed: Called once with ``(link, exc)`` when the connection ends.
         max_frame_size: Larger incoming frames are dropped.
         on_open: Called with the link once it is connected.
+        budget: A :class:`Budget` shared with the owner's other links.
     """
 
     def __init__(
@@ -75,8 +99,15 @@ class Link(asyncio.Protocol):
         *,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         on_open: Callable[[Link], None] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self._on_open = on_open
+        self._budget = budget
+        self._counted = 0
+        #: Frames received so far (a link that never sends one never identified).
+        self.frames = 0
+        #: ``loop.time()`` when the connection was made.
+        self.opened_at = 0.0
         self._on_frame = on_frame
         self._on_closed = on_closed
         self._decoder = FrameDecoder(max_frame_size)
@@ -103,10 +134,26 @@ class Link(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         _tune(transport.get_extra_info("socket"))
+        self.opened_at = self._loop.time()
         if self._on_open is not None:
             self._on_open(self)
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
+        budget = self._budget
+        if budget is not None and budget.used + len(data) > budget.limit:
+            # Account before decoding: the decoder may hold all of this.
+            buffered = self._decoder.buffered + len(data)
+            if budget.used - self._counted + buffered > budget.limit:
+                budget.refused += 1
+                log.warning(
+                    "closing link from %s: it would take buffered input to %d bytes, "
+                    "past this component's budget of %d",
+                    self.peer,
+                    budget.used - self._counted + buffered,
+                    budget.limit,
+                )
+                self.abort()
+                return
         try:
             frames = self._decoder.feed(data)
         except ProtocolError as exc:
@@ -115,6 +162,11 @@ class Link(asyncio.Protocol):
                 self.on_bad_frame(self, str(exc))
             self.abort()
             return
+        if budget is not None:
+            held = self._decoder.buffered
+            budget.used += held - self._counted
+            self._counted = held
+        self.frames += len(frames)
         on_frame = self._on_frame
         # Cork: replies written while handling this chunk leave in one send.
         self._corked = True
@@ -142,6 +194,9 @@ class Link(asyncio.Protocol):
             return
         self.closed = True
         self._out.clear()
+        if self._budget is not None:
+            self._budget.used -= self._counted
+            self._counted = 0
         try:
             self._on_closed(self, exc)
         except Exception:
@@ -250,6 +305,7 @@ async def serve(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     tls: TLS | None = None,
     network: Network = DEFAULT_NETWORK,
+    budget: Budget | None = None,
 ) -> Listener:
     """Listen on ``host:port`` (0 for any free port) and accept links.
 
@@ -257,7 +313,9 @@ async def serve(
     certificate that chains to the CA) before ``on_open`` is called.
     """
     return await network.create_server(
-        lambda: Link(on_frame, on_closed, max_frame_size=max_frame_size, on_open=on_open),
+        lambda: Link(
+            on_frame, on_closed, max_frame_size=max_frame_size, on_open=on_open, budget=budget
+        ),
         host,
         port,
         ssl=tls.context if tls is not None else None,

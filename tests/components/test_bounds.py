@@ -1,0 +1,110 @@
+"""What a listening component accepts from hostile peers is bounded.
+
+Real sockets. The partial-frame attack runs against a responder in its own
+process, so its resident memory can be read from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+import pytest
+
+from coterie import Publisher, Responder
+from coterie.protocol.liveness import ping_frame
+from tests.helpers import MS, DiscoveryFactory, wait_for
+from tests.procs import ChildComponent
+
+SOON = 5_000 * MS
+
+
+async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def _closed_by_peer(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(1), SOON) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_links_past_max_connections_are_refused(
+    disc: DiscoveryFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="coterie")
+    async with Responder("capped", discovery=disc(), max_connections=3) as rep:
+        conns = [await _open(rep.port) for _ in range(5)]
+        await wait_for(lambda: rep.refused_connections == 2, SOON)
+        assert len(rep.links) == 3
+        closed = [await _closed_by_peer(r) for r, _ in conns[3:]]
+        assert closed == [True, True]
+        assert "max_connections is 3" in caplog.text
+        for _, w in conns:
+            w.close()
+
+
+async def test_a_link_that_never_sends_a_frame_is_closed(disc: DiscoveryFactory) -> None:
+    async with Responder("strict", discovery=disc(), idle_timeout=200 * MS) as rep:
+        (silent_r, silent_w), (talker_r, talker_w) = await _open(rep.port), await _open(rep.port)
+        talker_w.write(ping_frame(1))
+        assert await asyncio.wait_for(talker_r.read(64), SOON)  # the pong
+        assert await _closed_by_peer(silent_r)
+        assert rep.idle_closed == 1 and len(rep.links) == 1
+        silent_w.close()
+        talker_w.close()
+
+
+async def test_a_publishers_silent_subscribers_are_not_idle(disc: DiscoveryFactory) -> None:
+    async with Publisher("news", discovery=disc()) as pub:
+        assert pub.idle_timeout is None
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def test_partial_frames_on_many_links_cannot_exhaust_memory(disc_port: int) -> None:
+    """60 links each start a 15 MiB frame and never finish it (about 900 MiB)."""
+    import dataclasses
+
+    from tests.helpers import fast_discovery
+
+    cfg = {
+        "discovery": {
+            k: v for k, v in dataclasses.asdict(fast_discovery(disc_port)).items() if v is not None
+        }
+    }
+    child = await ChildComponent.responder("victim", **cfg)
+    try:
+        port = child.ready["port"]
+        before = _rss_kib(child.proc.pid)
+        header = b"\x11" + struct.pack(">I", 15 * 1024 * 1024)
+        chunk = b"j:" + b"[" * (256 * 1024)
+        writers = []
+
+        async def attack() -> None:
+            _reader, writer = await _open(port)
+            writers.append(writer)
+            writer.write(header)
+            try:
+                for _ in range(60):  # 15 MiB, never completed
+                    writer.write(chunk)
+                    await asyncio.wait_for(writer.drain(), SOON)
+            except (ConnectionError, TimeoutError):
+                return  # refused: the point
+
+        await asyncio.gather(*(attack() for _ in range(60)), return_exceptions=True)
+        grown_mib = (_rss_kib(child.proc.pid) - before) / 1024
+        # The default budget is 64 MiB of buffered input for the component.
+        assert grown_mib < 150, grown_mib
+        for writer in writers:
+            writer.close()
+    finally:
+        await child.stop()
