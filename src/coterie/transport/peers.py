@@ -40,7 +40,11 @@ __all__ = ["Peer", "Peers"]
 
 log = logging.getLogger("coterie.peers")
 
-_FIRST_DELAY, _MAX_DELAY = 0.05, 2.0
+#: Reconnect back-off, and the bound on one attempt (connection and TLS
+#: handshake). Short, so that a host back from a partition is linked again
+#: within about a second: on a LAN an attempt takes milliseconds.
+_FIRST_DELAY, _MAX_DELAY = 0.05, 0.5
+_CONNECT_TIMEOUT = 1.0
 
 
 class Peer:
@@ -218,6 +222,7 @@ class Peers:
                     self._on_frame,
                     self._on_link_closed,
                     max_frame_size=self.max_frame_size,
+                    timeout=_CONNECT_TIMEOUT,
                     tls=self.tls,
                     server_name=str(node.advertisement.get("name", "")),
                     network=self.network,
