@@ -43,6 +43,16 @@ Beyond cote, on purpose (cote 1.2.0's weak spots):
   dropped by python-socketio, which sends acks only when asked.
 - A publisher that advertises no ``broadcasts`` list has nothing relayed
   (cote relays all its events).
+- Namespaces have a life cycle (cote keeps every namespace it ever saw,
+  so anyone who can send a hello makes it run requesters forever). A
+  namespace none of whose responders or publishers has been seen for the
+  discovery's ``node_timeout`` is closed: its requester and subscriber stop
+  (checked every ``check_interval``; rules in
+  :mod:`coterie.protocol.namespaces`). A client that calls it then gets a
+  ``gone`` error; it is served again when a node of it returns. At most
+  ``max_namespaces`` are served at once; a namespace announced past that is
+  ignored, with one warning naming it and the node. The default namespace
+  and those listed in ``namespaces=`` are never closed nor counted.
 
 python-socketio is an optional dependency (``pip install 'coterie[sockend]'``);
 ``import coterie`` never imports this module. Serve the socket.io server with
@@ -55,28 +65,34 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from coterie.components.base import Component
 from coterie.components.requester import Requester
 from coterie.components.subscriber import Subscriber
-from coterie.errors import FrameTooLargeError, QueueFullError, RemoteError
+from coterie.errors import FrameTooLargeError, NotRunningError, QueueFullError, RemoteError
+from coterie.protocol.namespaces import Namespace, NamespaceLife
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import same_link_security
 
 try:
     import socketio  # type: ignore[import-untyped]
-except ImportError as _exc:  # pragma: no cover - depends on the installation
+    from aiohttp import web
+except ImportError as _exc:  # without the extra: one clear message, not a missing module
     raise ImportError(
-        "coterie.gateways.sockend needs python-socketio: pip install 'coterie[sockend]'"
+        f"coterie.gateways.sockend needs python-socketio and aiohttp ({_exc.name} is "
+        "missing): pip install 'coterie[sockend]'",
+        name=_exc.name,
     ) from _exc
 
 __all__ = [
+    "DEFAULT_MAX_NAMESPACES",
     "DEFAULT_MAX_PAYLOAD",
     "DEFAULT_REQUEST_TIMEOUT",
     "RESERVED_KEYS",
@@ -96,6 +112,13 @@ DEFAULT_MAX_PAYLOAD = 64 * 1024
 RESERVED_KEYS = ("__subset", "__timeout")
 #: Most published events waiting to be emitted to clients.
 DEFAULT_RELAY_QUEUE = 10_000
+#: Most namespaces served at once, besides the default one and those listed.
+DEFAULT_MAX_NAMESPACES = 64
+#: Most namespaces refused past the cap that get a warning of their own per
+#: check interval; the rest are summed up in one line.
+_REFUSAL_WARNINGS = 10
+#: Namespaces remembered as refused (one warning each) or closed (``gone``).
+_MEMORY = 1024
 
 #: Event names socket.io reserves; never forwarded nor relayed.
 _SOCKETIO_RESERVED = frozenset(
@@ -163,6 +186,8 @@ class _Space:
     requester_ready: asyncio.Task[None] | None = None
     subscriber: Subscriber | None = None
     subscriber_ready: asyncio.Task[None] | None = None
+    #: Closed for idleness: its requester and subscriber are stopping.
+    closed: bool = False
 
     def types(self) -> frozenset[str]:
         return frozenset[str]().union(*self.responders.values())
@@ -195,6 +220,11 @@ class Sockend(Component):
         max_waiting: Most forwarded requests that may wait for a responder
             at once, per namespace.
         relay_queue: Most published events waiting to be emitted.
+        max_namespaces: Most namespaces served at once besides the default
+            one and those in ``namespaces``; one announced past it is
+            ignored with a warning. Each served namespace runs a requester
+            and/or a subscriber, closed once no node of it has been seen for
+            the discovery's ``node_timeout``.
         **kwargs: See :class:`~coterie.components.base.Component`
             (``environment``, ``discovery``, ``advertisement``, ...).
     """
@@ -212,8 +242,13 @@ class Sockend(Component):
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         max_waiting: int = 1000,
         relay_queue: int = DEFAULT_RELAY_QUEUE,
+        max_namespaces: int = DEFAULT_MAX_NAMESPACES,
         **kwargs: Any,
     ) -> None:
+        if isinstance(max_namespaces, bool) or not isinstance(max_namespaces, int):
+            raise TypeError(f"max_namespaces must be an int, got {max_namespaces!r}")
+        if max_namespaces < 0:
+            raise ValueError(f"max_namespaces must be 0 or more, got {max_namespaces}")
         if not request_timeout > 0:
             raise ValueError(f"request_timeout must be positive seconds, got {request_timeout!r}")
         if not isinstance(max_payload, int) or max_payload <= 0:
@@ -231,9 +266,23 @@ class Sockend(Component):
         self.relay_queue = relay_queue
         #: Called on every request before it is forwarded (cote's requesterTransformators).
         self.transformers: list[Transformer] = []
+        namespaces = list(namespaces)
         self._initial = [socketio_namespace(None), *(socketio_namespace(n) for n in namespaces)]
+        #: Namespaces never closed nor counted against ``max_namespaces``.
+        self._pinned: frozenset[Namespace] = frozenset((None, *namespaces))
+        self.max_namespaces = max_namespaces
         self._spaces: dict[str | None, _Space] = {}
         self._served: set[str] = set()
+        self._catch_alls: dict[str, Callable[..., Awaitable[tuple[Any, ...]]]] = {}
+        self._life: NamespaceLife | None = None
+        self._reaper: asyncio.TimerHandle | None = None
+        self._closing_spaces: set[asyncio.Task[None]] = set()
+        #: socket.io namespaces whose cote namespace was closed, oldest first.
+        self._gone: OrderedDict[str, Namespace] = OrderedDict()
+        #: Namespaces refused past the cap that were logged, oldest first.
+        self._refused_logged: OrderedDict[Namespace, None] = OrderedDict()
+        self._refusal_warnings = _REFUSAL_WARNINGS
+        self._refusals_unlogged = 0
         self._queue: asyncio.Queue[tuple[str, str, Any, list[str] | None]] | None = None
         self._relayer: asyncio.Task[None] | None = None
         self._change = asyncio.Event()
@@ -243,6 +292,10 @@ class Sockend(Component):
         self.refused = 0
         #: Published events emitted to socket.io clients.
         self.relayed = 0
+        #: Namespaces closed because no node of theirs was seen for the node timeout.
+        self.namespaces_closed = 0
+        #: Announcements of a namespace ignored because ``max_namespaces`` were served.
+        self.namespaces_refused = 0
 
     # -- public ----------------------------------------------------------------
 
@@ -266,6 +319,10 @@ class Sockend(Component):
             if socketio_namespace(space.namespace) == socketio_namespace(namespace):
                 types |= space.types()
         return sorted(types)
+
+    def namespaces(self) -> list[Namespace]:
+        """The cote namespaces the Sockend runs a requester or subscriber for now."""
+        return [ns for ns, space in self._spaces.items() if space.requester or space.subscriber]
 
     def relays(self, namespace: str | None = None) -> list[str]:
         """Event names currently relayed on a cote namespace's socket.io namespace."""
@@ -315,16 +372,29 @@ class Sockend(Component):
     # -- lifecycle -------------------------------------------------------------
 
     async def _bind(self) -> None:
+        assert self.settings is not None
+        self._life = NamespaceLife(
+            node_timeout=self.settings.node_timeout / 1000,
+            max_namespaces=self.max_namespaces,
+            pinned=self._pinned,
+        )
+        loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(self.relay_queue)
-        self._relayer = asyncio.get_running_loop().create_task(
+        self._relayer = loop.create_task(
             self._relay_loop(self._queue), name="coterie-sockend-relay"
         )
         for sio_ns in self._initial:
             self._serve(sio_ns)
+        self._reaper = loop.call_later(self.settings.check_interval / 1000, self._check_spaces)
 
     async def _shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         spaces = list(self._spaces.values())
         self._spaces.clear()
+        if self._closing_spaces:
+            await asyncio.gather(*self._closing_spaces, return_exceptions=True)
         for space in spaces:
             for task in (space.requester_ready, space.subscriber_ready):
                 if task is not None:
@@ -336,6 +406,9 @@ class Sockend(Component):
                         await component.close()
 
     async def _unbind(self) -> None:
+        if self._reaper is not None:  # start failed after _bind
+            self._reaper.cancel()
+            self._reaper = None
         if self._relayer is not None:
             self._relayer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -349,49 +422,172 @@ class Sockend(Component):
         self._note(event, node)
         self._change.set()
 
-    def _note(self, event: str, node: Node) -> None:
+    def _exposable(self, node: Node) -> tuple[bool, Namespace]:
+        """Whether the Sockend exposes ``node`` (a responder or publisher); its namespace."""
         adv = node.advertisement
         if adv.get("key") != self.advertisement.get("key"):
-            return
-        role = adv.get("axon_type")
-        if role not in ("rep", "pub-emitter"):
-            return
+            return False, None
+        if adv.get("axon_type") not in ("rep", "pub-emitter"):
+            return False, None
         if not same_link_security(self.advertisement, adv):
-            return  # the requester or subscriber would not pair with it either
+            return False, None  # the requester or subscriber would not pair with it either
         namespace = adv.get("namespace")
         if namespace is not None and not isinstance(namespace, str):
             log.debug("ignored %s with a non-string namespace %r", node.id, namespace)
+            return False, None
+        return True, namespace
+
+    def _note(self, event: str, node: Node) -> None:
+        exposable, namespace = self._exposable(node)
+        if not exposable:
             return
+        adv = node.advertisement
         if event == "removed":
             space = self._spaces.get(namespace)
             if space is not None:
                 space.responders.pop(node.id, None)
                 space.publishers.pop(node.id, None)
+            if self._life is not None:
+                self._life.seen(namespace, node.last_seen)
             return
         if self._closing:
             return
-        if role == "rep":
+        if adv.get("axon_type") == "rep":
             responds_to = adv.get("respondsTo")
             if not isinstance(responds_to, list):  # cote's Sockend ignores these too
                 if namespace in self._spaces:
                     self._spaces[namespace].responders.pop(node.id, None)
                 return
-            space = self._space(namespace)
+            space = self._space(namespace, node)
+            if space is None:
+                return
             space.responders[node.id] = _names(responds_to)
             if space.requester is None:
                 self._start_requester(space)
         else:
-            space = self._space(namespace)
+            space = self._space(namespace, node)
+            if space is None:
+                return
             space.publishers[node.id] = _names(adv.get("broadcasts"))
             if space.subscriber is None:
                 self._start_subscriber(space)
 
-    def _space(self, namespace: str | None) -> _Space:
+    def _space(self, namespace: Namespace, node: Node) -> _Space | None:
+        """The namespace's space, made if the cap allows; ``None`` when refused."""
         space = self._spaces.get(namespace)
+        life = self._life
+        if life is not None and not life.admit(namespace, node.last_seen):
+            self._refuse(namespace, node)
+            return None
         if space is None:
             space = self._spaces[namespace] = _Space(namespace)
-            self._serve(socketio_namespace(namespace))
+            sio_ns = socketio_namespace(namespace)
+            self._gone.pop(sio_ns, None)
+            self._serve(sio_ns)
         return space
+
+    def _refuse(self, namespace: Namespace, node: Node) -> None:
+        """Log (once per namespace, a few lines per check) a namespace past the cap."""
+        self.namespaces_refused += 1
+        if namespace in self._refused_logged:
+            self._refused_logged.move_to_end(namespace)
+            return
+        self._refused_logged[namespace] = None
+        if len(self._refused_logged) > _MEMORY:
+            self._refused_logged.popitem(last=False)
+        if self._refusal_warnings <= 0:
+            self._refusals_unlogged += 1
+            return
+        self._refusal_warnings -= 1
+        log.warning(
+            "not serving namespace %r announced by %s (%r, %s): already serving "
+            "max_namespaces=%d namespaces",
+            namespace,
+            node.id,
+            node.advertisement.get("name"),
+            node.address,
+            self.max_namespaces,
+        )
+
+    # -- namespace life cycle --------------------------------------------------------
+
+    def _check_spaces(self) -> None:
+        """Timer: close idle namespaces, admit waiting ones, sum up refusals."""
+        self._reaper = None
+        life = self._life
+        if self._closing or life is None or self.settings is None:
+            return
+        now = time.monotonic()
+        nodes = list(self.discovery.nodes.values()) if self.discovery is not None else []
+        for node in nodes:
+            exposable, namespace = self._exposable(node)
+            if not exposable:
+                continue
+            if namespace in self._spaces:
+                life.seen(namespace, node.last_seen)
+            elif now - node.last_seen <= life.node_timeout:
+                # Alive but not served: refused earlier for the cap, or its
+                # namespace was closed while the node was still in the table.
+                self._note("added", node)
+        for namespace in life.idle(now):
+            self._close_space(namespace, life.last_seen(namespace), now)
+        if self._refusals_unlogged:
+            log.warning(
+                "not serving %d more namespaces announced past max_namespaces=%d",
+                self._refusals_unlogged,
+                self.max_namespaces,
+            )
+            self._refusals_unlogged = 0
+        self._refusal_warnings = _REFUSAL_WARNINGS
+        assert self.settings is not None
+        self._reaper = asyncio.get_running_loop().call_later(
+            self.settings.check_interval / 1000, self._check_spaces
+        )
+
+    def _close_space(self, namespace: Namespace, last_seen: float | None, now: float) -> None:
+        """Close an idle namespace's requester and subscriber (in a task)."""
+        assert self._life is not None
+        self._life.forget(namespace)
+        space = self._spaces.pop(namespace, None)
+        if space is None:
+            return
+        space.closed = True
+        self.namespaces_closed += 1
+        sio_ns = socketio_namespace(namespace)
+        silent = f"{now - last_seen:.1f} s" if last_seen is not None else "a while"
+        log.info(
+            "closing namespace %r on %s: no responder or publisher of it seen for %s",
+            namespace,
+            sio_ns,
+            silent,
+        )
+        if sio_ns not in self._initial and not any(
+            socketio_namespace(other) == sio_ns for other in self._spaces
+        ):
+            self._gone[sio_ns] = namespace
+            self._gone.move_to_end(sio_ns)
+            while len(self._gone) > max(self.max_namespaces, 16):
+                old, _ = self._gone.popitem(last=False)
+                self._unserve(old)
+        task = asyncio.get_running_loop().create_task(
+            self._stop_space(space), name=f"coterie-sockend-close-{sio_ns}"
+        )
+        self._closing_spaces.add(task)
+        task.add_done_callback(self._closing_spaces.discard)
+        self._change.set()
+
+    @staticmethod
+    async def _stop_space(space: _Space) -> None:
+        for task in (space.requester_ready, space.subscriber_ready):
+            if task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(task)
+        for component in (space.requester, space.subscriber):
+            if component is not None:
+                try:
+                    await component.close()
+                except Exception:
+                    log.exception("could not close %r", component)
 
     def _component_kwargs(self, space: _Space) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -464,6 +660,33 @@ class Sockend(Component):
             return await self.handle(sio_ns, event, sid, *args)
 
         self.io.on("*", catch_all, namespace=sio_ns)
+        self._catch_alls[sio_ns] = catch_all
+
+    def _unserve(self, sio_ns: str) -> None:
+        """Stop serving a closed namespace long gone: its handler goes, its clients too."""
+        self._served.discard(sio_ns)
+        catch_all = self._catch_alls.pop(sio_ns, None)
+        handlers = getattr(self.io, "handlers", None)
+        if catch_all is None or not isinstance(handlers, dict):
+            return
+        mine = handlers.get(sio_ns, {})
+        if mine.get("*") is catch_all:
+            del mine["*"]
+            if not mine:
+                del handlers[sio_ns]
+        task = asyncio.get_running_loop().create_task(
+            self._disconnect_all(sio_ns), name=f"coterie-sockend-unserve-{sio_ns}"
+        )
+        self._closing_spaces.add(task)
+        task.add_done_callback(self._closing_spaces.discard)
+
+    async def _disconnect_all(self, sio_ns: str) -> None:
+        try:
+            sids = [sid for sid, _ in self.io.manager.get_participants(sio_ns, None)]
+            for sid in sids:
+                await self.io.disconnect(sid, namespace=sio_ns)
+        except Exception:
+            log.debug("could not disconnect the clients of %s", sio_ns, exc_info=True)
 
     async def handle(self, sio_ns: str, event: str, sid: str, *args: Any) -> tuple[Any, ...]:
         """Forward one client event; returns the acknowledgement's arguments.
@@ -522,6 +745,10 @@ class Sockend(Component):
         self.forwarded += 1
         try:
             return await requester.send(request, timeout=max(deadline - loop.time(), 0.001))
+        except NotRunningError:
+            if space.closed:
+                raise self._gone_error(sio_ns, space.namespace) from None
+            raise _Refused("unavailable", "the gateway's requester is not running") from None
         except TimeoutError:
             raise _Refused(
                 "timeout", f"no answer to {event!r} within {self.request_timeout:g} s"
@@ -567,7 +794,17 @@ class Sockend(Component):
         for space in self._spaces.values():
             if socketio_namespace(space.namespace) == sio_ns and space.takes(event):
                 return space
+        if sio_ns in self._gone:
+            raise self._gone_error(sio_ns, self._gone[sio_ns])
         raise _Refused("unknown_type", f"no responder serves {event!r} on {sio_ns}")
+
+    def _gone_error(self, sio_ns: str, namespace: Namespace) -> _Refused:
+        timeout = self.settings.node_timeout / 1000 if self.settings is not None else 0
+        return _Refused(
+            "gone",
+            f"namespace {namespace!r} ({sio_ns}) was closed: none of its responders has been "
+            f"seen for {timeout:g} s",
+        )
 
     # -- mesh -> socket.io ---------------------------------------------------------
 
