@@ -8,6 +8,8 @@ state: both are unit tested as pure functions.
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["MAX_DIGITS", "MIN_DIGITS", "check_card", "luhn_valid"]
 
 #: Payment card numbers (ISO/IEC 7812) have 8 to 19 digits.
@@ -16,6 +18,11 @@ MAX_DIGITS = 19
 
 #: How much of a refused input a reason quotes back.
 _QUOTE = 24
+
+_DIGITS = frozenset("0123456789")
+_SEPARATORS = frozenset(" -")
+#: Digit groups with one space or dash between two groups.
+_GROUPED = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -43,8 +50,10 @@ def luhn_valid(digits: str) -> bool:
 def check_card(cardno: str) -> str | None:
     """Why a card number is refused, or ``None`` when it is valid.
 
-    Spaces and dashes between digit groups are allowed (``4111 1111 1111
-    1111``); anything else must be a digit.
+    Single spaces or dashes between digit groups are allowed (``4111 1111
+    1111 1111``, ``4111-1111-1111-1111``), and spaces around the number are
+    ignored; a dash before or after the digits (``-4111111111111111``) or two
+    separators in a row are refused. Anything else must be an ASCII digit.
 
     Args:
         cardno: The card number as the user typed it.
@@ -53,12 +62,15 @@ def check_card(cardno: str) -> str | None:
         ``None`` for a valid number, else a short reason such as
         ``"failed the Luhn check"`` or ``"too long (20 digits, at most 19)"``.
     """
-    if not cardno.strip():
+    number = cardno.strip(" ")
+    if not number.strip():
         return "empty card number"
-    digits = cardno.replace(" ", "").replace("-", "")
-    if not (digits.isascii() and digits.isdigit()):
-        bad = next(c for c in digits if not (c.isascii() and c.isdigit()))
+    bad = next((c for c in number if c not in _SEPARATORS and c not in _DIGITS), None)
+    if bad is not None:
         return f"not a card number: {bad!r} is not a digit"
+    if not _GROUPED.fullmatch(number):
+        return "not a card number: a space or dash may only stand between two digits"
+    digits = number.replace(" ", "").replace("-", "")
     if len(digits) > MAX_DIGITS:
         return f"too long ({len(digits)} digits, at most {MAX_DIGITS})"
     if len(digits) < MIN_DIGITS:

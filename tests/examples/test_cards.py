@@ -71,6 +71,24 @@ def test_refusals_say_why(cardno: str, reason: str) -> None:
 def test_spaces_and_dashes_between_groups_are_allowed() -> None:
     assert check_card("4111 1111 1111 1111") is None
     assert check_card("4111-1111-1111-1111") is None
+    assert check_card(" 4111 1111-1111 1111 ") is None  # spaces around are ignored
+
+
+@pytest.mark.parametrize(
+    "cardno",
+    [
+        "-4111111111111111",
+        "4111111111111111-",
+        "4111--1111-1111-1111",
+        "4111 -1111 1111 1111",
+        "- 4111111111111111",
+        "---",
+        "-",
+    ],
+)
+def test_a_dash_or_space_not_between_two_digits_is_refused(cardno: str) -> None:
+    reason = "not a card number: a space or dash may only stand between two digits"
+    assert check_card(cardno) == reason
 
 
 def test_verdict_signs_and_handles_non_strings() -> None:
