@@ -9,7 +9,9 @@ no role) and :class:`~coterie.gateways.nginx.UpstreamWatcher` picks it up.
 When the port stops answering the announcement is withdrawn with a goodbye
 and comes back when the port answers again; when the child exits it is
 withdrawn and the announcer returns the child's exit code. Stopping the
-announcer (``stop()``, or SIGINT/SIGTERM in the CLI) terminates the child.
+announcer (``stop()``, or SIGINT/SIGTERM in the CLI) terminates the child;
+on Linux the child also gets SIGTERM when the announcer dies any other way
+(:func:`~coterie.gateways.process.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from coterie.discovery.options import DiscoveryOptions
 from coterie.discovery.service import Discovery
-from coterie.gateways.process import stop_process
+from coterie.gateways.process import die_with_parent, stop_process
 from coterie.protocol.pairing import build_advertisement
 from coterie.settings import Settings
 
@@ -133,7 +135,11 @@ class Announcer:
             OSError: When the command cannot be started.
         """
         settings = self._options.resolve()
-        self._process = await asyncio.create_subprocess_exec(*self.command)
+        # The command dies with the announcer, even a killed one: never an
+        # unannounced orphan holding the port.
+        self._process = await asyncio.create_subprocess_exec(
+            *self.command, preexec_fn=die_with_parent()
+        )
         log.info(
             "announce: started %s (pid %d); announcing %r on port %d while it answers",
             " ".join(self.command),

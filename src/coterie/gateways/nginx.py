@@ -35,7 +35,7 @@ from typing import Any
 from coterie.discovery.options import DiscoveryOptions
 from coterie.discovery.service import Discovery
 from coterie.errors import NginxError
-from coterie.gateways.process import stop_process
+from coterie.gateways.process import die_with_parent, stop_process
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import build_advertisement
 from coterie.settings import Settings
@@ -316,6 +316,9 @@ class NginxServer:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=stderr,
                 start_new_session=True,
+                # nginx stops (SIGTERM: fast shutdown, workers included) when
+                # this process dies, even by SIGKILL: no orphan on the port.
+                preexec_fn=die_with_parent(),
             )
         deadline = time.monotonic() + timeout
         host, port = listen
