@@ -98,9 +98,9 @@ def test_nginx_bad_listen_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
     assert "HOST:PORT" in capsys.readouterr().err
 
 
-def test_nginx_without_the_binary_says_how_to_install(caplog: pytest.LogCaptureFixture) -> None:
+def test_nginx_with_a_missing_binary_names_it(caplog: pytest.LogCaptureFixture) -> None:
     assert main(["nginx", "--service", "s", "--nginx", "/no/such/nginx"]) == 1
-    assert "apt-get install nginx-light" in caplog.text
+    assert "nginx binary /no/such/nginx does not exist" in caplog.text
 
 
 def test_python_dash_m_coterie() -> None:

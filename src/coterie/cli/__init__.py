@@ -12,6 +12,10 @@ reported with that subcommand's usage, not the top-level one.
 The payment example and its demo (``make demo``) and the benchmarks (``make
 bench``) live in the repository's ``examples/`` and ``bench/``, not here.
 
+Errors: a usage mistake is argparse's usage and one ``error:`` line (exit
+2); any other failure a subcommand does not report itself is one line,
+``coterie COMMAND: error: ...``, and exit 1 (``-v`` shows the traceback).
+
 Internal: the subcommand modules are not an API; :func:`main` is the entry
 point.
 """
@@ -25,6 +29,7 @@ import sys
 from collections.abc import Sequence
 
 from coterie._version import __version__
+from coterie.errors import CoterieError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -84,4 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = run(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # every failure is one line; -v shows the traceback
+        if args.verbose:
+            raise
+        sub = getattr(args, "_parser", None)  # args.command may be announce's command
+        prog = sub.prog if sub is not None else f"coterie {run.__module__.rsplit('.', 1)[-1]}"
+        sys.stderr.write(f"{prog}: error: {_one_line(exc)}\n")
+        return 1
     return int(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as one line: its message, or its type when it has none."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError | ValueError | CoterieError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -71,13 +71,15 @@ def run(args: argparse.Namespace) -> int:
     if not command:
         parser.error("give the command to run after --")
     try:
+        discovery = discovery_options_from_args(args)
+        discovery.resolve()
         announcer = Announcer(
             command,
             name=args.name,
             port=args.port,
             check_host=args.check_host,
             advertise_host=args.advertise_host,
-            discovery=discovery_options_from_args(args),
+            discovery=discovery,
             check_interval=args.check_interval,
         )
     except ValueError as exc:

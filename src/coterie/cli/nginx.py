@@ -88,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    try:
+        discovery = discovery_options_from_args(args)
+        discovery.resolve()
+    except ValueError as exc:
+        parser.error(str(exc))
     prefix = args.prefix or tempfile.mkdtemp(prefix="coterie-nginx-")
     try:
         nginx = NginxServer(prefix, args.nginx)
@@ -98,27 +103,37 @@ def run(args: argparse.Namespace) -> int:
         args.service,
         nginx,
         listen=listen,
-        discovery=discovery_options_from_args(args),
+        discovery=discovery,
         proxy_timeout=args.proxy_timeout,
     )
 
     async def main(stop: asyncio.Event) -> int:
         try:
             await watcher.start()
-        except NginxError as exc:
+        except (NginxError, OSError) as exc:
             log.error("%s", exc)
             await watcher.close()
             return 1
+        except BaseException:
+            await watcher.close()  # never leave nginx running
+            raise
         log.info(
             "nginx for %r on http://%s:%d (prefix %s); waiting for announcements",
             args.service,
             *listen,
             nginx.prefix,
         )
+        stopping = asyncio.ensure_future(stop.wait())
+        died = asyncio.ensure_future(nginx.wait())
         try:
-            await stop.wait()
+            await asyncio.wait({stopping, died}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stopping.cancel()
+            died.cancel()
             await watcher.close()
+        if died.done() and not died.cancelled():
+            log.error("%s", died.result())
+            return 1
         return 0
 
     try:

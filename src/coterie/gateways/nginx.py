@@ -85,6 +85,25 @@ def find_nginx(explicit: str | None = None) -> str | None:
     return None
 
 
+def _why_not_found(explicit: str | None) -> str:
+    """Why :func:`find_nginx` found nothing, in one line."""
+    from_env = Settings.from_environ().nginx
+    given = explicit or from_env
+    if not given:
+        return (
+            "nginx is not installed (looked on PATH and in /usr/sbin); install it "
+            "with `sudo apt-get install nginx-light` or `brew install nginx`"
+        )
+    source = "" if explicit else "$NGINX: "
+    if os.sep not in given and "/" not in given:
+        return f"{source}nginx binary {given!r} is not on PATH"
+    if not os.path.exists(given):
+        return f"{source}nginx binary {given} does not exist"
+    if os.path.isdir(given):
+        return f"{source}nginx binary {given} is a directory, not a program"
+    return f"{source}nginx binary {given} is not executable"
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class Server:
     """One upstream server."""
@@ -250,6 +269,17 @@ def _port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _bind_error(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be listened on (as nginx binds: SO_REUSEADDR), or None."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
 class NginxServer:
     """A real nginx with a private prefix directory.
 
@@ -265,10 +295,7 @@ class NginxServer:
     def __init__(self, prefix: str | os.PathLike[str], binary: str | None = None) -> None:
         found = find_nginx(binary)
         if found is None:
-            raise NginxError(
-                "nginx is not installed (looked on PATH and in /usr/sbin); install it "
-                "with `sudo apt-get install nginx-light` or `brew install nginx`"
-            )
+            raise NginxError(_why_not_found(binary))
         self.binary = found
         self.prefix = Path(prefix).resolve()
         self.conf = self.prefix / "nginx.conf"
@@ -306,6 +333,13 @@ class NginxServer:
             NginxError: When nginx rejects the configuration, exits, or does
                 not listen in time (for instance when the port is taken).
         """
+        host, port = listen
+        # A port another program holds would pass the readiness check below
+        # (it accepts) while nginx exits: refuse it first, in one line.
+        taken = _bind_error(host, port)
+        if taken is not None:
+            why = os.strerror(taken.errno) if taken.errno else str(taken)
+            raise NginxError(f"nginx cannot listen on {Server(host, port)}: {why}")
         self.prefix.mkdir(parents=True, exist_ok=True)
         await self._write_checked(config)
         log_path = self.prefix / "stderr.log"
@@ -321,7 +355,6 @@ class NginxServer:
                 preexec_fn=die_with_parent(),
             )
         deadline = time.monotonic() + timeout
-        host, port = listen
         while True:
             if self.process.returncode is not None:
                 raise NginxError(f"nginx exited at start: {self._error_tail()}")
@@ -349,6 +382,14 @@ class NginxServer:
         if code != 0:
             raise NginxError(f"nginx -s reload failed: {out}")
         self.reloads += 1
+
+    async def wait(self) -> str:
+        """Until nginx exits on its own; returns why, in one line."""
+        process = self.process
+        if process is None:
+            return "nginx is not running"
+        code = await process.wait()
+        return f"nginx exited with code {code}: {self._error_tail()}"
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop nginx gracefully (``SIGQUIT``), then by force."""
