@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
@@ -273,8 +274,17 @@ def payment_app(validate: Validate) -> web.Application:
     return app
 
 
-async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def serve_app(
+    app: web.Application, host: str, port: int, *, shutdown_timeout: float = 60.0
+) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on ``host:port`` (0 picks a free port).
+
+    Args:
+        app: The application.
+        host: Address to listen on.
+        port: Port; 0 picks a free one.
+        shutdown_timeout: Seconds ``runner.cleanup()`` lets requests in
+            progress finish before it cancels them.
 
     Returns:
         The runner (``await runner.cleanup()`` to stop) and the bound port.
@@ -282,13 +292,20 @@ async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.App
     Raises:
         OSError: When the address is taken; the message names it.
     """
-    runner = web.AppRunner(app, access_log=None, max_line_size=_MAX_LINE, max_field_size=_MAX_LINE)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        max_line_size=_MAX_LINE,
+        max_field_size=_MAX_LINE,
+        shutdown_timeout=shutdown_timeout,
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        why = os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {why}") from exc
     bound = int(runner.addresses[0][1]) if runner.addresses else port
     return runner, bound

@@ -22,15 +22,17 @@ too.
 Answers are JSON strings: ``"<cardno> validated"`` (200), or
 ``"<cardno> validation failed: <reason>"`` (422 refused card, 503 validation
 unreachable). Never a 500.
+
+Ctrl-C (or SIGTERM) stops it: no new payments, the ones in progress get
+``--grace`` seconds (default 2) and then a 503; a second Ctrl-C quits at once.
+A port in use is one line and exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -50,6 +52,9 @@ from examples.payment.apps import (
     payment_app,
     serve_app,
 )
+from examples.payment.lifecycle import Draining, Stopper, add_grace_argument, run_service
+
+log = logging.getLogger("payment")
 
 DEFAULT_PORTS = {"mesh": 3003, "nginx": 3000}
 
@@ -74,10 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="http://127.0.0.1:8080",
         help="with --via nginx: where validation answers (default http://127.0.0.1:8080)",
     )
+    add_grace_argument(parser)
     add_discovery_arguments(parser)
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
+    if args.grace < 0:
+        parser.error("--grace must not be negative")
     if args.port is None:
         args.port = DEFAULT_PORTS[args.via]
     return args
@@ -99,21 +107,31 @@ async def validation(args: argparse.Namespace) -> AsyncIterator[Validate]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stopper = Stopper("payment service", log)
+    stopper.install()
     async with validation(args) as validate:
-        runner, port = await serve_app(payment_app(validate), args.host, args.port)
+        draining = Draining(validate)
+        runner, port = await serve_app(
+            payment_app(draining), args.host, args.port, shutdown_timeout=args.grace + 1
+        )
         target = "the mesh" if args.via == "mesh" else args.validation_url
-        logging.info(
+        log.info(
             "payment service on http://%s:%d/pay/<cardno>, validating via %s",
             args.host,
             port,
             target,
         )
         try:
-            await stop.wait()
+            await stopper.wait()
+            log.info(
+                "stopping: no new payments; %d in progress get %g s to finish "
+                "(Ctrl-C again to quit at once)",
+                draining.held,
+                args.grace,
+            )
+            for site in list(runner.sites):
+                await site.stop()
+            await draining.drain(args.grace)
         finally:
             await runner.cleanup()
 
@@ -121,7 +139,4 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     arguments = parse_args()
     logging.basicConfig(level=logging.INFO, format=f"[payment/{arguments.via}] %(message)s")
-    try:
-        asyncio.run(main(arguments))
-    except OSError as exc:
-        raise SystemExit(f"payment service: {exc}") from None
+    run_service(main(arguments), "payment service")

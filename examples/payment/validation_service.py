@@ -16,15 +16,17 @@ Either way it logs ``validating <cardno>`` and answers
 Discovery stays on this host unless COTE_BROADCAST_ADDRESS says otherwise.
 From the repository root, ``python -m examples.payment.validation_service``
 works too.
+
+Ctrl-C (or SIGTERM) stops it: it says goodbye, takes no new requests and
+gives the ones it holds ``--grace`` seconds (default 2); a second Ctrl-C
+quits at once. A port in use is one line and exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -34,6 +36,11 @@ if not __package__:  # run as a script: import the example's modules from the re
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
 from examples.payment.apps import serve_app, validation_app, validation_responder
+from examples.payment.lifecycle import Stopper, add_grace_argument, run_service
+
+log = logging.getLogger("payment")
+
+_STOPPING = "%s: stopping: no new requests; %g s for those in progress (Ctrl-C again to quit)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,32 +54,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="serve GET /validate/<cardno> over HTTP on PORT instead of the mesh",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    add_grace_argument(parser)
     add_discovery_arguments(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.grace < 0:
+        parser.error("--grace must not be negative")
+    return args
 
 
 async def main(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stopper = Stopper(args.id, log)
+    stopper.install()
     if args.http is not None:
-        runner, port = await serve_app(validation_app(args.id), args.host, args.http)
-        logging.info("%s: GET /validate/<cardno> on http://%s:%d", args.id, args.host, port)
+        runner, port = await serve_app(
+            validation_app(args.id), args.host, args.http, shutdown_timeout=args.grace
+        )
+        log.info("%s: GET /validate/<cardno> on http://%s:%d", args.id, args.host, port)
         try:
-            await stop.wait()
+            await stopper.wait()
+            log.info(_STOPPING, args.id, args.grace)
         finally:
             await runner.cleanup()
         return
     responder = validation_responder(
         args.id, discovery=discovery_options_from_args(args), host=args.host
     )
+    responder.close_timeout = args.grace
     async with responder:
-        logging.info("%s: answering 'validate' on the mesh (port %d)", args.id, responder.port)
-        await stop.wait()
+        log.info("%s: answering 'validate' on the mesh (port %d)", args.id, responder.port)
+        await stopper.wait()
+        log.info(_STOPPING, args.id, args.grace)
 
 
 if __name__ == "__main__":
     arguments = parse_args()
     logging.basicConfig(level=logging.INFO, format=f"[{arguments.id}] %(message)s")
-    asyncio.run(main(arguments))
+    run_service(main(arguments), "validation service")
