@@ -62,9 +62,11 @@ log = logging.getLogger("payment")
 
 #: Inputs longer than this are refused by the payment service itself.
 MAX_INPUT_CHARS = 256
-#: aiohttp refuses request lines over 8190 bytes with a bare 400; allow more so
-#: very long card numbers get a readable answer instead.
-_MAX_LINE = 65536
+#: aiohttp refuses request lines over 8190 bytes with a bare 400 that dumps
+#: the line; allow up to 1 MiB so very long card numbers (a 100k-digit URL)
+#: get the payment service's own answer instead. Headers keep a 64 KiB bound.
+_MAX_LINE = 1 << 20
+_MAX_FIELD = 65536
 
 
 class Verdict(TypedDict):
@@ -296,7 +298,7 @@ async def serve_app(
         app,
         access_log=None,
         max_line_size=_MAX_LINE,
-        max_field_size=_MAX_LINE,
+        max_field_size=_MAX_FIELD,
         shutdown_timeout=shutdown_timeout,
     )
     await runner.setup()
