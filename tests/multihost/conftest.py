@@ -24,9 +24,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.netns)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bed() -> Iterator[Bed]:
-    """Two segments of three hosts each and a router (a1-a3, b1-b3, router)."""
+    """Two segments of three hosts each and a router (a1-a3, b1-b3, router).
+
+    One bed for the session: building one takes a few tenths of a second, and
+    each test leaves it as it found it (the ``peer`` fixture closes what it
+    started and heals every fault).
+    """
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(f"the multi-host bed needs a private network namespace: {reason}")

@@ -78,7 +78,7 @@ async def _heard(proc: asyncio.subprocess.Process) -> list[str]:
 
 async def test_hosts_reach_each_other_in_and_across_segments(bed: Bed) -> None:
     a1, a2, b1 = bed["a1"], bed["a2"], bed["b1"]
-    listeners = [await _listen(h, 1.0) for h in (a2, b1)]
+    listeners = [await _listen(h, 0.6) for h in (a2, b1)]
     sent = await _send(a1, a2.address, b1.address, bed.broadcast("a"), "255.255.255.255")
     assert f"tcp-ok {a2.address}" in sent and f"tcp-ok {b1.address}" in sent
     heard_a2, heard_b1 = [await _heard(p) for p in listeners]
@@ -92,7 +92,7 @@ async def test_partition_cuts_both_ways_and_heals(bed: Bed) -> None:
     a1, a2, b1 = bed["a1"], bed["a2"], bed["b1"]
     a1.partition()
     try:
-        listeners = [await _listen(h, 1.0) for h in (a1, a2, b1)]
+        listeners = [await _listen(h, 0.6) for h in (a1, a2, b1)]
         out_a1 = await _send(a1, a2.address, b1.address, bed.broadcast("a"))
         out_a2 = await _send(a2, a1.address, bed.broadcast("a"))
         heard_a1, heard_a2, heard_b1 = [await _heard(p) for p in listeners]
@@ -103,7 +103,7 @@ async def test_partition_cuts_both_ways_and_heals(bed: Bed) -> None:
     assert all(a2.address not in line for line in heard_a1)  # nothing reaches a1
     assert f"udp {bed.broadcast('a')} {a2.address}" not in heard_a1
 
-    listener = await _listen(a2, 1.0)
+    listener = await _listen(a2, 0.6)
     assert f"tcp-ok {a2.address}" in await _send(a1, a2.address)
     assert f"tcp {a1.address}" in await _heard(listener)
 
@@ -115,7 +115,7 @@ async def test_link_down_cuts_the_host_off_and_up_restores_it(bed: Bed) -> None:
         assert f"tcp-error {a2.address} TimeoutError" in await _send(a1, a2.address)
     finally:
         a1.heal()
-    listener = await _listen(a2, 1.0)
+    listener = await _listen(a2, 0.6)
     assert f"tcp-ok {a2.address}" in await _send(a1, a2.address)
     await _heard(listener)
 
