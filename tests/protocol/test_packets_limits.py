@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from coterie import DecodeError
+from coterie.protocol.cipher import DiscoveryCipher
 from coterie.protocol.packets import HELLO, PacketCodec, make_packet
 
 
@@ -58,3 +59,24 @@ def test_each_refusal_says_why(datagram: bytes, reason: str) -> None:
     with pytest.raises(DecodeError) as caught:
         PacketCodec().decode(datagram)
     assert str(caught.value).startswith(reason)
+
+
+def test_each_decryption_refusal_says_why() -> None:
+    codec = PacketCodec("secret")
+    reasons = {
+        b"\xff" * 32: "encrypted datagram is not a binary string",
+        b"": "ciphertext of 0 bytes is not whole AES blocks",
+        b"x" * 17: "ciphertext of 17 bytes is not whole AES blocks",
+        PacketCodec("other").encode(make_packet(HELLO, "p", "i", "h", {})): (
+            "bad padding: wrong discovery key?"
+        ),
+    }
+    for datagram, reason in reasons.items():
+        with pytest.raises(DecodeError) as caught:
+            codec.decode(datagram)
+        assert str(caught.value) == reason
+
+
+def test_an_empty_discovery_key_is_refused_with_a_reason() -> None:
+    with pytest.raises(ValueError, match=r"^the discovery key must be a non-empty string$"):
+        DiscoveryCipher("")

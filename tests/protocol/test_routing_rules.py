@@ -68,6 +68,13 @@ def test_bounds_may_be_zero_but_not_negative() -> None:
         Router(settle=-0.01)
 
 
+def test_a_peer_cannot_come_up_twice() -> None:
+    router = Router()
+    router.peer_up("a", ANY, 0)
+    with pytest.raises(ValueError, match="peer 'a' is already up"):
+        router.peer_up("a", ANY, 1)
+
+
 def test_request_repr_names_it_and_where_it_is() -> None:
     router = Router()
     request = req(0, "price")
@@ -164,8 +171,9 @@ def test_time_balance_averages_only_the_most_recent_replies() -> None:
         router.reply("a", ok(f"r{n}"), now + 0.01)
     router.peer_up("b", ANY, 6.0)
     assert place(router, 65, 6.0) == "b"
-    router.reply("b", ok("r65"), 6.2)  # "b" answers in 0.2 s
-    # Only the last replies count: the old outlier no longer slows "a".
+    router.reply("b", ok("r65"), 6.05)  # "b" answers in 0.05 s, "a" in 0.01 s
+    # Only the last replies count: the old outlier no longer slows "a"
+    # (with it, "a" would average 0.09 s).
     assert place(router, 66, 6.5) == "a"
 
 
@@ -233,8 +241,8 @@ def test_unmatched_replies_are_each_counted_once() -> None:
     router = Router()
     router.peer_up("a", ANY, 0)
     router.submit(req(0), 0)
-    assert router.reply("nobody", ok("r0"), 0) == []
     assert router.reply("a", ok("r-unknown"), 0) == []
+    assert router.reply("nobody", ok("r0"), 0) == []
     assert router.late_replies == 2
     assert len(router.reply("a", ok("r0"), 0)) == 1
     assert router.reply("a", ok("r0"), 0) == []
