@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from coterie.protocol.nodes import Node, NodeTable
+import pytest
+
+from coterie.protocol.nodes import Node, NodeTable, ReplyBudget
 from coterie.protocol.packets import HELLO, make_packet
 
 ME, MY_PID = "me", "my-pid"
@@ -47,7 +49,7 @@ def test_own_packets_are_ignored() -> None:
     assert t.hello(hello("sibling", pid=MY_PID), "127.0.0.1", 0.0) is not None
     t2 = table(ignore_process=True)
     assert t2.hello(hello("sibling", pid=MY_PID), "127.0.0.1", 0.0) is None
-    assert t2.goodbye(hello("sibling", pid=MY_PID)) is None
+    assert t2.goodbye(hello("sibling", pid=MY_PID), "127.0.0.1") is None
 
 
 def test_new_then_same_then_changed() -> None:
@@ -60,13 +62,32 @@ def test_new_then_same_then_changed() -> None:
     assert node.process_id == "other-pid" and node.port == 8000
     assert node.last_seen == 1.0 and node.weight == -0.18
 
-    again = t.hello(hello("a", port=8000), "127.0.0.3", 2.0)
+    again = t.hello(hello("a", port=8000), "127.0.0.2", 2.0)
     assert again is not None and again[1:] == (False, False)
-    assert again[0] is node and node.address == "127.0.0.3" and node.last_seen == 2.0
+    assert again[0] is node and node.last_seen == 2.0
 
-    moved = t.hello(hello("a", port=8001), "127.0.0.3", 3.0)
-    assert moved is not None and moved[1:] == (False, True)
-    assert node.port == 8001 and list(t.nodes) == ["a"]
+    changed = t.hello(hello("a", port=8000, respondsTo=["x"]), "127.0.0.2", 3.0)
+    assert changed is not None and changed[1:] == (False, True)
+    assert node.advertisement["respondsTo"] == ["x"] and list(t.nodes) == ["a"]
+
+
+def test_a_known_id_is_pinned_to_its_address_and_port() -> None:
+    t = table()
+    t.hello(hello("a", port=8000), "127.0.0.2", 1.0)
+    # A forger reusing the id from another host, or pointing it at another port.
+    assert t.hello(hello("a", port=8000), "127.0.0.66", 2.0) is None
+    assert t.hello(hello("a", port=6666), "127.0.0.2", 2.0) is None
+    node = t.nodes["a"]
+    assert (node.address, node.port, node.last_seen) == ("127.0.0.2", 8000, 1.0)
+    assert t.ignored["address"] == 1 and t.ignored["port"] == 1
+
+
+def test_the_table_is_bounded() -> None:
+    t = NodeTable("me", MY_PID, node_timeout=5, master_timeout=6, max_nodes=3)
+    for n in range(5):
+        t.hello(hello(f"n{n}"), "127.0.0.2", 0.0)
+    assert sorted(t.nodes) == ["n0", "n1", "n2"] and t.ignored["full"] == 2
+    assert t.hello(hello("n0"), "127.0.0.2", 1.0) is not None  # known ones still count
 
 
 def test_node_port_must_be_a_valid_int() -> None:
@@ -120,9 +141,11 @@ def test_silent_nodes_drop_after_node_timeout() -> None:
 def test_goodbye_and_remove() -> None:
     t = table()
     t.hello(hello("a"), "127.0.0.2", 0.0)
-    gone = t.goodbye(hello("a"))
+    assert t.goodbye(hello("a"), "127.0.0.66") is None  # not from its address: forged
+    assert t.ignored["goodbye"] == 1 and "a" in t.nodes
+    gone = t.goodbye(hello("a"), "127.0.0.2")
     assert gone is not None and gone.id == "a"
-    assert t.goodbye(hello("a")) is None
+    assert t.goodbye(hello("a"), "127.0.0.2") is None
     t.hello(hello("b"), "127.0.0.2", 0.0)
     assert t.remove("b") is not None and t.remove("b") is None
 
@@ -177,3 +200,15 @@ def test_silent_master_blocks_election_until_master_timeout() -> None:
     assert not t.is_master
     t.check(7.0)
     assert t.is_master
+
+
+def test_the_reply_budget_allows_a_burst_then_a_rate() -> None:
+    budget = ReplyBudget(rate=10, burst=3)
+    assert [budget.take(0.0) for _ in range(4)] == [True, True, True, False]
+    assert not budget.take(0.05)  # half a token
+    assert budget.take(0.1)
+    # A flood of 1000 newcomers over one second: the burst, then the rate.
+    assert sum(budget.take(1.0 + i / 1000) for i in range(1000)) <= 3 + 10 + 1
+    assert budget.refused >= 990
+    with pytest.raises(ValueError):
+        ReplyBudget(rate=0)

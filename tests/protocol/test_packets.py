@@ -7,8 +7,10 @@ keeps captures comparable byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 from typing import Any
 
 import pytest
@@ -241,16 +243,20 @@ async def test_discovery_events_fast_contact_and_goodbye() -> None:
         receive(PacketCodec().encode(hello_packet("peer")), "127.0.0.9")
         assert events == [("added", "peer")]
         assert disc.nodes["peer"].address == "127.0.0.9"
+        await asyncio.sleep(0)
         assert len(transport.sent) == 2  # fast contact: answered the newcomer at once
         receive(PacketCodec().encode(hello_packet("peer")), "127.0.0.9")
+        await asyncio.sleep(0)
         assert len(transport.sent) == 2  # but not a known node
-        receive(PacketCodec().encode(hello_packet("peer", port=9)), "127.0.0.9")
+        receive(PacketCodec().encode(hello_packet("peer", respondsTo=["x"])), "127.0.0.9")
         assert events[-1] == ("updated", "peer")
         receive(b"{garbage", "127.0.0.9")  # dropped, nothing happens
         own = json.loads(transport.sent[0])
         receive(json.dumps(own).encode(), "127.0.0.1")
         assert disc.iid not in disc.nodes
         bye = make_packet(GOODBYE, "pid-1", "peer", "host", {"id": "peer"})
+        receive(PacketCodec().encode(bye), "127.0.0.66")  # forged: another address
+        assert "peer" in disc.nodes
         receive(PacketCodec().encode(bye), "127.0.0.9")
         assert events[-1] == ("removed", "peer")
         assert "peer" not in disc.nodes
@@ -267,5 +273,43 @@ async def test_encrypted_discovery_sends_ciphertext() -> None:
         assert packet["iid"] == disc.iid
         with pytest.raises(DecodeError):
             PacketCodec().decode(transport.sent[0])
+    finally:
+        await disc.close()
+
+
+async def test_a_flood_of_newcomers_gets_a_bounded_number_of_replies() -> None:
+    disc, transport = await started_discovery()
+    assert transport.receive is not None
+    try:
+        sent_before = len(transport.sent)
+        started = time.monotonic()
+        for n in range(5000):  # fresh ids, as a forger would send them
+            transport.receive(PacketCodec().encode(hello_packet(f"forged-{n}")), "127.0.0.9")
+            if n % 500 == 0:
+                await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        replies = len(transport.sent) - sent_before
+        elapsed = time.monotonic() - started
+        # Coalesced per loop turn and within the budget: a burst of 5, then 10 a second.
+        assert 1 <= replies <= 5 + 10 * elapsed + 1, (replies, elapsed)
+        assert replies < 50
+    finally:
+        await disc.close()
+
+
+async def test_a_goodbye_for_a_linked_node_is_left_to_the_link() -> None:
+    disc, transport = await started_discovery()
+    assert transport.receive is not None
+    events: list[tuple[str, str]] = []
+    disc.on(lambda event, node: events.append((event, node.id)))
+    disc.linked = lambda iid: iid == "linked"
+    try:
+        for iid in ("linked", "unlinked"):
+            transport.receive(PacketCodec().encode(hello_packet(iid)), "127.0.0.9")
+        for iid in ("linked", "unlinked"):
+            bye = make_packet(GOODBYE, "pid-1", iid, "host", {"id": iid})
+            transport.receive(PacketCodec().encode(bye), "127.0.0.9")
+        assert ("removed", "unlinked") in events and ("removed", "linked") not in events
+        assert "linked" in disc.nodes
     finally:
         await disc.close()

@@ -151,6 +151,7 @@ class Component:
             transport_factory=self._transport_factory or self.network.discovery_transport,
         )
         self.discovery.on(self._node_event)
+        self.discovery.linked = self._linked_to
         try:
             await self.discovery.start()
         except BaseException:
@@ -229,6 +230,14 @@ class Component:
 
     def _node_removed(self, node: Node) -> None:
         """A pairing peer left or went silent."""
+
+    def _linked_to(self, node_id: str) -> bool:
+        """Whether this component holds a live link it opened to ``node_id``.
+
+        Discovery leaves a goodbye for such a node to the link, which a forger
+        cannot fake (:mod:`coterie.discovery.service`).
+        """
+        return False
 
     def _foreign_node(self, event: str, node: Node) -> None:
         """A node that does not pair appeared, changed or left (monitors use it)."""

@@ -34,6 +34,7 @@ from coterie.protocol.liveness import (
 )
 from coterie.protocol.liveness import (
     Liveness,
+    is_bye,
     is_pong,
     ping_frame,
     supports_ping,
@@ -293,6 +294,10 @@ class Requester(Monitorable):
         self._links.use_host_names = self.settings.use_host_names
         self._links.forget = self._forget
 
+    def _linked_to(self, node_id: str) -> bool:
+        peer = self._links.peers.get(node_id)
+        return peer is not None and peer.link is not None
+
     def _forget(self, node_id: str) -> None:
         if self.discovery is not None:
             self.discovery.forget(node_id)
@@ -321,6 +326,8 @@ class Requester(Monitorable):
         if supports_ping(peer.node.advertisement):
             self._liveness.watch(peer.id, now)
             self._arm_liveness()
+            if peer.link is not None:  # at once: the responder learns this link pings
+                peer.link.write(ping_frame(0))
         if peer.link is not None:
             peer.link.on_bad_frame = self._bad_frame
         self._apply(self._router.peer_up(peer.id, peer.node.advertisement, now))
@@ -345,6 +352,9 @@ class Requester(Monitorable):
             now = self._now()
             self._liveness.heard(peer.id, now)
             if len(args) == 2 and is_pong(args):
+                return
+            if len(args) == 1 and is_bye(args):  # it is closing: nothing new goes there
+                self._apply(self._router.peer_leaving(peer.id))
                 return
             self._apply(self._router.reply(peer.id, args, now))
 

@@ -191,6 +191,10 @@ class Subscriber(Monitorable):
         self._publishers.use_host_names = self.settings.use_host_names
         self._publishers.forget = self._forget
 
+    def _linked_to(self, node_id: str) -> bool:
+        peer = self._publishers.peers.get(node_id)
+        return peer is not None and peer.link is not None
+
     def _forget(self, node_id: str) -> None:
         if self.discovery is not None:
             self.discovery.forget(node_id)

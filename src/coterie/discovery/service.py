@@ -8,7 +8,9 @@ Beyond cote, and harmless to Node peers:
 
 - *fast contact*: a node that sees a new instance answers its hello at once,
   so a newcomer learns the mesh in milliseconds instead of waiting for the
-  next hello interval;
+  next hello interval; the replies of one loop turn are coalesced into one
+  and budgeted (:class:`~coterie.protocol.nodes.ReplyBudget`, 10 a second),
+  so a flood of forged newcomers cannot use the mesh as an amplifier;
 - *goodbye*: a closing node says so, and peers drop it at once. Node cote
   ignores the unknown event and drops the node after its timeout as usual.
 
@@ -39,7 +41,7 @@ from coterie.discovery.options import DiscoverySettings
 from coterie.discovery.seeds import SeedSet
 from coterie.discovery.transports import DiscoveryTransport, make_transport
 from coterie.errors import DecodeError
-from coterie.protocol.nodes import Node, NodeTable
+from coterie.protocol.nodes import Node, NodeTable, ReplyBudget
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, make_packet
 
 __all__ = ["PROCESS_ID", "Discovery", "NodeListener", "TransportFactory"]
@@ -104,6 +106,11 @@ class Discovery:
         self._announced: tuple[str, ...] = ()
         self._seeds = SeedSet(settings.seeds, settings.unicast) if settings.seeds else None
         self._seed_task: asyncio.Task[None] | None = None
+        self._reply_budget = ReplyBudget()
+        self._reply_pending = False
+        #: Set by the component: whether it holds a live link to a node. A
+        #: goodbye for such a node is left to the link (see :meth:`_receive`).
+        self.linked: Callable[[str], bool] | None = None
 
     # -- public -----------------------------------------------------------
 
@@ -328,13 +335,32 @@ class Discovery:
             if is_new:
                 self._emit("added", node)
                 if self.settings.fast_contact:
-                    self.hello()
+                    self._fast_contact()
             elif changed:
                 self._emit("updated", node)
         elif event == GOODBYE:
-            gone = self.table.goodbye(packet)
+            iid = packet.get("iid")
+            if self.linked is not None and isinstance(iid, str) and self.linked(iid):
+                # A live link outranks a datagram anyone could forge: the node
+                # says so on the link itself, or its link closes.
+                log.debug("goodbye for %s left to its live link", iid)
+                return
+            gone = self.table.goodbye(packet, address)
             if gone is not None:
                 self._emit("removed", gone)
+
+    def _fast_contact(self) -> None:
+        """Answer newcomers: one hello per loop turn at most, within a budget."""
+        if self._reply_pending or not self._running:
+            return
+        if not self._reply_budget.take(time.monotonic()):
+            return  # they hear the next regular hello
+        self._reply_pending = True
+        asyncio.get_running_loop().call_soon(self._fast_hello)
+
+    def _fast_hello(self) -> None:
+        self._reply_pending = False
+        self.hello()
 
     def _emit(self, event: str, node: Node) -> None:
         s = self.settings

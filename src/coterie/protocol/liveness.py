@@ -31,11 +31,14 @@ from coterie.protocol.framing import encode_frame
 
 __all__ = [
     "ADVERTISED",
+    "BYE",
     "DEFAULT_INTERVAL",
     "DEFAULT_TIMEOUT",
     "PING",
     "PONG",
     "Liveness",
+    "bye_frame",
+    "is_bye",
     "is_pong",
     "ping_frame",
     "pong_frame",
@@ -45,6 +48,10 @@ __all__ = [
 #: The first argument of a ping frame ``[PING, token]`` and of its answer.
 PING = "coterie:ping"
 PONG = "coterie:pong"
+#: A closing responder's word on the link itself, ``[BYE]``, sent only on
+#: links that pinged (coterie requesters): take nothing new here. Unlike a
+#: discovery goodbye, no one but the peer at the other end can send it.
+BYE = "coterie:bye"
 #: Advertisement field (and value) of responders that answer pings.
 ADVERTISED = ("liveness", "ping/1")
 #: Seconds between pings, and of silence after which a peer is dead.
@@ -66,6 +73,16 @@ def ping_frame(token: int) -> bytes:
 def pong_frame(token: Any) -> bytes:
     """The responder's answer to a ping carrying ``token``."""
     return encode_frame((PONG, token))
+
+
+def bye_frame() -> bytes:
+    """A closing responder's in-band goodbye."""
+    return encode_frame((BYE,))
+
+
+def is_bye(args: list[Any]) -> bool:
+    """Whether a received frame is a closing responder's goodbye."""
+    return len(args) == 1 and args[0] == BYE
 
 
 def is_pong(args: list[Any]) -> bool:

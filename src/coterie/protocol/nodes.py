@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Node", "NodeTable"]
+__all__ = ["Node", "NodeTable", "ReplyBudget"]
 
 
 @dataclass(slots=True)
@@ -101,6 +101,17 @@ class NodeTable:
         ignore_process: Ignore other components of this same process.
         weight: This node's election weight.
         master_eligible: Whether this node may become master.
+        max_nodes: Most nodes tracked at once; hellos of further new ids
+            are ignored (a flood of forged ids cannot grow the table).
+
+    Forgery rules (beyond node-discover; a datagram's source address is the
+    one fact a forger on another host does not choose freely):
+
+    - a node is pinned to the source address of its first hello and to the
+      TCP port it first advertised: a hello that reuses its id from another
+      address, or with another port, is ignored and counted in
+      :attr:`ignored`;
+    - a goodbye is honoured only from the node's own address.
     """
 
     def __init__(
@@ -113,7 +124,11 @@ class NodeTable:
         ignore_process: bool = False,
         weight: float = 0.0,
         master_eligible: bool = True,
+        max_nodes: int = 10_000,
     ) -> None:
+        self.max_nodes = max_nodes
+        #: Hellos and goodbyes ignored by the forgery rules, by reason.
+        self.ignored: dict[str, int] = {"address": 0, "port": 0, "full": 0, "goodbye": 0}
         self.iid = iid
         self.pid = pid
         self.node_timeout = node_timeout
@@ -145,6 +160,21 @@ class NodeTable:
         iid: str = packet["iid"]
         node = self.nodes.get(iid)
         is_new = node is None
+        if node is not None:
+            if node.address != address:
+                self.ignored["address"] += 1
+                return None
+            port = (
+                data["advertisement"].get("port")
+                if isinstance(data["advertisement"], dict)
+                else None
+            )
+            if node.port is not None and port != node.port:
+                self.ignored["port"] += 1
+                return None
+        elif len(self.nodes) >= self.max_nodes:
+            self.ignored["full"] += 1
+            return None
         weight = data.get("weight")
         if node is None:
             node = Node(
@@ -168,11 +198,17 @@ class NodeTable:
             self.is_master = False  # another master outranks us: step down
         return node, is_new, changed
 
-    def goodbye(self, packet: dict[str, Any]) -> Node | None:
-        """Forget a node that said goodbye; returns it if it was known."""
+    def goodbye(self, packet: dict[str, Any], address: str) -> Node | None:
+        """Forget a node that said goodbye from its own address; returns it if so."""
         if self.is_own(packet):
             return None
-        return self.nodes.pop(packet["iid"], None)
+        node = self.nodes.get(packet["iid"])
+        if node is None:
+            return None
+        if node.address != address:
+            self.ignored["goodbye"] += 1
+            return None
+        return self.nodes.pop(node.id)
 
     def check(self, now: float) -> list[Node]:
         """Drop silent nodes and run the master election.
@@ -202,3 +238,39 @@ class NodeTable:
     def remove(self, iid: str) -> Node | None:
         """Forget a node, e.g. when its link proves it dead."""
         return self.nodes.pop(iid, None)
+
+
+class ReplyBudget:
+    """A token bucket for fast-contact replies (time by argument).
+
+    Fast contact answers a newcomer's hello at once. Without a bound, a flood
+    of hellos with fresh ids makes every node answer each one: an amplifier.
+    At most ``rate`` replies a second (``burst`` at once) are allowed; the
+    discovery service also coalesces the newcomers of one loop turn into one
+    reply, and past the budget newcomers wait for the next regular hello.
+
+    Args:
+        rate: Replies a second in the long run.
+        burst: Replies allowed back to back.
+    """
+
+    def __init__(self, rate: float = 10.0, burst: int = 5) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a reply budget needs rate > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at: float | None = None
+        #: Replies refused for want of budget.
+        self.refused = 0
+
+    def take(self, now: float) -> bool:
+        """Spend one reply at ``now`` if the budget allows it."""
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        self.refused += 1
+        return False
