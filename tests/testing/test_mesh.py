@@ -32,11 +32,9 @@ async def test_first_contact_takes_no_discovery_interval(coterie_mesh: Mesh) -> 
     rep = coterie_mesh.responder("r")
     rep.on("ping", lambda req: "pong")
     req = coterie_mesh.requester("q")
-    loop = asyncio.get_running_loop()
     async with rep, req:
-        start = loop.time()
+        # Half the mesh's hello interval: only fast contact can link them in time.
         await req.wait_connected(1, timeout=0.5)
-        assert loop.time() - start < 0.5
         assert await req.send({"type": "ping"}) == "pong"
 
 
