@@ -16,6 +16,7 @@ import pytest
 from coterie import Publisher, Subscriber
 from coterie.components.subscriber import topic_pattern
 from coterie.protocol.framing import FrameDecoder
+from coterie.testing import Mesh
 from tests.helpers import MS, DiscoveryFactory, wait_for
 
 #: Bound for what should happen promptly: discovery, a link, a delivery.
@@ -78,11 +79,8 @@ async def test_wire_frame_is_exactly_topic_and_data(disc: DiscoveryFactory) -> N
     assert FrameDecoder().feed(raw) == [["message::rnd::update", {"a": 1}]]
 
 
-async def test_default_subscribes_to_everything(disc: DiscoveryFactory) -> None:
-    async with (
-        Publisher("pub", discovery=disc()) as pub,
-        Subscriber("sub", discovery=disc()) as sub,
-    ):
+async def test_default_subscribes_to_everything(coterie_mesh: Mesh) -> None:
+    async with coterie_mesh.publisher("pub") as pub, coterie_mesh.subscriber("sub") as sub:
         assert sub.advertisement["subscribesTo"] == ["*"]
         a, b, every = Inbox(), Inbox(), Inbox()
         sub.on("a", a)
@@ -98,13 +96,13 @@ async def test_default_subscribes_to_everything(disc: DiscoveryFactory) -> None:
         await a.nothing_more()
 
 
-async def test_namespaces_pair_only_with_their_own(disc: DiscoveryFactory) -> None:
+async def test_namespaces_pair_only_with_their_own(coterie_mesh: Mesh) -> None:
     async with (
-        Publisher("pub-a", namespace="a", discovery=disc()) as pub_a,
-        Publisher("pub-plain", discovery=disc()) as pub_plain,
-        Subscriber("sub-a", namespace="a", discovery=disc()) as sub_a,
-        Subscriber("sub-b", namespace="b", discovery=disc()) as sub_b,
-        Subscriber("sub-plain", discovery=disc()) as sub_plain,
+        coterie_mesh.publisher("pub-a", namespace="a") as pub_a,
+        coterie_mesh.publisher("pub-plain") as pub_plain,
+        coterie_mesh.subscriber("sub-a", namespace="a") as sub_a,
+        coterie_mesh.subscriber("sub-b", namespace="b") as sub_b,
+        coterie_mesh.subscriber("sub-plain") as sub_plain,
     ):
         got_a, got_b, got_plain = Inbox(), Inbox(), Inbox()
         sub_a.on("update", got_a)
@@ -127,12 +125,12 @@ async def test_namespaces_pair_only_with_their_own(disc: DiscoveryFactory) -> No
         await got_b.nothing_more(0)
 
 
-async def test_keys_keep_meshes_apart(disc: DiscoveryFactory) -> None:
+async def test_keys_keep_meshes_apart(coterie_mesh: Mesh) -> None:
     async with (
-        Publisher("pub-k1", key="k1", discovery=disc()) as pub1,
-        Publisher("pub-k2", key="k2", discovery=disc()) as pub2,
-        Subscriber("sub-k1", key="k1", discovery=disc()) as sub1,
-        Subscriber("sub-k2", key="k2", discovery=disc()) as sub2,
+        coterie_mesh.publisher("pub-k1", key="k1") as pub1,
+        coterie_mesh.publisher("pub-k2", key="k2") as pub2,
+        coterie_mesh.subscriber("sub-k1", key="k1") as sub1,
+        coterie_mesh.subscriber("sub-k2", key="k2") as sub2,
     ):
         in1, in2 = Inbox(), Inbox()
         sub1.on("tick", in1)
@@ -149,11 +147,11 @@ async def test_keys_keep_meshes_apart(disc: DiscoveryFactory) -> None:
         await in2.nothing_more(0)
 
 
-async def test_subscribes_to_filters_with_wildcards(disc: DiscoveryFactory) -> None:
+async def test_subscribes_to_filters_with_wildcards(coterie_mesh: Mesh) -> None:
     async with (
-        Publisher("pub", namespace="shop", discovery=disc()) as pub,
-        Subscriber(
-            "sub", namespace="shop", subscribes_to=["user.*", "order.paid"], discovery=disc()
+        coterie_mesh.publisher("pub", namespace="shop") as pub,
+        coterie_mesh.subscriber(
+            "sub", namespace="shop", subscribes_to=["user.*", "order.paid"]
         ) as sub,
     ):
         every, users = Inbox(), Inbox()

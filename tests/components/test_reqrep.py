@@ -27,14 +27,15 @@ from coterie import (
     RequestTimeoutError,
     Responder,
 )
+from coterie.testing import Mesh
 from tests.helpers import HOST_SCOPE, MS, DiscoveryFactory, ms, wait_for
 
 #: Bound for what should happen promptly: discovery, a link, a reply.
 SOON = 5_000 * MS
 
 
-async def test_sync_and_async_handlers(disc: DiscoveryFactory) -> None:
-    async with Responder("calc", discovery=disc()) as rep:
+async def test_sync_and_async_handlers(coterie_mesh: Mesh) -> None:
+    async with coterie_mesh.responder("calc") as rep:
         rep.on("add", lambda req: req["a"] + req["b"])
 
         @rep.on("slow-echo")
@@ -42,7 +43,7 @@ async def test_sync_and_async_handlers(disc: DiscoveryFactory) -> None:
             await asyncio.sleep(10 * MS)
             return {"echo": req["v"]}
 
-        async with Requester("client", discovery=disc()) as req:
+        async with coterie_mesh.requester("client") as req:
             await req.wait_connected(1, timeout=SOON)
             assert await req.send({"type": "add", "a": 2, "b": 3}, timeout=SOON) == 5
             assert await req.send({"type": "slow-echo", "v": [1, "x"]}, timeout=SOON) == {
@@ -57,8 +58,8 @@ async def test_sync_and_async_handlers(disc: DiscoveryFactory) -> None:
         assert rep.advertisement["respondsTo"] == ["add", "slow-echo"]
 
 
-async def test_remote_error_carries_message_and_name(disc: DiscoveryFactory) -> None:
-    async with Responder("failing", discovery=disc()) as rep:
+async def test_remote_error_carries_message_and_name(coterie_mesh: Mesh) -> None:
+    async with coterie_mesh.responder("failing") as rep:
 
         def bad_card(req: dict[str, Any]) -> None:
             raise ValueError("card declined")
@@ -69,7 +70,7 @@ async def test_remote_error_carries_message_and_name(disc: DiscoveryFactory) -> 
 
         rep.on("charge", bad_card)
         rep.on("lookup", bad_async)
-        async with Requester("client", discovery=disc()) as req:
+        async with coterie_mesh.requester("client") as req:
             await req.wait_connected(1, timeout=SOON)
             with pytest.raises(RemoteError) as info:
                 await req.send({"type": "charge"}, timeout=SOON)
@@ -84,13 +85,13 @@ async def test_remote_error_carries_message_and_name(disc: DiscoveryFactory) -> 
             assert await req.send({"type": "ok"}, timeout=SOON) == "fine"
 
 
-async def test_no_handler_is_a_clear_remote_error(disc: DiscoveryFactory) -> None:
+async def test_no_handler_is_a_clear_remote_error(coterie_mesh: Mesh) -> None:
     # Without respondsTo (as a Node requester would see it) a request of an
     # unhandled type reaches the responder, which answers with an error.
-    async with Responder("picky", discovery=disc(), advertise_types=False) as rep:
+    async with coterie_mesh.responder("picky", advertise_types=False) as rep:
         rep.on("known", lambda r: 1)
         assert "respondsTo" not in rep.advertisement
-        async with Requester("client", discovery=disc()) as req:
+        async with coterie_mesh.requester("client") as req:
             await req.wait_connected(1, timeout=SOON)
             with pytest.raises(RemoteError) as info:
                 await req.send({"type": "unknown"}, timeout=SOON)
@@ -99,12 +100,12 @@ async def test_no_handler_is_a_clear_remote_error(disc: DiscoveryFactory) -> Non
             assert await req.send({"type": "known"}, timeout=SOON) == 1
 
 
-async def test_unserved_type_waits_then_times_out(disc: DiscoveryFactory) -> None:
+async def test_unserved_type_waits_then_times_out(coterie_mesh: Mesh) -> None:
     # With respondsTo advertised, a coterie requester never sends a type the
     # responder lacks: it waits for one that serves it, within its bound.
-    async with Responder("picky", discovery=disc()) as rep:
+    async with coterie_mesh.responder("picky") as rep:
         rep.on("known", lambda r: 1)
-        async with Requester("client", discovery=disc()) as req:
+        async with coterie_mesh.requester("client") as req:
             await req.wait_connected(1, timeout=SOON)
             with pytest.raises(RequestTimeoutError, match=r"no responder serves .unknown."):
                 await req.send({"type": "unknown"}, timeout=200 * MS)
