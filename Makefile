@@ -21,9 +21,10 @@ demo: $(STAMP)
 	COTE_BROADCAST_ADDRESS=$${COTE_BROADCAST_ADDRESS:-127.255.255.255} $(BIN)/python -m examples.payment.demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
