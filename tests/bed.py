@@ -15,7 +15,8 @@ can touch the machine's real network::
 Addresses come from 198.18.0.0/15 (RFC 2544, benchmarking). The router
 forwards unicast only: broadcasts stay in their segment, as on a real LAN.
 Each host's ``/etc/resolv.conf`` names its router (where a test may start
-dnsmasq), so ``getaddrinfo`` in a host asks the bed's DNS and nothing else.
+dnsmasq) and the search domain ``bed.test``, so ``getaddrinfo`` in a host
+asks the bed's DNS and nothing else.
 
 Faults: :meth:`Host.partition` blackholes a host both ways (routes to and from
 it, reverse-path filtering drops what still arrives, so no RST and no
@@ -68,6 +69,9 @@ BED_RANGE = ipaddress.ip_network("198.18.0.0/15")
 DEFAULT_TTL = 900.0
 #: Bound on any one command the bed runs, in seconds.
 COMMAND_TIMEOUT = 10.0
+#: The hosts' search domain: ``mesh`` resolves as ``mesh.bed.test``, as short
+#: Service names do in a Kubernetes pod.
+DOMAIN = "bed.test"
 
 
 class BedError(RuntimeError):
@@ -548,7 +552,9 @@ class Bed:
 
     def _resolv(self, host: Host, nameserver: str) -> None:
         path = self.workdir / f"{host.name}.resolv.conf"
-        path.write_text(f"nameserver {nameserver}\noptions timeout:1 attempts:1\n")
+        path.write_text(
+            f"search {DOMAIN}\nnameserver {nameserver}\noptions timeout:1 attempts:1\n"
+        )
         path.chmod(0o644)
         host.run("mount", "--bind", str(path), "/etc/resolv.conf")
 

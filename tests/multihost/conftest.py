@@ -13,6 +13,7 @@ import pytest
 
 from tests.bed import Bed, Host, unavailable_reason
 from tests.multihost.peers import BedPeer, Kind, close_all, start_peer
+from tests.multihost.servers import Dnsmasq, RedisOnRouter
 
 PeerFactory = Callable[..., Awaitable[BedPeer]]
 
@@ -57,3 +58,24 @@ async def peer(bed: Bed) -> AsyncIterator[PeerFactory]:
     finally:
         await close_all(started)
         bed.heal_all()
+
+
+@pytest.fixture
+async def dns(bed: Bed) -> AsyncIterator[Dnsmasq]:
+    """dnsmasq on the router (not started: ``await dns.start({name: [hosts]})``)."""
+    server = Dnsmasq(bed)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def redis(bed: Bed) -> AsyncIterator[RedisOnRouter]:
+    """A started redis-server on the router, listening on every segment."""
+    server = RedisOnRouter(bed)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

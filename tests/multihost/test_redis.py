@@ -9,73 +9,13 @@ name, which Node cote dials); Node cote announces ``DISCOVERY_HOSTNAME``.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from tests.bed import Bed, Host
 from tests.multihost.conftest import PeerFactory
 from tests.multihost.peers import BedPeer
-
-PORT = 6379
-
-
-class RedisOnRouter:
-    """A redis-server on the router, listening on every segment; it can restart."""
-
-    def __init__(self, bed: Bed) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed (scripts/system-deps.sh installs it)")
-        self.binary = binary
-        self.bed = bed
-        self.proc: asyncio.subprocess.Process | None = None
-
-    def url(self, host: Host) -> str:
-        """The URL a host reaches it by: its router's address on the host's segment."""
-        assert host.segment is not None
-        return f"redis://{self.bed.gateway(host.segment)}:{PORT}"
-
-    async def start(self) -> None:
-        router = self.bed.router
-        self.proc = await router.spawn(
-            [self.binary, "--port", str(PORT), "--bind", *router.addresses.values(),
-             "--protected-mode", "no", "--save", "", "--appendonly", "no"],
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        probe = (
-            "import socket, sys, time\n"
-            "end = time.monotonic() + 10\n"
-            "while True:\n"
-            "    try:\n"
-            f"        socket.create_connection(('{self.bed.gateway('a')}', {PORT}), 0.2).close()\n"
-            "        break\n"
-            "    except OSError:\n"
-            "        if time.monotonic() > end: sys.exit(1)\n"
-            "        time.sleep(0.01)\n"
-        )
-        ready = await router.spawn([sys.executable, "-c", probe])
-        assert await asyncio.wait_for(ready.wait(), 15) == 0, "redis-server did not listen"
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            await asyncio.wait_for(self.proc.wait(), 10)
-        self.proc = None
-
-
-@pytest.fixture
-async def redis(bed: Bed) -> AsyncIterator[RedisOnRouter]:
-    server = RedisOnRouter(bed)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+from tests.multihost.servers import RedisOnRouter
 
 
 def _env(redis: RedisOnRouter, host: Host, node: bool = False) -> dict[str, str]:
