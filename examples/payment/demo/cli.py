@@ -1,10 +1,16 @@
 """The demo's command line: options, signals, and the run from start to stop.
 
 Design: :func:`main` parses the options, checks that aiohttp and rich are
-there, and runs :func:`run_demo` in an event loop where SIGINT and SIGTERM
-set a stop event. :func:`run_demo` starts every process, waits until each
-payment service answers through every validator, tours, then waits for the
-stop event (unless ``--no-wait``) and always stops every process it started.
+there, and runs :func:`run_demo` in an event loop where SIGINT, SIGTERM,
+SIGHUP and a closed output pipe set a stop event (a second signal exits at
+once). :func:`run_demo` starts every process, waits until each payment
+service answers through every validator, tours, then waits for the stop
+event (unless ``--no-wait``) and always stops every process it started.
+
+No process outlives the demo: the children get SIGTERM from the kernel when
+the demo dies, however it dies (``die_with_parent`` in
+:mod:`examples.payment.demo.processes`), and the shutdown path cannot be cut
+short by a print into a closed pipe (:mod:`examples.payment.demo.output`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -20,11 +27,15 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from coterie.gateways.nginx import find_nginx
+from examples.payment.demo.output import GuardedOutput
 
 if TYPE_CHECKING:
     from examples.payment.demo.console import Screen
 
 __all__ = ["build_parser", "main", "run_demo"]
+
+#: Signals that stop the demo (SIGHUP: its terminal closed).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,17 +116,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
-    screen = Screen(Console(highlight=False, soft_wrap=True))
+    output = GuardedOutput(sys.stdout)
+    screen = Screen(Console(file=output, highlight=False, soft_wrap=True))  # type: ignore[arg-type]
 
     async def runner() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+
+        def on_signal(sig: signal.Signals) -> None:
+            if stop.is_set():  # a second Ctrl-C: quit now; the children die with us
+                os._exit(128 + int(sig))
+            stop.set()
+
+        output.on_closed = stop.set
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, on_signal, sig)
+        watcher = asyncio.ensure_future(_watch_output(output, stop))
         try:
             return await run_demo(args, screen, stop)
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            watcher.cancel()
+            for sig in _STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
 
     try:
@@ -159,15 +180,26 @@ async def run_demo(args: argparse.Namespace, screen: Screen, stop: asyncio.Event
         screen.error(str(exc))
         code = 1
     finally:
-        screen.say()
-        with screen.console.status("stopping..."):
-            await procs.stop_all()
+        try:
+            screen.say()
+            with screen.console.status("stopping..."):
+                await procs.stop_all()
+        finally:
+            await procs.stop_all()  # idempotent; runs even if printing failed
         screen.say("stopped every process of the demo")
         if args.keep_logs or code:
             screen.say(f"logs kept in {procs.logs}")
         else:
             shutil.rmtree(procs.workdir, ignore_errors=True)
     return code
+
+
+async def _watch_output(output: GuardedOutput, stop: asyncio.Event) -> None:
+    """Stop the demo when its output pipe closes, even while it prints nothing."""
+    while not output.check():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.25)
+            return
 
 
 async def _race(stop: asyncio.Event, work: Awaitable[Any]) -> None:

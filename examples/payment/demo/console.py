@@ -9,6 +9,8 @@ goes through :func:`escape` so brackets are not read as markup.
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from typing import TYPE_CHECKING
 
 from coterie.gateways.options import HOST_SCOPE
@@ -90,7 +92,22 @@ class Screen:
             say(f"  curl 127.0.0.1:{port}/pay/{GOOD_CARD}     # {way}")
         if procs.nginx_binary is not None:
             say(f"  curl 127.0.0.1:{procs.args.nginx_port}/validate/{GOOD_CARD}  # nginx itself")
-        say(f"  python {EXAMPLES / 'validation_service.py'}   # one more mesh validator")
+        validator = [_here(sys.executable), _here(str(EXAMPLES / "validation_service.py"))]
+        command = shlex.join([*validator, *procs.discovery_args()])
+        say(f"  {escape(command)}   # one more mesh validator, in a new shell too")
+
+
+def _here(path: str) -> str:
+    """``path`` relative to the current directory when it lies below it, else as is.
+
+    The hint's python is this very interpreter (the venv's), so the command
+    works in a new shell where ``python`` may lack coterie.
+    """
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith(os.pardir) else relative
 
 
 def _describe(child: Child, procs: Processes) -> str:

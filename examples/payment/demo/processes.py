@@ -6,8 +6,11 @@ announce``, ``coterie nginx``), all in host scope (discovery on
 127.255.255.255 unless the environment says otherwise, HTTP on 127.0.0.1).
 Each child gets its own session, so Ctrl-C in the terminal reaches only the
 demo, which then stops the children in order (payments, validators, nginx),
-and its own log file under a temporary directory. :class:`Processes` holds
-them all; it prints nothing.
+and its own log file under a temporary directory. Each child also gets
+SIGTERM from the kernel when the demo dies, however it dies (SIGKILL
+included): ``die_with_parent``, which ``coterie announce`` and ``coterie
+nginx`` apply in turn to their own children. :class:`Processes` holds them
+all; it prints nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coterie.gateways.options import HOST_SCOPE
-from coterie.gateways.process import stop_process
+from coterie.gateways.process import die_with_parent, stop_process
 
 __all__ = ["EXAMPLES", "SERVICE", "Child", "Processes", "free_port", "port_taken"]
 
@@ -70,6 +73,8 @@ class Child:
                 stderr=asyncio.subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
+                # SIGTERM from the kernel when the demo dies, even by SIGKILL.
+                preexec_fn=die_with_parent(),
             )
 
     @property
@@ -139,7 +144,8 @@ class Processes:
             env["COTE_BROADCAST_ADDRESS"] = HOST_SCOPE
         return env
 
-    def _discovery_args(self) -> list[str]:
+    def discovery_args(self) -> list[str]:
+        """The discovery options every process of the demo gets."""
         argv = ["--hello-interval", str(self.args.hello_interval)]
         if self.args.discovery_port is not None:
             argv += ["--discovery-port", str(self.args.discovery_port)]
@@ -167,7 +173,7 @@ class Processes:
                 str(EXAMPLES / "validation_service.py"),
                 "--id",
                 name,
-                *self._discovery_args(),
+                *self.discovery_args(),
             ],
         )
 
@@ -186,7 +192,7 @@ class Processes:
                 str(port),
                 "--check-interval",
                 "0.2",
-                *self._discovery_args(),
+                *self.discovery_args(),
                 "--",
                 sys.executable,
                 str(EXAMPLES / "validation_service.py"),
@@ -209,7 +215,7 @@ class Processes:
                 "mesh",
                 "--port",
                 str(a.mesh_port),
-                *self._discovery_args(),
+                *self.discovery_args(),
             ],
         )
         for _ in range(a.validators):
@@ -229,7 +235,7 @@ class Processes:
             self.nginx_binary,
             "--proxy-timeout",
             "5",
-            *self._discovery_args(),
+            *self.discovery_args(),
         ]
         await self._spawn("nginx", nginx_argv)
         await self._spawn(
