@@ -6,7 +6,8 @@ role: ``responder`` or ``requester``. config (all optional): ``name``,
 ``namespace``, ``key``, ``respondsTo`` (responders; default ``["echo"]``),
 ``discovery`` (:class:`coterie.DiscoveryOptions` fields), ``reply``
 (``{"delayMs": N}``), ``quiet``, ``lifetime`` (seconds before it exits by
-itself; 300).
+itself; 300), ``options`` (requesters: more keyword arguments of
+:class:`coterie.Requester`).
 
 It speaks ``peer.js``'s protocol, so :class:`tests.interop.nodepeer.NodePeer`
 drives both. stdout, one JSON object a line: ``ready`` (with ``advertised``,
@@ -82,7 +83,9 @@ async def run(role: str, cfg: dict[str, Any]) -> None:
         for request_type in cfg.get("respondsTo", ["echo"]):
             responder.on(request_type, handle)
     elif role == "requester":
-        component = Requester(name, timeout=cfg.get("timeout", 10.0), **common)
+        component = Requester(
+            name, timeout=cfg.get("timeout", 10.0), **common, **cfg.get("options", {})
+        )
     else:
         raise SystemExit(f"role must be responder or requester, not {role!r}")
 
