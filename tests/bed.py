@@ -552,9 +552,7 @@ class Bed:
 
     def _resolv(self, host: Host, nameserver: str) -> None:
         path = self.workdir / f"{host.name}.resolv.conf"
-        path.write_text(
-            f"search {DOMAIN}\nnameserver {nameserver}\noptions timeout:1 attempts:1\n"
-        )
+        path.write_text(f"search {DOMAIN}\nnameserver {nameserver}\noptions timeout:1 attempts:1\n")
         path.chmod(0o644)
         host.run("mount", "--bind", str(path), "/etc/resolv.conf")
 
