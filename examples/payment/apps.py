@@ -6,7 +6,13 @@ package for both server and client. The module offers:
 
 - :func:`verdict`: the validation answer, a pure function of the card number;
 - :func:`validation_responder`: a coterie :class:`~coterie.Responder` for
-  ``validate`` requests (the mesh way);
+  ``validate`` requests (the mesh way). It answers in two shapes: a request
+  with ``"answer": "verdict"`` (what :class:`MeshValidation` sends) gets a
+  :class:`Verdict`; any other, such as the seed's Node payment service's
+  ``{"type": "validate", "cardno": ...}``, gets the seed's contract: ``true``,
+  or an error that is the reason as a bare string (what cote's
+  ``cb("reason")`` sends), which the seed's service prints after
+  ``"validation failed: "``;
 - :func:`validation_app`: ``GET /validate/<cardno>`` over HTTP (the nginx way);
 - :func:`payment_app`: ``GET /pay/<cardno>``, answering a JSON string as the
   seed's restify service did, through any :data:`Validate` callable;
@@ -46,6 +52,7 @@ from examples.payment.cards import check_card
 
 __all__ = [
     "MAX_INPUT_CHARS",
+    "VERDICT_REQUEST",
     "HttpValidation",
     "MeshValidation",
     "Validate",
@@ -97,7 +104,13 @@ def verdict(cardno: Any, by: str) -> Verdict:
     return {"valid": reason is None, "reason": reason, "by": by}
 
 
+#: The request field and value that ask a validator for a whole :class:`Verdict`.
+VERDICT_REQUEST = {"answer": "verdict"}
+
+
 def _as_verdict(value: Any, source: str) -> Verdict:
+    if isinstance(value, bool):  # the seed's validators answer a bare true
+        return {"valid": value, "reason": None if value else "refused", "by": source}
     if not isinstance(value, dict) or not isinstance(value.get("valid"), bool):
         raise ValidationUnavailable(f"unexpected answer from {source}: {str(value)[:80]!r}")
     reason = value.get("reason")
@@ -118,7 +131,12 @@ def validation_responder(
     discovery: DiscoveryOptions | None = None,
     host: str = "127.0.0.1",
 ) -> Responder:
-    """A responder answering ``{"type": "validate", "cardno": ...}`` with a verdict.
+    """A responder for ``{"type": "validate", "cardno": ...}``: a verdict, or the seed's answer.
+
+    With ``"answer": "verdict"`` in the request the answer is a
+    :class:`Verdict`. Without it, the answer is what the seed's Node payment
+    service expects: ``true`` for a valid card, else an error whose value is
+    the reason, a bare string.
 
     Args:
         by: This validator's name in answers and logs.
@@ -129,10 +147,15 @@ def validation_responder(
     responder = Responder(name, discovery=discovery, host=host)
 
     @responder.on("validate")
-    def validate(request: dict[str, Any]) -> Verdict:
+    def validate(request: dict[str, Any]) -> Verdict | bool:
         cardno = request.get("cardno")
         log.info("validating %s", cardno)
-        return verdict(cardno, by)
+        answer = verdict(cardno, by)
+        if request.get("answer") == VERDICT_REQUEST["answer"]:
+            return answer
+        if answer["valid"]:
+            return True
+        raise RemoteError(answer["reason"] or "refused")  # sent as it is, as cb("reason")
 
     return responder
 
@@ -169,7 +192,7 @@ class MeshValidation:
         """Validate ``cardno`` on whichever validator is next."""
         try:
             answer = await self.requester.send(
-                {"type": "validate", "cardno": cardno}, timeout=self.timeout
+                {"type": "validate", "cardno": cardno, **VERDICT_REQUEST}, timeout=self.timeout
             )
         except RequestTimeoutError:
             raise ValidationUnavailable(

@@ -161,6 +161,10 @@ async def call(responder: Responder, request: dict[str, Any]) -> Any:
         result = handler(request)
         if inspect.isawaitable(result):
             result = await result
+    except RemoteError as exc:  # sent as it is, as a responder sends it
+        if not exc.payload:
+            raise RemoteError(error_payload(exc)) from exc
+        raise RemoteError(orjson.loads(orjson.dumps(exc.payload))) from exc
     except Exception as exc:
         raise RemoteError(error_payload(exc)) from exc
     return orjson.loads(orjson.dumps(result))
