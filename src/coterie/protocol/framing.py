@@ -253,10 +253,8 @@ class FrameDecoder:
             argc = meta & 0x0F
             off = pos + 1
             size = 1
-            complete = True
             for index in range(argc):
                 if off + 4 > end:
-                    complete = False
                     break
                 (length,) = _unpack_len(buf, off)
                 size += 4 + length
@@ -269,16 +267,14 @@ class FrameDecoder:
                     break
                 off += 4 + length
                 if off > end:
-                    complete = False
                     break
             else:
-                if complete:
-                    if not argc:
-                        out.append(DroppedFrame("frame with no arguments", size))
-                    elif self._fast(buf, pos, off, out) == pos:
-                        out.append(DroppedFrame(f"undecodable argument: {self._error}", size))
-                    pos = off
-                    continue
+                if not argc:
+                    out.append(DroppedFrame("frame with no arguments", size))
+                elif self._fast(buf, pos, off, out) == pos:
+                    out.append(DroppedFrame(f"undecodable argument: {self._error}", size))
+                pos = off
+                continue
             if self._skip_bytes >= 0:
                 continue
             break  # incomplete frame: wait for more bytes
