@@ -10,8 +10,8 @@ STAMP := $(VENV)/.coterie-installed
 $(STAMP): pyproject.toml interop/package-lock.json scripts/system-deps.sh
 	bash scripts/system-deps.sh
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	bash scripts/quiet-pip.sh $(BIN)/pip install -q --upgrade pip
+	bash scripts/quiet-pip.sh $(BIN)/pip install -q -e '.[dev]'
 	npm ci --prefix interop --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
