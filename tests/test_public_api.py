@@ -79,6 +79,8 @@ PUBLIC_MODULES = {
     "coterie.errors",
     "coterie.settings",
     "coterie.tls",
+    "coterie.metrics",
+    "coterie.tracing",
     "coterie.gateways.sockend",
     "coterie.gateways.nginx",
     "coterie.gateways.announce",
