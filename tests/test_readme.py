@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -36,3 +38,41 @@ def test_readme_testing_example_passes_under_pytest(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+
+
+DEMO_DOC = README.parent / "docs" / "demo.md"
+
+
+def _sh_blocks(doc: Path) -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", doc.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("doc", [README, DEMO_DOC], ids=["README", "demo.md"])
+def test_every_shell_command_works_in_a_new_shell(doc: Path) -> None:
+    """A command is a make target, curl, a .venv/bin path, or follows the activate line."""
+    for block in _sh_blocks(doc):
+        active = False
+        for line in block.splitlines():
+            command = line.split("#", 1)[0].strip()
+            if not command or line[:1].isspace():  # comments, continuation lines
+                continue
+            if command == ". .venv/bin/activate":
+                active = True
+                continue
+            first = command.split()[0]
+            assert first in ("make", "curl") or first.startswith(".venv/bin/") or active, (
+                f"{doc.name}: {line!r} needs the venv: `. .venv/bin/activate` first"
+            )
+
+
+def test_the_readme_activation_block_runs_in_a_new_shell() -> None:
+    (block,) = [b for b in _sh_blocks(README) if ". .venv/bin/activate" in b]
+    # A new shell: nothing of the venv on PATH, no VIRTUAL_ENV, no PYTHONPATH.
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")}
+    done = subprocess.run(
+        ["bash", "-ec", block], capture_output=True, text=True, timeout=60, env=env,
+        cwd=README.parent,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "usage: coterie" in done.stdout
+    assert "usage: validation_service.py" in done.stdout
