@@ -15,7 +15,8 @@ package for both server and client. The module offers:
   ``"validation failed: "``;
 - :func:`validation_app`: ``GET /validate/<cardno>`` over HTTP (the nginx way);
 - :func:`payment_app`: ``GET /pay/<cardno>``, answering a JSON string as the
-  seed's restify service did, through any :data:`Validate` callable;
+  seed's restify service did, through any :data:`Validate` callable, and
+  ``GET /metrics`` (Prometheus text) when given a :class:`coterie.metrics.Metrics`;
 - :class:`MeshValidation` and :class:`HttpValidation`: the two ways the payment
   service reaches validation. Each turns every failure (timeout, refused
   connection, a 502 from nginx) into :class:`ValidationUnavailable` with a
@@ -48,6 +49,7 @@ from coterie import (
     RequestTimeoutError,
     Responder,
 )
+from coterie.metrics import Metrics
 from examples.payment.cards import check_card
 
 __all__ = [
@@ -256,12 +258,13 @@ class HttpValidation:
 # -- the payment service -----------------------------------------------------------
 
 
-def payment_app(validate: Validate) -> web.Application:
+def payment_app(validate: Validate, metrics: Metrics | None = None) -> web.Application:
     """``GET /pay/<cardno>``: ``"<cardno> validated"`` or ``"... validation failed: why"``.
 
     Args:
         validate: How to reach validation (:class:`MeshValidation`,
             :class:`HttpValidation` or any :data:`Validate`).
+        metrics: Served at ``GET /metrics`` for Prometheus when given.
     """
 
     async def pay(request: web.Request) -> web.Response:
@@ -293,9 +296,16 @@ def payment_app(validate: Validate) -> web.Application:
     async def index(request: web.Request) -> web.Response:
         return web.json_response("try GET /pay/<cardno>, e.g. /pay/4111111111111111")
 
+    async def exposition(request: web.Request) -> web.Response:
+        assert metrics is not None
+        body, content_type = metrics.exposition(request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     app = web.Application()
     app.router.add_get("/pay/{cardno:.*}", pay)
     app.router.add_get("/", index)
+    if metrics is not None:
+        app.router.add_get("/metrics", exposition)
     return app
 
 

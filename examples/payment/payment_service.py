@@ -19,6 +19,11 @@ validator runs, nginx answers 502 and the payment says so::
 From the repository root, ``python -m examples.payment.payment_service`` works
 too.
 
+``GET /metrics`` serves Prometheus metrics (:mod:`coterie.metrics`): the
+requester's requests by outcome, their latency, links and discovery, e.g.
+``curl 127.0.0.1:3003/metrics``; it is left out when prometheus_client is not
+installed.
+
 Answers are JSON strings: ``"<cardno> validated"`` (200), or
 ``"<cardno> validation failed: <reason>"`` (422 refused card, 503 validation
 unreachable). Never a 500.
@@ -39,6 +44,7 @@ from pathlib import Path
 
 import aiohttp
 
+import coterie.metrics
 from coterie import Requester
 from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
 
@@ -91,13 +97,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def process_metrics() -> coterie.metrics.Metrics | None:
+    """The process-wide metrics, or ``None`` without prometheus_client."""
+    try:
+        return coterie.metrics.default()
+    except ImportError:
+        log.info("no /metrics: prometheus_client is not installed (pip install 'coterie[metrics]')")
+        return None
+
+
 @contextlib.asynccontextmanager
-async def validation(args: argparse.Namespace) -> AsyncIterator[Validate]:
+async def validation(
+    args: argparse.Namespace, metrics: coterie.metrics.Metrics | None = None
+) -> AsyncIterator[Validate]:
     if args.via == "mesh":
         requester = Requester(
             "payment service",
             discovery=discovery_options_from_args(args),
             timeout=args.timeout,
+            metrics=metrics,
         )
         async with requester:
             yield MeshValidation(requester, args.timeout)
@@ -109,10 +127,11 @@ async def validation(args: argparse.Namespace) -> AsyncIterator[Validate]:
 async def main(args: argparse.Namespace) -> None:
     stopper = Stopper("payment service", log)
     stopper.install()
-    async with validation(args) as validate:
+    exposed = process_metrics()
+    async with validation(args, exposed) as validate:
         draining = Draining(validate)
         runner, port = await serve_app(
-            payment_app(draining), args.host, args.port, shutdown_timeout=args.grace + 1
+            payment_app(draining, exposed), args.host, args.port, shutdown_timeout=args.grace + 1
         )
         target = "the mesh" if args.via == "mesh" else args.validation_url
         log.info(
