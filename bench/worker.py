@@ -8,7 +8,8 @@ stdin commands, stdout events; see the header of that file) for the subset
 the bench uses:
 
 - config: ``name``, ``namespace``, ``key``, ``respondsTo``, ``discovery``
-  (cote's camelCase names), ``firstContact``, ``quiet``, ``expect``;
+  (cote's camelCase names), ``firstContact``, ``quiet``, ``expect``, and
+  ``metrics`` (coterie only: the component keeps Prometheus metrics);
 - stdin: ``bench``, ``publish_bench``, ``stats``, ``exit``;
 - stdout: ``ready``, ``added``, ``bench``, ``first_contact``,
   ``published_bench``, ``received``, ``stats``, ``error``, ``closed``.
@@ -78,6 +79,8 @@ class Worker:
         for field in ("namespace", "key"):
             if self.config.get(field) is not None:
                 kwargs[field] = self.config[field]
+        if self.config.get("metrics"):
+            kwargs["metrics"] = True
         return kwargs
 
     def _make(self) -> Any:

@@ -11,6 +11,10 @@ alternately under the same conditions. The 1-in-flight run records every
 request's latency, which gives the sequential p50 and p99. coterie's
 throughput at 100 in flight and its p50 are reported against cote and
 against the echo.
+
+A second coterie pair runs with Prometheus metrics on (``metrics=True`` on
+both components, :mod:`coterie.metrics`) and takes its turn at 100 in
+flight: its throughput against the plain pair's is the cost of metrics.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import statistics
 
 from bench.model import Context, Row
-from bench.proc import Group, Proc
+from bench.proc import Group, Impl, Proc
 from bench.scenarios.common import (
     ECHO,
     bench,
@@ -35,6 +39,10 @@ LEVELS = (1, 10, 100)
 #: 100 in flight, at most this multiple of its p50 (the aims are tighter).
 ECHO_THROUGHPUT_MIN, ECHO_THROUGHPUT_AIM = 0.6, 0.9
 ECHO_P50_MAX, ECHO_P50_AIM = 1.6, 1.2
+#: coterie with metrics on keeps at least this share of its throughput.
+METRICS_THROUGHPUT_MIN = 0.95
+#: How the metrics-on pair is reported against the plain one.
+METRICS_OFF = "metrics off"
 
 
 def rows() -> dict[str, Row]:
@@ -81,6 +89,19 @@ def rows() -> dict[str, Row]:
         mark=1 / ECHO_P50_MAX,
     )
     out["lat_p99"] = Row("lat_p99", "sequential latency p99", "µs", higher_is_better=False)
+    out["rr_c100_metrics"] = Row(
+        "rr_c100_metrics",
+        "req/resp throughput, 100 in flight, metrics on",
+        "req/s",
+        higher_is_better=True,
+        reference=METRICS_OFF,
+        target=f">= {METRICS_THROUGHPUT_MIN}x metrics off",
+        check=lambda ours, theirs: (
+            None if theirs is None else ours >= METRICS_THROUGHPUT_MIN * theirs
+        ),
+        mark=METRICS_THROUGHPUT_MIN,
+        note="the same coterie pair with metrics=True on both components",
+    )
     return out
 
 
@@ -101,11 +122,21 @@ async def run(ctx: Context) -> list[Row]:
             await start_responders(group, impl, 1)
             requesters[impl.name] = await start_requester(group, impl, 1, p.warmup)
         requesters[ECHO.name], echo_ready = await start_echo(group, size, p.warmup)
-        names = list(requesters)
+        metered = ctx.impl("coterie")
+        if metered is not None:
+            metered = Impl(
+                "coterie+metrics", "bench-coterie-metrics", discovery=dict(metered.discovery)
+            )
+            await start_responders(group, metered, 1, metrics=True)
+            requesters[metered.name] = await start_requester(
+                group, metered, 1, p.warmup, metrics=True
+            )
         step = 0
         for round_no in range(p.rr_rounds):
             for level in LEVELS:
                 step += 1
+                # The metrics-on pair is measured at 100 in flight only.
+                names = [n for n in requesters if level == 100 or n != "coterie+metrics"]
                 turn = step % len(names)
                 for name in names[turn:] + names[:turn]:
                     n = p.rr_n[level]
@@ -120,7 +151,9 @@ async def run(ctx: Context) -> list[Row]:
                         )
                     rate = (n - result["errors"]) / result["seconds"]
                     lat = [float(v) for v in result.get("latencies_us") or []]
-                    if name == ECHO.name:
+                    if name == "coterie+metrics":
+                        table["rr_c100_metrics"].add("coterie", rate)
+                    elif name == ECHO.name:
                         echo_rates[level].append(rate)
                         if level == 100:
                             table["rr_c100_echo"].add(name, rate)
@@ -134,9 +167,10 @@ async def run(ctx: Context) -> list[Row]:
                             table["lat_p99"].add(name, percentile(lat, 99))
                         if name == "coterie" and level == 100:
                             table["rr_c100_echo"].add(name, rate)
+                            table["rr_c100_metrics"].add(METRICS_OFF, rate)
                         if name == "coterie" and level == 1:
                             table["lat_p50_echo"].add(name, percentile(lat, 50))
-                    ctx.log(f"round {round_no + 1} {name:7} c={level:<3} {rate:9.0f} req/s")
+                    ctx.log(f"round {round_no + 1} {name:15} c={level:<3} {rate:9.0f} req/s")
     loop = echo_ready.get("loop", "?")
     echo = (
         f"bare {loop} echo between two processes: {size}-byte messages (coterie's "

@@ -31,6 +31,7 @@ ROWS = {
     "lat_p50": "sequential latency p50",
     "lat_p50_echo": "sequential latency p50, vs bare echo",
     "lat_p99": "sequential latency p99",
+    "rr_c100_metrics": "req/resp throughput, 100 in flight, metrics on",
     "contact": "time to first contact (component start -> first reply)",
     "contact_proc": "time to first contact incl. process start",
     "failover_lost": "failover: requests lost",
