@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.coterie-installed
 
-.PHONY: setup demo test lint bench bench-smoke clean mutation
+.PHONY: setup demo test lint bench bench-smoke clean mutation fuzz
 
 $(STAMP): pyproject.toml interop/package-lock.json scripts/system-deps.sh
 	bash scripts/system-deps.sh
@@ -42,6 +42,11 @@ mutation: $(STAMP)
 	rm -rf mutants
 	COTERIE_TEST_NETNS=0 $(BIN)/mutmut run
 	$(BIN)/mutmut results
+
+# Fuzz every decoder longer than CI does (tests/fuzz, docs/security.md "Fuzzing"):
+# COTERIE_FUZZ_EXAMPLES examples per target, 20000 by default (about an hour).
+fuzz: $(STAMP)
+	COTERIE_FUZZ_EXAMPLES=$${COTERIE_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 --hypothesis-show-statistics tests/fuzz
 
 clean:
 	rm -rf $(VENV) interop/node_modules .pytest_cache .mypy_cache .ruff_cache
