@@ -723,6 +723,10 @@ class Sockend(Component):
         deadline = loop.time() + self.request_timeout
         if not self._started or self._closing:
             raise _Refused("unavailable", "the gateway is not running")
+        if not isinstance(event, str):
+            raise _Refused(
+                "bad_request", f"an event name must be a string, got {type(event).__name__}"
+            )
         request = self._request_from(event, args)
         space = self._route(sio_ns, event)
         for transformer in list(self.transformers):
