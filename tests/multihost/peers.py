@@ -134,3 +134,22 @@ async def close_all(peers: list[BedPeer]) -> None:
     """Close peers concurrently (each is killed past its timeout)."""
     with contextlib.suppress(Exception):
         await asyncio.gather(*(p.close(timeout=3.0) for p in peers), return_exceptions=True)
+
+
+async def replies_from(req: BedPeer, name: str, within: float = 5.0) -> None:
+    """Send echo requests through ``req`` until one is answered by ``name``.
+
+    A requester hears of a responder before its link is up; until then the
+    others answer. Every reply must be a success.
+
+    Raises:
+        AssertionError: When ``name`` has not answered within ``within`` seconds.
+    """
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        reply = await req.request({"type": "echo"}, timeout=5)
+        assert reply["err"] is None, req.describe()
+        if reply["res"]["by"] == name:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no reply from {name} within {within} s\n{req.describe()}")

@@ -95,8 +95,11 @@ async def test_a_node_bound_to_its_address_still_hears_broadcasts(
         peer("a2", "python", "responder", {"name": "py-rep"}),  # directed broadcast
         peer("a3", "node", "responder", {"name": "node-rep"}),  # 255.255.255.255
     )
+    await req.send_cmd({"cmd": "wait_linked", "count": 2, "timeout": 5000})
+    linked = await req.wait_for("linked", timeout=8)
+    assert linked["count"] == 2 and not linked.get("timeout"), req.describe()
     names = set()
-    for _ in range(2):
+    for _ in range(4):
         reply = await req.request({"type": "echo"}, timeout=5)
         assert reply["err"] is None, req.describe()
         names.add(reply["res"]["by"])

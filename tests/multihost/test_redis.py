@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.bed import Bed, Host
 from tests.multihost.conftest import PeerFactory
-from tests.multihost.peers import BedPeer
+from tests.multihost.peers import replies_from
 from tests.multihost.servers import RedisOnRouter
 
 
@@ -23,15 +23,6 @@ def _env(redis: RedisOnRouter, host: Host, node: bool = False) -> dict[str, str]
     if node:  # cote dials the host name it hears; the machine's name leads nowhere here
         env["DISCOVERY_HOSTNAME"] = host.address
     return env
-
-
-async def _replies_from(req: BedPeer, name: str, tries: int = 6) -> None:
-    for _ in range(tries):
-        reply = await req.request({"type": "echo"}, timeout=5)
-        assert reply["err"] is None, req.describe()
-        if reply["res"]["by"] == name:
-            return
-    raise AssertionError(f"no reply from {name} in {tries} tries\n{req.describe()}")
 
 
 async def test_coterie_and_node_pair_across_subnets_over_redis_and_survive_a_restart(
@@ -62,7 +53,7 @@ async def test_coterie_and_node_pair_across_subnets_over_redis_and_survive_a_res
         "0.0.0.0", "127.0.0.1", a2.address)  # fmt: skip
 
     # coterie -> coterie: the announced address.
-    await _replies_from(py_req, "py-rep")
+    await replies_from(py_req, "py-rep")
     seen = await py_req.wait_for("added", timeout=1)
     assert seen["advertised"] == seen["host_name"] == seen["connect"] == a1.address
 
@@ -74,8 +65,8 @@ async def test_coterie_and_node_pair_across_subnets_over_redis_and_survive_a_res
     await redis.start()
     await peer(a3, "python", "responder", {"name": "late", "key": "k1"}, env=_env(redis, a3))
     await py_req.wait_for("added", timeout=10, predicate=_named("late"))
-    await _replies_from(py_req, "late")
-    await _replies_from(py_req, "py-rep")
+    await replies_from(py_req, "late")
+    await replies_from(py_req, "py-rep")
     assert py_req.find("removed") == []
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.bed import Bed
 from tests.multihost.conftest import PeerFactory
-from tests.multihost.peers import BedPeer
+from tests.multihost.peers import replies_from
 from tests.multihost.servers import Dnsmasq
 
 NAME = "mesh"  # mesh.bed.test through the hosts' search domain, as a Service name in a pod
@@ -30,15 +30,6 @@ def _named(name: str) -> Callable[[dict[str, Any]], bool]:
 
 
 SEEDED = {"COTERIE_DISCOVERY_SEEDS": NAME, "COTERIE_DISCOVERY_SEED_INTERVAL": str(INTERVAL_MS)}
-
-
-async def _replies_from(req: BedPeer, name: str, tries: int = 8) -> None:
-    for _ in range(tries):
-        reply = await req.request({"type": "echo"}, timeout=5)
-        assert reply["err"] is None, req.describe()
-        if reply["res"]["by"] == name:
-            return
-    raise AssertionError(f"no reply from {name} in {tries} tries\n{req.describe()}")
 
 
 async def test_the_mesh_follows_dns_records_as_they_change(
@@ -57,7 +48,7 @@ async def test_the_mesh_follows_dns_records_as_they_change(
     )  # fmt: skip
     for name in ("rep-a1", "node-rep"):
         await req.wait_for("added", timeout=5, predicate=_named(name))
-        await _replies_from(req, name)
+        await replies_from(req, name)
     # b1 sends its hellos to the seeds, but it is not one of them: ignored.
     assert not req.find("added", _named("rep-b1"))
 
@@ -66,10 +57,10 @@ async def test_the_mesh_follows_dns_records_as_they_change(
     added = await req.wait_for("added", timeout=5, predicate=_named("rep-b1"))
     join_s = added["_rx"] - joined_at
     assert added["address"] == added["connect"] == b1.address
-    await _replies_from(req, "rep-b1")
+    await replies_from(req, "rep-b1")
     # ... and Node, listing b1, hears the seeded coterie nodes once b2 is a seed.
     await node_req.wait_for("added", timeout=5, predicate=_named("rep-b1"))
-    await _replies_from(node_req, "rep-b1")
+    await replies_from(node_req, "rep-b1")
 
     # A removed record is dropped, though its node still runs.
     left_at = dns.publish({NAME: [a2, a3, b1, b2]})
