@@ -10,22 +10,29 @@ Design: the hot path never touches prometheus_client. A component with
 metrics gets a :class:`ComponentMetrics` observer whose hooks (called from
 ``Requester.send`` and its outcome handling, the responder around each
 handler, ``Publisher.publish``, subscriber delivery, link up and down) bump
-plain Python counters and histogram buckets, kept in one tally per label
-value; the tally is cached per request type or event name, so a hook does no
-label lookup beyond one dict ``get``. A custom collector registered on the
-registry turns the tallies into metric families at scrape time, and reads
-gauges (requests in flight and waiting, links, discovery nodes) from the live
-components then. prometheus_client's own ``Counter.labels(...).inc()`` and
-``Histogram.observe`` take a lock and cost about 2 and 3 µs a call here,
-several percent of a request; the tallies cost well under 1 µs a request in
-all. With metrics off a component holds ``None`` and the request path costs
-one ``None`` check.
+plain Python counters kept per component and per label value; the tally of a
+request type or event name is cached, so a hook does no label lookup beyond
+one dict subscript. A requester's durations are appended to a list and
+counted into histogram buckets 512 at a time (one sort, one bisect per
+bound) rather than one bisect per request. A custom collector registered on
+the registry builds the metric families at scrape time from every
+component's tallies and from gauges read off the live components (requests
+in flight and waiting, links, discovery nodes). prometheus_client's own
+``Counter.labels(...).inc()`` and ``Histogram.observe`` take a lock and cost
+about 2 and 3 µs a call on the bench machine, a tenth of a request's CPU
+time; the tallies cost about 4,500 instructions (0.4 µs) a request on the
+requester side and 1,600 (0.15 µs) on the responder side, under 5% of each
+side's user-space instructions per request over TCP (callgrind) and about 1%
+of their CPU time. With metrics off a component holds ``None`` and the
+request path costs one ``None`` check.
 
-Scrapes may come from another thread (:func:`serve` answers in
-prometheus_client's server thread): the collector reads each component's
-gauges on that component's event loop (``call_soon_threadsafe``) and waits up
-to :data:`SNAPSHOT_TIMEOUT` seconds for it; a loop blocked longer is skipped
-for that scrape. Counters are plain integers, safe to read from any thread.
+Threads: a component's tallies are touched only by its event loop, and a
+scrape reads them there too: from another thread (:func:`serve` answers in
+prometheus_client's server thread) the collector hands the read to each
+component's loop (``call_soon_threadsafe``) and waits up to
+:data:`SNAPSHOT_TIMEOUT` seconds; a loop blocked longer is skipped for that
+scrape (and logged). A closed component's counts are kept, added to the
+totals, so counters never go down.
 
 Cardinality: request types and event names are chosen by users (and by
 remote callers, for a responder), so each family keeps at most ``max_labels``

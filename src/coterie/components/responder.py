@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
-from coterie._observe import TRACE_FIELD, Handling, RequestHooks
+from coterie._observe import TRACE_FIELD, Handling
 from coterie.components.base import ListeningComponent
 from coterie.errors import RemoteError
 from coterie.protocol.framing import encode_frame
@@ -188,8 +188,29 @@ class Responder(ListeningComponent):
                 self._hooks.refused(request_type, "no_handler")
             return
         hooks = self._hooks  # metrics and tracing; None when off
-        if hooks is not None:
-            self._handle_observed(hooks, link, request_id, request_type, handler, request)
+        if hooks is not None:  # inline, not a method: this is the hot path with hooks on
+            carrier = None
+            if TRACE_FIELD in request:
+                request = dict(request)
+                carrier = request.pop(TRACE_FIELD)
+            call = hooks.handling(request_type, carrier)
+            context = call.context  # tracing runs the handler with its span current
+            try:
+                result = handler(request) if context is None else context.run(handler, request)
+            except Exception as exc:
+                log.debug("handler for %r raised %r", request_type, exc)
+                self._reply(link, request_id, _error_value(exc), None)
+                call.done(exc)
+                return
+            if type(result) not in _PLAIN and inspect.isawaitable(result):
+                task = asyncio.get_running_loop().create_task(
+                    self._finish(link, request_id, result, call), context=context
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                self._reply(link, request_id, None, result)
+                call.done(None)
             return
         if TRACE_FIELD in request:  # a caller's trace context, never for the handler
             request = {k: v for k, v in request.items() if k != TRACE_FIELD}
@@ -205,39 +226,6 @@ class Responder(ListeningComponent):
             task.add_done_callback(self._tasks.discard)
         else:
             self._reply(link, request_id, None, result)
-
-    def _handle_observed(
-        self,
-        hooks: RequestHooks,
-        link: Link,
-        request_id: Any,
-        request_type: Any,
-        handler: Handler,
-        request: dict[str, Any],
-    ) -> None:
-        """``_on_frame``'s handler call with metrics or tracing on."""
-        carrier = None
-        if TRACE_FIELD in request:
-            request = dict(request)
-            carrier = request.pop(TRACE_FIELD)
-        call = hooks.handling(request_type, carrier)
-        context = call.context  # tracing runs the handler with its span current
-        try:
-            result = handler(request) if context is None else context.run(handler, request)
-        except Exception as exc:
-            log.debug("handler for %r raised %r", request_type, exc)
-            self._reply(link, request_id, _error_value(exc), None)
-            call.done(exc)
-            return
-        if type(result) not in _PLAIN and inspect.isawaitable(result):
-            task = asyncio.get_running_loop().create_task(
-                self._finish(link, request_id, result, call), context=context
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        else:
-            self._reply(link, request_id, None, result)
-            call.done(None)
 
     async def _finish(
         self, link: Link, request_id: Any, pending: Awaitable[Any], call: Handling | None = None
