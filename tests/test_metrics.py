@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import urllib.request
 from typing import Any
 
@@ -253,3 +254,41 @@ async def test_metrics_off_touches_no_prometheus_object(monkeypatch: pytest.Monk
             await requester.send({"type": "nobody"}, timeout=20 * MS)
         await publisher.publish("tick", 1)
         await wait_for(lambda: got == [1], SOON)
+
+
+def test_a_scrape_reads_components_on_their_loop_or_as_last_read(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Scraped from this thread while the components run on a loop in another."""
+    monkeypatch.setattr(coterie.metrics, "SNAPSHOT_TIMEOUT", 0.2)
+    metrics = Metrics(registry=CollectorRegistry())
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    mesh = Mesh()
+
+    async def start() -> None:
+        responder = mesh.responder("validation", metrics=metrics)
+        responder.on("validate", lambda req: True)
+        requester = mesh.requester("payment", metrics=metrics)
+        await mesh.start()
+        await requester.wait_connected(1, timeout=SOON)
+        for _ in range(3):
+            await requester.send({"type": "validate"})
+
+    try:
+        asyncio.run_coroutine_threadsafe(start(), loop).result(SOON)
+        live = parse(metrics.exposition()[0].decode())
+        unblock = threading.Event()
+        loop.call_soon_threadsafe(unblock.wait, SOON)  # the loop is stuck
+        stuck = parse(metrics.exposition()[0].decode())
+        unblock.set()
+    finally:
+        asyncio.run_coroutine_threadsafe(mesh.close(), loop).result(SOON)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(SOON)
+        loop.close()
+    assert "reported as last read" in caplog.text
+    for samples in (live, stuck):
+        assert value(samples, "coterie_requests_total", type="validate", outcome="ok") == 3
+        assert value(samples, "coterie_links", role="requester") == 1

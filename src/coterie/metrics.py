@@ -30,9 +30,9 @@ Threads: a component's tallies are touched only by its event loop, and a
 scrape reads them there too: from another thread (:func:`serve` answers in
 prometheus_client's server thread) the collector hands the read to each
 component's loop (``call_soon_threadsafe``) and waits up to
-:data:`SNAPSHOT_TIMEOUT` seconds; a loop blocked longer is skipped for that
-scrape (and logged). A closed component's counts are kept, added to the
-totals, so counters never go down.
+:data:`SNAPSHOT_TIMEOUT` seconds; the components of a loop blocked longer are
+reported as last read (and it is logged). A closed component's counts are
+kept, added to the totals, so counters never go down.
 
 Cardinality: request types and event names are chosen by users (and by
 remote callers, for a responder), so each family keeps at most ``max_labels``
@@ -304,6 +304,8 @@ class ComponentMetrics:
         self.role = _role(component)
         self.bounds = list(metrics.buckets)
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: The last successful reading, for a scrape its loop does not answer.
+        self.last: tuple[_Counters, _Gauges] | None = None
         self._reset()
         #: Request id -> when it was sent, for requests between begin and end.
         self._live: dict[str, float] = {}
@@ -639,7 +641,11 @@ Reading = list[tuple[_Counters, _Gauges]]
 
 
 def _read_here(views: list[ComponentMetrics]) -> Reading:
-    return [(view.counters(), view.gauges()) for view in views]
+    out: Reading = []
+    for view in views:
+        view.last = (view.counters(), view.gauges())
+        out.append(view.last)
+    return out
 
 
 def _read_views(views: list[ComponentMetrics]) -> Reading:
@@ -665,9 +671,11 @@ def _read_views(views: list[ComponentMetrics]) -> Reading:
             loop.call_soon_threadsafe(job)
             out.extend(result.result(timeout=SNAPSHOT_TIMEOUT))
         except (RuntimeError, concurrent.futures.TimeoutError):
+            # Their last reading, so that no counter seems to go down.
+            out.extend(view.last for view in group if view.last is not None)
             log.warning(
-                "metrics: skipped %d component(s) whose event loop did not answer the "
-                "scrape within %g s",
+                "metrics: %d component(s) whose event loop did not answer the scrape "
+                "within %g s are reported as last read",
                 len(group),
                 SNAPSHOT_TIMEOUT,
             )
