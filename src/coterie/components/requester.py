@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from typing import Any, Literal
 
@@ -123,7 +124,6 @@ class Requester(Monitorable):
             settle=backlog_settle,
             attempt_timeout=attempt_timeout,
         )
-        self._futures: dict[str, asyncio.Future[Any]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -224,13 +224,22 @@ class Requester(Monitorable):
                 hooks.request_end(request_id, request["type"], exc)
             raise
         future: asyncio.Future[Any] = loop.create_future()
-        self._futures[request_id] = future
+        pending.waiter = future
         self._apply(outcomes)
-        self._arm()
+        # Re-arm only if this request brings the next deadline forward: its
+        # own bound, or its attempt bound when it went out (the timer is
+        # already at or before every older request's).
+        at = pending.deadline
+        if pending.peer is not None:
+            bound = self._router.attempt_bound()
+            if bound is not None and pending.sent_at + bound < at:
+                at = pending.sent_at + bound
+        if at != math.inf and (self._timer is None or at < self._timer_at):
+            self._arm()
         try:
             return await future
         except asyncio.CancelledError:
-            self._futures.pop(request_id, None)
+            pending.waiter = None
             self._apply(self._router.cancel(request_id))
             if hooks is not None:
                 hooks.request_end(request_id, request["type"], asyncio.CancelledError())
@@ -250,13 +259,13 @@ class Requester(Monitorable):
                 if peer is not None and peer.link is not None:
                     peer.link.write(outcome.frame)
             elif type(outcome) is Resolve:
-                future = self._futures.pop(outcome.request.id, None)
+                future = outcome.request.waiter
                 if future is not None and not future.done():
                     future.set_result(outcome.value)
                 if hooks is not None:
                     hooks.request_end(outcome.request.id, outcome.request.type, None)
             elif type(outcome) is Fail:
-                future = self._futures.pop(outcome.request.id, None)
+                future = outcome.request.waiter
                 if future is not None and not future.done():
                     future.set_exception(outcome.error)
                 if hooks is not None:
@@ -349,8 +358,10 @@ class Requester(Monitorable):
     def _on_frame(self, link: Link, args: list[Any]) -> None:
         peer: Peer | None = link.context
         if peer is not None and peer.link is link:
-            now = self._now()
-            self._liveness.heard(peer.id, now)
+            now = self._loop.time()  # type: ignore[union-attr]  # set when started
+            heard = self._liveness.heard_at
+            if peer.id in heard:
+                heard[peer.id] = now
             if len(args) == 2 and is_pong(args):
                 return
             if len(args) == 1 and is_bye(args):  # it is closing: nothing new goes there

@@ -111,41 +111,43 @@ class Liveness:
             )
         self.interval = interval
         self.timeout = timeout
-        self._heard: dict[str, float] = {}
+        #: When each watched peer was last heard from (adapters on a hot path
+        #: may update it directly, as :meth:`heard` does).
+        self.heard_at: dict[str, float] = {}
         self._pinged: dict[str, float] = {}
         self._token = 0
 
     @property
     def watched(self) -> list[str]:
         """The peers being watched."""
-        return list(self._heard)
+        return list(self.heard_at)
 
     def watch(self, peer: str, now: float) -> None:
         """Start watching ``peer`` (its link just came up: that counts as heard)."""
-        self._heard[peer] = now
+        self.heard_at[peer] = now
         self._pinged[peer] = now
 
     def forget(self, peer: str) -> None:
         """Stop watching ``peer`` (its link is gone)."""
-        self._heard.pop(peer, None)
+        self.heard_at.pop(peer, None)
         self._pinged.pop(peer, None)
 
     def heard(self, peer: str, now: float) -> None:
         """A frame arrived from ``peer``."""
-        if peer in self._heard:
-            self._heard[peer] = now
+        if peer in self.heard_at:
+            self.heard_at[peer] = now
 
     def silence(self, peer: str, now: float) -> float:
         """Seconds since ``peer`` was last heard (0 for an unwatched one)."""
-        heard = self._heard.get(peer)
+        heard = self.heard_at.get(peer)
         return 0.0 if heard is None else now - heard
 
     def next_tick(self) -> float | None:
         """When :meth:`tick` next has something to do, or ``None``."""
-        if not self._heard:
+        if not self.heard_at:
             return None
         due = math.inf
-        for peer, heard in self._heard.items():
+        for peer, heard in self.heard_at.items():
             due = min(due, self._pinged[peer] + self.interval, heard + self.timeout)
         return due
 
@@ -159,7 +161,7 @@ class Liveness:
         """
         pings: list[tuple[str, int]] = []
         dead: list[str] = []
-        for peer, heard in list(self._heard.items()):
+        for peer, heard in list(self.heard_at.items()):
             if now - heard >= self.timeout:
                 dead.append(peer)
                 self.forget(peer)

@@ -120,6 +120,7 @@ class Request:
         "sent_at",
         "subset",
         "type",
+        "waiter",
     )
 
     def __init__(
@@ -146,6 +147,8 @@ class Request:
         self.done = False
         #: A peer it outlived its attempt bound on: another is preferred.
         self.avoid: str | None = None
+        #: The adapter's own handle (its future); the router never reads it.
+        self.waiter: Any = None
 
     def __repr__(self) -> str:
         return f"<Request {self.id} {self.type!r} on {self.peer or 'queue'}>"
@@ -179,6 +182,10 @@ class Drained(NamedTuple):
 
 
 Outcome = Send | Resolve | Fail | Drained
+
+#: Hot paths build outcomes with ``tuple.__new__``: the same objects, without
+#: the Python-level ``__new__`` every NamedTuple call runs through.
+_new = tuple.__new__
 
 
 class _Health:
@@ -274,8 +281,13 @@ class Router:
             raise ValueError(f"attempt_timeout must be positive, got {attempt_timeout!r}")
         self.attempt_timeout = attempt_timeout
         self._health: dict[str, _Health] = {}
-        self._slowest = (0.0, 0.0)  # (previous window, current window)
+        # The slowest reply of the previous and of the current window.
+        self._slow_previous = 0.0
+        self._slow_current = 0.0
         self._replies_in_window = 0
+        self._time_balance = balance == "time"
+        #: How many health records are ejected now (skips the checks at 0).
+        self._ejected_n = 0
         #: Peers taken out of the rotation so far, and requests sent again
         #: because they outlived the attempt bound.
         self.ejections = 0
@@ -337,7 +349,7 @@ class Router:
             return None
         if self.attempt_timeout != "auto":
             return self.attempt_timeout
-        slowest = max(self._slowest)
+        slowest = max(self._slow_previous, self._slow_current)
         if slowest <= 0:
             return None
         return max(ATTEMPT_FLOOR, ATTEMPT_FACTOR * slowest)
@@ -409,24 +421,33 @@ class Router:
             self.late_replies += 1
             return []
         took = now - request.sent_at
-        if self.balance == "time":
+        if self._time_balance:
             route.samples.append((now, took))
-        previous, current = self._slowest
-        if took > current:
-            self._slowest = (previous, took)
+        if took > self._slow_current:
+            self._slow_current = took
         self._replies_in_window += 1
         if self._replies_in_window >= _SLOWEST_WINDOW:
-            self._slowest = (self._slowest[1], 0.0)
+            self._slow_previous, self._slow_current = self._slow_current, 0.0
             self._replies_in_window = 0
         health = route.health
         if health.failures or health.probing:
             self._recovered(health)
         request.peer = None
         outcome: Outcome
-        if _is_error(args[0]):
-            outcome = self._finish_failed(request, RemoteError(args[0]))
+        error = args[0]
+        if error is None or not _is_error(error):  # most replies carry null
+            request.done = True
+            self._requests.pop(request.id, None)
+            outcome = _new(Resolve, (request, args[1] if len(args) > 2 else None))
         else:
-            outcome = self._finish(request, args[1] if len(args) > 2 else None)
+            outcome = self._finish_failed(request, RemoteError(error))
+        # Keep the attempt order short without a next_deadline() per send:
+        # replies mostly come in order, so this one is usually the head.
+        order = route.order
+        if order and order[0][1] is request:
+            order.popleft()
+            if order:
+                route.oldest()
         if route.leaving and not route.inflight:
             return [outcome, Drained(peer)]
         return [outcome]
@@ -557,7 +578,9 @@ class Router:
         if route is None:
             return []
         if route.leaving:
-            self._health.pop(peer, None)  # gone for good: forget its record
+            gone = self._health.pop(peer, None)  # gone for good: forget its record
+            if gone is not None and gone.ejected_until is not None:
+                self._ejected_n -= 1
         route.health.probing = False
         lost = list(route.inflight.values())
         route.inflight.clear()
@@ -592,13 +615,17 @@ class Router:
             return None
         if len(routes) == 1:
             (only,) = routes.values()
-            if only.health.ejected_until is not None and not self._may_probe(only, now):
+            if (
+                self._ejected_n
+                and only.health.ejected_until is not None
+                and not self._may_probe(only, now)
+            ):
                 return None
             return only if only.takes(request) else None
         candidates = [r for r in routes.values() if r.takes(request)]
         if not candidates:
             return None
-        if any(r.health.ejected_until is not None for r in candidates):
+        if self._ejected_n and any(r.health.ejected_until is not None for r in candidates):
             for route in candidates:
                 if route.health.ejected_until is not None and self._may_probe(route, now):
                     return route  # its one probe
@@ -609,7 +636,7 @@ class Router:
             candidates = [r for r in candidates if r.id != request.avoid] or candidates
         if self.balance == "pending":
             return min(candidates, key=lambda r: len(r.inflight))
-        if self.balance == "time":
+        if self._time_balance:
             self._sent += 1
             if self._sent % TIME_EXPLORE_EVERY == 0:  # explore: the peers in turn
                 return candidates[(self._sent // TIME_EXPLORE_EVERY) % len(candidates)]
@@ -625,7 +652,7 @@ class Router:
         request.sent_at = now
         route.inflight[request.id] = request
         route.order.append((now, request))
-        return Send(route.id, request.frame)
+        return _new(Send, (route.id, request.frame))
 
     # -- outlier ejection ------------------------------------------------------------
 
@@ -654,9 +681,12 @@ class Router:
         if not others:
             return  # never eject the last peer that takes work
         health.ejected_until = now + health.backoff
+        self._ejected_n += 1
         self.ejections += 1
 
     def _recovered(self, health: _Health) -> None:
+        if health.ejected_until is not None:
+            self._ejected_n -= 1
         health.failures = 0
         health.probing = False
         health.ejected_until = None
@@ -716,7 +746,7 @@ class Router:
     def _finish(self, request: Request, value: Any) -> Resolve:
         request.done = True
         self._requests.pop(request.id, None)
-        return Resolve(request, value)
+        return _new(Resolve, (request, value))
 
     def _finish_failed(self, request: Request, error: CoterieError) -> Fail:
         request.done = True

@@ -187,6 +187,8 @@ class Link(asyncio.Protocol):
                 self._flush()
         if self._decoder.broken is not None:
             log.debug("closing link to %s: %s", self.peer, self._decoder.broken)
+            if self.on_bad_frame is not None:
+                self.on_bad_frame(self, str(self._decoder.broken))
             self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
