@@ -111,6 +111,7 @@ class Request:
 
     __slots__ = (
         "avoid",
+        "bound",
         "deadline",
         "done",
         "frame",
@@ -147,6 +148,8 @@ class Request:
         self.done = False
         #: A peer it outlived its attempt bound on: another is preferred.
         self.avoid: str | None = None
+        #: The timeout given (the key of its deadline queue), or ``None``.
+        self.bound: float | None = timeout
         #: The adapter's own handle (its future); the router never reads it.
         self.waiter: Any = None
 
@@ -335,6 +338,16 @@ class Router:
         route = self._routes.get(peer)
         return len(route.inflight) if route is not None else 0
 
+    @property
+    def tracked(self) -> int:
+        """Entries held for deadlines and attempt bounds: about the requests in flight.
+
+        Answered ones are dropped as they reach the head of their queue.
+        """
+        return sum(len(q) for q in self._deadlines.values()) + sum(
+            len(r.order) for r in self._routes.values()
+        )
+
     def ejected(self, now: float) -> list[str]:
         """Connected peers out of the rotation at ``now``."""
         return [
@@ -394,6 +407,7 @@ class Router:
         self._requests[request.id] = request
         if request.deadline != math.inf:
             timeout = request.deadline
+            request.bound = timeout
             request.deadline = now + timeout
             queue = self._deadlines.get(timeout)
             if queue is None:
@@ -438,6 +452,8 @@ class Router:
         if error is None or not _is_error(error):  # most replies carry null
             request.done = True
             self._requests.pop(request.id, None)
+            if request.bound is not None:
+                self._trim_deadlines(request)
             outcome = _new(Resolve, (request, args[1] if len(args) > 2 else None))
         else:
             outcome = self._finish_failed(request, RemoteError(error))
@@ -651,7 +667,8 @@ class Router:
         request.peer = route.id
         request.sent_at = now
         route.inflight[request.id] = request
-        route.order.append((now, request))
+        if self.attempt_timeout is not None:
+            route.order.append((now, request))
         return _new(Send, (route.id, request.frame))
 
     # -- outlier ejection ------------------------------------------------------------
@@ -743,14 +760,29 @@ class Router:
             return [Drained(route.id)]
         return []
 
+    def _trim_deadlines(self, request: Request) -> None:
+        """Drop answered requests from the head of ``request``'s deadline queue.
+
+        Answers mostly come in order, so this keeps every queue about as long
+        as the requests in flight: :meth:`expire` never has a backlog of
+        answered ones to wade through (which stalled replies for tens of ms).
+        """
+        queue = self._deadlines.get(request.bound)  # type: ignore[arg-type]
+        while queue and queue[0].done:
+            queue.popleft()
+
     def _finish(self, request: Request, value: Any) -> Resolve:
         request.done = True
         self._requests.pop(request.id, None)
+        if request.bound is not None:
+            self._trim_deadlines(request)
         return _new(Resolve, (request, value))
 
     def _finish_failed(self, request: Request, error: CoterieError) -> Fail:
         request.done = True
         self._requests.pop(request.id, None)
+        if request.bound is not None:
+            self._trim_deadlines(request)
         return Fail(request, error)
 
     def _timeout_error(self, request: Request) -> RequestTimeoutError:
