@@ -142,12 +142,16 @@ class NodePeer:
             env=_peer_environment(env),
         )
         peer = cls(role, config, proc)
-        try:
-            peer.ready = await peer.wait_for("ready", timeout=ready_timeout)
-        except BaseException:
-            await peer.close()
-            raise
+        await peer.wait_ready(ready_timeout)
         return peer
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait for the ``ready`` event (kept as :attr:`ready`); close the peer without it."""
+        try:
+            self.ready = await self.wait_for("ready", timeout=timeout)
+        except BaseException:
+            await self.close()
+            raise
 
     @property
     def pid(self) -> int:
@@ -165,6 +169,7 @@ class NodePeer:
                     event = json.loads(text)
                 except ValueError:
                     event = {"event": "stdout", "text": text}
+                self._received(event)
                 async with self._changed:
                     self.events.append(event)
                     self._changed.notify_all()
@@ -172,6 +177,9 @@ class NodePeer:
             async with self._changed:
                 self._eof = True
                 self._changed.notify_all()
+
+    def _received(self, event: Event) -> None:
+        """Hook: called with each event from stdout before it is recorded."""
 
     async def _read_stderr(self) -> None:
         assert self.proc.stderr is not None

@@ -49,25 +49,8 @@ class BedPeer(NodePeer):
     host: Host
     kind: Kind
 
-    async def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        try:
-            while line := await self.proc.stdout.readline():
-                text = line.decode(errors="replace").strip()
-                if not text:
-                    continue
-                try:
-                    event = json.loads(text)
-                except ValueError:
-                    event = {"event": "stdout", "text": text}
-                event["_rx"] = time.time()
-                async with self._changed:
-                    self.events.append(event)
-                    self._changed.notify_all()
-        finally:
-            async with self._changed:
-                self._eof = True
-                self._changed.notify_all()
+    def _received(self, event: dict[str, Any]) -> None:
+        event["_rx"] = time.time()
 
     def describe(self) -> str:
         """The driver's report, with the host it runs in."""
@@ -122,11 +105,7 @@ async def start_peer(
     )
     peer = BedPeer(role, config, proc)
     peer.host, peer.kind = host, kind
-    try:
-        peer.ready = await peer.wait_for("ready", timeout=ready_timeout)
-    except BaseException:
-        await peer.close()
-        raise
+    await peer.wait_ready(ready_timeout)
     return peer
 
 
