@@ -31,7 +31,6 @@ tree. The server listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import struct
@@ -39,18 +38,13 @@ import sys
 from collections import deque
 from typing import Any
 
-from bench.drive import drive
+from bench import lines
+from bench.lines import bench, commands, emit
 
 ROLES = ("server", "client")
 _HEAD = struct.Struct(">I")
 #: A length above this is a broken stream, not a message.
 MAX_MESSAGE = 1 << 24
-
-
-def emit(obj: dict[str, Any]) -> None:
-    """Write one event line to stdout."""
-    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
 
 
 def _nodelay(transport: asyncio.BaseTransport) -> None:
@@ -191,13 +185,6 @@ class EchoClient(asyncio.Protocol):
         self._rest = data[end:] if end < len(data) else b""
 
 
-async def _commands() -> asyncio.StreamReader:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 24)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    return reader
-
-
 async def serve(config: dict[str, Any]) -> None:
     """The server role: listen on loopback until ``exit``."""
     loop = asyncio.get_running_loop()
@@ -207,11 +194,8 @@ async def serve(config: dict[str, Any]) -> None:
     )
     port = server.sockets[0].getsockname()[1]
     emit({"event": "ready", "pid": os.getpid(), "port": port, "loop": _loop_name()})
-    reader = await _commands()
-    while True:
-        line = await reader.readline()
-        if not line or (line.strip() and json.loads(line).get("cmd") == "exit"):
-            break
+    async for _ in commands():
+        pass
     server.close()
     emit({"event": "closed"})
 
@@ -225,34 +209,10 @@ async def client(config: dict[str, Any]) -> None:
     transport, proto = await loop.create_connection(lambda: EchoClient(batch), "127.0.0.1", port)
     emit({"event": "ready", "pid": os.getpid(), "loop": _loop_name()})
     emit({"event": "added", "id": f"echo 127.0.0.1:{port}"})
-    reader = await _commands()
     tasks: set[asyncio.Task[None]] = set()
-
-    async def bench(cmd: dict[str, Any]) -> None:
-        timeout = cmd.get("timeout")
-        emit(
-            await drive(
-                proto.request,
-                msg,
-                int(cmd["n"]),
-                int(cmd.get("concurrency") or 1),
-                bound=timeout / 1000 if timeout else None,
-                latencies=bool(cmd.get("latencies")),
-                completions=bool(cmd.get("completions")),
-            )
-        )
-
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        if not line.strip():
-            continue
-        cmd = json.loads(line)
-        if cmd.get("cmd") == "exit":
-            break
+    async for cmd in commands():
         if cmd.get("cmd") == "bench":
-            task = loop.create_task(bench(cmd))
+            task = loop.create_task(bench(proto.request, msg, cmd))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         else:
@@ -269,26 +229,9 @@ def _loop_name() -> str:
 
 def main(argv: list[str]) -> int:
     """Run one echo role until ``exit`` or end of stdin."""
-    if len(argv) < 1 or argv[0] not in ROLES:
-        emit({"event": "error", "message": f"role must be one of {', '.join(ROLES)}"})
-        return 2
-    try:
-        config = json.loads(argv[1]) if len(argv) > 1 else {}
-    except ValueError as exc:
-        emit({"event": "error", "message": f"config is not JSON: {exc}"})
-        return 2
-    try:
-        import uvloop
-
-        runner: Any = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    try:
-        runner(serve(config) if argv[0] == "server" else client(config))
-    except Exception as exc:
-        emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
-        return 1
-    return 0
+    return lines.main(
+        argv, ROLES, lambda role, config: (serve if role == "server" else client)(config)
+    )
 
 
 if __name__ == "__main__":

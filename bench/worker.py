@@ -23,14 +23,15 @@ does not exit.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import coterie
-from bench.drive import drive
+from bench import lines
+from bench.lines import bench, commands, emit
 
 ROLES = ("responder", "requester", "publisher", "subscriber")
 
@@ -43,12 +44,6 @@ _DISCOVERY_FIELDS = {
     "port": "port",
     "address": "address",
 }
-
-
-def emit(obj: dict[str, Any]) -> None:
-    """Write one event line to stdout."""
-    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
 
 
 def discovery_options(config: dict[str, Any]) -> Any:
@@ -169,22 +164,7 @@ class Worker:
         emit({"event": "first_contact", "ms": (time.perf_counter_ns() - created) / 1e6, "err": err})
 
     async def _read_stdin(self) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=1 << 24)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            if not line.strip():
-                continue
-            try:
-                cmd = json.loads(line)
-            except ValueError:
-                emit({"event": "error", "message": f"stdin line is not JSON: {line!r}"})
-                continue
-            if cmd.get("cmd") == "exit":
-                break
+        async for cmd in commands(report_bad=True):
             self._handle(cmd)
         self.done.set()
 
@@ -202,18 +182,7 @@ class Worker:
             emit({"event": "error", "message": f"command not understood by {self.role}: {cmd}"})
 
     async def _bench(self, cmd: dict[str, Any]) -> None:
-        timeout = cmd.get("timeout")
-        emit(
-            await drive(
-                self.component.send,
-                cmd.get("req") or {"type": "echo"},
-                int(cmd["n"]),
-                int(cmd.get("concurrency") or 1),
-                bound=timeout / 1000 if timeout else None,
-                latencies=bool(cmd.get("latencies")),
-                completions=bool(cmd.get("completions")),
-            )
-        )
+        await bench(self.component.send, cmd.get("req") or {"type": "echo"}, cmd)
 
     async def _publish_bench(self, cmd: dict[str, Any]) -> None:
         n = int(cmd["n"])
@@ -239,30 +208,14 @@ class Worker:
         )
 
 
+def _start(role: str, config: dict[str, Any]) -> Coroutine[Any, Any, None]:
+    os.environ.setdefault("COTE_BROADCAST_ADDRESS", "127.255.255.255")
+    return Worker(role, config).run()
+
+
 def main(argv: list[str]) -> int:
     """Run one worker until ``exit`` or end of stdin."""
-    if len(argv) < 1 or argv[0] not in ROLES:
-        emit({"event": "error", "message": f"role must be one of {', '.join(ROLES)}"})
-        return 2
-    try:
-        config = json.loads(argv[1]) if len(argv) > 1 else {}
-    except ValueError as exc:
-        emit({"event": "error", "message": f"config is not JSON: {exc}"})
-        return 2
-    os.environ.setdefault("COTE_BROADCAST_ADDRESS", "127.255.255.255")
-    worker = Worker(argv[0], config)
-    try:
-        import uvloop
-
-        runner: Any = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    try:
-        runner(worker.run())
-    except Exception as exc:
-        emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
-        return 1
-    return 0
+    return lines.main(argv, ROLES, _start)
 
 
 if __name__ == "__main__":
