@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "payment"
 PY = sys.executable
 HELLO_MS = 100
+#: A card number that passes validation.
+GOOD = "4111111111111111"
 NGINX = find_nginx()
 
 needs_nginx = pytest.mark.skipif(
@@ -110,6 +112,26 @@ class Children:
         return "\n".join(f"--- {c.name}\n{c.output()[-2000:]}" for c in self.started)
 
 
+def demo_argv(*options: str) -> list[str]:
+    """``python -m examples.payment.demo`` on free ports with fast discovery, then ``options``."""
+    return [
+        PY,
+        "-m",
+        "examples.payment.demo",
+        "--mesh-port",
+        str(free_port()),
+        "--nginx-payment-port",
+        str(free_port()),
+        "--nginx-port",
+        str(free_port()),
+        "--discovery-port",
+        str(free_port(socket.SOCK_DGRAM)),
+        "--hello-interval",
+        str(HELLO_MS),
+        *options,
+    ]
+
+
 @contextlib.asynccontextmanager
 async def children(logdir: Path) -> AsyncIterator[Children]:
     group = Children(logdir)
@@ -120,6 +142,37 @@ async def children(logdir: Path) -> AsyncIterator[Children]:
         raise
     finally:
         await group.stop_all()
+
+
+async def start_payment(procs: Children, dport: int, port: int, *options: str) -> Child:
+    """Start ``payment_service.py`` on ``port`` (discovery on ``dport``) with ``options``."""
+    return await procs.start(
+        "payment",
+        PY,
+        str(EXAMPLES / "payment_service.py"),
+        "--port",
+        str(port),
+        *options,
+        *discovery_args(dport),
+    )
+
+
+async def start_validator(
+    procs: Children, dport: int, ident: str, *options: str, name: str | None = None
+) -> Child:
+    """Start ``validation_service.py --id ident`` (discovery on ``dport``) with ``options``.
+
+    ``name`` names the child (its log); ``ident`` by default.
+    """
+    return await procs.start(
+        name or ident,
+        PY,
+        str(EXAMPLES / "validation_service.py"),
+        "--id",
+        ident,
+        *options,
+        *discovery_args(dport),
+    )
 
 
 @dataclass

@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 
 import pytest
 
-from tests.e2e.support import ROOT, free_port, needs_nginx
+from tests.e2e.support import ROOT, demo_argv, needs_nginx
 
 
 def _demo(*extra: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "examples.payment.demo",
-        "--no-wait",
-        "--mesh-port",
-        str(free_port()),
-        "--nginx-payment-port",
-        str(free_port()),
-        "--nginx-port",
-        str(free_port()),
-        "--discovery-port",
-        str(free_port(socket.SOCK_DGRAM)),
-        "--hello-interval",
-        "100",
-        "--pause",
-        "0.5",
-        *extra,
-    ]
+    argv = demo_argv("--no-wait", "--pause", "0.5", *extra)
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 

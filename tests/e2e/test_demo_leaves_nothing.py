@@ -20,9 +20,7 @@ import os
 import select
 import shlex
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,7 @@ from typing import IO
 
 import pytest
 
-from tests.e2e.support import NGINX, ROOT, free_port
+from tests.e2e.support import NGINX, ROOT, demo_argv
 
 #: The end of the last line the demo prints before it waits for Ctrl-C.
 READY = "# one more mesh validator, in a new shell too\n"
@@ -110,22 +108,7 @@ def _describe(pids: set[int]) -> str:
 
 
 def _demo_argv(tmp_path: Path) -> list[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "examples.payment.demo",
-        "--no-tour",
-        "--mesh-port",
-        str(free_port()),
-        "--nginx-payment-port",
-        str(free_port()),
-        "--nginx-port",
-        str(free_port()),
-        "--discovery-port",
-        str(free_port(socket.SOCK_DGRAM)),
-        "--hello-interval",
-        "100",
-    ]
+    argv = demo_argv("--no-tour")
     return argv if NGINX is not None else [*argv, "--no-nginx"]
 
 

@@ -5,36 +5,19 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests.e2e.support import (
-    EXAMPLES,
-    PY,
-    Children,
+    GOOD,
     children,
-    discovery_args,
     free_port,
     pay,
+    start_payment,
+    start_validator,
     wait_until_validated,
 )
-
-GOOD = "4111111111111111"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-async def _validator(procs: Children, dport: int, name: str) -> None:
-    await procs.start(
-        name, PY, str(EXAMPLES / "validation_service.py"), "--id", name, *discovery_args(dport)
-    )
 
 
 async def test_mesh_way_spreads_waits_and_loses_nothing(
@@ -42,18 +25,9 @@ async def test_mesh_way_spreads_waits_and_loses_nothing(
 ) -> None:
     dport, port = free_port(socket.SOCK_DGRAM), free_port()
     async with children(tmp_path) as procs:
-        await procs.start(
-            "payment",
-            PY,
-            str(EXAMPLES / "payment_service.py"),
-            "--port",
-            str(port),
-            "--timeout",
-            "20",
-            *discovery_args(dport),
-        )
-        await _validator(procs, dport, "m1")
-        await _validator(procs, dport, "m2")
+        await start_payment(procs, dport, port, "--timeout", "20")
+        await start_validator(procs, dport, "m1")
+        await start_validator(procs, dport, "m2")
         await wait_until_validated(session, port, GOOD, distinct=2, procs=procs)
 
         # Round robin, visible across validators.
@@ -80,6 +54,6 @@ async def test_mesh_way_spreads_waits_and_loses_nothing(
         waiting = [asyncio.ensure_future(pay(session, port, GOOD, timeout=20)) for _ in range(3)]
         await asyncio.sleep(0.5)
         assert not any(t.done() for t in waiting)
-        await _validator(procs, dport, "m3")
+        await start_validator(procs, dport, "m3")
         answers = await asyncio.wait_for(asyncio.gather(*waiting), 15)
         assert [(a.status, a.text, a.by) for a in answers] == [(200, f"{GOOD} validated", "m3")] * 3

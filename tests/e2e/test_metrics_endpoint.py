@@ -7,32 +7,22 @@ over HTTP and parsed with prometheus_client's parser.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.support import (
-    EXAMPLES,
-    PY,
+    GOOD,
     children,
-    discovery_args,
     free_port,
     pay,
+    start_payment,
+    start_validator,
     wait_until_validated,
 )
 
-GOOD = "4111111111111111"
-
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def scrape(session: aiohttp.ClientSession, port: int) -> Samples:
@@ -56,22 +46,8 @@ async def test_payment_service_serves_its_metrics(
 ) -> None:
     dport, port = free_port(socket.SOCK_DGRAM), free_port()
     async with children(tmp_path) as procs:
-        await procs.start(
-            "payment",
-            PY,
-            str(EXAMPLES / "payment_service.py"),
-            "--port",
-            str(port),
-            *discovery_args(dport),
-        )
-        await procs.start(
-            "validator",
-            PY,
-            str(EXAMPLES / "validation_service.py"),
-            "--id",
-            "v1",
-            *discovery_args(dport),
-        )
+        await start_payment(procs, dport, port)
+        await start_validator(procs, dport, "v1", name="validator")
         await wait_until_validated(session, port, GOOD, procs=procs)
         before = await scrape(session, port)
         for _ in range(5):

@@ -6,7 +6,6 @@ import asyncio
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +13,7 @@ import pytest
 
 from tests.e2e.support import (
     EXAMPLES,
+    GOOD,
     PY,
     Child,
     Children,
@@ -25,14 +25,7 @@ from tests.e2e.support import (
     wait_until_validated,
 )
 
-GOOD = "4111111111111111"
 pytestmark = [needs_nginx, pytest.mark.nginx]
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def _announced_validator(procs: Children, dport: int, name: str) -> Child:

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -20,39 +19,35 @@ import pytest
 
 from tests.e2e.support import (
     EXAMPLES,
+    GOOD,
     PY,
     ROOT,
     Child,
     Children,
+    Paid,
     children,
-    discovery_args,
     free_port,
     pay,
+    start_payment,
+    start_validator,
 )
 
-GOOD = "4111111111111111"
 
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-async def _payment(procs: Children, dport: int, port: int, *extra: str) -> Child:
-    child = await procs.start(
-        "payment",
-        PY,
-        str(EXAMPLES / "payment_service.py"),
-        "--port",
-        str(port),
-        "--timeout",
-        "30",
-        *discovery_args(dport),
-        *extra,
-    )
+async def _holding_a_payment(
+    procs: Children, session: aiohttp.ClientSession, dport: int, port: int, grace: str
+) -> tuple[Child, asyncio.Future[Paid]]:
+    """The payment service with ``--grace``, and a payment it holds (no validator runs)."""
+    child = await start_payment(procs, dport, port, "--timeout", "30", "--grace", grace)
     await _wait_for(lambda: "payment service on http://" in child.output(), child)
-    return child
+    waiting = asyncio.ensure_future(pay(session, port, GOOD, timeout=20))
+    await asyncio.sleep(0.3)  # no validator: the payment waits
+    return child, waiting
+
+
+async def _first_ctrl_c(child: Child) -> None:
+    """SIGINT the payment service and wait until it says it is stopping."""
+    child.process.send_signal(signal.SIGINT)
+    await _wait_for(lambda: "stopping: no new payments" in child.output(), child)
 
 
 async def _wait_for(condition: object, child: Child, timeout: float = 15.0) -> None:
@@ -81,9 +76,7 @@ async def test_a_first_ctrl_c_fails_a_waiting_payment_within_the_grace_and_exits
 ) -> None:
     dport, port = free_port(socket.SOCK_DGRAM), free_port()
     async with children(tmp_path) as procs:
-        child = await _payment(procs, dport, port, "--grace", "1")
-        waiting = asyncio.ensure_future(pay(session, port, GOOD, timeout=20))
-        await asyncio.sleep(0.3)  # no validator: the payment waits
+        child, waiting = await _holding_a_payment(procs, session, dport, port, "1")
         assert not waiting.done()
         child.process.send_signal(signal.SIGINT)
         answer = await asyncio.wait_for(waiting, 5)
@@ -108,17 +101,12 @@ async def test_a_payment_that_completes_within_the_grace_is_answered(
 ) -> None:
     dport, port = free_port(socket.SOCK_DGRAM), free_port()
     async with children(tmp_path) as procs:
-        child = await _payment(procs, dport, port, "--grace", "10")
-        waiting = asyncio.ensure_future(pay(session, port, GOOD, timeout=20))
-        await asyncio.sleep(0.3)
-        child.process.send_signal(signal.SIGINT)
-        await _wait_for(lambda: "stopping: no new payments" in child.output(), child)
+        child, waiting = await _holding_a_payment(procs, session, dport, port, "10")
+        await _first_ctrl_c(child)
         # It takes no new work: the port is closed at once...
         assert not _port_listens(port)
         # ...but the payment it holds completes when a validator appears.
-        await procs.start(
-            "v1", PY, str(EXAMPLES / "validation_service.py"), "--id", "v1", *discovery_args(dport)
-        )
+        await start_validator(procs, dport, "v1")
         answer = await asyncio.wait_for(waiting, 10)
         code, _ = await _exit_code(child, 5)
     assert (answer.status, answer.text, answer.by) == (200, f"{GOOD} validated", "v1")
@@ -130,11 +118,8 @@ async def test_a_second_ctrl_c_exits_at_once(
 ) -> None:
     dport, port = free_port(socket.SOCK_DGRAM), free_port()
     async with children(tmp_path) as procs:
-        child = await _payment(procs, dport, port, "--grace", "20")
-        waiting = asyncio.ensure_future(pay(session, port, GOOD, timeout=20))
-        await asyncio.sleep(0.3)
-        child.process.send_signal(signal.SIGINT)
-        await _wait_for(lambda: "stopping: no new payments" in child.output(), child)
+        child, waiting = await _holding_a_payment(procs, session, dport, port, "20")
+        await _first_ctrl_c(child)
         child.process.send_signal(signal.SIGINT)
         code, took = await _exit_code(child, 5)
         with pytest.raises(aiohttp.ClientError):
@@ -152,15 +137,7 @@ async def test_a_validator_stops_on_the_first_ctrl_c_and_says_so(
     dport = free_port(socket.SOCK_DGRAM)
     extra = ["--http", str(free_port())] if http else []
     async with children(tmp_path) as procs:
-        child = await procs.start(
-            "v1",
-            PY,
-            str(EXAMPLES / "validation_service.py"),
-            "--id",
-            "v1",
-            *extra,
-            *discovery_args(dport),
-        )
+        child = await start_validator(procs, dport, "v1", *extra)
         await _wait_for(lambda: "v1: " in child.output(), child)
         child.process.send_signal(signal.SIGINT)
         code, took = await _exit_code(child, 5)
