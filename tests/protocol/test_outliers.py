@@ -5,8 +5,6 @@ Time is an argument; there is no loop and no sleep.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from coterie.errors import RequestTimeoutError
@@ -16,17 +14,11 @@ from coterie.protocol.routing import (
     EJECT_FIRST,
     Fail,
     Outcome,
-    Request,
     Resolve,
     Router,
     Send,
 )
-
-ANY: dict[str, Any] = {"name": "any"}
-
-
-def req(n: int, **kwargs: Any) -> Request:
-    return Request(f"r{n}", f"f{n}".encode(), "t", **kwargs)
+from tests.protocol.helpers import ANY, req
 
 
 def sent_to(outcomes: list[Outcome]) -> list[str]:
@@ -35,7 +27,7 @@ def sent_to(outcomes: list[Outcome]) -> list[str]:
 
 def ids(outcomes: list[Outcome], peer: str) -> list[str]:
     return [
-        o.frame.decode().replace("f", "r")
+        o.frame.decode().replace("frame", "r")
         for o in outcomes
         if isinstance(o, Send) and o.peer == peer
     ]

@@ -14,39 +14,10 @@ from coterie.protocol.routing import (
     Drained,
     Fail,
     Outcome,
-    Request,
     Resolve,
     Router,
-    Send,
 )
-
-ANY: dict[str, Any] = {"name": "any"}
-
-
-def adv(name: str, *types: str, subset: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": name}
-    if types:
-        out["respondsTo"] = list(types)
-    if subset is not None:
-        out["subset"] = subset
-    return out
-
-
-def req(n: int, type_: str = "t", **kwargs: Any) -> Request:
-    return Request(f"r{n}", f"frame{n}".encode(), type_, **kwargs)
-
-
-def sends(outcomes: list[Outcome]) -> list[tuple[str, bytes]]:
-    return [(o.peer, o.frame) for o in outcomes if isinstance(o, Send)]
-
-
-def answers(outcomes: list[Outcome]) -> list[Outcome]:
-    return [o for o in outcomes if isinstance(o, Resolve | Fail)]
-
-
-def ok(request_id: str, value: Any = "v") -> list[Any]:
-    return [None, value, request_id]
-
+from tests.protocol.helpers import ANY, adv, answers, ok, req, sends
 
 # -- balancing -----------------------------------------------------------------
 

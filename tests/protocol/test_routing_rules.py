@@ -7,7 +7,6 @@ sees (where a request goes, what an answer carries, what a counter says).
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Any
 
 import pytest
 
@@ -17,36 +16,10 @@ from coterie.protocol.routing import (
     TIME_WINDOW,
     Fail,
     Outcome,
-    Request,
     Resolve,
     Router,
-    Send,
 )
-
-ANY: dict[str, Any] = {"name": "any"}
-
-
-def adv(name: str | None, *types: str) -> dict[str, Any]:
-    out: dict[str, Any] = {} if name is None else {"name": name}
-    if types:
-        out["respondsTo"] = list(types)
-    return out
-
-
-def req(n: int, type_: str = "t", **kwargs: Any) -> Request:
-    return Request(f"r{n}", f"frame{n}".encode(), type_, **kwargs)
-
-
-def sends(outcomes: list[Outcome]) -> list[tuple[str, bytes]]:
-    return [(o.peer, o.frame) for o in outcomes if isinstance(o, Send)]
-
-
-def answers(outcomes: list[Outcome]) -> list[Resolve | Fail]:
-    return [o for o in outcomes if isinstance(o, Resolve | Fail)]
-
-
-def ok(request_id: str, value: Any = "v") -> list[Any]:
-    return [None, value, request_id]
+from tests.protocol.helpers import ANY, adv, answers, ok, req, sends
 
 
 def place(router: Router, n: int, now: float, type_: str = "t") -> str:
