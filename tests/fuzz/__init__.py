@@ -18,10 +18,12 @@ instead (``make fuzz`` runs 20,000); see docs/security.md, "Fuzzing".
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
-__all__ = ["EXAMPLES_VARIABLE", "fuzz_settings"]
+__all__ = ["EXAMPLES_VARIABLE", "exact_scalars", "fuzz_settings", "json_trees"]
 
 #: The environment variable that sets the number of examples of every target.
 EXAMPLES_VARIABLE = "COTERIE_FUZZ_EXAMPLES"
@@ -58,4 +60,29 @@ def fuzz_settings(ci: int) -> settings:
             HealthCheck.large_base_example,
             HealthCheck.function_scoped_fixture,
         ],
+    )
+
+
+def exact_scalars(max_int: int = 2**64 - 1) -> st.SearchStrategy[Any]:
+    """JSON scalars that orjson writes and reads back unchanged (integers up to ``max_int``)."""
+    return (
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**63), max_int)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=20)
+    )
+
+
+def json_trees(
+    scalars: st.SearchStrategy[Any], *, width: int, key_size: int, leaves: int
+) -> st.SearchStrategy[Any]:
+    """``scalars`` in lists and objects of ``width`` items at most, ``leaves`` scalars in all."""
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=width)
+            | st.dictionaries(st.text(max_size=key_size), inner, max_size=width)
+        ),
+        max_leaves=leaves,
     )

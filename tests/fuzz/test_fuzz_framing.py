@@ -24,22 +24,12 @@ from hypothesis import strategies as st
 
 from coterie.errors import ProtocolError
 from coterie.protocol.framing import DroppedFrame, FrameDecoder, encode_frame, frame_length
-from tests.fuzz import fuzz_settings
+from tests.fuzz import exact_scalars, fuzz_settings, json_trees
 
 #: An AMP length prefix: the most a decoder holds beyond a frame's own bytes.
 PREFIX = 4
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
+json_values = json_trees(exact_scalars(), width=3, key_size=8, leaves=8)
 # Raw buffers travel untagged: one starting with an axon tag reads back as that type.
 raw_buffers = st.binary(max_size=60).filter(lambda b: b[:2] not in (b"s:", b"j:"))
 good_args = st.lists(json_values | raw_buffers, max_size=5)

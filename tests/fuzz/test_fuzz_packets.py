@@ -23,7 +23,7 @@ from coterie.errors import DecodeError
 from coterie.protocol.cipher import DiscoveryCipher
 from coterie.protocol.nodes import NodeTable
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, make_packet
-from tests.fuzz import fuzz_settings
+from tests.fuzz import exact_scalars, fuzz_settings, json_trees
 
 KEY = "fuzz discovery key"
 #: Whether ``NodeTable.goodbye`` takes the datagram's source address.
@@ -43,13 +43,7 @@ json_scalars = (
     | st.text(max_size=30)
     | st.sampled_from([HELLO, GOODBYE, "", "hello ", "HELLO"])
 )
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
+json_values = json_trees(json_scalars, width=4, key_size=10, leaves=12)
 advertisements = st.dictionaries(
     st.sampled_from(["axon_type", "key", "namespace", "port", "respondsTo", "name", "tls"])
     | st.text(max_size=8),
@@ -145,17 +139,7 @@ def keyed_datagrams(draw: st.DrawFn) -> bytes:
 
 
 #: JSON values orjson writes and reads back unchanged.
-exact_json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
+exact_json = json_trees(exact_scalars(), width=4, key_size=10, leaves=12)
 valid_packets = st.builds(
     make_packet,
     st.sampled_from([HELLO, GOODBYE]) | st.text(max_size=10),

@@ -33,7 +33,7 @@ pytest.importorskip("socketio")
 
 from coterie.gateways.sockend import RESERVED_KEYS, Sockend
 from coterie.testing import Mesh
-from tests.fuzz import fuzz_settings
+from tests.fuzz import exact_scalars, fuzz_settings, json_trees
 
 MAX_PAYLOAD = 2048
 #: The codes of the Sockend's own errors (docs/sockend.md); ``internal`` is a bug.
@@ -120,17 +120,7 @@ client_values = st.recursive(
     max_leaves=10,
 )
 #: JSON only: what a publisher's frame carries, and most client payloads.
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=10,
-)
+json_values = json_trees(exact_scalars(2**63 - 1), width=4, key_size=8, leaves=10)
 odd_values = st.sampled_from([object(), {1: "int key"}, {("t",): 1}, {1, 2}, (1, 2), math.inf])
 
 
