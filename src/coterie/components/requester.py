@@ -23,6 +23,7 @@ import asyncio
 import logging
 import math
 import os
+from collections.abc import Callable
 from typing import Any, Literal
 
 from coterie.components.monitorable import Monitorable
@@ -61,6 +62,46 @@ DEFAULT_REQUEST_TIMEOUT = 60.0
 _UNSET: Any = object()
 _SUBSET = "__subset"
 _TIMEOUT = "__timeout"
+
+
+class _Alarm:
+    """One event-loop timer, kept at or before the earliest time it is asked for.
+
+    The requester has two: the router's next deadline and the liveness tick.
+    Firing early is harmless (the callback finds nothing due and asks again),
+    so the timer only ever moves earlier until it fires.
+    """
+
+    __slots__ = ("_callback", "_handle", "at")
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self._callback = callback
+        self._handle: asyncio.TimerHandle | None = None
+        #: When it fires (or last fired).
+        self.at = 0.0
+
+    def covers(self, due: float) -> bool:
+        """Whether it is armed to fire at or before ``due``."""
+        return self._handle is not None and self.at <= due
+
+    def keep(self, due: float | None) -> None:
+        """Make sure it fires at or before ``due`` (``None``: nothing is due)."""
+        if due is None or self.covers(due):
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+        self.at = due
+        self._handle = asyncio.get_running_loop().call_at(due, self._fire)
+
+    def cancel(self) -> None:
+        """Disarm it."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._callback()
 
 
 class Requester(Monitorable):
@@ -124,12 +165,10 @@ class Requester(Monitorable):
             settle=backlog_settle,
             attempt_timeout=attempt_timeout,
         )
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._deadlines = _Alarm(self._on_timer)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._liveness = Liveness(interval=liveness_interval, timeout=liveness_timeout)
-        self._liveness_timer: asyncio.TimerHandle | None = None
-        self._liveness_due = 0.0
+        self._liveness_alarm = _Alarm(self._on_liveness)
         self._links = Peers(
             on_frame=self._on_frame,
             on_up=self._link_up,
@@ -234,7 +273,7 @@ class Requester(Monitorable):
             bound = self._router.attempt_bound()
             if bound is not None and pending.sent_at + bound < at:
                 at = pending.sent_at + bound
-        if at != math.inf and (self._timer is None or at < self._timer_at):
+        if at != math.inf and not self._deadlines.covers(at):
             self._arm()
         try:
             return await future
@@ -277,19 +316,10 @@ class Requester(Monitorable):
 
     def _arm(self) -> None:
         """Keep the one timer at or before the router's next deadline."""
-        at = self._router.next_deadline()
-        if at is None or (self._timer is not None and self._timer_at <= at):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        loop = self._loop or asyncio.get_running_loop()
-        self._timer_at = at
-        self._timer = loop.call_at(at, self._on_timer)
+        self._deadlines.keep(self._router.next_deadline())
 
     def _on_timer(self) -> None:
-        self._timer = None
-        loop = self._loop or asyncio.get_running_loop()
-        self._apply(self._router.expire(loop.time()))
+        self._apply(self._router.expire(self._now()))
         self._arm()
 
     def _now(self) -> float:
@@ -377,23 +407,13 @@ class Requester(Monitorable):
     # -- liveness ------------------------------------------------------------------
 
     def _arm_liveness(self) -> None:
-        due = self._liveness.next_tick()
-        if due is None or (self._liveness_timer is not None and self._liveness_due <= due):
-            return
-        if self._liveness_timer is not None:
-            self._liveness_timer.cancel()
-        self._liveness_due = due
-        loop = self._loop or asyncio.get_running_loop()
-        self._liveness_timer = loop.call_at(due, self._on_liveness)
+        self._liveness_alarm.keep(self._liveness.next_tick())
 
     def _on_liveness(self) -> None:
-        self._liveness_timer = None
-        loop = self._loop or asyncio.get_running_loop()
-        now = loop.time()
-        if now - self._liveness_due > self._liveness.interval:
+        now = self._now()
+        if now - self._liveness_alarm.at > self._liveness.interval:
             # This loop stalled: replies may sit unread. Let it read first.
-            self._liveness_due = now + 0.01
-            self._liveness_timer = loop.call_at(self._liveness_due, self._on_liveness)
+            self._liveness_alarm.keep(now + 0.01)
             return
         pings, dead = self._liveness.tick(now)
         for peer_id, token in pings:
@@ -416,12 +436,8 @@ class Requester(Monitorable):
         self._arm_liveness()
 
     async def _shutdown(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._liveness_timer is not None:
-            self._liveness_timer.cancel()
-            self._liveness_timer = None
+        self._deadlines.cancel()
+        self._liveness_alarm.cancel()
         self._apply(
             self._router.close(NotRunningError(f"{self!r} closed before the request was answered"))
         )

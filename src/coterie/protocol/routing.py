@@ -139,8 +139,8 @@ class Request:
         self.type = request_type
         self.subset = subset
         self.retry = retry
-        #: Set on submit: now + timeout, or infinity.
-        self.deadline = math.inf if timeout is None else timeout
+        #: Set on submit to now + timeout; infinity without a timeout.
+        self.deadline = math.inf
         #: The peer carrying it, or ``None`` while it waits.
         self.peer: str | None = None
         self.sent_at = 0.0
@@ -405,9 +405,8 @@ class Router:
                 f"(max_waiting={self.max_waiting})"
             )
         self._requests[request.id] = request
-        if request.deadline != math.inf:
-            timeout = request.deadline
-            request.bound = timeout
+        timeout = request.bound
+        if timeout is not None:
             request.deadline = now + timeout
             queue = self._deadlines.get(timeout)
             if queue is None:
@@ -770,13 +769,6 @@ class Router:
         queue = self._deadlines.get(request.bound)  # type: ignore[arg-type]
         while queue and queue[0].done:
             queue.popleft()
-
-    def _finish(self, request: Request, value: Any) -> Resolve:
-        request.done = True
-        self._requests.pop(request.id, None)
-        if request.bound is not None:
-            self._trim_deadlines(request)
-        return _new(Resolve, (request, value))
 
     def _finish_failed(self, request: Request, error: CoterieError) -> Fail:
         request.done = True
