@@ -14,12 +14,17 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "MISMATCH_FIELDS",
+    "Mismatch",
     "build_advertisement",
+    "describe",
     "environment_prefix",
+    "explain",
     "pairs",
     "reports_to",
     "same_link_security",
     "serves",
+    "split_key",
 ]
 
 
@@ -110,3 +115,132 @@ def serves(advertisement: Mapping[str, Any], request_type: Any) -> bool:
     if not isinstance(responds_to, list):
         return True
     return request_type in responds_to or "*" in responds_to
+
+
+#: What each pairing check is called in :class:`Mismatch` (the order they are tried).
+MISMATCH_FIELDS = ("role", "environment", "key", "namespace", "link security")
+
+
+class Mismatch:
+    """One reason two components do not pair: the field, their value and ours.
+
+    ``str()`` gives a sentence for people that says what differs, in the
+    words a user configured (environment, key and namespace as given, not as
+    cote encodes them in the advertisement's ``key``).
+
+    Attributes:
+        field: One of :data:`MISMATCH_FIELDS`.
+        mine: This component's value (``None`` when unset).
+        theirs: The other node's value (``None`` when unset).
+    """
+
+    __slots__ = ("field", "mine", "theirs")
+
+    def __init__(self, field: str, mine: Any, theirs: Any) -> None:
+        self.field = field
+        self.mine = mine
+        self.theirs = theirs
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mismatch) and (self.field, self.mine, self.theirs) == (
+            other.field,
+            other.mine,
+            other.theirs,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.field, repr(self.mine), repr(self.theirs)))
+
+    def __repr__(self) -> str:
+        return f"Mismatch({self.field!r}, mine={self.mine!r}, theirs={self.theirs!r})"
+
+    def __str__(self) -> str:
+        return self.clause("this one")
+
+    def clause(self, me: str) -> str:
+        """The difference as a clause: theirs first, then ``me`` (e.g. ``"this requester"``)."""
+        if self.field == "link security":
+            if self.theirs:
+                return f"with mutual TLS on its links; {me} is plaintext (give it tls= or secret=)"
+            return f"without TLS on its links; {me} runs mutual TLS, so they cannot link"
+        if self.field == "role":
+            return f"as a {_role_word(self.theirs)}; {me} is a {_role_word(self.mine)}"
+        if self.field == "key":
+            return f"with key {_said(self.theirs)}; {me} has key {_said(self.mine)}"
+        return f"in {self.field} {_said(self.theirs)}; {me} is in {_said(self.mine)}"
+
+
+def _said(value: Any) -> str:
+    return "none" if value is None or value == "" else repr(value)
+
+
+def describe(theirs: Mapping[str, Any], mismatches: list[Mismatch], me: str) -> str:
+    """One sentence on a node that does not pair, in the words a user configured.
+
+    For example ``a responder named 'validation service' is on the mesh in
+    namespace 'payment'; this requester is in 'payments'``.
+
+    Args:
+        theirs: The other node's advertisement.
+        mismatches: What :func:`explain` found for it (at least one).
+        me: How to call this side, e.g. ``"this requester"``.
+    """
+    name = theirs.get("name")
+    who = f"a {_role_word(theirs.get('axon_type'))} named {name!r}" if name else "a node"
+    clauses = "; and ".join(m.clause(me) for m in mismatches)
+    return f"{who} is on the mesh {clauses}"
+
+
+_ROLE_WORDS = {
+    "req": "requester",
+    "rep": "responder",
+    "pub-emitter": "publisher",
+    "sub-emitter": "subscriber",
+}
+
+
+def _role_word(role: Any) -> str:
+    return _ROLE_WORDS.get(role, "component") if isinstance(role, str) else "component"
+
+
+def split_key(advertised: Any) -> tuple[str | None, str | None]:
+    """Split an advertised ``key`` into (environment, key) as the user gave them.
+
+    cote advertises ``"<env>:$$<key>"`` (``"$$<key>"`` without an environment).
+    A key that does not have that shape (a hand-written or foreign one) comes
+    back whole as the key, with no environment.
+    """
+    if not isinstance(advertised, str):
+        return None, None
+    prefix, sep, key = advertised.partition("$$")
+    if not sep:
+        return None, advertised
+    if prefix and not prefix.endswith(":"):
+        return None, advertised
+    return (prefix[:-1] or None), (key or None)
+
+
+def explain(mine: Mapping[str, Any], theirs: Mapping[str, Any], opposite: str) -> list[Mismatch]:
+    """Why ``mine`` does not pair with ``theirs``: empty exactly when :func:`pairs` is true.
+
+    Each failing part of the pairing rule gives one :class:`Mismatch`, in the
+    order of :data:`MISMATCH_FIELDS`. The advertised key is split back into
+    environment and key (:func:`split_key`), so a wrong ``COTE_ENV`` and a
+    wrong ``key=`` read differently. A test checks over generated
+    advertisements that this and :func:`pairs` agree.
+    """
+    found: list[Mismatch] = []
+    if theirs.get("axon_type") != opposite:
+        found.append(Mismatch("role", mine.get("axon_type"), theirs.get("axon_type")))
+    if theirs.get("key") != mine.get("key"):
+        my_env, my_key = split_key(mine.get("key"))
+        their_env, their_key = split_key(theirs.get("key"))
+        if my_env != their_env:
+            found.append(Mismatch("environment", my_env, their_env))
+        if my_key != their_key or my_env == their_env:
+            found.append(Mismatch("key", my_key, their_key))
+    if theirs.get("namespace") != mine.get("namespace"):
+        found.append(Mismatch("namespace", mine.get("namespace"), theirs.get("namespace")))
+    if not same_link_security(mine, theirs):
+        found.append(Mismatch("link security", mine.get("tls"), theirs.get("tls")))
+    return found
