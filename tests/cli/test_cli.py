@@ -13,7 +13,7 @@ from coterie.cli import COMMANDS, build_parser, main
 def test_every_listed_module_registers_its_subcommand() -> None:
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command")
-    assert set(COMMANDS) == {"announce", "nginx", "monitor", "certs"}
+    assert set(COMMANDS) == {"announce", "nginx", "monitor", "certs", "doctor"}
     assert set(subparsers.choices) == set(COMMANDS)  # type: ignore[arg-type]
 
 

@@ -15,6 +15,7 @@ from coterie.protocol.pairing import (
     explain,
     pairs,
     split_key,
+    unserved,
 )
 
 ME = "this requester"
@@ -130,3 +131,21 @@ def test_a_wrong_role_is_named() -> None:
 )
 def test_split_key(advertised: Any, split: tuple[str | None, str | None]) -> None:
     assert split_key(advertised) == split
+
+
+def test_unserved_names_only_nodes_that_would_take_the_work() -> None:
+    mine = adv("req", namespace="payments")
+    others = [
+        adv(namespace="payment"),  # the near miss
+        adv(namespace="payments"),  # pairs: not unserved
+        adv("pub-emitter", namespace="other"),  # not a responder
+        {**adv(namespace="x"), "respondsTo": ["other"]},  # does not serve the type
+    ]
+    assert unserved(mine, others, "rep", "validate", me=ME) == [
+        "a responder named 'validation service' is on the mesh in namespace 'payment';"
+        " this requester is in 'payments'"
+    ]
+    assert len(unserved(mine, others, "rep", None, me=ME)) == 2
+    assert unserved(mine, others * 3, "rep", None, me=ME, limit=2) == (
+        unserved(mine, others, "rep", None, me=ME)
+    )

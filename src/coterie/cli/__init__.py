@@ -34,7 +34,7 @@ from coterie.errors import CoterieError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under ``coterie.cli``, in help order.
-COMMANDS: tuple[str, ...] = ("announce", "nginx", "monitor", "certs")
+COMMANDS: tuple[str, ...] = ("announce", "nginx", "monitor", "certs", "doctor")
 
 
 class _SubcommandParser(argparse.ArgumentParser):

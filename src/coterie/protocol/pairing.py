@@ -10,7 +10,7 @@ but not ``""``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "same_link_security",
     "serves",
     "split_key",
+    "unserved",
 ]
 
 
@@ -244,3 +245,41 @@ def explain(mine: Mapping[str, Any], theirs: Mapping[str, Any], opposite: str) -
     if not same_link_security(mine, theirs):
         found.append(Mismatch("link security", mine.get("tls"), theirs.get("tls")))
     return found
+
+
+def unserved(
+    mine: Mapping[str, Any],
+    others: Iterable[Mapping[str, Any]],
+    opposite: str,
+    request_type: Any = None,
+    *,
+    me: str,
+    limit: int = 3,
+) -> list[str]:
+    """Sentences on the nodes that would take this work but do not pair.
+
+    What a requester (or ``coterie doctor``) says when nothing answers: each
+    node of the ``opposite`` role that serves ``request_type`` (any type when
+    ``None``) but fails :func:`pairs`, worded by :func:`describe`. Nodes of
+    other roles are left out: a publisher is not a missing responder.
+
+    Args:
+        mine: This component's advertisement.
+        others: Advertisements of every node discovery knows.
+        opposite: The role that would do the work (``rep`` for a requester).
+        request_type: The request type, or ``None`` for any.
+        me: How to call this side, e.g. ``"this requester"``.
+        limit: At most this many sentences (the first nodes in ``others``).
+    """
+    said: list[str] = []
+    for theirs in others:
+        if theirs.get("axon_type") != opposite:
+            continue
+        if request_type is not None and not serves(theirs, request_type):
+            continue
+        mismatches = explain(mine, theirs, opposite)
+        if mismatches:
+            said.append(describe(theirs, mismatches, me))
+            if len(said) >= limit:
+                break
+    return said
