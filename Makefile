@@ -7,12 +7,12 @@ STAMP := $(VENV)/.coterie-installed
 
 .PHONY: setup demo test lint bench bench-smoke clean mutation fuzz
 
-$(STAMP): pyproject.toml interop/package-lock.json scripts/system-deps.sh
+$(STAMP): pyproject.toml interop/package-lock.json scripts/system-deps.sh scripts/node-deps.sh
 	bash scripts/system-deps.sh
 	$(PY) -m venv $(VENV)
 	bash scripts/quiet-pip.sh $(BIN)/pip install -q --upgrade pip
 	bash scripts/quiet-pip.sh $(BIN)/pip install -q -e '.[dev]'
-	npm ci --prefix interop --no-audit --no-fund --loglevel=error
+	bash scripts/node-deps.sh interop
 	touch $(STAMP)
 
 setup: $(STAMP)
