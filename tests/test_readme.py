@@ -26,18 +26,27 @@ def test_readme_example_runs(tmp_path: Path) -> None:
 
 
 def test_readme_testing_example_passes_under_pytest(tmp_path: Path) -> None:
-    """The "Testing your services" block is a test file; it passes as one, alone."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    (code,) = [b for b in blocks if "coterie_mesh" in b]
+    """The "Testing your services" block passes as a test file, with no warning at all.
+
+    In a project set up as the section says: pytest-asyncio named as the
+    need, and the README's pyproject.toml block as the configuration.
+    """
+    text = README.read_text()
+    section = text.split("## Testing your services", 1)[1].split("\n## ", 1)[0]
+    assert "they need pytest-asyncio\n(`pip install pytest-asyncio`" in section
+    (config,) = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    (tmp_path / "pyproject.toml").write_text(config)
     (tmp_path / "test_validation.py").write_text(code)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COTE_", "COTERIE_"))}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", os.devnull,
-         "--rootdir", str(tmp_path), str(tmp_path / "test_validation.py")],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error",
+         "test_validation.py"],
         capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed" in done.stdout
+    assert done.stdout.strip().splitlines()[-1].startswith("2 passed in")
+    assert "warning" not in (done.stdout + done.stderr).lower()
 
 
 DEMO_DOC = README.parent / "docs" / "demo.md"

@@ -2,15 +2,24 @@
 
 Components find each other on the network with no configuration and talk over
 load-balanced TCP links using cote 1.2.0's wire format, so Python and Node
-services share one mesh::
+services share one mesh. A responder serves while its ``async with`` block
+runs, so the requester works inside it::
+
+    import asyncio
 
     from coterie import Requester, Responder
 
-    async with Responder(name="validation service") as responder:
-        responder.on("validate", lambda req: luhn(req["cardno"]))
 
-    async with Requester(name="payment service") as requester:
-        ok = await requester.send({"type": "validate", "cardno": "4111"}, timeout=5)
+    async def main() -> None:
+        async with Responder(name="validation service") as responder:
+            responder.on("validate", lambda req: req["cardno"] == "4111111111111111")
+
+            async with Requester(name="payment service") as requester:
+                card = {"type": "validate", "cardno": "4111111111111111"}
+                print(await requester.send(card, timeout=5))  # True
+
+
+    asyncio.run(main())  # COTE_BROADCAST_ADDRESS=127.255.255.255 keeps it on this host
 """
 
 from coterie._version import __version__

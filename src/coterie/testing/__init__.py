@@ -14,8 +14,12 @@ for discovery.
 - The pytest plugin (installed with coterie, see :mod:`coterie.testing.plugin`)
   gives each test a fresh ``coterie_mesh``.
 
-Example::
+Example (pytest-asyncio runs the coroutine)::
 
+    import pytest
+
+
+    @pytest.mark.asyncio
     async def test_validation(coterie_mesh):
         validator = coterie_mesh.responder("validation")
         validator.on("validate", lambda req: req["cardno"] == "4111111111111111")
