@@ -84,6 +84,10 @@ class NginxError(CoterieError, RuntimeError):
 class RemoteError(CoterieError):
     """The responder's handler failed; carries what it sent back.
 
+    ``str()`` is ``"<name>: <message>"`` when the responder sent the
+    exception's name (coterie and cote both do for thrown errors), so a
+    ``KeyError('cardno')`` on the responder reads ``KeyError: 'cardno'`` here.
+
     Attributes:
         message: The error's message.
         name: The error's class name on the responder side, when known.
@@ -99,7 +103,11 @@ class RemoteError(CoterieError):
         else:
             self.message = str(payload)
             self.name = None
-        super().__init__(self.message)
+        # "KeyError: 'cardno'", not "'cardno'": the remote exception's name says what failed.
+        shown = self.message
+        if self.name and self.name != self.message:
+            shown = f"{self.name}: {self.message}" if self.message else self.name
+        super().__init__(shown)
 
     def __repr__(self) -> str:
         return f"RemoteError(name={self.name!r}, message={self.message!r})"

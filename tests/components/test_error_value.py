@@ -73,3 +73,18 @@ async def test_coterie_testing_call_sends_the_payload_alike() -> None:
     with pytest.raises(RemoteError) as info:
         await call(rep, {"type": "async", "payload": {"code": 7}})
     assert info.value.payload == {"code": 7}
+
+
+async def test_the_caller_sees_the_remote_exception_name(disc: DiscoveryFactory) -> None:
+    async with Responder("payments", discovery=disc()) as rep:
+
+        @rep.on("pay")
+        def pay(request: dict[str, Any]) -> None:
+            request["cardno"]  # the classic mistake: a missing field
+
+        async with Requester("client", discovery=disc()) as req:
+            await req.wait_connected(1, timeout=SOON)
+            with pytest.raises(RemoteError) as info:
+                await req.send({"type": "pay"}, timeout=SOON)
+    assert str(info.value) == "KeyError: 'cardno'"
+    assert (info.value.name, info.value.message) == ("KeyError", "'cardno'")

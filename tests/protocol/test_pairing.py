@@ -95,8 +95,9 @@ def test_serves_respects_responds_to() -> None:
 
 def test_remote_error_reads_message_and_name() -> None:
     err = RemoteError({"message": "bad card", "name": "ValueError"})
-    assert (err.message, err.name, str(err)) == ("bad card", "ValueError", "bad card")
+    assert (err.message, err.name, str(err)) == ("bad card", "ValueError", "ValueError: bad card")
     # A JS Error object arrives as {}; a plain string error arrives as is.
     assert RemoteError({}).name is None
+    assert str(RemoteError({"message": "RemoteError", "name": "RemoteError"})) == "RemoteError"
     plain = RemoteError("nope")
     assert (plain.message, plain.name, plain.payload) == ("nope", None, "nope")
