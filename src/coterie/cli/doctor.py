@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from coterie.cli._common import Subparsers
-from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
+from coterie.discovery.options import NO_ROUTE_HINT, DiscoveryOptions, DiscoverySettings
 from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
 from coterie.protocol.pairing import build_advertisement, pairs, serves, unserved
 from coterie.settings import Settings
@@ -50,12 +50,6 @@ from coterie.tls import TLSFiles
 __all__ = ["Finding", "check_discovery", "check_mesh", "check_ports", "check_tls", "register"]
 
 Level = Literal["ok", "warning", "error"]
-
-#: What a missing discovery route tells the user to change.
-_SCOPE_FIX = (
-    "set COTE_BROADCAST_ADDRESS=127.255.255.255 to stay on this host, or give seeds "
-    "(COTERIE_DISCOVERY_SEEDS) or Redis (COTE_DISCOVERY_REDIS_URL) to reach other hosts"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +179,7 @@ def check_discovery(s: DiscoverySettings) -> list[Finding]:
         reason = "no route" if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH) else exc
         return [
             Finding(
-                "error", "discovery", f"{scope}; hellos cannot be sent ({reason}): {_SCOPE_FIX}"
+                "error", "discovery", f"{scope}; hellos cannot be sent ({reason}): {NO_ROUTE_HINT}"
             )
         ]
     return [Finding("ok", "discovery", f"{scope}; hellos can be sent")]

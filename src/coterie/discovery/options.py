@@ -20,6 +20,7 @@ from coterie.settings import Settings
 __all__ = [
     "DEFAULT_BROADCAST",
     "DEFAULT_PORT",
+    "NO_ROUTE_HINT",
     "DiscoveryOptions",
     "DiscoverySettings",
     "RedisSettings",
@@ -29,6 +30,11 @@ __all__ = [
 DEFAULT_PORT = 12345
 #: cote's broadcast address: the whole LAN. Tests and demos use 127.255.255.255.
 DEFAULT_BROADCAST = "255.255.255.255"
+#: What to change when hellos have no route (an offline laptop, a bare container).
+NO_ROUTE_HINT = (
+    "set COTE_BROADCAST_ADDRESS=127.255.255.255 to stay on this host, or give seeds "
+    "(COTERIE_DISCOVERY_SEEDS) or Redis (COTE_DISCOVERY_REDIS_URL) to reach other hosts"
+)
 #: How often DNS seeds are resolved again, in ms.
 DEFAULT_SEED_INTERVAL = 5000
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import socket
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from coterie.discovery.interfaces import Interface, ipv4_interfaces, source_address
-from coterie.discovery.options import DiscoverySettings
+from coterie.discovery.options import NO_ROUTE_HINT, DiscoverySettings
 
 __all__ = [
     "DiscoveryTransport",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("coterie.discovery")
+
+#: Send errors that mean the hellos have nowhere to go.
+_NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
 
 ReceiveCallback = Callable[[bytes, str], None]
 
@@ -159,6 +163,7 @@ class _Endpoint(asyncio.DatagramProtocol):
         self.receivers: list[ReceiveCallback] = []
         self.transports: list[asyncio.DatagramTransport] = []
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._warned_no_route = False
 
     @property
     def sender(self) -> asyncio.DatagramTransport | None:
@@ -173,6 +178,14 @@ class _Endpoint(asyncio.DatagramProtocol):
                 log.exception("discovery receiver failed")
 
     def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, OSError) and exc.errno in _NO_ROUTE and not self._warned_no_route:
+            self._warned_no_route = True  # once per socket: the next hellos fail alike
+            log.warning(
+                "discovery cannot send hellos (%s): no route for the discovery scope; %s",
+                exc.strerror or exc,
+                NO_ROUTE_HINT,
+            )
+            return
         log.debug("discovery socket error: %s", exc)
 
     def close(self) -> None:
