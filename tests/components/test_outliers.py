@@ -10,7 +10,7 @@ import asyncio
 import collections
 
 from coterie import Requester, Responder
-from coterie.protocol.routing import EJECT_AFTER
+from coterie.protocol.ejection import EJECT_AFTER
 from coterie.transport.link import Link
 from tests.helpers import MS, DiscoveryFactory
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import pytest
 
 from coterie.errors import RequestTimeoutError
+from coterie.protocol.ejection import EJECT_AFTER, EJECT_FIRST
 from coterie.protocol.routing import (
     ATTEMPT_FLOOR,
-    EJECT_AFTER,
-    EJECT_FIRST,
     Fail,
     Outcome,
     Resolve,

@@ -29,6 +29,7 @@ from coterie.tls import ADVERTISED as TLS_ADVERTISED
 from coterie.tls import TLS, TLSFiles
 from coterie.transport.link import Budget, Link, serve
 from coterie.transport.network import DEFAULT_NETWORK, Listener, Network
+from coterie.transport.timer import Alarm
 
 if TYPE_CHECKING:
     from coterie.metrics import ComponentMetrics, Metrics
@@ -337,7 +338,7 @@ class ListeningComponent(Component):
         #: Links refused for the connection cap, and closed for staying silent.
         self.refused_connections = 0
         self.idle_closed = 0
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_alarm = Alarm(self._idle_check)
         self._server: Listener | None = None
         self._links: set[Link] = set()
 
@@ -366,9 +367,7 @@ class ListeningComponent(Component):
         self.advertisement["port"] = self.port
 
     async def _unbind(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._idle_alarm.cancel()
         for link in list(self._links):
             link.abort()
         self._links.clear()
@@ -393,19 +392,13 @@ class ListeningComponent(Component):
             link.abort()
             return
         self._links.add(link)
-        if self._idle_timer is None and self.idle_timeout is not None:
-            self._arm_idle_check()
+        if not self._idle_alarm.armed and self.idle_timeout is not None:
+            self._idle_alarm.after(self.idle_timeout / 4)
         if self._metrics is not None:
             self._metrics.link_opened(link)
 
-    def _arm_idle_check(self) -> None:
-        assert self.idle_timeout is not None
-        loop = asyncio.get_running_loop()
-        self._idle_timer = loop.call_later(self.idle_timeout / 4, self._idle_check)
-
     def _idle_check(self) -> None:
         """Close links that never sent a frame within ``idle_timeout``."""
-        self._idle_timer = None
         if self.idle_timeout is None:
             return
         now = asyncio.get_running_loop().time()
@@ -424,7 +417,7 @@ class ListeningComponent(Component):
             )
             link.abort()
         if any(link.frames == 0 for link in self._links):
-            self._arm_idle_check()
+            self._idle_alarm.after(self.idle_timeout / 4)
 
     def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
         if link not in self._links:

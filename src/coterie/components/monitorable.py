@@ -21,7 +21,6 @@ equivalent is its ``statusInterval`` discovery option), else 5 s.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Self
 
@@ -30,6 +29,7 @@ from coterie.protocol.framing import encode_frame
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import reports_to
 from coterie.transport.peers import Peer, Peers
+from coterie.transport.timer import Alarm
 
 __all__ = ["DEFAULT_STATUS_INTERVAL", "Monitorable"]
 
@@ -58,7 +58,7 @@ class Monitorable(Component):
             raise ValueError(f"status_interval must be positive seconds, got {status_interval!r}")
         self.status_interval = status_interval
         self._monitors: Peers | None = None
-        self._status_timer: asyncio.TimerHandle | None = None
+        self._status_alarm = Alarm(self._status_tick)
         self._reporting = True
         self.statuses_sent = 0
 
@@ -97,7 +97,7 @@ class Monitorable(Component):
             self._monitors.use_host_names = bool(
                 self.settings is not None and self.settings.use_host_names
             )
-            self._schedule_status()
+            self._status_alarm.after(self.status_interval)
         if event == "added":
             self._monitors.add(node)
         else:
@@ -114,12 +114,7 @@ class Monitorable(Component):
             peer.link.write(encode_frame((STATUS_TOPIC, self.status())))
             self.statuses_sent += 1
 
-    def _schedule_status(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._status_timer = loop.call_later(self.status_interval, self._status_tick)
-
     def _status_tick(self) -> None:
-        self._status_timer = None
         if not self._reporting or self._closing or self._monitors is None:
             return
         linked = self._monitors.linked()
@@ -129,7 +124,7 @@ class Monitorable(Component):
                 if peer.link is not None:
                     peer.link.write(frame)
             self.statuses_sent += len(linked)
-        self._schedule_status()
+        self._status_alarm.after(self.status_interval)
 
     async def start(self) -> Self:
         """Start the component; status reports begin when a monitor appears."""
@@ -139,9 +134,7 @@ class Monitorable(Component):
     async def close(self) -> None:
         """Stop reporting, close the monitor links, then leave the mesh."""
         self._reporting = False
-        if self._status_timer is not None:
-            self._status_timer.cancel()
-            self._status_timer = None
+        self._status_alarm.cancel()
         monitors, self._monitors = self._monitors, None
         if monitors is not None:
             await monitors.close()

@@ -23,7 +23,6 @@ import asyncio
 import logging
 import math
 import os
-from collections.abc import Callable
 from typing import Any, Literal
 
 from coterie.components.monitorable import Monitorable
@@ -46,6 +45,7 @@ from coterie.protocol.nodes import Node
 from coterie.protocol.routing import Balance, Drained, Fail, Outcome, Request, Resolve, Router, Send
 from coterie.transport.link import Link
 from coterie.transport.peers import Peer, Peers
+from coterie.transport.timer import Alarm
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -62,46 +62,6 @@ DEFAULT_REQUEST_TIMEOUT = 60.0
 _UNSET: Any = object()
 _SUBSET = "__subset"
 _TIMEOUT = "__timeout"
-
-
-class _Alarm:
-    """One event-loop timer, kept at or before the earliest time it is asked for.
-
-    The requester has two: the router's next deadline and the liveness tick.
-    Firing early is harmless (the callback finds nothing due and asks again),
-    so the timer only ever moves earlier until it fires.
-    """
-
-    __slots__ = ("_callback", "_handle", "at")
-
-    def __init__(self, callback: Callable[[], None]) -> None:
-        self._callback = callback
-        self._handle: asyncio.TimerHandle | None = None
-        #: When it fires (or last fired).
-        self.at = 0.0
-
-    def covers(self, due: float) -> bool:
-        """Whether it is armed to fire at or before ``due``."""
-        return self._handle is not None and self.at <= due
-
-    def keep(self, due: float | None) -> None:
-        """Make sure it fires at or before ``due`` (``None``: nothing is due)."""
-        if due is None or self.covers(due):
-            return
-        if self._handle is not None:
-            self._handle.cancel()
-        self.at = due
-        self._handle = asyncio.get_running_loop().call_at(due, self._fire)
-
-    def cancel(self) -> None:
-        """Disarm it."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _fire(self) -> None:
-        self._handle = None
-        self._callback()
 
 
 class Requester(Monitorable):
@@ -165,10 +125,10 @@ class Requester(Monitorable):
             settle=backlog_settle,
             attempt_timeout=attempt_timeout,
         )
-        self._deadlines = _Alarm(self._on_timer)
+        self._deadlines = Alarm(self._on_timer)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._liveness = Liveness(interval=liveness_interval, timeout=liveness_timeout)
-        self._liveness_alarm = _Alarm(self._on_liveness)
+        self._liveness_alarm = Alarm(self._on_liveness)
         self._links = Peers(
             on_frame=self._on_frame,
             on_up=self._link_up,

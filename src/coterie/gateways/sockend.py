@@ -80,6 +80,7 @@ from coterie.errors import FrameTooLargeError, NotRunningError, QueueFullError, 
 from coterie.protocol.namespaces import Namespace, NamespaceLife
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import same_link_security
+from coterie.transport.timer import Alarm
 
 try:
     import socketio  # type: ignore[import-untyped]
@@ -275,7 +276,7 @@ class Sockend(Component):
         self._served: set[str] = set()
         self._catch_alls: dict[str, Callable[..., Awaitable[tuple[Any, ...]]]] = {}
         self._life: NamespaceLife | None = None
-        self._reaper: asyncio.TimerHandle | None = None
+        self._reaper = Alarm(self._check_spaces)
         self._closing_spaces: set[asyncio.Task[None]] = set()
         #: socket.io namespaces whose cote namespace was closed, oldest first.
         self._gone: OrderedDict[str, Namespace] = OrderedDict()
@@ -385,12 +386,10 @@ class Sockend(Component):
         )
         for sio_ns in self._initial:
             self._serve(sio_ns)
-        self._reaper = loop.call_later(self.settings.check_interval / 1000, self._check_spaces)
+        self._reaper.after(self.settings.check_interval / 1000)
 
     async def _shutdown(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            self._reaper = None
+        self._reaper.cancel()
         spaces = list(self._spaces.values())
         self._spaces.clear()
         if self._closing_spaces:
@@ -406,9 +405,7 @@ class Sockend(Component):
                         await component.close()
 
     async def _unbind(self) -> None:
-        if self._reaper is not None:  # start failed after _bind
-            self._reaper.cancel()
-            self._reaper = None
+        self._reaper.cancel()  # start failed after _bind
         if self._relayer is not None:
             self._relayer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -513,7 +510,6 @@ class Sockend(Component):
 
     def _check_spaces(self) -> None:
         """Timer: close idle namespaces, admit waiting ones, sum up refusals."""
-        self._reaper = None
         life = self._life
         if self._closing or life is None or self.settings is None:
             return
@@ -540,9 +536,7 @@ class Sockend(Component):
             self._refusals_unlogged = 0
         self._refusal_warnings = _REFUSAL_WARNINGS
         assert self.settings is not None
-        self._reaper = asyncio.get_running_loop().call_later(
-            self.settings.check_interval / 1000, self._check_spaces
-        )
+        self._reaper.after(self.settings.check_interval / 1000)
 
     def _close_space(self, namespace: Namespace, last_seen: float | None, now: float) -> None:
         """Close an idle namespace's requester and subscriber (in a task)."""

@@ -36,14 +36,12 @@ The rules:
 - a reply is matched only on the peer that carries its request, and only
   once: every request yields exactly one :class:`Resolve` or :class:`Fail`,
   and a late duplicate is counted and dropped;
-- outlier ejection (after Envoy's): a peer fails a request when the request
-  outlives the *attempt bound* there (it is then sent elsewhere, as on a
-  lost link), when it sends a frame that cannot be decoded, or when its link
-  dies of silence. After :data:`EJECT_AFTER` consecutive failures, while
-  another peer still takes work, it is taken out of the rotation; after a
-  back-off (1 s, doubling to 30 s) one probe request goes there, and an
-  answer puts it back. The attempt bound adapts: :data:`ATTEMPT_FACTOR` times
-  the slowest reply among the last few hundred, and at least
+- a request that outlives the *attempt bound* on its peer is sent elsewhere,
+  as on a lost link, and counts as a failure of that peer for outlier
+  ejection (:mod:`coterie.protocol.ejection`, which decides who is out of
+  the rotation and when a probe goes there; the router asks it while
+  picking). The attempt bound adapts: :data:`ATTEMPT_FACTOR` times the
+  slowest reply among the last few hundred, and at least
   :data:`ATTEMPT_FLOOR` seconds; with no reply seen yet there is none.
 
 The router never reads a clock, draws a random number or touches a socket or
@@ -64,6 +62,7 @@ from coterie.errors import (
     RemoteError,
     RequestTimeoutError,
 )
+from coterie.protocol.ejection import Ejection, Health
 from coterie.protocol.pairing import serves
 
 __all__ = [
@@ -88,10 +87,6 @@ TIME_WINDOW = 10.0
 TIME_EXPLORE_EVERY = 10
 _SAMPLES = 64
 
-#: Consecutive failures that eject a peer from the rotation.
-EJECT_AFTER = 3
-#: Ejection back-off: first, and largest, in seconds.
-EJECT_FIRST, EJECT_MAX = 1.0, 30.0
 #: The adaptive attempt bound: ``max(ATTEMPT_FLOOR, ATTEMPT_FACTOR * slowest)``.
 ATTEMPT_FACTOR, ATTEMPT_FLOOR = 10.0, 1.0
 _SLOWEST_WINDOW = 256
@@ -191,25 +186,12 @@ Outcome = Send | Resolve | Fail | Drained
 _new = tuple.__new__
 
 
-class _Health:
-    """A peer's record for outlier ejection; it outlives the peer's links."""
-
-    __slots__ = ("backoff", "ejected_until", "failures", "probing")
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.ejected_until: float | None = None
-        self.backoff = EJECT_FIRST
-        #: A probe request is in flight after an ejection.
-        self.probing = False
-
-
 class _Route:
     """What the router knows of one connected responder."""
 
     __slots__ = ("advertisement", "health", "id", "inflight", "leaving", "name", "order", "samples")
 
-    def __init__(self, peer: str, advertisement: Mapping[str, Any], health: _Health) -> None:
+    def __init__(self, peer: str, advertisement: Mapping[str, Any], health: Health) -> None:
         self.id = peer
         self.advertisement = advertisement
         self.name = str(advertisement.get("name", peer))
@@ -283,17 +265,13 @@ class Router:
         if attempt_timeout not in (None, "auto") and not attempt_timeout > 0:  # type: ignore[operator]
             raise ValueError(f"attempt_timeout must be positive, got {attempt_timeout!r}")
         self.attempt_timeout = attempt_timeout
-        self._health: dict[str, _Health] = {}
+        self._outliers = Ejection()
         # The slowest reply of the previous and of the current window.
         self._slow_previous = 0.0
         self._slow_current = 0.0
         self._replies_in_window = 0
         self._time_balance = balance == "time"
-        #: How many health records are ejected now (skips the checks at 0).
-        self._ejected_n = 0
-        #: Peers taken out of the rotation so far, and requests sent again
-        #: because they outlived the attempt bound.
-        self.ejections = 0
+        #: Requests sent again because they outlived the attempt bound.
         self.attempts_expired = 0
         self.balance: Balance = balance
         self.max_waiting = max_waiting
@@ -348,13 +326,14 @@ class Router:
             len(r.order) for r in self._routes.values()
         )
 
+    @property
+    def ejections(self) -> int:
+        """Peers taken out of the rotation so far."""
+        return self._outliers.ejections
+
     def ejected(self, now: float) -> list[str]:
         """Connected peers out of the rotation at ``now``."""
-        return [
-            peer
-            for peer, route in self._routes.items()
-            if route.health.ejected_until is not None and route.health.ejected_until > now
-        ]
+        return [peer for peer, route in self._routes.items() if Ejection.is_out(route.health, now)]
 
     def attempt_bound(self) -> float | None:
         """Seconds an attempt may take now, or ``None`` for no bound."""
@@ -424,7 +403,7 @@ class Router:
             self.late_replies += 1
             return []
         if len(args) < 2:  # not a reply: this peer misbehaves
-            self._failed(peer, route.health, now)
+            self._failed(route.id, route.health, now)
             return []
         try:
             request = route.inflight.pop(args[-1], None)
@@ -444,7 +423,7 @@ class Router:
             self._replies_in_window = 0
         health = route.health
         if health.failures or health.probing:
-            self._recovered(health)
+            self._outliers.recovered(health)
         request.peer = None
         outcome: Outcome
         error = args[0]
@@ -512,7 +491,7 @@ class Router:
         It counts one failure towards ejection (see the module doc).
         """
         route = self._routes.get(peer)
-        health = route.health if route is not None else self._health.get(peer)
+        health = route.health if route is not None else self._outliers.get(peer)
         if health is None:
             return []
         self._failed(peer, health, now)
@@ -543,7 +522,7 @@ class Router:
         if peer in self._routes:
             raise ValueError(f"peer {peer!r} is already up")
         had_routes = any(not r.leaving for r in self._routes.values())
-        health = self._health.setdefault(peer, _Health())
+        health = self._outliers.record(peer)
         route = self._routes[peer] = _Route(peer, advertisement, health)
         if not self._waiting or self._settle_until is not None:
             return []  # nothing to send, or a settle window gathers peers
@@ -593,9 +572,7 @@ class Router:
         if route is None:
             return []
         if route.leaving:
-            gone = self._health.pop(peer, None)  # gone for good: forget its record
-            if gone is not None and gone.ejected_until is not None:
-                self._ejected_n -= 1
+            self._outliers.drop(peer)  # gone for good: forget its record
         route.health.probing = False
         lost = list(route.inflight.values())
         route.inflight.clear()
@@ -631,18 +608,18 @@ class Router:
         if len(routes) == 1:
             (only,) = routes.values()
             if (
-                self._ejected_n
+                self._outliers.ejected_n
                 and only.health.ejected_until is not None
-                and not self._may_probe(only, now)
+                and not Ejection.may_probe(only.health, now)
             ):
                 return None
             return only if only.takes(request) else None
         candidates = [r for r in routes.values() if r.takes(request)]
         if not candidates:
             return None
-        if self._ejected_n and any(r.health.ejected_until is not None for r in candidates):
+        if self._outliers.ejected_n and any(r.health.ejected_until is not None for r in candidates):
             for route in candidates:
-                if route.health.ejected_until is not None and self._may_probe(route, now):
+                if route.health.ejected_until is not None and Ejection.may_probe(route.health, now):
                     return route  # its one probe
             candidates = [r for r in candidates if r.health.ejected_until is None]
             if not candidates:
@@ -672,41 +649,16 @@ class Router:
 
     # -- outlier ejection ------------------------------------------------------------
 
-    def _may_probe(self, route: _Route, now: float) -> bool:
-        """An ejected peer whose back-off is over takes one probe; marks it sent."""
-        health = route.health
-        until = health.ejected_until
-        if until is None or until > now or health.probing:
-            return False
-        health.probing = True
-        return True
+    def _failed(self, peer: str, health: Health, now: float) -> None:
+        """``peer`` failed a request: tell ejection, which never ejects the last one."""
 
-    def _failed(self, peer: str, health: _Health, now: float) -> None:
-        health.failures += 1
-        if health.probing:  # the probe failed: out again, for longer
-            health.probing = False
-            health.backoff = min(health.backoff * 2, EJECT_MAX)
-            health.ejected_until = now + health.backoff
-            return
-        if health.ejected_until is not None or health.failures < EJECT_AFTER:
-            return
-        others = [
-            r for r in self._routes.values()
-            if r.id != peer and not r.leaving and r.health.ejected_until is None
-        ]  # fmt: skip
-        if not others:
-            return  # never eject the last peer that takes work
-        health.ejected_until = now + health.backoff
-        self._ejected_n += 1
-        self.ejections += 1
+        def others() -> bool:
+            return any(
+                r.id != peer and not r.leaving and r.health.ejected_until is None
+                for r in self._routes.values()
+            )
 
-    def _recovered(self, health: _Health) -> None:
-        if health.ejected_until is not None:
-            self._ejected_n -= 1
-        health.failures = 0
-        health.probing = False
-        health.ejected_until = None
-        health.backoff = EJECT_FIRST
+        self._outliers.failed(health, now, others)
 
     def _attempt_failed(self, route: _Route, request: Request, now: float) -> list[Outcome]:
         """``request`` outlived the attempt bound on ``route``: count it, send it elsewhere."""

@@ -7,9 +7,11 @@ drops while the node is still alive, closed when the node leaves. A
 :class:`Peers` owns that bookkeeping and reports links going up and down
 through callbacks; it never decides what flows on them.
 
-A refused connection means nothing listens on the advertised port any more,
-so the node is reported dead at once (``forget``) rather than retried until
-the discovery timeout.
+How long to wait between attempts, and that a refused connection means
+the node is gone (reported at once through ``forget`` rather than retried
+until the discovery timeout), is one pure rule:
+:class:`coterie.protocol.backoff.Reconnect`, the same back-off outlier
+ejection uses.
 
 When discovery drops a node, reconnecting stops but a live link is kept
 until it drops by itself: a node that merely missed hellos keeps its link
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from coterie.errors import AuthError
+from coterie.protocol.backoff import CONNECT_TIMEOUT, ConnectFailure, Reconnect
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from coterie.protocol.nodes import Node
 from coterie.tls import TLS
@@ -39,12 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["Peer", "Peers"]
 
 log = logging.getLogger("coterie.peers")
-
-#: Reconnect back-off, and the bound on one attempt (connection and TLS
-#: handshake). Short, so that a host back from a partition is linked again
-#: within about a second: on a LAN an attempt takes milliseconds.
-_FIRST_DELAY, _MAX_DELAY = 0.05, 0.5
-_CONNECT_TIMEOUT = 1.0
 
 
 class Peer:
@@ -209,7 +206,7 @@ class Peers:
         )
 
     async def _connect(self, peer: Peer) -> None:
-        delay = _FIRST_DELAY
+        rule = Reconnect()
         while not peer.removed and not self._closed:
             node = peer.node
             host, port = node.connect_host(self.use_host_names), node.port
@@ -222,32 +219,39 @@ class Peers:
                     self._on_frame,
                     self._on_link_closed,
                     max_frame_size=self.max_frame_size,
-                    timeout=_CONNECT_TIMEOUT,
+                    timeout=CONNECT_TIMEOUT,
                     tls=self.tls,
                     server_name=str(node.advertisement.get("name", "")),
                     network=self.network,
                 )
-            except AuthError as exc:
-                log.warning(
-                    "%s %s at %s:%s failed TLS verification: %s",
-                    self.label,
-                    node.advertisement.get("name"),
-                    host,
-                    port,
-                    exc,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_DELAY)
-                continue
-            except (OSError, TimeoutError) as exc:
-                log.debug(
-                    "connect to %s %s at %s:%s failed: %s", self.label, node.id, host, port, exc
-                )
-                if isinstance(exc, ConnectionRefusedError) and self.forget is not None:
-                    self.forget(node.id)  # nothing listens there: the process is gone
+            except (AuthError, OSError, TimeoutError) as exc:
+                why: ConnectFailure
+                if isinstance(exc, AuthError):
+                    why = "auth"
+                    log.warning(
+                        "%s %s at %s:%s failed TLS verification: %s",
+                        self.label,
+                        node.advertisement.get("name"),
+                        host,
+                        port,
+                        exc,
+                    )
+                else:
+                    why = "refused" if isinstance(exc, ConnectionRefusedError) else "other"
+                    log.debug(
+                        "connect to %s %s at %s:%s failed: %s",
+                        self.label,
+                        node.id,
+                        host,
+                        port,
+                        exc,
+                    )
+                delay = rule.failed(why)
+                if delay is None:  # nothing listens there: the process is gone
+                    if self.forget is not None:
+                        self.forget(node.id)
                     return
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_DELAY)
                 continue
             if peer.removed or self._closed:
                 link.close()

@@ -1,0 +1,97 @@
+"""Back-off: how long to stay away after a failure, and when a peer is gone (sans-I/O).
+
+One rule, two users:
+
+- outlier ejection (:mod:`coterie.protocol.ejection`) keeps a peer out of
+  the rotation for :attr:`Backoff.delay`, 1 s doubling to 30 s while its
+  probes keep failing;
+- reconnecting (:class:`Reconnect`, driven by
+  :mod:`coterie.transport.peers`) waits :attr:`Backoff.delay` between
+  attempts, 50 ms doubling to 0.5 s, so a host back from a partition is
+  linked again within about a second.
+
+A :class:`Backoff` doubles on every failure up to its ceiling and starts
+over on success. :class:`Reconnect` adds the one rule of connecting: a
+refused connection means nothing listens on the advertised port any more,
+so the node is gone (its next hello brings it back) and is not retried.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "RECONNECT_FIRST",
+    "RECONNECT_MAX",
+    "Backoff",
+    "ConnectFailure",
+    "Reconnect",
+]
+
+#: Reconnect back-off, first and largest delay in seconds; and the bound on
+#: one attempt (connection and TLS handshake). On a LAN an attempt takes
+#: milliseconds.
+RECONNECT_FIRST, RECONNECT_MAX = 0.05, 0.5
+CONNECT_TIMEOUT = 1.0
+
+#: Why a connection attempt failed: refused (nothing listens), the peer's
+#: certificate did not verify, or anything else (unreachable, timed out).
+ConnectFailure = Literal["refused", "auth", "other"]
+
+
+class Backoff:
+    """A delay that doubles on each failure, up to a ceiling, and resets on success.
+
+    Args:
+        first: The first delay, in seconds.
+        most: The largest delay, in seconds.
+
+    Raises:
+        ValueError: Unless ``0 < first <= most``.
+    """
+
+    __slots__ = ("delay", "first", "most")
+
+    def __init__(self, first: float, most: float) -> None:
+        if not 0 < first <= most:
+            raise ValueError(f"back-off needs 0 < first <= most, got {first!r}, {most!r}")
+        self.first = first
+        self.most = most
+        #: The delay the next failure waits.
+        self.delay = first
+
+    def failed(self) -> float:
+        """A failure: the delay to wait now; the next one doubles (up to ``most``)."""
+        delay = self.delay
+        self.delay = min(delay * 2, self.most)
+        return delay
+
+    def reset(self) -> None:
+        """A success: the next failure waits ``first`` again."""
+        self.delay = self.first
+
+
+class Reconnect:
+    """What to do after a failed connection attempt to a node that discovery still lists.
+
+    Args:
+        first: The first delay, in seconds.
+        most: The largest delay, in seconds.
+    """
+
+    __slots__ = ("backoff",)
+
+    def __init__(self, first: float = RECONNECT_FIRST, most: float = RECONNECT_MAX) -> None:
+        self.backoff = Backoff(first, most)
+
+    def failed(self, why: ConnectFailure) -> float | None:
+        """Seconds to wait before the next attempt, or ``None``: the node is gone.
+
+        A refused connection means the process is gone: drop the node now
+        (it returns with its next hello) rather than retry until discovery
+        times it out. Anything else is retried with back-off.
+        """
+        if why == "refused":
+            return None
+        return self.backoff.failed()

@@ -1,0 +1,80 @@
+"""The one back-off rule (ejection and reconnecting) and the reconnect rule, clock-free."""
+
+from __future__ import annotations
+
+import pytest
+
+from coterie.protocol.backoff import RECONNECT_FIRST, RECONNECT_MAX, Backoff, Reconnect
+from coterie.protocol.ejection import EJECT_AFTER, EJECT_FIRST, EJECT_MAX, Ejection
+
+
+def test_backoff_doubles_to_its_ceiling_and_resets() -> None:
+    backoff = Backoff(1.0, 5.0)
+    assert [backoff.failed() for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    backoff.reset()
+    assert backoff.failed() == 1.0
+
+
+@pytest.mark.parametrize(("first", "most"), [(0.0, 1.0), (2.0, 1.0), (-1.0, 1.0)])
+def test_backoff_refuses_nonsense(first: float, most: float) -> None:
+    with pytest.raises(ValueError, match="0 < first <= most"):
+        Backoff(first, most)
+
+
+def test_refused_means_gone_and_everything_else_backs_off() -> None:
+    rule = Reconnect()
+    assert rule.failed("refused") is None
+    delays = [rule.failed("other"), rule.failed("auth"), rule.failed("other")]
+    assert delays == [RECONNECT_FIRST, 2 * RECONNECT_FIRST, 4 * RECONNECT_FIRST]
+    for _ in range(10):
+        rule.failed("other")
+    assert rule.failed("other") == RECONNECT_MAX
+    assert rule.failed("refused") is None  # however long it tried
+
+
+def test_ejection_waits_for_enough_failures_and_spares_the_last_peer() -> None:
+    ejection = Ejection()
+    health = ejection.record("a")
+    for _ in range(EJECT_AFTER - 1):
+        ejection.failed(health, 0.0, lambda: True)
+    assert health.ejected_until is None
+    ejection.failed(health, 0.0, lambda: False)  # the last peer taking work
+    assert health.ejected_until is None and ejection.ejections == 0
+    ejection.failed(health, 0.0, lambda: True)
+    assert health.ejected_until == EJECT_FIRST
+    assert ejection.ejected_n == 1 and ejection.ejections == 1
+    assert Ejection.is_out(health, EJECT_FIRST - 0.01)
+    assert not Ejection.is_out(health, EJECT_FIRST)
+
+
+def test_ejection_probe_backs_off_on_the_shared_rule_up_to_its_ceiling() -> None:
+    ejection = Ejection()
+    health = ejection.record("a")
+    for _ in range(EJECT_AFTER):
+        ejection.failed(health, 0.0, lambda: True)
+    assert not Ejection.may_probe(health, EJECT_FIRST - 0.01)
+    t, out = EJECT_FIRST, EJECT_FIRST
+    for _ in range(8):
+        assert Ejection.may_probe(health, t)
+        assert not Ejection.may_probe(health, t)  # one probe at a time
+        ejection.failed(health, t, lambda: True)  # the probe failed
+        out = min(out * 2, EJECT_MAX)
+        assert health.ejected_until == t + out
+        t += out
+    assert out == EJECT_MAX
+    ejection.recovered(health)
+    assert health.ejected_until is None and health.failures == 0
+    assert ejection.ejected_n == 0 and health.backoff.delay == EJECT_FIRST
+
+
+def test_dropping_an_ejected_record_uncounts_it() -> None:
+    ejection = Ejection()
+    health = ejection.record("a")
+    assert ejection.record("a") is health and ejection.get("b") is None
+    for _ in range(EJECT_AFTER):
+        ejection.failed(health, 0.0, lambda: True)
+    ejection.drop("a")
+    ejection.drop("a")
+    assert ejection.ejected_n == 0 and ejection.get("a") is None
+    with pytest.raises(ValueError, match="at least one"):
+        Ejection(after=0)
