@@ -27,8 +27,8 @@ from tests.helpers import (
 settings.register_profile("coterie", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("coterie")
 
-#: Shared fixtures: ``redis_url`` (a real redis-server per test).
-pytest_plugins = ["tests.redis_server"]
+#: Shared fixtures: ``redis_url`` and ``etcd_server`` (real servers per test).
+pytest_plugins = ["tests.redis_server", "tests.etcd_server"]
 
 # Host scope for every component the tests start, inside or outside a namespace.
 os.environ.setdefault("COTE_BROADCAST_ADDRESS", HOST_SCOPE)

@@ -19,6 +19,7 @@ PUBLIC = [
     "DecodeError",
     "DiscoveryOptions",
     "DiscoveryTransport",
+    "EtcdSettings",
     "FrameTooLargeError",
     "LinkLostError",
     "Monitor",

@@ -33,7 +33,7 @@ from coterie.components.requester import (
 )
 from coterie.components.responder import Responder
 from coterie.components.subscriber import Subscriber
-from coterie.discovery.options import DiscoveryOptions, RedisSettings
+from coterie.discovery.options import DiscoveryOptions, EtcdSettings, RedisSettings
 from coterie.discovery.transports import DiscoveryTransport
 from coterie.errors import (
     AuthError,
@@ -59,6 +59,7 @@ __all__ = [
     "DecodeError",
     "DiscoveryOptions",
     "DiscoveryTransport",
+    "EtcdSettings",
     "FrameTooLargeError",
     "LinkLostError",
     "Monitor",

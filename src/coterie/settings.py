@@ -22,6 +22,8 @@ The variables:
 | ``COTE_HELLO_INTERVAL``, ``COTE_CHECK_INTERVAL``, ``COTE_NODE_TIMEOUT`` | discovery timings, ms |
 | ``COTE_BROADCAST_ADDRESS``, ``COTE_MULTICAST_ADDRESS`` | discovery scope |
 | ``COTE_DISCOVERY_REDIS_HOST`` / ``_PORT`` / ``_URL`` | Redis discovery |
+| ``COTERIE_DISCOVERY_REDIS_CHANNEL`` | ``group``: one Redis channel per environment and namespace |
+| ``COTERIE_DISCOVERY_ETCD``, ``_ETCD_PREFIX`` | etcd discovery: client URLs, key prefix |
 | ``COTE_USE_HOST_NAMES``, ``COTE_IGNORE_PROCESS`` | node-discover switches |
 | ``COTE_LOG``, ``COTE_HELLO_LOGS_ENABLED``, ``COTE_STATUS_LOGS_ENABLED`` | log lines |
 | ``DISCOVERY_HOSTNAME`` | the host name announced |
@@ -95,7 +97,8 @@ class Settings:
         status_interval: ``COTE_STATUS_INTERVAL`` in seconds, or ``None``.
         discovery: Discovery fields the environment sets, by
             :class:`~coterie.discovery.options.DiscoveryOptions` field name
-            (``redis`` as ``{"host", "port", "url"}``).
+            (``redis`` as ``{"host", "port", "url"}``; ``etcd`` as the URLs
+            and ``etcd_prefix``).
         scope_chosen: Whether the environment picks a discovery scope
             (broadcast, multicast, seeds or Redis), for tools that default to host
             scope otherwise.
@@ -147,6 +150,13 @@ class Settings:
                 "url": redis.get("url"),
             }
             discovery["use_host_names"] = True
+        if env.get("COTERIE_DISCOVERY_REDIS_CHANNEL", "").strip():
+            discovery["redis_channel"] = env["COTERIE_DISCOVERY_REDIS_CHANNEL"].strip()
+        if env.get("COTERIE_DISCOVERY_ETCD", "").strip():
+            discovery["etcd"] = env["COTERIE_DISCOVERY_ETCD"].strip()
+            discovery["use_host_names"] = True
+            if env.get("COTERIE_DISCOVERY_ETCD_PREFIX", "").strip():
+                discovery["etcd_prefix"] = env["COTERIE_DISCOVERY_ETCD_PREFIX"].strip()
         if env.get("DISCOVERY_HOSTNAME"):
             discovery["hostname"] = env["DISCOVERY_HOSTNAME"]
         if env.get("COTERIE_ADVERTISE_ADDRESS", "").strip():
@@ -171,6 +181,7 @@ class Settings:
             ),
             discovery=discovery,
             scope_chosen=bool(redis)
+            or "etcd" in discovery
             or bool(env.get("COTE_BROADCAST_ADDRESS") or env.get("COTE_MULTICAST_ADDRESS"))
             or "seeds" in discovery,
             nginx=env.get("NGINX") or None,

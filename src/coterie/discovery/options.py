@@ -23,6 +23,7 @@ __all__ = [
     "NO_ROUTE_HINT",
     "DiscoveryOptions",
     "DiscoverySettings",
+    "EtcdSettings",
     "RedisSettings",
 ]
 
@@ -52,6 +53,35 @@ class RedisSettings:
         return self.url or f"redis://{self.host}:{self.port}"
 
 
+#: The key prefix under which etcd discovery registers nodes.
+DEFAULT_ETCD_PREFIX = "/coterie"
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdSettings:
+    """Where etcd discovery registers: the cluster's client URLs and a key prefix.
+
+    Attributes:
+        endpoints: ``http://host:port`` client URLs of the etcd members; a
+            call that fails moves on to the next.
+        prefix: Every key of the mesh starts with it, so meshes may share a
+            cluster (``/coterie``).
+    """
+
+    endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    prefix: str = DEFAULT_ETCD_PREFIX
+
+    @classmethod
+    def parse(cls, urls: str, prefix: str | None = None) -> EtcdSettings:
+        """From comma-separated URLs (``http://`` may be left out) and a prefix."""
+        endpoints = tuple(
+            (u if "://" in u else f"http://{u}").rstrip("/")
+            for u in (part.strip() for part in urls.split(","))
+            if u
+        )
+        return cls(endpoints, prefix or DEFAULT_ETCD_PREFIX)
+
+
 @dataclass(frozen=True, slots=True)
 class DiscoverySettings:
     """Concrete discovery settings, as :meth:`DiscoveryOptions.resolve` returns them."""
@@ -70,6 +100,8 @@ class DiscoverySettings:
     seed_interval: int = DEFAULT_SEED_INTERVAL
     key: str | None = None
     redis: RedisSettings | None = None
+    redis_channel: str = "cote"
+    etcd: EtcdSettings | None = None
     use_host_names: bool = False
     hostname: str = ""
     advertise_address: str | None = None
@@ -87,6 +119,8 @@ class DiscoverySettings:
         """Where hellos go, for log lines: the destination(s) or Redis."""
         if self.redis:
             return f"redis {self.redis.connection_url()}"
+        if self.etcd:
+            return f"etcd {','.join(self.etcd.endpoints)}"
         if self.seeds or self.unicast:
             return "unicast " + ",".join((*self.unicast, *self.seeds))
         if self.multicast:
@@ -136,6 +170,16 @@ class DiscoveryOptions:
         redis: Use Redis pub/sub instead of UDP: a ``redis://`` URL or a
             :class:`RedisSettings` (``COTE_DISCOVERY_REDIS_HOST`` / ``_PORT``
             / ``_URL``).
+        redis_channel: ``"cote"`` (default): every node publishes and
+            listens on cote's one channel, so each hears every hello of the
+            mesh, Node peers included. ``"group"``: one channel per
+            environment and namespace, so a node hears only its group;
+            for meshes without Node peers
+            (``COTERIE_DISCOVERY_REDIS_CHANNEL``).
+        etcd: Register in etcd instead of sending hellos: comma-separated
+            client URLs or an :class:`EtcdSettings`
+            (``COTERIE_DISCOVERY_ETCD``, ``COTERIE_DISCOVERY_ETCD_PREFIX``).
+            Node cote cannot take part. See :mod:`coterie.discovery.etcd`.
         use_host_names: Connect to peers by host name rather than source
             address (``COTE_USE_HOST_NAMES``; on with Redis).
         hostname: The host name this node announces (``DISCOVERY_HOSTNAME``).
@@ -161,6 +205,8 @@ class DiscoveryOptions:
     seed_interval: int | None = None
     key: str | None = None
     redis: str | RedisSettings | None = None
+    redis_channel: str | None = None
+    etcd: str | EtcdSettings | None = None
     use_host_names: bool | None = None
     hostname: str | None = None
     advertise_address: str | None = None
@@ -180,9 +226,13 @@ class DiscoveryOptions:
             ValueError: When a value is out of range or inconsistent.
         """
         from_env = Settings.from_environ(environ).discovery
-        merged: dict[str, Any] = {k: v for k, v in from_env.items() if k != "redis"}
+        merged: dict[str, Any] = {
+            k: v for k, v in from_env.items() if k not in ("redis", "etcd", "etcd_prefix")
+        }
         if "redis" in from_env:
             merged["redis"] = RedisSettings(**from_env["redis"])
+        if "etcd" in from_env:
+            merged["etcd"] = EtcdSettings.parse(from_env["etcd"], from_env.get("etcd_prefix"))
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:
@@ -193,6 +243,11 @@ class DiscoveryOptions:
             merged["redis"] = RedisSettings(url=merged["redis"])
             merged.setdefault("use_host_names", True)
         if self.redis is not None and self.use_host_names is None:
+            merged["use_host_names"] = True
+        if isinstance(merged.get("etcd"), str):
+            merged["etcd"] = EtcdSettings.parse(merged["etcd"], from_env.get("etcd_prefix"))
+        if merged.get("etcd") is not None and self.use_host_names is None:
+            # As with Redis: no source address, so peers dial what a hello announces.
             merged["use_host_names"] = True
         for name in ("unicast", "seeds"):
             merged[name] = _address_list(merged.get(name))
@@ -238,6 +293,20 @@ def _check(s: DiscoverySettings) -> None:
                          f"{s.seed_interval!r}")  # fmt: skip
     if s.seeds and s.redis is not None:
         raise ValueError("seeds are for UDP discovery; Redis discovery needs none")
+    if s.etcd is not None and s.redis is not None:
+        raise ValueError("choose etcd or Redis discovery, not both")
+    if s.seeds and s.etcd is not None:
+        raise ValueError("seeds are for UDP discovery; etcd discovery needs none")
+    if s.etcd is not None:
+        if not s.etcd.endpoints:
+            raise ValueError("etcd discovery needs at least one client URL, e.g. http://etcd:2379")
+        for url in s.etcd.endpoints:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"etcd client URLs are http:// or https://, got {url!r}")
+        if not s.etcd.prefix.startswith("/"):
+            raise ValueError(f"the etcd prefix must start with '/', got {s.etcd.prefix!r}")
+    if s.redis_channel not in ("cote", "group"):
+        raise ValueError(f"redis_channel is 'cote' or 'group', got {s.redis_channel!r}")
     if s.advertise_address is not None and s.advertise_address in ("0.0.0.0", "::"):
         raise ValueError(f"advertise_address must be reachable, got {s.advertise_address!r}")
     if not 0 < s.port < 65536:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sys
 import time
 import uuid
@@ -99,6 +100,12 @@ class Discovery:
             weight=_weight(),
         )
         self._transport = (transport_factory or make_transport)(settings)
+        attach = getattr(self._transport, "attach", None)
+        if attach is not None:
+            # A registry (etcd) reports departures itself, from its leases,
+            # and re-sends no hello: its nodes are never timed out for silence.
+            self.table.node_timeout = self.table.master_timeout = math.inf
+            attach(self)
         self._listeners: list[NodeListener] = []
         self._timers: list[asyncio.TimerHandle] = []
         self._running = False

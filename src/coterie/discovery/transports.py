@@ -517,7 +517,11 @@ class RedisTransport:
 
 
 def make_transport(settings: DiscoverySettings) -> DiscoveryTransport:
-    """The transport the settings ask for: Redis when set, else UDP."""
+    """The transport the settings ask for: etcd or Redis when set, else UDP."""
+    if settings.etcd is not None:
+        from coterie.discovery.etcd import EtcdTransport
+
+        return EtcdTransport(settings)
     if settings.redis is not None:
         return RedisTransport(settings)
     return UdpTransport(settings)

@@ -1,0 +1,667 @@
+"""etcd discovery: a registry for meshes that outgrow broadcast.
+
+Design. Each node is one key in etcd, under a lease its process keeps alive;
+a node watches only the keys of its own environment and namespace. So in
+steady state a node costs one lease keep-alive (shared by its whole process)
+and nothing per peer: no periodic hellos cross the network, and a mesh of
+many groups costs each node only its own group's changes.
+
+- Keys: ``<prefix>/<environment>/<group>/<iid>``, the value the node's hello
+  datagram exactly as the discovery service encodes it (encrypted when a
+  discovery ``key`` is set). ``<group>`` is the namespace, percent-encoded,
+  or ``*`` without one; observers (nodes without ``axon_type``: monitors,
+  gateways) register under ``+``.
+- Watches: a component watches its group's prefix and ``+`` (to report to
+  monitors); an observer watches the whole environment.
+- Liveness is the lease: a node that dies is removed by every peer when its
+  lease expires (the discovery ``node_timeout``, rounded up to seconds); a
+  node that closes deletes its key, and peers drop it at once. The node
+  table's silence timeout is off for these nodes: nothing is ever silent.
+- A hello is written only when it changes (its advertisement, its master
+  flag), never per hello interval. Each hello tick also re-delivers, from the
+  watch's local copy, a registered node that a component had dropped (a link
+  that broke), so it comes back as it would with the next hello elsewhere.
+- One :class:`_Registry` per event loop, etcd endpoint list and prefix: the
+  HTTP session, one lease and one watch per prefix are shared by every
+  component of the process.
+- Outages: a failed keep-alive or a broken watch is logged once, retried
+  with a capped backoff (50 ms doubling to 2 s), and logged again when etcd
+  answers. On recovery the lease is granted again if etcd lost it, every
+  key of the process is written again, and each watch reads its prefix anew
+  and reconciles: nodes gone meanwhile are dropped, new ones added.
+
+Client: etcd's own gRPC gateway (the JSON API every etcd v3.4+ serves on its
+client port, ``/v3/...``) over aiohttp, coterie's HTTP client already. The
+Python etcd v3 clients on PyPI all need grpcio and protobuf, and are each
+kept by one person; the gateway is etcd's, versioned with the server.
+
+Node cote has no etcd discovery: a mesh with Node peers stays on broadcast
+or Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import math
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+from coterie.discovery.interfaces import source_address
+from coterie.discovery.options import DiscoverySettings, EtcdSettings
+from coterie.errors import DecodeError
+from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec
+
+if TYPE_CHECKING:
+    from coterie.discovery.service import Discovery
+
+__all__ = ["EtcdError", "EtcdTransport", "group_of", "node_key", "watched_prefixes"]
+
+log = logging.getLogger("coterie.discovery")
+
+ReceiveCallback = Callable[[bytes, str], None]
+Encoder = Callable[[str], bytes | None]
+
+_RETRY_FIRST = 0.05
+_RETRY_MAX = 2.0
+#: Bound on one gateway call (grant, put, range, keep-alive).
+_CALL_TIMEOUT = 5.0
+#: Most keys read from one prefix; the node table holds at most 10,000.
+_RANGE_LIMIT = 10_000
+#: Longest watch message accepted (a burst of events in one response).
+_MAX_LINE = 64 * 1024 * 1024
+#: The group segment of nodes with no namespace, and of observers.
+NO_NAMESPACE = "*"
+OBSERVERS = "+"
+_ROLES = ("req", "rep", "pub-emitter", "sub-emitter")
+
+
+class EtcdError(RuntimeError):
+    """etcd answered with an error, or with something that is not its API."""
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def _prefix_end(prefix: str) -> str:
+    """The range end that covers every key starting with ``prefix`` (etcd's rule)."""
+    raw = bytearray(prefix.encode())
+    while raw and raw[-1] == 0xFF:
+        raw.pop()
+    if not raw:
+        return base64.b64encode(b"\0").decode()
+    raw[-1] += 1
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _environment(advertisement: dict[str, Any]) -> str:
+    key = advertisement.get("key")
+    if not isinstance(key, str) or "$$" not in key:
+        return ""
+    return key.split("$$", 1)[0].removesuffix(":")
+
+
+def group_of(advertisement: dict[str, Any]) -> tuple[str, str]:
+    """``(environment, group)`` segments of a node's key, percent-encoded.
+
+    The environment is the part of the advertisement key before ``$$``;
+    the group is the namespace, ``*`` without one, or ``+`` for an observer
+    (no ``axon_type``). Neither ``*`` nor ``+`` survives percent-encoding, so
+    no namespace can take their place.
+    """
+    env = quote(_environment(advertisement), safe="")
+    if advertisement.get("axon_type") not in _ROLES:
+        return env, OBSERVERS
+    namespace = advertisement.get("namespace")
+    if namespace is None or namespace == "":
+        return env, NO_NAMESPACE
+    return env, quote(str(namespace), safe="")
+
+
+def node_key(prefix: str, advertisement: dict[str, Any], iid: str) -> str:
+    """The key a node registers under."""
+    env, group = group_of(advertisement)
+    return f"{prefix.rstrip('/')}/{env}/{group}/{iid}"
+
+
+def watched_prefixes(prefix: str, advertisement: dict[str, Any]) -> tuple[str, ...]:
+    """The prefixes a node watches: its group and the observers, or its whole environment."""
+    env, group = group_of(advertisement)
+    root = f"{prefix.rstrip('/')}/{env}/"
+    if group == OBSERVERS:
+        return (root,)
+    return (f"{root}{group}/", f"{root}{OBSERVERS}/")
+
+
+# -- the gateway client ------------------------------------------------------
+
+
+class _Gateway:
+    """etcd's JSON gateway: unary calls and watch streams, over several endpoints.
+
+    A call that cannot reach an endpoint moves to the next one for the
+    following call; the caller retries.
+    """
+
+    def __init__(self, endpoints: tuple[str, ...]) -> None:
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        self._endpoints = endpoints
+        self._current = 0
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, connect=_CALL_TIMEOUT),
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoints[self._current]
+
+    def rotate(self) -> None:
+        self._current = (self._current + 1) % len(self._endpoints)
+
+    async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One unary call; its JSON answer (``result`` unwrapped for stream RPCs)."""
+        aiohttp = self._aiohttp
+        url = self.endpoint + path
+        try:
+            async with self.session.post(
+                url, json=body, timeout=aiohttp.ClientTimeout(total=_CALL_TIMEOUT)
+            ) as resp:
+                raw = await resp.read()
+        except (aiohttp.ClientError, TimeoutError):
+            self.rotate()
+            raise
+        answer = _parse(raw, url)
+        if resp.status != 200 or "error" in answer:
+            raise EtcdError(f"etcd {url}: {resp.status} {answer.get('message') or answer}")
+        result = answer.get("result", answer)
+        if not isinstance(result, dict):
+            raise EtcdError(f"etcd {url}: unexpected answer {answer!r:.200}")
+        return result
+
+    async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """A server stream (watch): one ``result`` object per message."""
+        aiohttp = self._aiohttp
+        url = self.endpoint + path
+        try:
+            async with self.session.post(url, json=body) as resp:
+                if resp.status != 200:
+                    raise EtcdError(f"etcd {url}: {resp.status} {(await resp.read())[:200]!r}")
+                buffer = b""
+                async for chunk in resp.content.iter_any():
+                    buffer += chunk
+                    while (end := buffer.find(b"\n")) >= 0:
+                        line, buffer = buffer[:end], buffer[end + 1 :]
+                        if line.strip():
+                            message = _parse(line, url)
+                            if "error" in message:
+                                raise EtcdError(f"etcd {url}: {message['error']}")
+                            yield message.get("result", {})
+                    if len(buffer) > _MAX_LINE:
+                        raise EtcdError(f"etcd {url}: a watch message over {_MAX_LINE} bytes")
+        except (aiohttp.ClientError, TimeoutError):
+            self.rotate()
+            raise
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def _parse(raw: bytes, url: str) -> dict[str, Any]:
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise EtcdError(f"etcd {url}: not JSON: {raw[:200]!r}") from None
+    if not isinstance(answer, dict):
+        raise EtcdError(f"etcd {url}: not a JSON object: {raw[:200]!r}")
+    return answer
+
+
+# -- one process's registry --------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Watch:
+    """One watched prefix: its keys as last read, and who hears of them."""
+
+    prefix: str
+    records: dict[str, bytes] = field(default_factory=dict)
+    listeners: list[EtcdTransport] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _Registry:
+    """What the components of one loop share for one etcd and prefix."""
+
+    def __init__(self, key: tuple[Any, ...], settings: EtcdSettings, ttl: int) -> None:
+        self.key = key
+        self.settings = settings
+        self.ttl = ttl
+        self.gateway = _Gateway(settings.endpoints)
+        self.lease: int | None = None
+        #: Every key this process registers, with its value (written again
+        #: after an outage).
+        self.own: dict[str, bytes] = {}
+        self.watches: dict[str, _Watch] = {}
+        self.users = 0
+        self.lost = False
+        self.reconnects = 0
+        self._keeper: asyncio.Task[None] | None = None
+        self._writes: dict[str, asyncio.Task[None]] = {}
+        self._lease_lock = asyncio.Lock()
+
+    # lease ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Grant the lease (or fail: etcd unreachable at start) and keep it alive."""
+        if self._keeper is None:
+            await self._grant()
+            self._keeper = asyncio.create_task(self._keep_alive(), name="coterie-etcd-lease")
+
+    async def _grant(self) -> None:
+        async with self._lease_lock:
+            answer = await self.gateway.call("/v3/lease/grant", {"TTL": self.ttl})
+            self.lease = int(answer["ID"])
+
+    async def _keep_alive(self) -> None:
+        delay = _RETRY_FIRST
+        while True:
+            await asyncio.sleep(self.ttl / 3 if not self.lost else delay)
+            try:
+                answer = await self.gateway.call("/v3/lease/keepalive", {"ID": self.lease})
+                if int(answer.get("TTL", 0)) <= 0:
+                    # etcd forgot the lease (a restart without its data, or
+                    # we were away past the TTL): register again.
+                    log.warning("etcd lease %s expired; registering again", self.lease)
+                    await self._grant()
+                    await self._write_all()
+                self._back()
+                delay = _RETRY_FIRST
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._lose("lease keep-alive", exc)
+                delay = min(delay * 2, _RETRY_MAX)
+
+    def _lose(self, what: str, exc: BaseException) -> None:
+        if not self.lost:
+            self.lost = True
+            log.warning(
+                "etcd discovery at %s lost (%s: %s); retrying every %.2g s at most",
+                self.gateway.endpoint,
+                what,
+                exc or type(exc).__name__,
+                _RETRY_MAX,
+            )
+
+    def _back(self) -> None:
+        if self.lost:
+            self.lost = False
+            self.reconnects += 1
+            log.warning("etcd discovery at %s is back", self.gateway.endpoint)
+
+    # own keys ---------------------------------------------------------------
+
+    def put(self, key: str, value: bytes) -> None:
+        """Register ``key`` (in the background; the latest value wins)."""
+        self.own[key] = value
+        self._write_soon(key)
+
+    def delete(self, key: str) -> None:
+        """Unregister ``key`` (in the background)."""
+        self.own.pop(key, None)
+        self._write_soon(key)
+
+    def _write_soon(self, key: str) -> None:
+        if key not in self._writes:
+            task = asyncio.create_task(self._write(key), name="coterie-etcd-write")
+            self._writes[key] = task
+
+    async def _write(self, key: str) -> None:
+        delay = _RETRY_FIRST
+        try:
+            while True:
+                value = self.own.get(key)
+                try:
+                    if value is None:
+                        await self.gateway.call("/v3/kv/deleterange", {"key": _b64(key)})
+                    else:
+                        body = {"key": _b64(key), "value": base64.b64encode(value).decode(),
+                                "lease": self.lease}  # fmt: skip
+                        await self.gateway.call("/v3/kv/put", body)
+                except asyncio.CancelledError:
+                    raise
+                except EtcdError as exc:
+                    if "lease not found" not in str(exc):
+                        raise
+                    await self._grant()
+                    continue
+                except Exception as exc:
+                    self._lose("write", exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _RETRY_MAX)
+                    continue
+                if self.own.get(key) is value:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("etcd discovery could not write %s", key)
+        finally:
+            self._writes.pop(key, None)
+
+    async def _write_all(self) -> None:
+        for key in list(self.own):
+            self._write_soon(key)
+
+    # watches ----------------------------------------------------------------
+
+    async def watch(self, prefix: str, listener: EtcdTransport) -> dict[str, bytes]:
+        """Hear of ``prefix``'s keys; returns them as read now."""
+        watch = self.watches.get(prefix)
+        if watch is None:
+            watch = self.watches[prefix] = _Watch(prefix)
+            watch.task = asyncio.create_task(self._follow(watch), name="coterie-etcd-watch")
+        watch.listeners.append(listener)
+        try:
+            await asyncio.wait_for(asyncio.shield(watch.synced.wait()), _CALL_TIMEOUT * 2)
+        except TimeoutError:
+            raise OSError(
+                f"etcd at {self.gateway.endpoint} did not answer a read of {prefix}"
+            ) from None
+        return dict(watch.records)
+
+    async def unwatch(self, prefix: str, listener: EtcdTransport) -> None:
+        watch = self.watches.get(prefix)
+        if watch is None:
+            return
+        with contextlib.suppress(ValueError):
+            watch.listeners.remove(listener)
+        if not watch.listeners:
+            del self.watches[prefix]
+            if watch.task is not None:
+                watch.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch.task
+
+    async def _follow(self, watch: _Watch) -> None:
+        """Read the prefix, then follow it; on any failure read it anew and go on."""
+        delay = _RETRY_FIRST
+        while True:
+            try:
+                revision = await self._read(watch)
+                self._back()
+                delay = _RETRY_FIRST
+                body = {"create_request": {"key": _b64(watch.prefix),
+                                           "range_end": _prefix_end(watch.prefix),
+                                           "start_revision": revision + 1}}  # fmt: skip
+                async for result in self.gateway.stream("/v3/watch", body):
+                    if result.get("canceled"):
+                        raise EtcdError(f"watch canceled: {result.get('cancel_reason', '')}")
+                    for event in result.get("events", ()):
+                        self._event(watch, event)
+                raise EtcdError("the watch stream ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._lose("watch", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+
+    async def _read(self, watch: _Watch) -> int:
+        answer = await self.gateway.call(
+            "/v3/kv/range",
+            {"key": _b64(watch.prefix), "range_end": _prefix_end(watch.prefix),
+             "limit": _RANGE_LIMIT},
+        )  # fmt: skip
+        if answer.get("more"):
+            log.warning(
+                "etcd prefix %s holds more than %d nodes; only the first are used",
+                watch.prefix,
+                _RANGE_LIMIT,
+            )
+        fresh = {
+            _unb64(kv["key"]).decode(): _unb64(kv.get("value", "")) for kv in answer.get("kvs", ())
+        }
+        old, watch.records = watch.records, fresh
+        for key in old.keys() - fresh.keys():
+            self._tell(watch, key, None)
+        for key, value in fresh.items():
+            if old.get(key) != value:
+                self._tell(watch, key, value)
+        watch.synced.set()
+        return int(answer["header"]["revision"])
+
+    def _event(self, watch: _Watch, event: dict[str, Any]) -> None:
+        kv = event.get("kv", {})
+        key = _unb64(kv.get("key", "")).decode()
+        if event.get("type") == "DELETE":
+            if watch.records.pop(key, None) is not None:
+                self._tell(watch, key, None)
+            return
+        value = _unb64(kv.get("value", ""))
+        if watch.records.get(key) != value:
+            watch.records[key] = value
+            self._tell(watch, key, value)
+
+    def _tell(self, watch: _Watch, key: str, value: bytes | None) -> None:
+        for listener in list(watch.listeners):
+            try:
+                listener.heard(key, value)
+            except Exception:
+                log.exception("etcd discovery listener failed on %s", key)
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._keeper, *self._writes.values()) if t is not None]
+        tasks += [w.task for w in self.watches.values() if w.task is not None]
+        # Pending deletes go out first, within a bound.
+        if self._writes:
+            await asyncio.wait(list(self._writes.values()), timeout=_CALL_TIMEOUT)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.lease is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self.gateway.call("/v3/lease/revoke", {"ID": self.lease}), _CALL_TIMEOUT
+                )
+        await self.gateway.close()
+
+
+_REGISTRIES: dict[tuple[Any, ...], _Registry] = {}
+
+
+def _ttl(settings: DiscoverySettings) -> int:
+    return max(2, math.ceil(settings.node_timeout / 1000))
+
+
+# -- the transport -------------------------------------------------------------
+
+
+class EtcdTransport:
+    """One component's etcd discovery (see the module docstring).
+
+    The discovery service calls :meth:`attach` with itself before
+    :meth:`start`: the transport learns the component's id and advertisement
+    (its key and group) and reports departures with ``Discovery.forget``.
+    """
+
+    def __init__(self, settings: DiscoverySettings) -> None:
+        if settings.etcd is None:
+            raise ValueError("EtcdTransport needs DiscoveryOptions(etcd=...)")
+        self._settings = settings
+        self._etcd = settings.etcd
+        self._codec = PacketCodec(settings.key, settings.max_datagram_size)
+        self._discovery: Discovery | None = None
+        self._registry: _Registry | None = None
+        self._receive: ReceiveCallback | None = None
+        self._key: str | None = None
+        self._prefixes: tuple[str, ...] = ()
+        self._written: Any = None
+        self._iids: dict[str, str] = {}
+        #: The local address of the route to etcd, which hellos announce.
+        self.local_address = "127.0.0.1"
+
+    def attach(self, discovery: Discovery) -> None:
+        """Serve this discovery service (called once, before :meth:`start`)."""
+        self._discovery = discovery
+
+    async def start(self, receive: ReceiveCallback) -> None:
+        """Join the process's registry, read the group and start hearing it.
+
+        Raises:
+            ImportError: Without aiohttp (``coterie[etcd]``).
+            OSError: When etcd cannot be reached at start.
+        """
+        discovery = self._discovery
+        if discovery is None:
+            raise RuntimeError("EtcdTransport.attach(discovery) must come before start()")
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - optional extra
+            raise ImportError(
+                "etcd discovery needs the 'aiohttp' package: pip install 'coterie[etcd]'"
+            ) from exc
+        loop = asyncio.get_running_loop()
+        ttl = _ttl(self._settings)
+        rkey = (loop, self._etcd.endpoints, self._etcd.prefix, ttl)
+        registry = _REGISTRIES.get(rkey)
+        if registry is None:
+            registry = _REGISTRIES[rkey] = _Registry(rkey, self._etcd, ttl)
+        registry.users += 1
+        self._registry = registry
+        try:
+            await registry.start()
+        except Exception as exc:
+            await self.close()
+            raise OSError(f"etcd discovery cannot reach {self._etcd.endpoints}: {exc}") from exc
+        await self._find_local_address()
+        self._key = node_key(self._etcd.prefix, discovery.advertisement, discovery.iid)
+        self._receive = receive
+        self._prefixes = watched_prefixes(self._etcd.prefix, discovery.advertisement)
+        try:
+            for prefix in self._prefixes:
+                records = await registry.watch(prefix, self)
+                for key, value in records.items():
+                    self.heard(key, value)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _find_local_address(self) -> None:
+        parts = urlsplit(self._etcd.endpoints[0])
+        if not parts.hostname:
+            return
+        port = parts.port or 2379
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                parts.hostname, port, family=socket.AF_INET, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            log.debug("cannot resolve etcd host %s: %s", parts.hostname, exc)
+            return
+        for *_, sockaddr in infos:
+            found = source_address(str(sockaddr[0]), port)
+            if found is not None:
+                self.local_address = found
+                return
+
+    # what the registry tells ---------------------------------------------
+
+    def heard(self, key: str, value: bytes | None) -> None:
+        """A key of a watched prefix was written (``value``) or removed (``None``)."""
+        if key == self._key or self._receive is None:
+            return
+        iid = key.rsplit("/", 1)[-1]
+        if value is not None:
+            self._iids[key] = iid
+            self._receive(value, "0.0.0.0")
+        elif self._iids.pop(key, None) is not None and self._discovery is not None:
+            self._discovery.forget(iid)
+
+    # what the service sends -------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Register a hello (when it changed), or unregister on a goodbye."""
+        self.send_each(lambda _address: data)
+
+    def send_each(self, encode: Encoder) -> None:
+        """Register ``encode(local_address)`` if it says something new.
+
+        Also hands back, from the watch's copy, registered nodes that the
+        component dropped meanwhile (see the module docstring).
+        """
+        registry, key = self._registry, self._key
+        if registry is None or key is None:
+            return
+        data = encode(self.local_address)
+        if data is None:
+            return
+        try:
+            packet = self._codec.decode(data)
+        except DecodeError as exc:  # pragma: no cover - we encoded it
+            log.error("etcd discovery cannot read its own hello: %s", exc)
+            return
+        if packet["event"] == GOODBYE:
+            self._written = None
+            registry.delete(key)
+            return
+        if packet["event"] != HELLO:
+            return
+        if packet["data"] != self._written:
+            self._written = packet["data"]
+            registry.put(key, data)
+        self._restore()
+
+    def _restore(self) -> None:
+        discovery, registry = self._discovery, self._registry
+        if discovery is None or registry is None or self._receive is None:
+            return
+        known = discovery.nodes
+        for prefix in self._prefixes:
+            watch = registry.watches.get(prefix)
+            if watch is None:
+                continue
+            for key, value in list(watch.records.items()):
+                iid = key.rsplit("/", 1)[-1]
+                if key != self._key and iid not in known:
+                    self._iids[key] = iid
+                    self._receive(value, "0.0.0.0")
+
+    async def close(self) -> None:
+        """Unregister, stop watching, and release the registry when last."""
+        registry, self._registry = self._registry, None
+        if registry is None:
+            return
+        if self._key is not None and self._key in registry.own:
+            registry.delete(self._key)
+        self._receive = None
+        for prefix in self._prefixes:
+            await registry.unwatch(prefix, self)
+        registry.users -= 1
+        if registry.users <= 0:
+            if _REGISTRIES.get(registry.key) is registry:
+                del _REGISTRIES[registry.key]
+            await registry.close()
+
+    @property
+    def reconnects(self) -> int:
+        """How many times etcd came back after an outage."""
+        return self._registry.reconnects if self._registry is not None else 0
