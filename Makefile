@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml interop/package-lock.json scripts/system-deps.sh script
 
 setup: $(STAMP)
 
+# Options pass through: make demo ARGS="--mesh-port 4003 --no-nginx" (--help lists them).
 demo: $(STAMP)
-	COTE_BROADCAST_ADDRESS=$${COTE_BROADCAST_ADDRESS:-127.255.255.255} $(BIN)/python -m examples.payment.demo
+	COTE_BROADCAST_ADDRESS=$${COTE_BROADCAST_ADDRESS:-127.255.255.255} $(BIN)/python -m examples.payment.demo $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests examples bench

@@ -68,7 +68,10 @@ def test_every_shell_command_works_in_a_new_shell(doc: Path) -> None:
             if command == ". .venv/bin/activate":
                 active = True
                 continue
-            first = command.split()[0]
+            words = command.split()
+            while "=" in words[0] and len(words) > 1:  # VAR=value before the command
+                words = words[1:]
+            first = words[0]
             assert first in ("make", "curl") or first.startswith(".venv/bin/") or active, (
                 f"{doc.name}: {line!r} needs the venv: `. .venv/bin/activate` first"
             )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import socket
+import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 import pytest
@@ -25,6 +28,8 @@ PY = sys.executable
 HELLO_MS = 100
 #: A card number that passes validation.
 GOOD = "4111111111111111"
+#: The end of the last line the demo prints before it waits for Ctrl-C.
+READY = "# one more mesh validator, in a new shell too\n"
 NGINX = find_nginx()
 
 needs_nginx = pytest.mark.skipif(
@@ -218,3 +223,41 @@ async def wait_until_validated(
                 continue
         await asyncio.sleep(0.05)
     return seen
+
+
+def read_until_ready(out: IO[bytes], timeout: float = 60) -> str:
+    """The demo's output up to and including the line that says it waits for Ctrl-C."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while READY.encode() not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"the demo did not get ready:\n{seen.decode(errors='replace')}"
+        readable, _, _ = select.select([out], [], [], min(left, 0.5))
+        if readable:
+            chunk = os.read(out.fileno(), 65536)
+            assert chunk, f"the demo ended early:\n{seen.decode(errors='replace')}"
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def started(argv: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` in a session of its own (its own process group, as a job in a shell)."""
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        start_new_session=True,
+        env={**os.environ, "COTE_BROADCAST_ADDRESS": "127.255.255.255"},
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()

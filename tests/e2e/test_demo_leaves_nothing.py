@@ -17,22 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import shlex
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 
-from tests.e2e.support import NGINX, ROOT, demo_argv
-
-#: The end of the last line the demo prints before it waits for Ctrl-C.
-READY = "# one more mesh validator, in a new shell too\n"
-
+from tests.e2e.support import NGINX, ROOT, demo_argv, read_until_ready, started
 
 # -- /proc ------------------------------------------------------------------------
 
@@ -112,44 +106,6 @@ def _demo_argv(tmp_path: Path) -> list[str]:
     return argv if NGINX is not None else [*argv, "--no-nginx"]
 
 
-def _read_until_ready(out: IO[bytes], timeout: float = 60) -> str:
-    """The demo's output up to and including the line that says it waits for Ctrl-C."""
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while READY.encode() not in seen:
-        left = deadline - time.monotonic()
-        assert left > 0, f"the demo did not get ready:\n{seen.decode(errors='replace')}"
-        readable, _, _ = select.select([out], [], [], min(left, 0.5))
-        if readable:
-            chunk = os.read(out.fileno(), 65536)
-            assert chunk, f"the demo ended early:\n{seen.decode(errors='replace')}"
-            seen += chunk
-    return seen.decode(errors="replace")
-
-
-@contextlib.contextmanager
-def _started(argv: list[str]) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``argv`` in a session of its own (its own process group, as a job in a shell)."""
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-        start_new_session=True,
-        env={**os.environ, "COTE_BROADCAST_ADDRESS": "127.255.255.255"},
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
 def _snapshot(root: int, expect: int, noted: set[int]) -> tuple[set[int], set[int]]:
     """The processes below ``root`` and their listening ports, once ``expect`` listen.
 
@@ -205,9 +161,9 @@ def test_ctrl_c_with_the_output_piped_through_tee_leaves_nothing(
 ) -> None:
     log = tmp_path / "demo.log"
     command = f"{shlex.join(_demo_argv(tmp_path))} 2>&1 | tee {shlex.quote(str(log))}"
-    with _started(["bash", "-c", command]) as shell:
+    with started(["bash", "-c", command]) as shell:
         assert shell.stdout is not None
-        _read_until_ready(shell.stdout)
+        read_until_ready(shell.stdout)
         pids, ports = _snapshot(shell.pid, _expected_ports(), noted)
         demo = next(p for p in pids if b"examples.payment.demo" in _cmdline(p))
         os.killpg(shell.pid, signal.SIGINT)  # Ctrl-C: the demo, tee and the shell
@@ -220,9 +176,9 @@ def test_ctrl_c_with_the_output_piped_through_tee_leaves_nothing(
 def test_a_closed_output_pipe_stops_the_demo_and_leaves_nothing(
     tmp_path: Path, noted: set[int]
 ) -> None:
-    with _started(_demo_argv(tmp_path)) as demo:
+    with started(_demo_argv(tmp_path)) as demo:
         assert demo.stdout is not None
-        output = _read_until_ready(demo.stdout)
+        output = read_until_ready(demo.stdout)
         pids, ports = _snapshot(demo.pid, _expected_ports(), noted)
         _the_hint_works_in_a_new_shell(output)
         demo.stdout.close()  # `make demo | head`: the reader is gone
@@ -231,9 +187,9 @@ def test_a_closed_output_pipe_stops_the_demo_and_leaves_nothing(
 
 
 def test_sigkill_of_the_demo_leaves_nothing(tmp_path: Path, noted: set[int]) -> None:
-    with _started(_demo_argv(tmp_path)) as demo:
+    with started(_demo_argv(tmp_path)) as demo:
         assert demo.stdout is not None
-        _read_until_ready(demo.stdout)
+        read_until_ready(demo.stdout)
         pids, ports = _snapshot(demo.pid, _expected_ports(), noted)
         demo.kill()
         assert demo.wait(timeout=10) == -signal.SIGKILL
@@ -243,14 +199,17 @@ def test_sigkill_of_the_demo_leaves_nothing(tmp_path: Path, noted: set[int]) -> 
 def _the_hint_works_in_a_new_shell(output: str) -> None:
     """The demo's "one more mesh validator" command runs with no venv activated."""
     (hint,) = [line for line in output.splitlines() if "one more mesh validator" in line]
-    argv = shlex.split(hint.split("#")[0])
-    assert argv[1] == "examples/payment/validation_service.py", hint
+    command = hint.split("#")[0].strip()
+    argv = shlex.split(command)
+    assert argv[0].startswith("COTE_ENV=demo-"), hint  # joins this demo's mesh, no other
+    assert argv[2] == "examples/payment/validation_service.py", hint
     assert "--discovery-port" in argv, hint  # meets the demo's nodes
     # A new shell: no VIRTUAL_ENV, no venv on PATH, no PYTHONPATH.
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")}
     done = subprocess.run(
-        [*argv, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env
-    )
+        ["bash", "-c", f"{command} --help"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "usage: validation_service.py" in done.stdout
 

@@ -108,6 +108,18 @@ def test_http_servers_picks_announced_instances_of_the_service_only() -> None:
     }
 
 
+def test_http_servers_follows_only_its_own_environment() -> None:
+    def announced(iid: str, port: int, environment: str) -> Node:
+        adv = {**http_advertisement("validation-service", port), "key": f"{environment}$$"}
+        return _node(iid, adv)
+
+    nodes = [announced("a", 9001, ""), announced("b", 9002, "demo-3003:")]
+    assert http_servers(nodes, "validation-service") == {Server("127.0.0.1", 9001)}
+    assert http_servers(nodes, "validation-service", environment="demo-3003") == {
+        Server("127.0.0.1", 9002)
+    }
+
+
 def test_http_advertisement_marks_http_and_refuses_bad_input() -> None:
     adv = http_advertisement("svc", 8101)
     assert adv["type"] == "http" and adv["http"] is True and adv["port"] == 8101

@@ -1,8 +1,10 @@
 """The demo's command line: options, signals, and the run from start to stop.
 
-Design: :func:`main` parses the options, checks that aiohttp and rich are
-there, and runs :func:`run_demo` in an event loop where SIGINT, SIGTERM,
-SIGHUP and a closed output pipe set a stop event (a second signal exits at
+Design: :func:`main` parses the options (each run gets its own cote
+environment, ``demo-<mesh port>``, so two demos on one host never share a
+mesh), checks that aiohttp and rich are there, and runs :func:`run_demo` in
+an event loop where SIGINT, SIGTERM, SIGHUP and a closed output pipe set a
+stop event (a second signal exits at
 once). :func:`run_demo` starts every process, waits until each payment
 service answers through every validator, tours, then waits for the stop
 event (unless ``--no-wait``) and always stops every process it started.
@@ -85,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="milliseconds between hellos (default 250, quick for a demo)",
     )
+    parser.add_argument(
+        "--environment",
+        default=None,
+        metavar="NAME",
+        help=(
+            "cote environment (COTE_ENV) of the demo's processes, so that a second demo "
+            "never joins this one's mesh (default demo-<mesh port>)"
+        ),
+    )
     parser.add_argument("--nginx", default=None, help="nginx binary (default: found)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the log directory")
     return parser
@@ -102,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--validators must be at least 1")
     if args.pause < 0:
         parser.error("--pause must not be negative")
+    if args.environment is None:
+        args.environment = f"demo-{args.mesh_port}"
     try:
         import aiohttp  # noqa: F401
         from rich.console import Console
@@ -162,6 +175,7 @@ async def run_demo(args: argparse.Namespace, screen: Screen, stop: asyncio.Event
     if problems:
         for problem in problems:
             screen.error(problem)
+        screen.say(procs.free_ports_hint())
         shutil.rmtree(procs.workdir, ignore_errors=True)
         return 1
     code = 0

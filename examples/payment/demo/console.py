@@ -69,6 +69,10 @@ class Screen:
         say("[bold]coterie demo[/bold]: the seed's payment example, both ways, on this host")
         scope = os.environ.get("COTE_BROADCAST_ADDRESS") or HOST_SCOPE
         say(f"  discovery: broadcast {scope}, hello every {procs.args.hello_interval} ms")
+        say(
+            f"  mesh:      environment {escape(procs.environment)} (COTE_ENV); "
+            "another demo on this host keeps its own"
+        )
         say(f"  logs:      {procs.logs}")
         if procs.nginx_binary is None:
             why = "--no-nginx" if procs.args.no_nginx else "nginx was not found"
@@ -93,7 +97,8 @@ class Screen:
         if procs.nginx_binary is not None:
             say(f"  curl 127.0.0.1:{procs.args.nginx_port}/validate/{GOOD_CARD}  # nginx itself")
         validator = [_here(sys.executable), _here(str(EXAMPLES / "validation_service.py"))]
-        command = shlex.join([*validator, *procs.discovery_args()])
+        environment = f"COTE_ENV={shlex.quote(procs.environment)}"
+        command = f"{environment} {shlex.join([*validator, *procs.discovery_args()])}"
         say(f"  {escape(command)}   # one more mesh validator, in a new shell too")
 
 

@@ -3,7 +3,10 @@
 Design: every piece of the demo is a real program, started as its user would
 start it (``payment_service.py``, ``validation_service.py``, ``coterie
 announce``, ``coterie nginx``), all in host scope (discovery on
-127.255.255.255 unless the environment says otherwise, HTTP on 127.0.0.1).
+127.255.255.255 unless the environment says otherwise, HTTP on 127.0.0.1)
+and all in the run's own cote environment (``COTE_ENV``, ``--environment``):
+the processes of a second demo on this host hear these hellos but never pair
+with them, so each demo's tour tells its own story.
 Each child gets its own session, so Ctrl-C in the terminal reaches only the
 demo, which then stops the children in order (payments, validators, nginx),
 and its own log file under a temporary directory. Each child also gets
@@ -120,8 +123,8 @@ class Processes:
             ports.append(("nginx", self.args.nginx_payment_port))
         return ports
 
-    def taken_ports(self) -> list[str]:
-        """A sentence for each port the demo needs that is already taken."""
+    def ports(self) -> list[tuple[str, int]]:
+        """``(option, port)`` of every fixed port the demo listens on."""
         a = self.args
         wanted = [("--mesh-port", a.mesh_port)]
         if self.nginx_binary is not None:
@@ -129,20 +132,54 @@ class Processes:
                 ("--nginx-payment-port", a.nginx_payment_port),
                 ("--nginx-port", a.nginx_port),
             ]
+        return wanted
+
+    def taken_ports(self) -> list[str]:
+        """A sentence for each port the demo needs that is already taken."""
         return [
             f"port {port} is taken; free it or choose another with {flag}"
-            for flag, port in wanted
+            for flag, port in self.ports()
             if port_taken(port)
         ]
+
+    def free_ports_hint(self) -> str:
+        """How to run the demo on free ports, naming every port it listens on.
+
+        A second demo (the usual reason for a taken port) needs all of them
+        changed; each suggestion is the first free port 100 above the last.
+        """
+        chosen: list[str] = []
+        used: set[int] = set()
+        for flag, port in self.ports():
+            candidate = port
+            while port_taken(candidate) or candidate in used:
+                candidate += 100
+                if candidate > 65535:
+                    candidate = free_port()
+            used.add(candidate)
+            chosen += [flag, str(candidate)]
+        if self.args.no_nginx:
+            chosen.append("--no-nginx")
+        options = " ".join(chosen)
+        return (
+            "another demo may be running (it keeps its own mesh); run this one on free "
+            f'ports: make demo ARGS="{options}" (or python -m examples.payment.demo {options})'
+        )
 
     # -- starting --------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
+        env["COTE_ENV"] = self.environment
         if not any(env.get(v) for v in ("COTE_BROADCAST_ADDRESS", "COTE_MULTICAST_ADDRESS")):
             env["COTE_BROADCAST_ADDRESS"] = HOST_SCOPE
         return env
+
+    @property
+    def environment(self) -> str:
+        """The cote environment (``COTE_ENV``) of every process of this demo run."""
+        return str(self.args.environment)
 
     def discovery_args(self) -> list[str]:
         """The discovery options every process of the demo gets."""

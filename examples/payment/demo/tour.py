@@ -156,10 +156,10 @@ async def tour(session: aiohttp.ClientSession, procs: Processes, screen: Screen)
 
     screen.header("4. A validator comes back")
     restarted = time.monotonic()
-    await procs.start_mesh_validator()
+    back = [await procs.start_mesh_validator()]
     if nginx:
-        await procs.start_http_validator()
-    say("  started one mesh validator and one HTTP validator")
+        back.append(await procs.start_http_validator())
+    say("  started " + " and ".join(c.name for c in back))
     answers = await asyncio.gather(*waiting)
     for answer in answers:
         say(
@@ -181,7 +181,8 @@ async def tour(session: aiohttp.ClientSession, procs: Processes, screen: Screen)
             f"({nginx_answer.status}, nginx answered 502): the client has to retry"
         )
     for _ in range(args.validators - 1):  # back to the full set for curl
-        await procs.start_mesh_validator()
+        back.append(await procs.start_mesh_validator())
         if nginx:
-            await procs.start_http_validator()
+            back.append(await procs.start_http_validator())
     await wait_ready(session, procs)  # every one of them serving before curl
+    say(f"  validators serving now: {', '.join(sorted(c.name for c in back))}")

@@ -37,7 +37,7 @@ from coterie.discovery.service import Discovery
 from coterie.errors import NginxError
 from coterie.gateways.process import die_with_parent, stop_process
 from coterie.protocol.nodes import Node
-from coterie.protocol.pairing import build_advertisement
+from coterie.protocol.pairing import build_advertisement, environment_prefix
 from coterie.settings import Settings
 
 __all__ = [
@@ -226,18 +226,24 @@ def render_config(
 
 
 def http_servers(
-    nodes: Iterable[Node], service: str, *, use_host_names: bool = False
+    nodes: Iterable[Node], service: str, *, use_host_names: bool = False, environment: str = ""
 ) -> set[Server]:
     """The HTTP instances of ``service`` among discovered nodes.
 
     An instance is a node whose advertisement has ``"http": true``, the
-    service's ``name`` and a port (what ``coterie announce`` sends). Its host
-    is the advertisement's ``host`` when given, else the hello's source.
+    service's ``name``, a port and the same cote environment (``COTE_ENV``,
+    the part of its ``key`` before ``$$``; none without a key): what
+    ``coterie announce`` sends. Its host is the advertisement's ``host`` when
+    given, else the hello's source.
     """
     found: set[Server] = set()
     for node in nodes:
         adv = node.advertisement
         if adv.get("http") is not True or adv.get("name") != service or node.port is None:
+            continue
+        key = adv.get("key")
+        its_environment = key.split("$$", 1)[0] if isinstance(key, str) else ""
+        if its_environment != environment_prefix(environment):
             continue
         host = adv.get("host")
         if not isinstance(host, str) or not host:
@@ -505,6 +511,7 @@ class UpstreamWatcher:
                         self._discovery.nodes.values(),
                         self.service,
                         use_host_names=self._discovery.settings.use_host_names,
+                        environment=Settings.from_environ().environment,
                     )
                 )
             )
