@@ -33,8 +33,8 @@ from coterie.components.requester import (
 )
 from coterie.components.responder import Responder
 from coterie.components.subscriber import Subscriber
+from coterie.discovery.medium import DiscoveryTransport
 from coterie.discovery.options import DiscoveryOptions, EtcdSettings, RedisSettings
-from coterie.discovery.transports import DiscoveryTransport
 from coterie.errors import (
     AuthError,
     CoterieError,

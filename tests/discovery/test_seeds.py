@@ -16,7 +16,7 @@ import pytest
 from coterie import Requester, Responder
 from coterie.discovery import seeds as seeds_module
 from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
-from coterie.discovery.seeds import SeedSet, resolve_seed
+from coterie.discovery.seeds import SeedSet, record, resolve_seed
 from coterie.discovery.service import Discovery
 from coterie.discovery.transports import ReceiveCallback
 from coterie.protocol.packets import PacketCodec, make_packet
@@ -56,16 +56,16 @@ async def test_a_slow_resolver_is_a_failed_lookup(monkeypatch: pytest.MonkeyPatc
 
 def test_a_failed_lookup_keeps_the_last_answer(caplog: pytest.LogCaptureFixture) -> None:
     seeds = SeedSet(["a.example", "b.example"], static=["10.0.0.9"])
-    seeds.update("a.example", ("10.0.0.1", "10.0.0.2"))
-    seeds.update("b.example", ("10.0.0.2", "10.0.0.3"))
+    record(seeds, "a.example", ("10.0.0.1", "10.0.0.2"))
+    record(seeds, "b.example", ("10.0.0.2", "10.0.0.3"))
     assert seeds.addresses == ("10.0.0.1", "10.0.0.2", "10.0.0.3")
-    seeds.update("a.example", None)
-    seeds.update("a.example", None)
+    record(seeds, "a.example", None)
+    record(seeds, "a.example", None)
     assert seeds.addresses == ("10.0.0.1", "10.0.0.2", "10.0.0.3")
     assert [r.message for r in caplog.records].count(
         "seed a.example: lookup failed; keeping its last addresses (10.0.0.1, 10.0.0.2)"
     ) == 1
-    seeds.update("a.example", ())  # the name has no address any more
+    record(seeds, "a.example", ())  # the name has no address any more
     assert seeds.addresses == ("10.0.0.2", "10.0.0.3")
     assert seeds.members == {"10.0.0.2", "10.0.0.3", "10.0.0.9"}
 

@@ -212,3 +212,94 @@ def test_the_reply_budget_allows_a_burst_then_a_rate() -> None:
     assert budget.refused >= 990
     with pytest.raises(ValueError):
         ReplyBudget(rate=0)
+
+
+# -- rules the discovery service used to decide itself ------------------------------------
+
+
+def test_a_sweep_says_when_this_node_is_promoted_once() -> None:
+    t = table()
+    first = t.sweep(0.0)
+    assert first.promoted and first.removed == [] and t.is_master
+    assert not t.sweep(1.0).promoted  # already master: nothing to announce again
+    t2 = table()
+    t2.hello(hello("m", master=True, weight=-0.5), "127.0.0.2", 0.0)
+    assert not t2.sweep(1.0).promoted
+
+
+def test_the_election_follows_nodes_that_change_or_leave() -> None:
+    t = table(weight=-0.17)
+    t.hello(hello("m", master=True, weight=-0.9), "127.0.0.2", 0.0)
+    t.hello(hello("heavy", weight=-0.1), "127.0.0.3", 0.0)
+    assert not t.sweep(1.0).promoted
+    t.hello(hello("m", master=False, weight=-0.9), "127.0.0.2", 1.0)  # stepped down
+    assert not t.sweep(1.5).promoted  # the heavier eligible node still defers us
+    assert t.remove("heavy") is not None
+    assert t.sweep(2.0).promoted
+    t2 = table(weight=-0.17)
+    t2.hello(hello("heavy", weight=-0.1), "127.0.0.3", 0.0)
+    t2.hello(hello("heavy", weight=-0.9), "127.0.0.3", 1.0)  # now lighter
+    assert t2.sweep(1.5).promoted
+
+
+def test_only_a_newcomer_is_greeted_not_a_node_that_returns() -> None:
+    t = table(max_nodes=2)
+    t.hello(hello("a"), "127.0.0.2", 0.0)
+    assert t.greets("a")
+    assert [n.id for n in t.sweep(5.5).removed] == ["a"]
+    seen = t.hello(hello("a"), "127.0.0.2", 6.0)
+    assert seen is not None and seen[1]  # added again...
+    assert not t.greets("a")  # ...but it knew the mesh all along
+    t.goodbye(hello("a"), "127.0.0.2")
+    assert not t.greets("a")
+    # The memory of departed ids is bounded by max_nodes.
+    for iid in ("b", "c", "d"):
+        t.hello(hello(iid), "127.0.0.2", 7.0)
+        t.remove(iid)
+    assert t.greets("a") and not t.greets("d")
+
+
+def test_a_goodbye_for_a_linked_node_is_left_to_its_link() -> None:
+    t = table()
+    t.hello(hello("a"), "127.0.0.2", 0.0)
+    assert t.goodbye(hello("a"), "127.0.0.2", linked=True) is None
+    assert "a" in t.nodes and t.ignored["linked"] == 1
+    gone = t.goodbye(hello("a"), "127.0.0.2", linked=False)
+    assert gone is not None and gone.id == "a"
+
+
+def test_traffic_on_a_link_keeps_a_node_whose_hellos_are_lost() -> None:
+    t = table(node_timeout=5.0)
+    t.hello(hello("busy"), "127.0.0.2", 0.0)
+    t.hello(hello("idle"), "127.0.0.3", 0.0)
+    heard = {"busy": 4.0, "idle": 0.2}
+    swept = t.sweep(6.0, heard.get)
+    assert [n.id for n in swept.removed] == ["idle"]
+    assert t.nodes["busy"].last_seen == 4.0
+    assert t.sweep(9.0, heard.get).removed == []  # heard 5 s ago: still alive
+    assert [n.id for n in t.sweep(9.5, heard.get).removed] == ["busy"]
+
+
+def test_a_sweep_reads_only_the_silent_nodes() -> None:
+    t = table(node_timeout=5.0, max_nodes=20_000)
+    t.hello(hello("old"), "127.0.0.2", 0.0)
+    t.hello(hello("quiet"), "127.0.0.4", 0.5)
+    for n in range(10_000):
+        t.hello(hello(f"n{n}"), "127.0.0.3", 3.0)
+    t.hello(hello("old"), "127.0.0.2", 4.0)  # heard again: now among the newest
+    asked: list[str] = []
+
+    def heard(iid: str) -> float | None:
+        asked.append(iid)
+        return None
+
+    assert [n.id for n in t.sweep(5.6, heard).removed] == ["quiet"]
+    assert asked == ["quiet"]  # not one question about the 10,001 live nodes
+    assert len(t.sweep(8.1, heard).removed) == 10_000
+
+
+def test_a_table_shared_by_a_process_records_all_its_components() -> None:
+    t = NodeTable(None, MY_PID, node_timeout=5.0, master_timeout=6.0)
+    assert t.hello(hello("one", pid=MY_PID), "127.0.0.1", 0.0) is not None
+    assert t.hello(hello("two", pid=MY_PID), "127.0.0.1", 0.0) is not None
+    assert sorted(t.nodes) == ["one", "two"]

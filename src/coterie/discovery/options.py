@@ -113,6 +113,7 @@ class DiscoverySettings:
     hello_logs: bool = True
     status_logs: bool = True
     max_datagram_size: int = 65507
+    max_nodes: int = 10_000
 
     @property
     def scope(self) -> str:
@@ -189,6 +190,9 @@ class DiscoveryOptions:
             contact takes milliseconds rather than a hello interval.
         goodbye: Beyond cote: say goodbye on close so peers drop this node
             at once rather than after ``node_timeout``.
+        max_nodes: Most nodes a process tracks at once (10,000). Hellos of
+            further new nodes are ignored, with one warning, so a flood of
+            forged ids cannot grow the table without bound.
     """
 
     hello_interval: int | None = None
@@ -214,6 +218,7 @@ class DiscoveryOptions:
     fast_contact: bool | None = None
     goodbye: bool | None = None
     log: bool | None = None
+    max_nodes: int | None = None
 
     def resolve(self, environ: Mapping[str, str] | None = None) -> DiscoverySettings:
         """Merge these options over the environment and cote's defaults.
@@ -309,6 +314,8 @@ def _check(s: DiscoverySettings) -> None:
         raise ValueError(f"redis_channel is 'cote' or 'group', got {s.redis_channel!r}")
     if s.advertise_address is not None and s.advertise_address in ("0.0.0.0", "::"):
         raise ValueError(f"advertise_address must be reachable, got {s.advertise_address!r}")
+    if not isinstance(s.max_nodes, int) or s.max_nodes < 1:
+        raise ValueError(f"discovery max_nodes must be a positive count, got {s.max_nodes!r}")
     if not 0 < s.port < 65536:
         raise ValueError(f"discovery port must be 1-65535, got {s.port}")
     if s.multicast_ttl < 0 or s.multicast_ttl > 255:

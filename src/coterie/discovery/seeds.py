@@ -6,8 +6,10 @@ addresses without blocking the event loop (``loop.getaddrinfo``, so the
 system resolver and its ``/etc/resolv.conf`` and ``/etc/hosts`` answer, as
 they do for every other program on the host), and tells an empty answer
 (the name has no address now: drop its nodes) from a failed lookup (the
-resolver is unreachable: keep the last answer). :class:`SeedSet` keeps the
-last good answer per seed; the discovery service re-resolves on a timer.
+resolver is unreachable: keep the last answer). The pure
+:class:`~coterie.protocol.seeds.SeedSet` keeps the last good answer per seed
+and says who is a member; :func:`refresh` feeds it; the discovery service
+re-resolves on a timer.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Iterable
 
-__all__ = ["SeedSet", "resolve_seed"]
+from coterie.protocol.seeds import FAILED, RECOVERED, SeedSet
+
+__all__ = ["SeedSet", "record", "refresh", "resolve_seed"]
 
 log = logging.getLogger("coterie.discovery")
 
@@ -70,55 +73,30 @@ async def resolve_seed(seed: str, port: int, timeout: float) -> tuple[str, ...] 
     return tuple(sorted(found, key=ipaddress.IPv4Address))
 
 
-class SeedSet:
-    """The addresses the seeds resolve to, by seed, kept across failed lookups.
+async def refresh(
+    seeds: SeedSet, port: int, timeout: float
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Resolve every seed at once and record the answers (logging what changed).
 
-    Args:
-        seeds: The seeds, names or addresses.
-        static: Addresses that always belong (the ``unicast`` list).
+    Returns:
+        The member addresses added and the ones removed.
     """
+    before = seeds.members
+    answers = await asyncio.gather(*(resolve_seed(s, port, timeout) for s in seeds.seeds))
+    for seed, answer in zip(seeds.seeds, answers, strict=True):
+        record(seeds, seed, answer)
+    after = seeds.members
+    return after - before, before - after
 
-    def __init__(self, seeds: Iterable[str], static: Iterable[str] = ()) -> None:
-        self.seeds = tuple(seeds)
-        self.static = frozenset(static)
-        self.answers: dict[str, tuple[str, ...]] = {}
-        self._failing: set[str] = set()
 
-    @property
-    def addresses(self) -> tuple[str, ...]:
-        """Every address the seeds resolved to last time, in seed order."""
-        return tuple(dict.fromkeys(a for seed in self.seeds for a in self.answers.get(seed, ())))
-
-    @property
-    def members(self) -> frozenset[str]:
-        """The addresses whose hellos count: the seeds' and the static ones."""
-        return frozenset(self.addresses) | self.static
-
-    def update(self, seed: str, answer: tuple[str, ...] | None) -> None:
-        """Record one lookup: a new answer, or ``None`` for a failure (kept as was)."""
-        if answer is None:
-            if seed not in self._failing:
-                self._failing.add(seed)
-                log.warning(
-                    "seed %s: lookup failed; keeping its last addresses (%s)",
-                    seed,
-                    ", ".join(self.answers.get(seed, ())) or "none",
-                )
-            return
-        if seed in self._failing:
-            self._failing.discard(seed)
-            log.warning("seed %s resolves again", seed)
-        self.answers[seed] = answer
-
-    async def refresh(self, port: int, timeout: float) -> tuple[frozenset[str], frozenset[str]]:
-        """Resolve every seed at once.
-
-        Returns:
-            The addresses added and the addresses removed.
-        """
-        before = self.members
-        answers = await asyncio.gather(*(resolve_seed(s, port, timeout) for s in self.seeds))
-        for seed, answer in zip(self.seeds, answers, strict=True):
-            self.update(seed, answer)
-        after = self.members
-        return after - before, before - after
+def record(seeds: SeedSet, seed: str, answer: tuple[str, ...] | None) -> None:
+    """Feed one lookup to the seed set; a seed that begins to fail or recovers is logged once."""
+    change = seeds.update(seed, answer)
+    if change == FAILED:
+        log.warning(
+            "seed %s: lookup failed; keeping its last addresses (%s)",
+            seed,
+            ", ".join(seeds.answers.get(seed, ())) or "none",
+        )
+    elif change == RECOVERED:
+        log.warning("seed %s resolves again", seed)

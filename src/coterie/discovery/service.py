@@ -38,12 +38,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from coterie.discovery.medium import Announcing, DiscoveryTransport, Unicasting
 from coterie.discovery.options import DiscoverySettings
-from coterie.discovery.seeds import SeedSet
-from coterie.discovery.transports import DiscoveryTransport, make_transport
+from coterie.discovery.seeds import SeedSet, refresh
+from coterie.discovery.transports import make_transport
 from coterie.errors import DecodeError
 from coterie.protocol.nodes import Node, NodeTable, ReplyBudget
-from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, make_packet
+from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, host_name, make_packet
 
 __all__ = ["PROCESS_ID", "Discovery", "NodeListener", "TransportFactory"]
 
@@ -98,6 +99,7 @@ class Discovery:
             master_timeout=settings.master_timeout / 1000,
             ignore_process=settings.ignore_process,
             weight=_weight(),
+            max_nodes=settings.max_nodes,
         )
         self._transport = (transport_factory or make_transport)(settings)
         attach = getattr(self._transport, "attach", None)
@@ -115,6 +117,7 @@ class Discovery:
         self._seed_task: asyncio.Task[None] | None = None
         self._reply_budget = ReplyBudget()
         self._reply_pending = False
+        self._full_reported = False
         #: Set by the component: whether it holds a live link to a node. A
         #: goodbye for such a node is left to the link (see :meth:`_receive`).
         self.linked: Callable[[str], bool] | None = None
@@ -195,11 +198,11 @@ class Discovery:
         """Send a hello now, naming in each copy the address it leaves from."""
         if not self._running:
             return
-        send_each = getattr(self._transport, "send_each", None)
-        if send_each is None or self.settings.advertise_address:
+        transport = self._transport
+        if not isinstance(transport, Announcing) or self.settings.advertise_address:
             datagram = self._encode_hello(None)
             if datagram is not None:
-                self._transport.send(datagram)
+                transport.send(datagram)
         else:
             announced: list[str] = []
 
@@ -207,7 +210,7 @@ class Discovery:
                 announced.append(address)
                 return self._encode_hello(address)
 
-            send_each(encode)
+            transport.send_each(encode)
             if announced:
                 self._announced = tuple(dict.fromkeys(announced))
         self._hellos_sent += 1
@@ -216,7 +219,9 @@ class Discovery:
         data = self.me(address)
         if address is None:
             self._announced = (data["address"],)
-        host = data["address"] if self.settings.hostname_from_address else self.settings.hostname
+        host = host_name(
+            self.settings.hostname, self.settings.hostname_from_address, data["address"]
+        )
         return self._encode(make_packet(HELLO, PROCESS_ID, self.iid, host, data))
 
     async def close(self) -> None:
@@ -224,9 +229,8 @@ class Discovery:
         if not self._running:
             return
         if self.settings.goodbye:
-            host = self.settings.hostname
-            if self.settings.hostname_from_address and self._announced:
-                host = self._announced[0]
+            announced = self._announced[0] if self._announced else None
+            host = host_name(self.settings.hostname, self.settings.hostname_from_address, announced)
             datagram = self._encode(
                 make_packet(GOODBYE, PROCESS_ID, self.iid, host, {"id": self.iid})
             )
@@ -264,10 +268,10 @@ class Discovery:
     def _check_tick(self) -> None:
         if not self._running:
             return
-        was_master = self.table.is_master
-        for node in self.table.check(time.monotonic()):
+        removed, promoted = self.table.sweep(time.monotonic())
+        for node in removed:
             self._emit("removed", node)
-        if self.table.is_master and not was_master:
+        if promoted:
             self.hello()  # announce the promotion, as node-discover does
         self._schedule(self.settings.check_interval, self._check_tick)
 
@@ -294,17 +298,17 @@ class Discovery:
         # A lookup never holds the timers up for long: at most one interval,
         # and 2 s at start.
         bound = self.settings.seed_interval / 1000
-        added, removed = await seeds.refresh(
-            self.settings.port, min(bound, 2.0) if first else bound
+        added, removed = await refresh(
+            seeds, self.settings.port, min(bound, 2.0) if first else bound
         )
         if not self._running:
             return
-        set_unicast = getattr(self._transport, "set_unicast", None)
-        if set_unicast is None:
+        transport = self._transport
+        if not isinstance(transport, Unicasting):
             if first:
                 log.warning("the discovery transport takes no unicast list; seeds are ignored")
             return
-        set_unicast(seeds.addresses)
+        transport.set_unicast(seeds.addresses)
         if added or removed:
             log.info(
                 "seeds: %s (+%s -%s)",
@@ -312,17 +316,10 @@ class Discovery:
                 ",".join(sorted(added)) or "0",
                 ",".join(sorted(removed)) or "0",
             )
-        for node in list(self.table.nodes.values()):
-            if not self._is_member(node.address, node.data.get("address")):
-                self.forget(node.id)
+        for node in self.table.retain(lambda n: seeds.admits(n.address, n.data.get("address"))):
+            self._emit("removed", node)
         if added and not first:
             self.hello()  # newcomers hear from us now, not at the next interval
-
-    def _is_member(self, source: str, advertised: object) -> bool:
-        if self._seeds is None:
-            return True
-        members = self._seeds.members
-        return source in members or (isinstance(advertised, str) and advertised in members)
 
     def _receive(self, datagram: bytes, address: str) -> None:
         try:
@@ -332,27 +329,31 @@ class Discovery:
             return
         event = packet["event"]
         if event == HELLO:
-            if not self._is_member(address, packet["data"].get("address")):
+            seeds = self._seeds
+            if seeds is not None and not seeds.admits(address, packet["data"].get("address")):
                 log.debug("ignored a hello from %s: not among the seeds", address)
                 return
             seen = self.table.hello(packet, address, time.monotonic())
             if seen is None:
+                if self.table.ignored["full"] == 1 and not self._full_reported:
+                    self._full_reported = True
+                    log.warning(
+                        "discovery tracks %d nodes, its limit: hellos of new nodes are "
+                        "ignored; raise DiscoveryOptions(max_nodes=...) if the mesh is "
+                        "this large",
+                        len(self.table.nodes),
+                    )
                 return
             node, is_new, changed = seen
             if is_new:
                 self._emit("added", node)
-                if self.settings.fast_contact:
+                if self.settings.fast_contact and self.table.greets(node.id):
                     self._fast_contact()
             elif changed:
                 self._emit("updated", node)
         elif event == GOODBYE:
-            iid = packet.get("iid")
-            if self.linked is not None and isinstance(iid, str) and self.linked(iid):
-                # A live link outranks a datagram anyone could forge: the node
-                # says so on the link itself, or its link closes.
-                log.debug("goodbye for %s left to its live link", iid)
-                return
-            gone = self.table.goodbye(packet, address)
+            linked = self.linked is not None and self.linked(packet["iid"])
+            gone = self.table.goodbye(packet, address, linked=linked)
             if gone is not None:
                 self._emit("removed", gone)
 

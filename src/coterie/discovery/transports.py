@@ -1,10 +1,10 @@
-"""Discovery transports: UDP (broadcast, multicast, unicast) and Redis pub/sub.
+"""UDP discovery (broadcast, multicast, unicast), and the choice of medium.
 
-Design: a transport moves opaque datagrams and nothing else. It is started
-with a callback ``receive(data, source_address)`` and offers ``send(data)``.
-Packet parsing, encryption and the node table live above it, in
-:mod:`coterie.discovery.service`, so a new medium is one small class. Pass one
-to a component as ``transport_factory`` to plug it in.
+Design: :class:`UdpTransport` meets the typed protocols of
+:mod:`coterie.discovery.medium` (a transport moves opaque datagrams; the
+service above it parses them). :func:`plan_outlets` holds the pure rules of
+where hellos go; :func:`make_transport` picks the medium the settings ask
+for (Redis lives in :mod:`coterie.discovery.redis`).
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any
 
 from coterie.discovery.interfaces import Interface, ipv4_interfaces, source_address
+from coterie.discovery.medium import DiscoveryTransport, Encoder, ReceiveCallback
 from coterie.discovery.options import NO_ROUTE_HINT, DiscoverySettings
+from coterie.discovery.redis import RedisTransport
 
 __all__ = [
     "DiscoveryTransport",
     "Encoder",
     "Outlet",
     "ReceiveCallback",
-    "RedisTransport",
     "UdpTransport",
     "make_transport",
     "plan_outlets",
@@ -39,31 +39,6 @@ log = logging.getLogger("coterie.discovery")
 
 #: Send errors that mean the hellos have nowhere to go.
 _NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
-
-ReceiveCallback = Callable[[bytes, str], None]
-
-#: The Redis channel cote publishes discovery packets on.
-REDIS_CHANNEL = "cote"
-_REDIS_RETRY_FIRST = 0.05
-
-
-class DiscoveryTransport(Protocol):
-    """What the discovery service needs from a medium."""
-
-    async def start(self, receive: ReceiveCallback) -> None:
-        """Begin receiving; ``receive(data, source_address)`` per datagram."""
-
-    def send(self, data: bytes) -> None:
-        """Send one datagram to every destination (best effort).
-
-        A transport may also offer ``send_each(encode)``: it then calls
-        ``encode(local_address)`` once per local address its datagrams leave
-        from and sends each result there, so every hello names the address it
-        leaves from (:class:`UdpTransport` and :class:`RedisTransport` do).
-        """
-
-    async def close(self) -> None:
-        """Stop receiving and release the medium."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +54,6 @@ class Outlet:
     address: str
     destinations: tuple[tuple[str, int], ...]
 
-
-#: Encodes one hello for the address it will announce; ``None`` skips it.
-Encoder = Callable[[str], bytes | None]
 
 _LIMITED_BROADCAST = "255.255.255.255"
 _INTERFACES_TTL = 1.0
@@ -364,156 +336,6 @@ class UdpTransport:
             if _ENDPOINTS.get(endpoint.key) is endpoint:
                 del _ENDPOINTS[endpoint.key]
             endpoint.close()
-
-
-class RedisTransport:
-    """cote's Redis discovery: PUBLISH/SUBSCRIBE on the channel ``cote``.
-
-    The sender's address is unknown here, so each hello names it: the local
-    address of the route to Redis (:meth:`send_each`), the address the
-    other nodes of a Redis mesh reach this one by when they reach Redis the
-    same way. Peers connect to it (or to the host name cote announces).
-
-    Redis may restart or become unreachable while the mesh runs. The reader
-    then logs one warning, resubscribes with a capped backoff (50 ms doubling
-    to 2 s) and logs once more when it hears Redis again; publishing fails
-    quietly meanwhile (a hello lost is sent again at the next interval). A
-    component never crashes for a Redis outage.
-
-    Args:
-        settings: Resolved settings with ``redis`` set.
-        retry_max: Longest wait between resubscribe attempts, in seconds.
-    """
-
-    def __init__(self, settings: DiscoverySettings, *, retry_max: float = 2.0) -> None:
-        if settings.redis is None:
-            raise ValueError("RedisTransport needs redis settings")
-        self._url = settings.redis.connection_url()
-        self._retry_max = retry_max
-        self._pub: Any = None
-        self._pubsub: Any = None
-        self._reader: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[Any]] = set()
-        #: The local address of the route to Redis (127.0.0.1 until known).
-        self.local_address = "127.0.0.1"
-        #: How many times the subscription was lost and restored.
-        self.reconnects = 0
-
-    async def start(self, receive: ReceiveCallback) -> None:
-        """Connect, subscribe to ``cote`` and start reading.
-
-        Raises:
-            ImportError: Without the ``redis`` package (``coterie[redis]``).
-            OSError: When Redis cannot be reached at start.
-        """
-        try:
-            import redis.asyncio as aioredis
-        except ImportError as exc:  # pragma: no cover - optional extra
-            raise ImportError(
-                "Redis discovery needs the 'redis' package: pip install 'coterie[redis]'"
-            ) from exc
-        self._pub = aioredis.Redis.from_url(self._url)
-        await self._pub.ping()
-        await self._find_local_address()
-        await self._subscribe()
-        self._reader = asyncio.create_task(self._read(receive), name="coterie-redis-discovery")
-
-    async def _find_local_address(self) -> None:
-        parts = urlsplit(self._url)
-        if parts.scheme == "unix" or not parts.hostname:
-            return
-        port = parts.port or 6379
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                parts.hostname, port, family=socket.AF_INET, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            log.debug("cannot resolve redis host %s: %s", parts.hostname, exc)
-            return
-        for *_, sockaddr in infos:
-            found = source_address(str(sockaddr[0]), port)
-            if found is not None:
-                self.local_address = found
-                return
-
-    async def _subscribe(self) -> None:
-        self._pubsub = self._pub.pubsub()
-        await self._pubsub.subscribe(REDIS_CHANNEL)
-
-    async def _drop_subscription(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-
-    async def _read(self, receive: ReceiveCallback) -> None:
-        delay = _REDIS_RETRY_FIRST
-        lost = False
-        while True:
-            try:
-                if self._pubsub is None:
-                    await self._subscribe()
-                    if lost:
-                        await self._find_local_address()
-                        lost = False
-                        self.reconnects += 1
-                        log.warning("redis discovery at %s is back; listening again", self._url)
-                    delay = _REDIS_RETRY_FIRST
-                async for message in self._pubsub.listen():
-                    if message.get("type") == "message":
-                        data = message["data"]
-                        raw = data if isinstance(data, bytes) else str(data).encode()
-                        receive(raw, "0.0.0.0")
-                raise ConnectionError("the subscription ended")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not lost:
-                    lost = True
-                    log.warning(
-                        "redis discovery at %s lost (%s); retrying every %.2g s at most",
-                        self._url,
-                        exc or type(exc).__name__,
-                        self._retry_max,
-                    )
-                await self._drop_subscription()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max)
-
-    def send(self, data: bytes) -> None:
-        """Publish a datagram on the ``cote`` channel."""
-        self.send_each(lambda _address: data)
-
-    def send_each(self, encode: Encoder) -> None:
-        """Publish ``encode(local_address)`` on the ``cote`` channel."""
-        if self._pub is None:
-            return
-        data = encode(self.local_address)
-        if data is None:
-            return
-        task = asyncio.ensure_future(self._pub.publish(REDIS_CHANNEL, data))
-        self._pending.add(task)
-        task.add_done_callback(self._sent)
-
-    def _sent(self, task: asyncio.Task[Any]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("redis discovery publish failed: %s", task.exception())
-
-    async def close(self) -> None:
-        """Unsubscribe and disconnect."""
-        if self._pending:
-            await asyncio.wait(self._pending, timeout=1.0)
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-            self._reader = None
-        await self._drop_subscription()
-        if self._pub is not None:
-            with contextlib.suppress(Exception):
-                await self._pub.aclose()
-            self._pub = None
 
 
 def make_transport(settings: DiscoverySettings) -> DiscoveryTransport:

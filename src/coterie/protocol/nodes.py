@@ -2,18 +2,31 @@
 
 Design: :class:`NodeTable` is node-discover's bookkeeping with the clock passed
 in. Feed it packets (:meth:`NodeTable.hello`, :meth:`NodeTable.goodbye`) and
-call :meth:`NodeTable.check` on a timer; it returns what changed and never
-does I/O, so every rule (timeouts, own packets, master election) is unit
-tested with a fake clock.
+call :meth:`NodeTable.sweep` on a timer; it returns what changed and never
+does I/O, so every rule (timeouts, own packets, master election, which
+goodbye counts, which newcomer gets a fast-contact reply) is unit tested
+with a fake clock.
+
+One table may serve every component of a process: built without an ``iid``
+it ignores no component's packets, and each component leaves itself out of
+what it reads (the discovery service does).
+
+A sweep costs what it removes, not the size of the table: nodes are kept in
+the order they were last heard, so a sweep reads from the oldest and stops
+at the first one still alive, and the master election keeps its counts as
+hellos arrive instead of walking every node. That keeps 10,000 nodes from
+blocking the event loop on every check.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["Node", "NodeTable", "ReplyBudget"]
+__all__ = ["Node", "NodeTable", "ReplyBudget", "Sweep"]
 
 
 @dataclass(slots=True)
@@ -90,11 +103,30 @@ def _reachable(address: str) -> bool:
     return not (ip.is_loopback or ip.is_unspecified)
 
 
+class Sweep(NamedTuple):
+    """What one :meth:`NodeTable.sweep` found.
+
+    Attributes:
+        removed: The nodes dropped for silence.
+        promoted: Whether this node just became master; node-discover then
+            says hello at once, to announce it.
+    """
+
+    removed: list[Node]
+    promoted: bool
+
+
+#: When a link last carried a frame from a node (clock of the table), or ``None``.
+LinkHeard = Callable[[str], float | None]
+
+
 class NodeTable:
-    """Tracks peers for one component.
+    """Tracks peers for one component, or for every component of a process.
 
     Args:
-        iid: This component's instance id (its own packets are ignored).
+        iid: This component's instance id (its own packets are ignored);
+            ``None`` for a table shared by a process's components, which
+            records them all.
         pid: This process's id.
         node_timeout: Seconds of silence after which a node is dropped.
         master_timeout: Seconds a silent master still counts as present.
@@ -102,7 +134,8 @@ class NodeTable:
         weight: This node's election weight.
         master_eligible: Whether this node may become master.
         max_nodes: Most nodes tracked at once; hellos of further new ids
-            are ignored (a flood of forged ids cannot grow the table).
+            are ignored (a flood of forged ids cannot grow the table) and
+            counted in ``ignored["full"]``.
 
     Forgery rules (beyond node-discover; a datagram's source address is the
     one fact a forger on another host does not choose freely):
@@ -111,12 +144,15 @@ class NodeTable:
       TCP port it first advertised: a hello that reuses its id from another
       address, or with another port, is ignored and counted in
       :attr:`ignored`;
-    - a goodbye is honoured only from the node's own address.
+    - a goodbye is honoured only from the node's own address, and never for
+      a node a live link reaches: the link itself says when it ends.
+
+    Time (``now``) must not go backwards between calls.
     """
 
     def __init__(
         self,
-        iid: str,
+        iid: str | None,
         pid: str,
         *,
         node_timeout: float,
@@ -127,8 +163,16 @@ class NodeTable:
         max_nodes: int = 10_000,
     ) -> None:
         self.max_nodes = max_nodes
-        #: Hellos and goodbyes ignored by the forgery rules, by reason.
-        self.ignored: dict[str, int] = {"address": 0, "port": 0, "full": 0, "goodbye": 0}
+        #: Hellos and goodbyes ignored, by reason: forged ``address`` or
+        #: ``port``, a ``full`` table, a ``goodbye`` from another address, a
+        #: goodbye for a ``linked`` node.
+        self.ignored: dict[str, int] = {
+            "address": 0,
+            "port": 0,
+            "full": 0,
+            "goodbye": 0,
+            "linked": 0,
+        }
         self.iid = iid
         self.pid = pid
         self.node_timeout = node_timeout
@@ -138,10 +182,18 @@ class NodeTable:
         self.is_master = False
         self.is_master_eligible = master_eligible
         self.nodes: dict[str, Node] = {}
+        # Node ids, least recently heard first (what a sweep reads).
+        self._order: OrderedDict[str, None] = OrderedDict()
+        # The election's inputs, kept as hellos arrive: claimed masters, and
+        # eligible non-masters that weigh more than this node.
+        self._masters: set[str] = set()
+        self._heavier: set[str] = set()
+        # Ids seen before and since dropped, oldest first (bounded).
+        self._gone: OrderedDict[str, None] = OrderedDict()
 
     def is_own(self, packet: dict[str, Any]) -> bool:
         """Whether a packet comes from this component (or process, if ignored)."""
-        if packet.get("iid") == self.iid:
+        if self.iid is not None and packet.get("iid") == self.iid:
             return True
         return self.ignore_process and packet.get("pid") == self.pid
 
@@ -152,7 +204,7 @@ class NodeTable:
 
         Returns:
             The node, whether it is new, and whether its advertisement changed;
-            ``None`` for an own packet.
+            ``None`` for an own packet or an ignored one (see :attr:`ignored`).
         """
         if self.is_own(packet):
             return None
@@ -185,6 +237,9 @@ class NodeTable:
                 advertisement=data["advertisement"],
             )
             self.nodes[iid] = node
+            self._order[iid] = None
+        else:
+            self._order.move_to_end(iid)
         changed = not is_new and node.advertisement != data["advertisement"]
         node.address = address
         node.host_name = str(packet.get("hostName", node.host_name))
@@ -194,12 +249,30 @@ class NodeTable:
         node.weight = float(weight) if isinstance(weight, int | float) else 0.0
         node.last_seen = now
         node.data = data
+        self._elect(node)
         if node.is_master and self.is_master and node.weight > self.weight:
             self.is_master = False  # another master outranks us: step down
         return node, is_new, changed
 
-    def goodbye(self, packet: dict[str, Any], address: str) -> Node | None:
-        """Forget a node that said goodbye from its own address; returns it if so."""
+    def greets(self, iid: str) -> bool:
+        """Whether a node just added calls for a fast-contact reply.
+
+        Only a newcomer does: a node seen before and dropped (silent for a
+        while, or forgotten when a link failed) knew the mesh all along, so
+        answering its return would only set the whole mesh off again.
+        """
+        return iid not in self._gone
+
+    def goodbye(self, packet: dict[str, Any], address: str, *, linked: bool = False) -> Node | None:
+        """Forget a node that said goodbye; returns it if so.
+
+        Args:
+            packet: The goodbye.
+            address: Its source address; only the node's own counts.
+            linked: Whether a live link reaches the node. Then the goodbye is
+                left to the link, which a forger cannot fake: the node says so
+                on the link itself, or the link closes.
+        """
         if self.is_own(packet):
             return None
         node = self.nodes.get(packet["iid"])
@@ -208,36 +281,85 @@ class NodeTable:
         if node.address != address:
             self.ignored["goodbye"] += 1
             return None
-        return self.nodes.pop(node.id)
+        if linked:
+            self.ignored["linked"] += 1
+            return None
+        return self._drop(node.id)
+
+    def sweep(self, now: float, heard: LinkHeard | None = None) -> Sweep:
+        """Drop silent nodes and run the master election.
+
+        Args:
+            now: The clock.
+            heard: When a link last carried a frame from a node. Traffic on a
+                live link is a sign of life: a node silent on discovery but
+                heard on its link within ``node_timeout`` is kept, so a busy
+                node is not dropped because its hellos were lost.
+
+        Returns:
+            The nodes dropped, and whether this node was promoted to master.
+        """
+        removed: list[Node] = []
+        masters = 0
+        nodes = self.nodes
+        while self._order:
+            iid = next(iter(self._order))
+            node = nodes[iid]
+            silent = now - node.last_seen
+            if silent <= self.node_timeout:
+                break
+            link = heard(iid) if heard is not None else None
+            if link is not None and now - link <= self.node_timeout:
+                node.last_seen = link  # later than its last hello: it is alive
+                self._order.move_to_end(iid)
+                continue
+            if node.is_master and silent < self.master_timeout:
+                masters += 1
+            removed.append(node)
+            self._drop(iid)
+        masters += len(self._masters)
+        promoted = (
+            not self.is_master and masters < 1 and self.is_master_eligible and not self._heavier
+        )
+        if promoted:
+            self.is_master = True
+        return Sweep(removed, promoted)
 
     def check(self, now: float) -> list[Node]:
-        """Drop silent nodes and run the master election.
+        """Drop silent nodes and run the master election (:meth:`sweep`).
 
         Returns:
             The nodes dropped for silence.
         """
-        removed: list[Node] = []
-        masters = 0
-        higher = False
-        for iid, node in list(self.nodes.items()):
-            silent = now - node.last_seen
-            if silent > self.node_timeout:
-                if node.is_master and silent < self.master_timeout:
-                    masters += 1
-                del self.nodes[iid]
-                removed.append(node)
-                continue
-            if node.is_master:
-                masters += 1
-            elif node.is_master_eligible and node.weight > self.weight:
-                higher = True
-        if not self.is_master and masters < 1 and self.is_master_eligible and not higher:
-            self.is_master = True
-        return removed
+        return self.sweep(now).removed
 
     def remove(self, iid: str) -> Node | None:
         """Forget a node, e.g. when its link proves it dead."""
-        return self.nodes.pop(iid, None)
+        return self._drop(iid) if iid in self.nodes else None
+
+    def retain(self, keep: Callable[[Node], bool]) -> list[Node]:
+        """Forget every node ``keep`` refuses (seeds that no longer list it)."""
+        return [self._drop(n.id) for n in list(self.nodes.values()) if not keep(n)]
+
+    def _elect(self, node: Node) -> None:
+        iid = node.id
+        self._masters.discard(iid)
+        self._heavier.discard(iid)
+        if node.is_master:
+            self._masters.add(iid)
+        elif node.is_master_eligible and node.weight > self.weight:
+            self._heavier.add(iid)
+
+    def _drop(self, iid: str) -> Node:
+        node = self.nodes.pop(iid)
+        del self._order[iid]
+        self._masters.discard(iid)
+        self._heavier.discard(iid)
+        self._gone[iid] = None
+        self._gone.move_to_end(iid)
+        if len(self._gone) > self.max_nodes:
+            self._gone.popitem(last=False)
+        return node
 
 
 class ReplyBudget:

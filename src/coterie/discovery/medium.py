@@ -1,0 +1,69 @@
+"""What a discovery medium offers: the typed protocols every transport meets.
+
+Design: a transport moves opaque datagrams and nothing else. Packet parsing,
+encryption and the node table live above it, in
+:mod:`coterie.discovery.service`, so a new medium is one small class that
+meets :class:`DiscoveryTransport`. Pass one to a component as
+``transport_factory`` to plug it in.
+
+Two abilities are optional, each a runtime-checkable protocol of its own, so
+the service asks ``isinstance(transport, Announcing)`` rather than probing
+for attribute names:
+
+- :class:`Announcing`: datagrams leave from known local addresses, and each
+  hello should name the one it leaves from (UDP on a host with several
+  interfaces; Redis, the route to the server);
+- :class:`Unicasting`: hellos can be sent to a list of addresses that changes
+  while it runs (the addresses DNS seeds resolve to).
+
+The built-in media: :class:`~coterie.discovery.transports.UdpTransport`
+(both) and :class:`~coterie.discovery.redis.RedisTransport` (announcing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Announcing", "DiscoveryTransport", "Encoder", "ReceiveCallback", "Unicasting"]
+
+#: Called with each datagram received and its source address ("0.0.0.0"
+#: when the medium carries none).
+ReceiveCallback = Callable[[bytes, str], None]
+
+#: Encodes one hello for the address it will announce; ``None`` skips it.
+Encoder = Callable[[str], bytes | None]
+
+
+@runtime_checkable
+class DiscoveryTransport(Protocol):
+    """What the discovery service needs from a medium."""
+
+    async def start(self, receive: ReceiveCallback) -> None:
+        """Begin receiving; ``receive(data, source_address)`` per datagram."""
+
+    def send(self, data: bytes) -> None:
+        """Send one datagram to every destination (best effort, never raises)."""
+
+    async def close(self) -> None:
+        """Stop receiving and release the medium."""
+
+
+@runtime_checkable
+class Announcing(DiscoveryTransport, Protocol):
+    """A medium whose datagrams leave from known local addresses."""
+
+    def send_each(self, encode: Encoder) -> None:
+        """Send ``encode(local_address)`` from each local address datagrams leave from.
+
+        So every hello names the address it leaves from; a ``None`` result
+        sends nothing from that address.
+        """
+
+
+@runtime_checkable
+class Unicasting(DiscoveryTransport, Protocol):
+    """A medium that can send hellos to a changing list of addresses."""
+
+    def set_unicast(self, addresses: tuple[str, ...]) -> None:
+        """Send to these addresses too, besides any static list (resolved seeds)."""

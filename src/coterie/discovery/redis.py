@@ -1,0 +1,179 @@
+"""Redis discovery: cote's PUBLISH/SUBSCRIBE on the channel ``cote``.
+
+Design: :class:`RedisTransport` meets :class:`~coterie.discovery.medium.Announcing`:
+it moves opaque datagrams over one Redis channel, and names in each hello the
+local address of its route to Redis. Parsing and the node table live in the
+discovery service, as for UDP. The ``redis`` package is imported only when a
+transport starts (the ``coterie[redis]`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+from coterie.discovery.interfaces import source_address
+from coterie.discovery.medium import Encoder, ReceiveCallback
+from coterie.discovery.options import DiscoverySettings
+
+__all__ = ["REDIS_CHANNEL", "RedisTransport"]
+
+log = logging.getLogger("coterie.discovery")
+
+#: The Redis channel cote publishes discovery packets on.
+REDIS_CHANNEL = "cote"
+_REDIS_RETRY_FIRST = 0.05
+
+
+class RedisTransport:
+    """cote's Redis discovery: PUBLISH/SUBSCRIBE on the channel ``cote``.
+
+    The sender's address is unknown here, so each hello names it: the local
+    address of the route to Redis (:meth:`send_each`), the address the
+    other nodes of a Redis mesh reach this one by when they reach Redis the
+    same way. Peers connect to it (or to the host name cote announces).
+
+    Redis may restart or become unreachable while the mesh runs. The reader
+    then logs one warning, resubscribes with a capped backoff (50 ms doubling
+    to 2 s) and logs once more when it hears Redis again; publishing fails
+    quietly meanwhile (a hello lost is sent again at the next interval). A
+    component never crashes for a Redis outage.
+
+    Args:
+        settings: Resolved settings with ``redis`` set.
+        retry_max: Longest wait between resubscribe attempts, in seconds.
+    """
+
+    def __init__(self, settings: DiscoverySettings, *, retry_max: float = 2.0) -> None:
+        if settings.redis is None:
+            raise ValueError("RedisTransport needs redis settings")
+        self._url = settings.redis.connection_url()
+        self._retry_max = retry_max
+        self._pub: Any = None
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[Any]] = set()
+        #: The local address of the route to Redis (127.0.0.1 until known).
+        self.local_address = "127.0.0.1"
+        #: How many times the subscription was lost and restored.
+        self.reconnects = 0
+
+    async def start(self, receive: ReceiveCallback) -> None:
+        """Connect, subscribe to ``cote`` and start reading.
+
+        Raises:
+            ImportError: Without the ``redis`` package (``coterie[redis]``).
+            OSError: When Redis cannot be reached at start.
+        """
+        try:
+            import redis.asyncio as aioredis
+        except ImportError as exc:  # pragma: no cover - optional extra
+            raise ImportError(
+                "Redis discovery needs the 'redis' package: pip install 'coterie[redis]'"
+            ) from exc
+        self._pub = aioredis.Redis.from_url(self._url)
+        await self._pub.ping()
+        await self._find_local_address()
+        await self._subscribe()
+        self._reader = asyncio.create_task(self._read(receive), name="coterie-redis-discovery")
+
+    async def _find_local_address(self) -> None:
+        parts = urlsplit(self._url)
+        if parts.scheme == "unix" or not parts.hostname:
+            return
+        port = parts.port or 6379
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                parts.hostname, port, family=socket.AF_INET, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            log.debug("cannot resolve redis host %s: %s", parts.hostname, exc)
+            return
+        for *_, sockaddr in infos:
+            found = source_address(str(sockaddr[0]), port)
+            if found is not None:
+                self.local_address = found
+                return
+
+    async def _subscribe(self) -> None:
+        self._pubsub = self._pub.pubsub()
+        await self._pubsub.subscribe(REDIS_CHANNEL)
+
+    async def _drop_subscription(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _read(self, receive: ReceiveCallback) -> None:
+        delay = _REDIS_RETRY_FIRST
+        lost = False
+        while True:
+            try:
+                if self._pubsub is None:
+                    await self._subscribe()
+                    if lost:
+                        await self._find_local_address()
+                        lost = False
+                        self.reconnects += 1
+                        log.warning("redis discovery at %s is back; listening again", self._url)
+                    delay = _REDIS_RETRY_FIRST
+                async for message in self._pubsub.listen():
+                    if message.get("type") == "message":
+                        data = message["data"]
+                        raw = data if isinstance(data, bytes) else str(data).encode()
+                        receive(raw, "0.0.0.0")
+                raise ConnectionError("the subscription ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not lost:
+                    lost = True
+                    log.warning(
+                        "redis discovery at %s lost (%s); retrying every %.2g s at most",
+                        self._url,
+                        exc or type(exc).__name__,
+                        self._retry_max,
+                    )
+                await self._drop_subscription()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
+
+    def send(self, data: bytes) -> None:
+        """Publish a datagram on the ``cote`` channel."""
+        self.send_each(lambda _address: data)
+
+    def send_each(self, encode: Encoder) -> None:
+        """Publish ``encode(local_address)`` on the ``cote`` channel."""
+        if self._pub is None:
+            return
+        data = encode(self.local_address)
+        if data is None:
+            return
+        task = asyncio.ensure_future(self._pub.publish(REDIS_CHANNEL, data))
+        self._pending.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[Any]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("redis discovery publish failed: %s", task.exception())
+
+    async def close(self) -> None:
+        """Unsubscribe and disconnect."""
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=1.0)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        await self._drop_subscription()
+        if self._pub is not None:
+            with contextlib.suppress(Exception):
+                await self._pub.aclose()
+            self._pub = None
