@@ -14,18 +14,33 @@ for attribute names:
   hello should name the one it leaves from (UDP on a host with several
   interfaces; Redis, the route to the server);
 - :class:`Unicasting`: hellos can be sent to a list of addresses that changes
-  while it runs (the addresses DNS seeds resolve to).
+  while it runs (the addresses DNS seeds resolve to);
+- :class:`Registry`: the medium keeps one entry per component and reports
+  departures itself (leases), so the service attaches the component to it
+  and never times its nodes out for silence.
 
 The built-in media: :class:`~coterie.discovery.transports.UdpTransport`
-(both) and :class:`~coterie.discovery.redis.RedisTransport` (announcing).
+(announcing, unicasting), :class:`~coterie.discovery.redis.RedisTransport`
+(announcing) and :class:`~coterie.discovery.etcd.EtcdTransport` (announcing,
+a registry).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-__all__ = ["Announcing", "DiscoveryTransport", "Encoder", "ReceiveCallback", "Unicasting"]
+if TYPE_CHECKING:
+    from coterie.discovery.service import Discovery
+
+__all__ = [
+    "Announcing",
+    "DiscoveryTransport",
+    "Encoder",
+    "ReceiveCallback",
+    "Registry",
+    "Unicasting",
+]
 
 #: Called with each datagram received and its source address ("0.0.0.0"
 #: when the medium carries none).
@@ -67,3 +82,11 @@ class Unicasting(DiscoveryTransport, Protocol):
 
     def set_unicast(self, addresses: tuple[str, ...]) -> None:
         """Send to these addresses too, besides any static list (resolved seeds)."""
+
+
+@runtime_checkable
+class Registry(DiscoveryTransport, Protocol):
+    """A medium that registers each component and reports its departure itself."""
+
+    def attach(self, discovery: Discovery) -> None:
+        """Serve this component (its id and advertisement); called before ``start``."""

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from coterie.discovery.medium import Announcing, DiscoveryTransport, Unicasting
+from coterie.discovery.medium import Announcing, DiscoveryTransport, Registry, Unicasting
 from coterie.discovery.options import DiscoverySettings
 from coterie.discovery.seeds import SeedSet, refresh
 from coterie.discovery.transports import make_transport
@@ -102,12 +102,11 @@ class Discovery:
             max_nodes=settings.max_nodes,
         )
         self._transport = (transport_factory or make_transport)(settings)
-        attach = getattr(self._transport, "attach", None)
-        if attach is not None:
+        if isinstance(self._transport, Registry):
             # A registry (etcd) reports departures itself, from its leases,
             # and re-sends no hello: its nodes are never timed out for silence.
             self.table.node_timeout = self.table.master_timeout = math.inf
-            attach(self)
+            self._transport.attach(self)
         self._listeners: list[NodeListener] = []
         self._timers: list[asyncio.TimerHandle] = []
         self._running = False
