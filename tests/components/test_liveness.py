@@ -13,8 +13,9 @@ import dataclasses
 import signal
 from typing import Any
 
-from coterie import DiscoveryOptions, Requester
+from coterie import DiscoveryOptions, Requester, Responder
 from coterie.protocol.liveness import DEFAULT_TIMEOUT
+from coterie.transport.link import Link
 from tests.helpers import MS, fast_discovery, ms, wait_for
 from tests.procs import ChildComponent
 
@@ -90,3 +91,40 @@ async def test_frozen_responder_without_other_load(disc_port: int) -> None:
 
 async def test_frozen_responder_under_steady_load(disc_port: int) -> None:
     await _frozen_with_requests_in_flight(disc_port, steady=True)
+
+
+async def test_an_idle_link_is_not_pinged_and_a_quiet_busy_one_is(disc_port: int) -> None:
+    """Frames the responder reads: one ping at link-up, then nothing while idle."""
+    interval = 20 * MS
+    release = asyncio.Event()
+    async with Responder("slow", discovery=discovery(disc_port)) as rep:
+
+        @rep.on("slow")
+        async def slow(req: dict[str, Any]) -> str:
+            await release.wait()
+            return "done"
+
+        async with Requester(
+            "idle",
+            discovery=discovery(disc_port),
+            liveness_interval=interval,
+            liveness_timeout=50 * interval,
+        ) as req:
+            await req.wait_connected(1, timeout=5_000 * MS)
+            await wait_for(lambda: len(rep.links) == 1 and _only(rep.links).frames == 1)
+            link = _only(rep.links)
+            await asyncio.sleep(10 * interval)
+            assert link.frames == 1  # idle: the link-up ping only
+            pending = asyncio.create_task(req.send({"type": "slow"}))
+            # In flight and quiet: pinged about once per interval.
+            await wait_for(lambda: link.frames >= 5, 5_000 * MS)
+            release.set()
+            assert await pending == "done"
+            settled = link.frames
+            await asyncio.sleep(10 * interval)
+            assert link.frames <= settled + 1  # idle again: at most one ping in the air
+
+
+def _only(links: frozenset[Link]) -> Link:
+    (link,) = links
+    return link

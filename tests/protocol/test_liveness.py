@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from coterie.protocol.framing import FrameDecoder
 from coterie.protocol.liveness import (
+    BYE,
     PING,
     PONG,
+    STALL_GRACE,
     Liveness,
     is_pong,
     ping_frame,
@@ -16,44 +20,120 @@ from coterie.protocol.liveness import (
 )
 
 
-def test_a_watched_peer_is_pinged_every_interval() -> None:
+def busy(*peers: str) -> Callable[[str], int]:
+    """The router's in-flight count: 1 on ``peers``, 0 elsewhere."""
+    return lambda peer: 1 if peer in peers else 0
+
+
+def test_an_idle_link_is_never_pinged() -> None:
     live = Liveness(interval=0.25, timeout=1.0)
     live.watch("a", 0.0)
-    assert live.next_tick() == pytest.approx(0.25)
-    assert live.tick(0.2) == ([], [])
-    pings, dead = live.tick(0.25)
+    assert live.next_tick() is None  # nothing to wake up for
+    for step in range(1, 100):
+        assert live.tick(step * 0.25, busy()) == ([], [])
+    assert live.watched == ["a"]  # an hour of silence: still not dead
+
+
+def test_a_busy_link_is_pinged_once_quiet_for_an_interval() -> None:
+    live = Liveness(interval=0.25, timeout=1.0)
+    live.watch("a", 0.0)
+    assert live.sent("a", 10.0) == pytest.approx(10.25)  # the first in flight: a wake-up
+    assert live.sent("a", 10.1) is None  # already busy: nothing new
+    assert live.tick(10.2, busy("a")) == ([], [])
+    pings, dead = live.tick(10.25, busy("a"))
     assert [p for p, _ in pings] == ["a"] and dead == []
-    live.heard("a", 0.3)
-    assert live.tick(0.4) == ([], [])  # pinged 0.15 s ago
-    (ping,), _ = live.tick(0.5)
+    assert live.next_tick() == pytest.approx(10.5)
+    live.frame("a", [PONG, pings[0][1]], 10.3)  # the pong
+    assert live.tick(10.5, busy("a")) == ([], [])  # heard 0.2 s ago
+    assert live.next_tick() == pytest.approx(10.55)
+    (ping,), _ = live.tick(10.55, busy("a"))
     assert ping[1] > pings[0][1]  # a fresh token each time
 
 
-def test_a_silent_peer_is_dead_after_the_timeout_and_no_longer_watched() -> None:
+def test_a_link_under_steady_load_is_never_pinged() -> None:
+    live = Liveness(interval=0.25, timeout=1.0)
+    live.watch("a", 0.0)
+    live.sent("a", 0.0)
+    for step in range(1, 200):
+        now = step * 0.05
+        live.frame("a", [None, "ok", f"r{step}"], now)  # a reply
+        due = live.next_tick()
+        assert due is not None
+        if due <= now:
+            assert live.tick(now, busy("a")) == ([], [])
+
+
+def test_a_quiet_busy_peer_is_dead_after_the_timeout_and_no_longer_watched() -> None:
     live = Liveness(interval=0.25, timeout=1.0)
     live.watch("a", 0.0)
     live.watch("b", 0.0)
-    live.heard("b", 0.9)
-    assert live.tick(0.99)[1] == []
-    assert live.tick(1.0)[1] == ["a"]
+    live.sent("a", 5.0)  # quiet counts from the send, not the last frame
+    live.sent("b", 5.0)
+    live.heard("b", 5.9)
+    dead: list[str] = []
+    now = 5.0
+    while (due := live.next_tick()) is not None and due <= 7.0:
+        now = due
+        dead += live.tick(now, busy("a", "b"))[1]
+        if dead == ["a"]:
+            break
+    assert dead == ["a"] and now == pytest.approx(6.0)
     assert live.watched == ["b"]
-    assert live.silence("b", 1.5) == pytest.approx(0.6)
-    assert live.tick(1.95)[1] == ["b"]
+    assert live.silence("b", 6.5) == pytest.approx(0.6)
+    while (due := live.next_tick()) is not None and not dead[1:]:
+        now = due
+        dead += live.tick(now, busy("a", "b"))[1]
+    assert dead == ["a", "b"] and now == pytest.approx(6.9)
     assert live.next_tick() is None
 
 
-def test_hearing_from_a_peer_keeps_it_alive_however_long() -> None:
+def test_a_peer_that_goes_idle_leaves_the_heap() -> None:
     live = Liveness(interval=0.25, timeout=1.0)
     live.watch("a", 0.0)
-    for step in range(1, 40):
-        now = step * 0.25
-        live.heard("a", now - 0.1)
-        assert live.tick(now)[1] == []
+    live.sent("a", 1.0)
+    assert live.busy == ["a"]
+    assert live.tick(1.25, busy()) == ([], [])  # its requests were answered
+    assert live.busy == [] and live.next_tick() is None
+    assert live.sent("a", 3.0) == pytest.approx(3.25)  # busy again: watched again
+
+
+def test_a_wake_up_costs_the_due_peers_not_every_link() -> None:
+    live = Liveness(interval=0.25, timeout=1.0)
+    for n in range(1000):
+        live.watch(f"p{n}", 0.0)
+    live.sent("p7", 1.0)
+    asked: list[str] = []
+
+    def inflight(peer: str) -> int:
+        asked.append(peer)
+        return 1
+
+    pings, _ = live.tick(1.25, inflight)
+    assert asked == ["p7"] and [p for p, _ in pings] == ["p7"]
+
+
+def test_a_stalled_loop_reads_before_anyone_is_judged() -> None:
+    live = Liveness(interval=0.25, timeout=1.0)
+    live.watch("a", 0.0)
+    live.sent("a", 0.0)
+    assert live.tick(3.0, busy("a")) == ([], [])  # 2.75 s late: the loop stalled
+    assert live.next_tick() == pytest.approx(3.0 + STALL_GRACE)
+    live.frame("a", [None, "ok", "r1"], 3.005)  # the reply that sat unread
+    assert live.tick(3.0 + STALL_GRACE, busy("a")) == ([], [])
+
+
+def test_frames_say_what_they_are() -> None:
+    live = Liveness()
+    assert live.frame("x", [PONG, 3], 1.0) == "pong"
+    assert live.frame("x", [BYE], 1.0) == "bye"
+    assert live.frame("x", [None, PONG, "r1"], 1.0) == "reply"
+    assert live.frame("x", [{"message": "boom"}, "r1"], 1.0) == "reply"
 
 
 def test_unwatched_peers_are_ignored() -> None:
     live = Liveness()
     live.heard("x", 5.0)
+    assert live.sent("x", 5.0) is None
     live.forget("x")
     assert live.watched == [] and live.silence("x", 9.0) == 0.0
 
@@ -61,7 +141,8 @@ def test_unwatched_peers_are_ignored() -> None:
 def test_next_tick_is_the_earliest_ping_or_death() -> None:
     live = Liveness(interval=0.5, timeout=0.75)
     live.watch("a", 0.0)
-    live.tick(0.5)  # pinged at 0.5; next ping due at 1.0, death at 0.75
+    live.sent("a", 0.0)
+    live.tick(0.5, busy("a"))  # pinged at 0.5; next ping due at 1.0, death at 0.75
     assert live.next_tick() == pytest.approx(0.75)
 
 

@@ -11,17 +11,20 @@ waiting, failover, deadline and exactly-once decision. The adapter only:
   leaving) into router inputs, with ``loop.time()`` as ``now``;
 - carries out the outcomes: writes frames, resolves or fails the caller's
   future, closes a drained link;
-- owns one timer, armed for :meth:`Router.next_deadline`, and one for
-  :class:`~coterie.protocol.liveness.Liveness`: coterie responders are pinged,
-  and one silent past its bound has its link dropped, which the router
-  turns into a resend.
+- owns two :class:`~coterie.transport.timer.Alarm` timers, kept at the
+  wake-ups the protocol names: :meth:`Router.next_deadline` (and
+  :meth:`Router.due` for a request just sent), and
+  :meth:`Liveness.next_tick <coterie.protocol.liveness.Liveness.next_tick>`
+  (and what :meth:`Liveness.sent` returns). Coterie responders with requests
+  in flight that fall quiet are pinged, and one quiet past its bound has its
+  link dropped, which the router turns into a resend; idle links are not
+  pinged at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 from typing import Any, Literal
 
@@ -33,13 +36,7 @@ from coterie.protocol.liveness import (
 from coterie.protocol.liveness import (
     DEFAULT_TIMEOUT as DEFAULT_LIVENESS_TIMEOUT,
 )
-from coterie.protocol.liveness import (
-    Liveness,
-    is_bye,
-    is_pong,
-    ping_frame,
-    supports_ping,
-)
+from coterie.protocol.liveness import Liveness, ping_frame, supports_ping
 from coterie.protocol.messages import encode_request
 from coterie.protocol.nodes import Node
 from coterie.protocol.routing import Balance, Drained, Fail, Outcome, Request, Resolve, Router, Send
@@ -84,10 +81,12 @@ class Requester(Monitorable):
             replies seen, a number fixes it, ``None`` turns it off. Responders
             that keep failing are ejected from the rotation for a while (see
             :mod:`coterie.protocol.routing`).
-        liveness_interval: Seconds between pings to each coterie responder.
-        liveness_timeout: A coterie responder silent this long (no reply,
-            no pong) is dropped and its requests go elsewhere (see
-            :mod:`coterie.protocol.liveness`).
+        liveness_interval: Seconds of quiet on a link with requests in
+            flight before its coterie responder is pinged, and between pings.
+            Idle links are never pinged.
+        liveness_timeout: A coterie responder with requests in flight quiet
+            this long (no reply, no pong) is dropped and its requests go
+            elsewhere (see :mod:`coterie.protocol.liveness`).
         status_interval: Seconds between status reports to monitors (see
             :mod:`coterie.components.monitorable`).
         **kwargs: See :class:`~coterie.components.base.Component`.
@@ -217,29 +216,22 @@ class Requester(Monitorable):
             pending = Request(
                 request_id, frame, request["type"], subset=subset, retry=retry, timeout=timeout
             )
-            outcomes = self._router.submit(pending, loop.time())
+            now = loop.time()
+            outcomes = self._router.submit(pending, now)
         except BaseException as exc:
             if hooks is not None:
                 hooks.request_end(request_id, request["type"], exc)
             raise
         future: asyncio.Future[Any] = loop.create_future()
         pending.waiter = future
-        self._apply(outcomes)
-        # Re-arm only if this request brings the next deadline forward: its
-        # own bound, or its attempt bound when it went out (the timer is
-        # already at or before every older request's).
-        at = pending.deadline
-        if pending.peer is not None:
-            bound = self._router.attempt_bound()
-            if bound is not None and pending.sent_at + bound < at:
-                at = pending.sent_at + bound
-        if at != math.inf and not self._deadlines.covers(at):
-            self._arm()
+        self._apply(outcomes, now)
+        # The timer already fires by every older request's due time.
+        self._deadlines.keep(self._router.due(pending))
         try:
             return await future
         except asyncio.CancelledError:
             pending.waiter = None
-            self._apply(self._router.cancel(request_id))
+            self._apply(self._router.cancel(request_id), self._now())
             if hooks is not None:
                 hooks.request_end(request_id, request["type"], asyncio.CancelledError())
             raise
@@ -250,13 +242,14 @@ class Requester(Monitorable):
 
     # -- the router's outcomes and timer -------------------------------------------
 
-    def _apply(self, outcomes: list[Outcome]) -> None:
+    def _apply(self, outcomes: list[Outcome], now: float) -> None:
         hooks = self._hooks
         for outcome in outcomes:
             if type(outcome) is Send:
                 peer = self._links.peers.get(outcome.peer)
                 if peer is not None and peer.link is not None:
                     peer.link.write(outcome.frame)
+                    self._liveness_alarm.keep(self._liveness.sent(outcome.peer, now))
             elif type(outcome) is Resolve:
                 future = outcome.request.waiter
                 if future is not None and not future.done():
@@ -279,7 +272,8 @@ class Requester(Monitorable):
         self._deadlines.keep(self._router.next_deadline())
 
     def _on_timer(self) -> None:
-        self._apply(self._router.expire(self._now()))
+        now = self._now()
+        self._apply(self._router.expire(now), now)
         self._arm()
 
     def _now(self) -> float:
@@ -305,18 +299,20 @@ class Requester(Monitorable):
         if not self._closing:
             self._links.add(node)
             # It may have come back before its old link dropped.
-            self._apply(self._router.peer_returned(node.id, self._now()))
+            now = self._now()
+            self._apply(self._router.peer_returned(node.id, now), now)
             self._arm()
 
     def _node_updated(self, node: Node) -> None:
         self._links.update(node)
-        self._apply(self._router.peer_changed(node.id, node.advertisement, self._now()))
+        now = self._now()
+        self._apply(self._router.peer_changed(node.id, node.advertisement, now), now)
         self._arm()
 
     def _node_removed(self, node: Node) -> None:
         # Stop reconnecting; send nothing new; close once its replies are in.
         self._links.remove(node.id)
-        self._apply(self._router.peer_leaving(node.id))
+        self._apply(self._router.peer_leaving(node.id), self._now())
 
     # -- links --------------------------------------------------------------------
 
@@ -324,58 +320,48 @@ class Requester(Monitorable):
         now = self._now()
         if supports_ping(peer.node.advertisement):
             self._liveness.watch(peer.id, now)
-            self._arm_liveness()
             if peer.link is not None:  # at once: the responder learns this link pings
                 peer.link.write(ping_frame(0))
         if peer.link is not None:
             peer.link.on_bad_frame = self._bad_frame
-        self._apply(self._router.peer_up(peer.id, peer.node.advertisement, now))
+        self._apply(self._router.peer_up(peer.id, peer.node.advertisement, now), now)
         self._arm()
 
     def _link_down(self, peer: Peer, exc: Exception | None) -> None:
         self._liveness.forget(peer.id)
         before = self._router.retried
-        outcomes = self._router.link_lost(peer.id, self._now())
+        now = self._now()
+        outcomes = self._router.link_lost(peer.id, now)
         if self._router.retried > before:
             log.info(
                 "resending %d request(s) lost with %s",
                 self._router.retried - before,
                 peer.node.advertisement.get("name"),
             )
-        self._apply(outcomes)
+        self._apply(outcomes, now)
         self._arm()
 
     def _on_frame(self, link: Link, args: list[Any]) -> None:
         peer: Peer | None = link.context
         if peer is not None and peer.link is link:
             now = self._loop.time()  # type: ignore[union-attr]  # set when started
-            heard = self._liveness.heard_at
-            if peer.id in heard:
-                heard[peer.id] = now
-            if len(args) == 2 and is_pong(args):
-                return
-            if len(args) == 1 and is_bye(args):  # it is closing: nothing new goes there
-                self._apply(self._router.peer_leaving(peer.id))
-                return
-            self._apply(self._router.reply(peer.id, args, now))
+            kind = self._liveness.frame(peer.id, args, now)
+            if kind == "reply":
+                self._apply(self._router.reply(peer.id, args, now), now)
+            elif kind == "bye":  # it is closing: nothing new goes there
+                self._apply(self._router.peer_leaving(peer.id), now)
 
     def _bad_frame(self, link: Link, reason: str) -> None:
         peer: Peer | None = link.context
         if peer is not None and peer.link is link:
-            self._apply(self._router.peer_failed(peer.id, self._now()))
+            now = self._now()
+            self._apply(self._router.peer_failed(peer.id, now), now)
 
     # -- liveness ------------------------------------------------------------------
 
-    def _arm_liveness(self) -> None:
-        self._liveness_alarm.keep(self._liveness.next_tick())
-
     def _on_liveness(self) -> None:
         now = self._now()
-        if now - self._liveness_alarm.at > self._liveness.interval:
-            # This loop stalled: replies may sit unread. Let it read first.
-            self._liveness_alarm.keep(now + 0.01)
-            return
-        pings, dead = self._liveness.tick(now)
+        pings, dead = self._liveness.tick(now, self._router.inflight_on)
         for peer_id, token in pings:
             peer = self._links.peers.get(peer_id)
             if peer is not None and peer.link is not None:
@@ -391,15 +377,16 @@ class Requester(Monitorable):
                     self._liveness.timeout,
                     self._router.inflight_on(peer_id),
                 )
-                self._apply(self._router.peer_failed(peer_id, now))
+                self._apply(self._router.peer_failed(peer_id, now), now)
                 peer.link.abort()
-        self._arm_liveness()
+        self._liveness_alarm.keep(self._liveness.next_tick())
 
     async def _shutdown(self) -> None:
         self._deadlines.cancel()
         self._liveness_alarm.cancel()
         self._apply(
-            self._router.close(NotRunningError(f"{self!r} closed before the request was answered"))
+            self._router.close(NotRunningError(f"{self!r} closed before the request was answered")),
+            self._now(),
         )
         await self._links.close()
 

@@ -364,6 +364,21 @@ class Router:
                 earliest = queue[0].deadline
         return None if earliest == math.inf else earliest
 
+    def due(self, request: Request) -> float | None:
+        """When :meth:`expire` next has work for ``request``, or ``None``.
+
+        Its deadline, or the end of its attempt bound on the peer carrying
+        it, whichever comes first. An adapter whose timer already fires by
+        :meth:`next_deadline` keeps it at or before this for a request just
+        submitted, and is then due for every request.
+        """
+        at = request.deadline
+        if request.peer is not None:
+            bound = self.attempt_bound()
+            if bound is not None and request.sent_at + bound < at:
+                at = request.sent_at + bound
+        return None if at == math.inf else at
+
     # -- requests ----------------------------------------------------------------
 
     def submit(self, request: Request, now: float) -> list[Outcome]:
