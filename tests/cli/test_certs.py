@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from coterie.cli import main
@@ -43,5 +44,29 @@ def test_errors_are_one_line_and_non_zero(tmp_path: Path, capsys: object) -> Non
     )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        f"coterie certs: no CA in {tmp_path / 'none'}/: run `coterie certs init` first"
+        f"coterie certs: no CA in {tmp_path / 'none'}/: run "
+        f"`coterie certs init --dir {tmp_path / 'none'}` first"
     ]
+
+
+def test_dir_goes_after_the_action_too_and_a_second_init_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = tmp_path / "x"
+    assert main(["certs", "init", "--dir", str(ca)]) == 0  # as users type it
+    assert (ca / "ca.key").exists() and (ca / "ca.crt").exists()
+    assert not Path("certs").exists() or Path("certs").resolve() != ca
+    assert main(["certs", "issue", "payment service", "--dir", str(ca)]) == 0
+    assert (ca / "payment-service.crt").exists()
+    assert main(["certs", "--dir", str(ca), "issue", "rates"]) == 0  # before it, as before
+    assert (ca / "rates.crt").exists()
+    before = (ca / "ca.key").read_bytes()
+    capsys.readouterr()
+    assert main(["certs", "init", "--dir", str(ca)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"coterie certs: a CA already exists in {ca}/ (ca.key, ca.crt) and is kept; "
+        f"issue certificates from it with `coterie certs issue NAME --dir {ca}`, "
+        "or make a new CA in another directory with `coterie certs init --dir OTHER` "
+        "(services trust one CA: reissue every certificate from the new one)"
+    ]
+    assert (ca / "ca.key").read_bytes() == before

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,13 @@ def test_every_listed_module_registers_its_subcommand() -> None:
     subparsers = next(a for a in parser._actions if a.dest == "command")
     assert set(COMMANDS) == {"announce", "nginx", "monitor", "certs", "doctor"}
     assert set(subparsers.choices) == set(COMMANDS)  # type: ignore[arg-type]
+
+
+def test_the_readme_command_table_lists_every_subcommand() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## The command line", 1)[1].split("\n\n", 2)[1]
+    listed = {m.group(1) for m in re.finditer(r"^\| `coterie (\w+)", table, flags=re.M)}
+    assert listed == set(COMMANDS)
 
 
 def test_no_subcommand_prints_help_and_returns_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from coterie import Requester, Responder
 from coterie.cli import monitor as monitor_cli
-from coterie.cli.monitor import parse_web_address, render_table
+from coterie.cli.monitor import KEY_NOTE, parse_web_address, render_table
 from coterie.components.monitor import MonitorSnapshot, NodeInfo
 from tests.helpers import HOST_SCOPE, MS, DiscoveryFactory, free_port
 
@@ -207,10 +207,16 @@ async def test_web_on_a_taken_port_or_a_bad_host_is_one_clear_line(disc_port: in
         taken.bind(("127.0.0.1", port))
         taken.listen()
         code, out, err = await _run_cli(disc_port, "--web", f"127.0.0.1:{port}")
-    assert code == 1 and out == ""
-    assert err.splitlines() == [
-        f"coterie monitor: cannot serve on 127.0.0.1:{port}: Address already in use"
-    ]
+        assert code == 1 and out == ""
+        [line] = err.splitlines()
+        prefix = f"coterie monitor: cannot serve on 127.0.0.1:{port}: Address already in use"
+        hint = " (another monitor?); try --web 127.0.0.1:"
+        assert line.startswith(prefix + hint), line
+        suggested = int(line.removeprefix(prefix + hint).split(",")[0])
+        assert line.endswith(f"127.0.0.1:{suggested}, free now, or --web 0")
+        assert suggested > port
+        with socket.socket() as sock:  # it was free, and is (no one else binds in the netns)
+            sock.bind(("127.0.0.1", suggested))
     code, out, err = await _run_cli(disc_port, "--web", "no-such-host.invalid:0")
     assert code == 1 and out == ""
     [line] = err.splitlines()
@@ -255,6 +261,9 @@ def test_render_table_lists_roles_and_links() -> None:
     assert "shop" in lines["prices"]
     # Rows are grouped by role: responders, then requesters, then publishers.
     assert list(lines) == ["time service", "client", "prices"]
+    # The Key column's $$ is explained under the table.
+    assert KEY_NOTE in " ".join(text.split())
+    assert "ENVIRONMENT:$$KEY ($$ alone: no COTE_ENV and no key)" in KEY_NOTE
 
 
 def test_render_table_shows_markup_in_names_as_written() -> None:

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from coterie import Monitor, Requester, Responder
+from coterie.cli.monitor import KEY_NOTE
 from coterie.components.monitor import TABLE_COLUMNS, MonitorSnapshot, NodeInfo
 from coterie.web import MonitorServer, view
 from coterie.web.server import RATES_UNKNOWN
@@ -107,6 +108,8 @@ async def test_page_assets_and_view(disc: DiscoveryFactory) -> None:
             assert resp.content_type == "text/html"
             assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
             page = await resp.text()
+        # The Key column's $$ is explained, as under the terminal table.
+        assert " ".join(KEY_NOTE.split()) in " ".join(page.split())
         # No CDN, no inline script: the page loads only its own two files.
         assert re.findall(r'(?:src|href)="([^"]+)"', page) == ["monitor.css", "monitor.js"]
         inlined = re.search(

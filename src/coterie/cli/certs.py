@@ -2,8 +2,9 @@
 
 Design: a thin shell over :func:`coterie.tls.make_ca` and
 :func:`coterie.tls.issue` (both built on ``cryptography``). ``init`` writes
-``ca.key`` and ``ca.crt`` into ``--dir`` (``./certs`` by default) and refuses
-to overwrite an existing CA; ``issue NAME`` writes ``<dns-name>.key`` and
+``ca.key`` and ``ca.crt`` into ``--dir`` (``./certs`` by default; the option
+goes before or after the action) and refuses to overwrite an existing CA,
+saying how to use it or make another; ``issue NAME`` writes ``<dns-name>.key`` and
 ``<dns-name>.crt`` for service NAME, whose certificate carries the DNS name
 :func:`coterie.tls.service_dns_name` derives from it, so it can serve only
 as that service. Keys are written with mode 0600. Point a component at them
@@ -14,6 +15,7 @@ with ``tls=TLSFiles(ca, cert, key)`` or ``COTERIE_TLS_CA`` / ``_CERT`` /
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -21,6 +23,14 @@ from coterie.cli._common import Subparsers
 from coterie.tls import issue, make_ca, service_dns_name
 
 __all__ = ["register", "run"]
+
+#: What a second ``init`` says: the CA is kept, and what to do instead.
+_CA_EXISTS = (
+    "coterie certs: a CA already exists in {dir}/ (ca.key, ca.crt) and is kept; "
+    "issue certificates from it with `coterie certs issue NAME --dir {quoted}`, "
+    "or make a new CA in another directory with `coterie certs init --dir OTHER` "
+    "(services trust one CA: reissue every certificate from the new one)"
+)
 
 
 def register(subparsers: Subparsers) -> None:
@@ -34,11 +44,19 @@ def register(subparsers: Subparsers) -> None:
         ),
     )
     parser.add_argument(
-        "--dir", default="certs", type=Path, help="where the files go (default ./certs)"
+        "--dir", default=Path("certs"), type=Path, help="where the files go (default ./certs)"
+    )
+    # --dir also after the action (`coterie certs init --dir x`, as users type
+    # it); SUPPRESS keeps an action's parser from resetting one given before.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument(
+        "--dir", default=argparse.SUPPRESS, type=Path, help="where the files go (default ./certs)"
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("init", help="make ca.key and ca.crt")
-    issue_parser = actions.add_parser("issue", help="make a key and certificate for NAME")
+    actions.add_parser("init", help="make ca.key and ca.crt", parents=[after])
+    issue_parser = actions.add_parser(
+        "issue", help="make a key and certificate for NAME", parents=[after]
+    )
     issue_parser.add_argument(
         "name", help='the service name, as announced (e.g. "payment service")'
     )
@@ -61,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "init":
             if ca_key.exists() or ca_cert.exists():
-                print(f"coterie certs: a CA already exists in {directory}/", file=sys.stderr)
+                quoted = shlex.quote(str(directory))
+                print(_CA_EXISTS.format(dir=directory, quoted=quoted), file=sys.stderr)
                 return 1
             directory.mkdir(parents=True, exist_ok=True)
             key, cert = make_ca()
@@ -71,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if not ca_key.exists() or not ca_cert.exists():
             print(
-                f"coterie certs: no CA in {directory}/: run `coterie certs init` first",
+                f"coterie certs: no CA in {directory}/: run "
+                f"`coterie certs init --dir {shlex.quote(str(directory))}` first",
                 file=sys.stderr,
             )
             return 1

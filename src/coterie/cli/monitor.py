@@ -32,8 +32,10 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterator
+from errno import EADDRINUSE
 from typing import TYPE_CHECKING, Any, TextIO
 
 from coterie.cli._common import Subparsers, run_until_signal
@@ -46,12 +48,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_WEB_ADDRESS",
+    "KEY_NOTE",
     "parse_web_address",
     "register",
     "render_table",
     "run",
     "snapshot_json",
 ]
+
+#: What the Key column shows; printed under the table.
+KEY_NOTE = (
+    "Key: the advertisement key as cote writes it, ENVIRONMENT:$$KEY "
+    "($$ alone: no COTE_ENV and no key). Components pair only with an equal key."
+)
 
 #: Where ``--web`` serves when given no address (cote's monitor port, loopback only).
 DEFAULT_WEB_ADDRESS = ("127.0.0.1", 5555)
@@ -280,6 +289,8 @@ async def _serve_web(
             # asyncio wraps bind errors in a long sentence; the errno says it.
             errno = exc.errno if isinstance(exc.errno, int) else 0
             reason = os.strerror(errno) if errno > 0 else exc.strerror or str(exc)
+            if errno == EADDRINUSE:
+                reason += _another_port(host, port)
             print(f"coterie monitor: cannot serve on {host}:{port}: {reason}", file=sys.stderr)
             return 1
         try:
@@ -291,6 +302,19 @@ async def _serve_web(
         finally:
             await server.close()
     return 0
+
+
+def _another_port(host: str, port: int) -> str:
+    """A hint naming a port free on ``host`` now, the nearest one above ``port``."""
+    for candidate in range(port + 1, min(port + 100, 65535) + 1):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            try:
+                sock.bind((host, candidate))
+            except OSError:
+                continue
+        shown = f"[{host}]" if ":" in host else host
+        return f" (another monitor?); try --web {shown}:{candidate}, free now, or --web 0"
+    return " (another monitor?); try --web 0 for any free port"
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -321,6 +345,8 @@ def render_table(snap: MonitorSnapshot) -> Table:
     table = Table(
         title=f"coterie monitor: {len(snap.nodes)} node(s), {links} link(s)",
         title_justify="left",
+        caption=KEY_NOTE,
+        caption_justify="left",
         expand=False,
     )
     styles = {"Name": "bold", "Id": "dim"}
