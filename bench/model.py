@@ -27,6 +27,7 @@ class Params:
     rounds: int
     rr_rounds: int
     rr_n: dict[int, int]
+    handler_rounds: int
     warmup: int
     contact_rounds: int
     contact_settle: float
@@ -47,6 +48,7 @@ class Params:
             rounds=3,
             rr_rounds=5,
             rr_n={1: 4000, 10: 20000, 100: 60000},
+            handler_rounds=20,
             warmup=3000,
             contact_rounds=3,
             contact_settle=1.0,
@@ -68,6 +70,7 @@ class Params:
             rounds=1,
             rr_rounds=1,
             rr_n={1: 200, 10: 300, 100: 400},
+            handler_rounds=2,
             warmup=100,
             contact_rounds=1,
             contact_settle=0.2,
@@ -102,7 +105,7 @@ class Row:
         check: Decides whether the target is met from (ours, theirs); None
             when it cannot tell (a relative target without a reference).
         note: Anything the reader needs to interpret the row.
-        aggregate: ``"median"``, ``"sum"`` or ``"max"`` over samples.
+        aggregate: ``"median"``, ``"sum"``, ``"max"`` or ``"min"`` over samples.
         mark: The target as a "times better" factor, marked on the chart.
     """
 
@@ -126,6 +129,8 @@ class Row:
             return float(sum(samples))
         if self.aggregate == "max":
             return float(max(samples))
+        if self.aggregate == "min":
+            return float(min(samples))
         return float(statistics.median(samples))
 
     @property

@@ -8,8 +8,10 @@ stdin commands, stdout events; see the header of that file) for the subset
 the bench uses:
 
 - config: ``name``, ``namespace``, ``key``, ``respondsTo``, ``discovery``
-  (cote's camelCase names), ``firstContact``, ``quiet``, ``expect``, and
-  ``metrics`` (coterie only: the component keeps Prometheus metrics);
+  (cote's camelCase names), ``firstContact``, ``quiet``, ``expect``,
+  ``metrics`` (coterie only: the component keeps Prometheus metrics), and
+  ``handler`` (coterie only: ``"async"`` makes the responder's echo an
+  ``async def`` that never waits, instead of a plain function);
 - stdin: ``bench``, ``publish_bench``, ``stats``, ``exit``;
 - stdout: ``ready``, ``added``, ``bench``, ``first_contact``,
   ``published_bench``, ``received``, ``stats``, ``error``, ``closed``.
@@ -88,8 +90,12 @@ class Worker:
             def echo(req: dict[str, Any]) -> dict[str, Any]:
                 return {**req, "by": name, "pid": pid}
 
+            async def async_echo(req: dict[str, Any]) -> dict[str, Any]:
+                return {**req, "by": name, "pid": pid}
+
+            handler = async_echo if self.config.get("handler") == "async" else echo
             for request_type in self.config.get("respondsTo") or ["echo"]:
-                responder.on(request_type, echo)
+                responder.on(request_type, handler)
             return responder
         if self.role == "requester":
             return coterie.Requester(name, **common)

@@ -5,11 +5,12 @@ Each module has ``async def run(ctx) -> list[Row]``.
 
 from __future__ import annotations
 
-from bench.scenarios import contact, failover, http, pubsub, reqrep, rss
+from bench.scenarios import contact, failover, handlers, http, pubsub, reqrep, rss
 
 #: name -> module, in run order.
 SCENARIOS = {
     "reqrep": reqrep,
+    "handlers": handlers,
     "contact": contact,
     "failover": failover,
     "pubsub": pubsub,

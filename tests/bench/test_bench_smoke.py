@@ -32,6 +32,8 @@ ROWS = {
     "lat_p50_echo": "sequential latency p50, vs bare echo",
     "lat_p99": "sequential latency p99",
     "rr_c100_metrics": "req/resp throughput, 100 in flight, metrics on",
+    "async_c100": "async def handler, 100 in flight",
+    "async_spread": "async def handler, slowest round / median",
     "contact": "time to first contact (component start -> first reply)",
     "contact_proc": "time to first contact incl. process start",
     "failover_lost": "failover: requests lost",
@@ -87,6 +89,10 @@ def test_smoke_bench_reports_every_scenario(tmp_path: Path) -> None:
         assert _number(row["coterie"]), (key, row)
         if key.startswith("http"):
             assert _number(row["reference_value"]), (key, row)  # nginx ran
+        elif key == "async_c100":
+            assert _number(row["reference_value"]), (key, row)  # the plain handler ran
+        elif key == "async_spread":
+            assert 0 < row["coterie"] <= 1, (key, row)
         elif key.endswith("_echo"):
             assert row["reference"] == "echo"
             assert _number(row["reference_value"]), (key, row)  # the echo ran

@@ -2,8 +2,15 @@
 
 Design: the responder listens on TCP before it announces itself, so the port
 is in its first hello. Each frame is parsed by the sans-I/O axon layer; a
-synchronous handler answers inside the read callback (no task), a coroutine
-handler gets a task. The reply always echoes the request id last.
+synchronous handler answers inside the read callback (no task). A coroutine
+handler is run eagerly, as Python 3.12's eager task factory does but on 3.11
+too: it is stepped at once in the read callback, in its own copy of the
+context, and answered there if it finishes without waiting; only one that
+really waits becomes a task, which takes the coroutine over where it stopped
+(:mod:`coterie.components._eager`). Until its first wait such a handler runs
+outside any task, like a plain one. Replies to one read leave in one corked
+write, in arrival order for every handler that does not wait. The reply
+always echoes the request id last.
 
 Beyond cote: the handled types are advertised in ``respondsTo`` so coterie
 requesters route only what it serves; a request with no handler gets an error
@@ -20,14 +27,19 @@ adds (:mod:`coterie.tracing`) is taken out before a handler sees the request.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import copy_context
+from types import CoroutineType
+from typing import Any, TypeVar, cast, overload
 
 from coterie._observe import TRACE_FIELD, Handling
+from coterie.components._eager import resume
 from coterie.components.base import ListeningComponent
 from coterie.errors import RemoteError
 from coterie.protocol.framing import encode_frame
@@ -45,6 +57,12 @@ Handler = Callable[[dict[str, Any]], Any]
 #: Result types that are never awaitable: skip the (slower) awaitable check.
 _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 H = TypeVar("H", bound=Handler)
+#: Seconds ``close`` gives cancelled handlers to finish before their links close.
+_CANCEL_GRACE = 1.0
+
+
+async def _result(pending: Awaitable[Any]) -> Any:
+    return await pending
 
 
 def _error_value(exc: Exception) -> Any:
@@ -134,7 +152,7 @@ class Responder(ListeningComponent):
 
     @property
     def in_progress(self) -> int:
-        """Requests whose coroutine handler is still running."""
+        """Requests whose coroutine handler is waiting (it went on as a task)."""
         return len(self._tasks)
 
     # -- lifecycle -------------------------------------------------------------
@@ -156,6 +174,8 @@ class Responder(ListeningComponent):
             await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - time.monotonic()))
         for task in list(self._tasks):
             task.cancel()
+        if self._tasks:  # let cancelled handlers clean up and write their replies
+            await asyncio.wait(set(self._tasks), timeout=_CANCEL_GRACE)
         for link in list(self._links):
             link.close()
 
@@ -203,11 +223,7 @@ class Responder(ListeningComponent):
                 call.done(exc)
                 return
             if type(result) not in _PLAIN and inspect.isawaitable(result):
-                task = asyncio.get_running_loop().create_task(
-                    self._finish(link, request_id, result, call), context=context
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._await(link, request_id, result, context, call)
             else:
                 self._reply(link, request_id, None, result)
                 call.done(None)
@@ -220,32 +236,106 @@ class Responder(ListeningComponent):
             log.debug("handler for %r raised %r", request_type, exc)
             self._reply(link, request_id, _error_value(exc), None)
             return
-        if type(result) not in _PLAIN and inspect.isawaitable(result):
-            task = asyncio.get_running_loop().create_task(self._finish(link, request_id, result))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        else:
-            self._reply(link, request_id, None, result)
-
-    async def _finish(
-        self, link: Link, request_id: Any, pending: Awaitable[Any], call: Handling | None = None
-    ) -> None:
-        try:
-            result = await pending
-        except asyncio.CancelledError:
-            self._reply_error(link, request_id, "CancelledError", "responder closed mid-request")
-            if call is not None:
-                call.done(asyncio.CancelledError())
-            raise
-        except Exception as exc:
-            log.debug("handler raised %r", exc)
-            self._reply(link, request_id, _error_value(exc), None)
-            if call is not None:
-                call.done(exc)
+        cls = result.__class__
+        if cls is CoroutineType:  # async def: step it here; a task only if it waits
+            context = copy_context()
+            try:
+                waiting = context.run(result.send, None)
+            except StopIteration as stop:
+                result = stop.value
+            except (Exception, asyncio.CancelledError) as exc:
+                self._failed(link, request_id, exc, None)
+                return
+            else:
+                self._go_on(link, request_id, result, resume(result, waiting), context, None)
+                return
+        elif cls not in _PLAIN and inspect.isawaitable(result):
+            self._await(link, request_id, result, None, None)
             return
         self._reply(link, request_id, None, result)
+
+    def _await(
+        self,
+        link: Link,
+        request_id: Any,
+        pending: Awaitable[Any],
+        context: contextvars.Context | None,
+        call: Handling | None,
+    ) -> None:
+        """Answer with what a handler's awaitable gives: eagerly when it never waits.
+
+        A coroutine is stepped at once, here in the read callback, in its own
+        copy of the context (or the tracing span's context): one that finishes
+        without waiting is answered like a plain handler, with no task and in
+        the same corked write. Only a coroutine that really waits (or any
+        other awaitable) becomes a task, which goes on from where it stopped
+        (:mod:`coterie.components._eager`). The path without hooks in
+        :meth:`_on_frame` does the same inline.
+        """
+        if context is None:
+            context = copy_context()
+        if type(pending) is not CoroutineType:
+            self._go_on(link, request_id, None, pending, context, call)
+            return
+        coro = cast(Coroutine[Any, Any, Any], pending)
+        try:
+            waiting = context.run(coro.send, None)
+        except StopIteration as stop:
+            self._reply(link, request_id, None, stop.value)
+            if call is not None:
+                call.done(None)
+        except (Exception, asyncio.CancelledError) as exc:
+            self._failed(link, request_id, exc, call)
+        else:
+            self._go_on(link, request_id, coro, resume(coro, waiting), context, call)
+
+    def _go_on(
+        self,
+        link: Link,
+        request_id: Any,
+        coro: Coroutine[Any, Any, Any] | None,
+        pending: Awaitable[Any],
+        context: contextvars.Context,
+        call: Handling | None,
+    ) -> None:
+        """Make a task of a handler that waits; it replies when it ends."""
+        task = asyncio.get_running_loop().create_task(_result(pending), context=context)
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._settle, link, request_id, call, coro))
+
+    def _settle(
+        self,
+        link: Link,
+        request_id: Any,
+        call: Handling | None,
+        coro: Coroutine[Any, Any, Any] | None,
+        task: asyncio.Task[Any],
+    ) -> None:
+        """Reply for a handler that went on as ``task``, however it ended."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            if coro is not None:
+                coro.close()  # cancelled before it went on: end it where it waits
+            self._failed(link, request_id, asyncio.CancelledError(), call)
+            return
+        exc = task.exception()
+        if exc is None:
+            self._reply(link, request_id, None, task.result())
+            if call is not None:
+                call.done(None)
+        else:
+            self._failed(link, request_id, exc, call)
+
+    def _failed(
+        self, link: Link, request_id: Any, exc: BaseException, call: Handling | None
+    ) -> None:
+        if isinstance(exc, Exception):
+            log.debug("handler raised %r", exc)
+            self._reply(link, request_id, _error_value(exc), None)
+        else:  # cancelled (the responder closed, or the handler cancelled itself)
+            self._reply_error(link, request_id, "CancelledError", "responder closed mid-request")
         if call is not None:
-            call.done(None)
+            call.done(exc)
 
     def _reply_error(self, link: Link, request_id: Any, name: str, message: str) -> None:
         self._reply(link, request_id, {"message": message, "name": name}, None)
