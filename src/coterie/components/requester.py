@@ -29,7 +29,7 @@ import os
 from typing import Any, Literal
 
 from coterie.components.monitorable import Monitorable
-from coterie.errors import FrameTooLargeError, NotRunningError
+from coterie.errors import CoterieError, FrameTooLargeError, NotRunningError, RequestTimeoutError
 from coterie.protocol.liveness import (
     DEFAULT_INTERVAL as DEFAULT_LIVENESS_INTERVAL,
 )
@@ -39,6 +39,7 @@ from coterie.protocol.liveness import (
 from coterie.protocol.liveness import Liveness, ping_frame, supports_ping
 from coterie.protocol.messages import encode_request
 from coterie.protocol.nodes import Node
+from coterie.protocol.pairing import pairs, serves, unserved
 from coterie.protocol.routing import Balance, Drained, Fail, Outcome, Request, Resolve, Router, Send
 from coterie.transport.link import Link
 from coterie.transport.peers import Peer, Peers
@@ -57,6 +58,8 @@ log = logging.getLogger("coterie.requester")
 DEFAULT_REQUEST_TIMEOUT = 60.0
 
 _UNSET: Any = object()
+#: Distinct "why nothing answers" reasons said at WARNING per requester, at most.
+_MAX_REASONS = 32
 _SUBSET = "__subset"
 _TIMEOUT = "__timeout"
 
@@ -139,6 +142,9 @@ class Requester(Monitorable):
             network=self.network,
         )
         self._ids = 0
+        self._started_at = 0.0
+        #: Reasons already said at WARNING (bounded by _MAX_REASONS).
+        self._said_why: set[str] = set()
         self._id_prefix = str(os.getpid())
 
     # -- public ----------------------------------------------------------------
@@ -225,6 +231,8 @@ class Requester(Monitorable):
         future: asyncio.Future[Any] = loop.create_future()
         pending.waiter = future
         self._apply(outcomes, now)
+        if pending.peer is None and not pending.done:
+            self._waiting(pending.type)
         # The timer already fires by every older request's due time.
         self._deadlines.keep(self._router.due(pending))
         try:
@@ -257,6 +265,8 @@ class Requester(Monitorable):
                 if hooks is not None:
                     hooks.request_end(outcome.request.id, outcome.request.type, None)
             elif type(outcome) is Fail:
+                if outcome.request.peer is None and type(outcome.error) is RequestTimeoutError:
+                    outcome = Fail(outcome.request, self._explained(outcome))
                 future = outcome.request.waiter
                 if future is not None and not future.done():
                     future.set_exception(outcome.error)
@@ -266,6 +276,60 @@ class Requester(Monitorable):
                 drained = self._links.peers.get(outcome.peer)
                 if drained is not None and drained.removed and drained.link is not None:
                     drained.link.close()
+
+    # -- saying why nothing answers -------------------------------------------------
+
+    def why_waiting(self, request_type: Any = None) -> str | None:
+        """Why a request of ``request_type`` finds no responder, as far as discovery shows.
+
+        Names each responder on the mesh that would serve the type but does
+        not pair (namespace, key, environment or TLS differ; see
+        :func:`coterie.protocol.pairing.unserved`), or says that nothing at all
+        is heard and in which discovery scope. ``None`` when a pairing
+        responder that serves the type is known (it may not be linked yet).
+        """
+        if self.discovery is None or self.settings is None:
+            return None
+        nodes = [n.advertisement for n in self.discovery.nodes.values()]
+        scope = f"{self.settings.scope}, port {self.settings.port}"
+        if not nodes:
+            return f"nothing at all is heard on the mesh ({scope})"
+        if any(
+            pairs(self.advertisement, adv, "rep")
+            and (request_type is None or serves(adv, request_type))
+            for adv in nodes
+        ):
+            return None
+        said = unserved(self.advertisement, nodes, "rep", request_type, me="this requester")
+        if said:
+            return "; ".join(said)
+        if not any(adv.get("axon_type") == "rep" for adv in nodes):
+            return f"no responder is on the mesh, only {len(nodes)} other node(s) ({scope})"
+        return None
+
+    def _waiting(self, request_type: Any) -> None:
+        """A request waits: one WARNING per distinct reason, once discovery had a hello's time."""
+        settings, loop = self.settings, self._loop
+        if settings is None or loop is None:
+            return
+        if loop.time() - self._started_at < settings.hello_interval / 1000:
+            return  # the mesh may simply not be heard yet
+        self._warn_why(request_type, self.why_waiting(request_type))
+
+    def _warn_why(self, request_type: Any, why: str | None) -> None:
+        if why is None or why in self._said_why:
+            return
+        if len(self._said_why) >= _MAX_REASONS:
+            return  # bounded: a flood of types cannot grow it
+        self._said_why.add(why)
+        log.warning("%r: requests of type %r wait: %s", self, request_type, why)
+
+    def _explained(self, failed: Fail) -> CoterieError:
+        why = self.why_waiting(failed.request.type)
+        if why is None:
+            return failed.error
+        self._warn_why(failed.request.type, why)
+        return RequestTimeoutError(f"{failed.error}: {why}")
 
     def _arm(self) -> None:
         """Keep the one timer at or before the router's next deadline."""
@@ -284,6 +348,7 @@ class Requester(Monitorable):
     async def _bind(self) -> None:
         assert self.settings is not None
         self._loop = asyncio.get_running_loop()
+        self._started_at = self._loop.time()
         self._links.use_host_names = self.settings.use_host_names
         self._links.forget = self._forget
 
