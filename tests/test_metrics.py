@@ -79,7 +79,7 @@ async def test_scrape_counts_outcomes_durations_gauges_and_links(disc: Discovery
                     await requester.send({"type": "refund"}, timeout=50 * MS)
 
                 held = asyncio.ensure_future(requester.send({"type": "hold"}, timeout=SOON))
-                await wait_for(lambda: requester.router.inflight == 1, SOON)
+                await wait_for(lambda: requester.stats().in_flight == 1, SOON)
                 during = await scrape(server.url)
                 release.set()
                 assert await held == "done"
@@ -227,10 +227,8 @@ async def test_metrics_off_touches_no_prometheus_object(monkeypatch: pytest.Monk
         "received",
         "link_opened",
         "link_closed",
-        "peer_linked",
-        "peer_unlinked",
-        "attach",
-        "detach",
+        "started",
+        "closed",
     ):
         monkeypatch.setattr(ComponentMetrics, hook, touched)
     monkeypatch.setattr(coterie.metrics, "default", touched)
@@ -260,8 +258,7 @@ def test_a_scrape_reads_components_on_their_loop_or_as_last_read(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Scraped from this thread while the components run on a loop in another."""
-    monkeypatch.setattr(coterie.metrics, "SNAPSHOT_TIMEOUT", 0.2)
-    metrics = Metrics(registry=CollectorRegistry())
+    metrics = Metrics(registry=CollectorRegistry(), snapshot_timeout=0.2)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

@@ -48,6 +48,7 @@ from coterie.errors import (
     RemoteError,
     RequestTimeoutError,
 )
+from coterie.observe import Observer
 from coterie.protocol.nodes import Node
 from coterie.settings import Settings
 from coterie.tls import TLSFiles
@@ -66,6 +67,7 @@ __all__ = [
     "NginxError",
     "Node",
     "NotRunningError",
+    "Observer",
     "PendingBalancedRequester",
     "ProtocolError",
     "Publisher",

@@ -32,14 +32,12 @@ from __future__ import annotations
 import contextvars
 from typing import TYPE_CHECKING, Any
 
-from coterie._observe import TRACE_FIELD, outcome_of
+from coterie.observe import TRACE_FIELD, Observed, Observer, outcome_of
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.propagators.textmap import TextMapPropagator
     from opentelemetry.trace import Span, Tracer, TracerProvider
-
-    from coterie.components.base import Component
 
 __all__ = ["TRACE_FIELD", "ComponentTracing", "Tracing", "resolve"]
 
@@ -77,8 +75,8 @@ class Tracing:
         self.tracer: Tracer = trace.get_tracer("coterie", __version__, tracer_provider)
         self.propagator = propagator
 
-    def observe(self, component: Component) -> ComponentTracing:
-        """The hooks for ``component`` (components call this themselves)."""
+    def observe(self, component: Observed) -> ComponentTracing:
+        """The observer of ``component`` (components call this themselves)."""
         return ComponentTracing(self, component)
 
     def inject(self, carrier: dict[str, str], context: Context) -> None:
@@ -130,10 +128,10 @@ class _ServerSpan:
         _finish(self.span, error)
 
 
-class ComponentTracing:
-    """One component's tracing hooks (see the module doc); components call these."""
+class ComponentTracing(Observer):
+    """One component's tracing observer (see the module doc)."""
 
-    def __init__(self, tracing: Tracing, component: Component) -> None:
+    def __init__(self, tracing: Tracing, component: Observed) -> None:
         from opentelemetry import context, trace
 
         self.tracing = tracing
@@ -184,9 +182,6 @@ class ComponentTracing:
         # the copy (with its token) goes away with the request.
         run_in.run(self._attach, self._in_context(span, parent))
         return _ServerSpan(span, run_in)
-
-    def refused(self, request_type: Any, outcome: str) -> None:
-        """No handler ran: no span."""
 
 
 def resolve(tracing: Tracing | bool | None) -> Tracing | None:

@@ -60,7 +60,7 @@ async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
             async with asyncio.timeout(2 * SOON):
                 await under_way.wait()
             in_flight_on_victim = sum(
-                req.router.inflight_on(n.id)
+                req.stats().in_flight_on.get(n.id, 0)
                 for n in req.peers
                 if n.advertisement.get("name") == "worker-0"
             )
@@ -72,7 +72,7 @@ async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
             assert in_flight_on_victim > 0, "the kill must hit requests in flight"
             # Replies the victim sent before it died still count; the rest of
             # what it held went to the others.
-            assert 0 < req.router.retried <= in_flight_on_victim
+            assert 0 < req.stats().resent <= in_flight_on_victim
             assert by["worker-1"] > 0 and by["worker-2"] > 0
     finally:
         for child in children:
@@ -90,7 +90,7 @@ async def test_retry_false_fails_fast_with_link_lost(disc_port: int) -> None:
             await req.wait_connected(1, timeout=2 * SOON)
             call = asyncio.create_task(req.send({"type": "work", "n": 1}, retry=False))
             await asyncio.sleep(0)  # let send() put it on the wire
-            assert req.router.inflight == 1
+            assert req.stats().in_flight == 1
             child.kill()
             with pytest.raises(LinkLostError, match="retry=False"):
                 async with asyncio.timeout(3_000 * MS):
@@ -140,4 +140,4 @@ async def test_graceful_close_finishes_work_and_hands_over(disc_port: int) -> No
             done = await asyncio.gather(*first)
             assert "leaver" in done  # its work in hand was finished, not dropped
             assert later == ["stayer"] * 10  # no new work after its goodbye
-            assert req.router.retried == 0
+            assert req.stats().resent == 0

@@ -60,8 +60,8 @@ async def _frozen_with_requests_in_flight(disc_port: int, steady: bool) -> None:
 
             first = [asyncio.create_task(one(n)) for n in range(100)]
             load = asyncio.create_task(steady_load()) if steady else None
-            await wait_for(lambda: req.router.inflight_on(frozen_id) > 0, 5_000 * MS)
-            stranded = req.router.inflight_on(frozen_id)
+            await wait_for(lambda: req.stats().in_flight_on.get(frozen_id, 0) > 0, 5_000 * MS)
+            stranded = req.stats().in_flight_on.get(frozen_id, 0)
             frozen.proc.send_signal(signal.SIGSTOP)
             frozen_at = loop.time()
             async with asyncio.timeout(10):
@@ -78,7 +78,7 @@ async def _frozen_with_requests_in_flight(disc_port: int, steady: bool) -> None:
             recovery = max(done_at[n] for n in range(100)) - frozen_at
             # Liveness bound, then the healthy worker's own 300 ms, with room.
             assert recovery < DEFAULT_TIMEOUT + 1.0 + 500 * MS, recovery
-            assert req.router.retried >= stranded
+            assert req.stats().resent >= stranded
     finally:
         frozen.proc.send_signal(signal.SIGCONT)
         await frozen.stop()

@@ -112,7 +112,7 @@ async def test_unserved_type_waits_then_times_out(coterie_mesh: Mesh) -> None:
             assert rep.handled == 0
             # A handler registered later is advertised at once and the wait ends.
             task = asyncio.create_task(req.send({"type": "late"}, timeout=SOON))
-            await wait_for(lambda: req.router.waiting == 1)
+            await wait_for(lambda: req.stats().waiting == 1)
             rep.on("late", lambda r: "served")
             assert await task == "served"
 
@@ -125,7 +125,7 @@ async def test_bounded_wait_withdraws_the_request(disc: DiscoveryFactory) -> Non
         elapsed = time.monotonic() - started
         assert isinstance(info.value, TimeoutError)
         assert 290 * MS <= elapsed < 1_500 * MS
-        assert req.router.waiting == 0 and req.router.inflight == 0
+        assert req.stats().waiting == 0 and req.stats().in_flight == 0
 
         seen: list[Any] = []
         async with Responder("late", discovery=disc()) as rep:
@@ -139,7 +139,7 @@ async def test_bounded_wait_withdraws_the_request(disc: DiscoveryFactory) -> Non
 async def test_waiting_request_completes_when_a_responder_starts(disc: DiscoveryFactory) -> None:
     async with Requester("early", discovery=disc()) as req:
         task = asyncio.create_task(req.send({"type": "hi"}, timeout=SOON))
-        await wait_for(lambda: req.router.waiting == 1)
+        await wait_for(lambda: req.stats().waiting == 1)
         assert not task.done()
         async with Responder("late", discovery=disc()) as rep:
             rep.on("hi", lambda r: "hello")
@@ -153,7 +153,7 @@ async def test_backlog_spreads_over_two_responders_started_together(disc: Discov
             asyncio.create_task(req.send({"type": "w", "n": i}, timeout=2 * SOON))
             for i in range(10)
         ]
-        await wait_for(lambda: req.router.waiting == 10)
+        await wait_for(lambda: req.stats().waiting == 10)
         reps = [Responder(f"worker-{i}", discovery=disc()) for i in range(2)]
         for rep in reps:
             rep.on("w", lambda r, name=rep.name: by.update([name]) or r["n"])
@@ -237,7 +237,7 @@ async def test_frame_too_large(disc: DiscoveryFactory) -> None:
             with pytest.raises(FrameTooLargeError, match="max_frame_size=1024") as info:
                 await small.send({"type": "echo", "blob": "x" * 2000}, timeout=1_000 * MS)
             assert isinstance(info.value, ValueError)
-            assert small.router.inflight == 0 and small.router.waiting == 0
+            assert small.stats().in_flight == 0 and small.stats().waiting == 0
         async with Requester("client", discovery=disc()) as req:
             await req.wait_connected(1, timeout=SOON)
             # A reply over the responder's limit becomes an error reply.
@@ -268,7 +268,7 @@ async def test_bad_requests_are_refused_locally(disc: DiscoveryFactory) -> None:
 async def test_close_fails_waiting_requests(disc: DiscoveryFactory) -> None:
     req = await Requester("closing", discovery=disc()).start()
     task = asyncio.create_task(req.send({"type": "x"}, timeout=SOON))
-    await wait_for(lambda: req.router.waiting == 1)
+    await wait_for(lambda: req.stats().waiting == 1)
     await req.close()
     with pytest.raises(RuntimeError, match="closed"):
         await asyncio.wait_for(task, 1_000 * MS)

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from coterie import metrics as _metrics
 from coterie import tracing as _tracing
-from coterie._observe import RequestHooks, combine
 from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
 from coterie.discovery.service import Discovery, NodeListener, TransportFactory
+from coterie.observe import ListenerStats, Observer, Stats, combine
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from coterie.protocol.nodes import Node
-from coterie.protocol.pairing import build_advertisement, pairs
+from coterie.protocol.pairing import build_advertisement, pairs, role_of
 from coterie.settings import Settings
 from coterie.tls import ADVERTISED as TLS_ADVERTISED
 from coterie.tls import TLS, TLSFiles
@@ -32,12 +32,15 @@ from coterie.transport.network import DEFAULT_NETWORK, Listener, Network
 from coterie.transport.timer import Alarm
 
 if TYPE_CHECKING:
-    from coterie.metrics import ComponentMetrics, Metrics
-    from coterie.tracing import ComponentTracing, Tracing
+    from coterie.metrics import Metrics
+    from coterie.tracing import Tracing
 
 __all__ = ["Component", "ListeningComponent"]
 
 log = logging.getLogger("coterie")
+
+#: Seconds ``close`` waits for its links' ends to be reported to the observer.
+LINKS_GONE_TIMEOUT = 1.0
 
 
 class Component:
@@ -58,6 +61,8 @@ class Component:
         tracing: OpenTelemetry tracing across services (:mod:`coterie.tracing`):
             ``True`` for the global tracer provider, or a
             :class:`coterie.tracing.Tracing`. Off by default.
+        observer: Hears this component's events (:mod:`coterie.observe`),
+            besides metrics and tracing. One observer per component.
         tls: Mutual TLS on every link (:mod:`coterie.tls`): an
             ``ssl.SSLContext``, or :class:`~coterie.TLSFiles` paths to the CA
             and this service's certificate and key (default: the
@@ -91,6 +96,7 @@ class Component:
         transport_factory: TransportFactory | None = None,
         metrics: Metrics | bool | None = None,
         tracing: Tracing | bool | None = None,
+        observer: Observer | None = None,
         tls: ssl.SSLContext | TLSFiles | None = None,
         secret: str | None = None,
         environ: Mapping[str, str] | None = None,
@@ -117,15 +123,18 @@ class Component:
             extra=advertisement,
         )
         self.name: str = self.advertisement["name"]
-        observed = _metrics.resolve(metrics)
-        #: Metrics hooks (:mod:`coterie.metrics`), ``None`` when off.
-        self._metrics: ComponentMetrics | None = (
-            None if observed is None else observed.observe(self)
-        )
+        measured = _metrics.resolve(metrics)
         traced = _tracing.resolve(tracing)
-        self._tracing: ComponentTracing | None = None if traced is None else traced.observe(self)
-        #: The request path's one hook object (:mod:`coterie._observe`), ``None`` when off.
-        self._hooks: RequestHooks | None = combine(self._metrics, self._tracing)
+        #: The one observer of this component's events (:mod:`coterie.observe`):
+        #: metrics, then tracing, then the caller's; ``None`` when nothing observes.
+        self._observer: Observer | None = combine(
+            None if measured is None else measured.observe(self),
+            None if traced is None else traced.observe(self),
+            observer,
+        )
+        #: Links reported opened and not yet closed, and set when that is none.
+        self._observed_links = 0
+        self._links_gone: asyncio.Event | None = None
         #: The TLS its links use, or ``None`` for plaintext (cote's links).
         self.tls: TLS | None = _resolve_tls(tls, secret, self.name, server=self._listens)
         self.namespace = namespace
@@ -159,8 +168,8 @@ class Component:
             await self._unbind()
             raise
         self._started = True
-        if self._metrics is not None:
-            self._metrics.attach()
+        if self._observer is not None:
+            self._observer.started()
         return self
 
     async def close(self) -> None:
@@ -175,8 +184,9 @@ class Component:
                 await self.discovery.close()
             await self._unbind()
             self._started = False
-            if self._metrics is not None:
-                self._metrics.detach()
+            if self._observer is not None:
+                await self._wait_links_gone()
+                self._observer.closed()
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -208,6 +218,65 @@ class Component:
         if self.discovery is None:
             return []
         return [n for n in self.discovery.nodes.values() if self._pairs(n)]
+
+    def stats(self) -> Stats:
+        """What this component holds now: links, discovered nodes, and its role's counts.
+
+        A snapshot (:class:`coterie.observe.Stats`, or the role's subclass of
+        it), cheap enough to read often; :mod:`coterie.metrics` reads it at
+        scrape time.
+        """
+        return Stats(**self._stats_fields())
+
+    def _stats_fields(self) -> dict[str, Any]:
+        """The fields every role's snapshot has."""
+        nodes: dict[str, str] = {}
+        if self.discovery is not None:
+            for node_id, node in self.discovery.nodes.items():
+                nodes[node_id] = role_of(node.advertisement)
+        return {
+            "role": role_of(self.advertisement),
+            "links": self._link_count(),
+            "monitors": 0,
+            "nodes": nodes,
+        }
+
+    def _link_count(self) -> int:
+        """Open links to paired peers."""
+        return 0
+
+    # -- link events (every link, to peers and monitors alike) ------------------
+
+    def _link_opened(self, address: str, again: bool) -> None:
+        """Tell the observer a link is up (see :meth:`coterie.observe.Observer.link_opened`)."""
+        if self._observer is not None:
+            self._observed_links += 1
+            self._observer.link_opened(address, again)
+
+    def _link_closed(self, address: str, error: BaseException | None) -> None:
+        """Tell the observer a link it heard of is gone."""
+        if self._observer is not None:
+            self._observed_links -= 1
+            self._observer.link_closed(address, error)
+            if self._observed_links <= 0 and self._links_gone is not None:
+                self._links_gone.set()
+
+    async def _wait_links_gone(self) -> None:
+        """Wait (bounded) until the links this component closed have said so.
+
+        A closed transport reports its end a loop turn or more later; waiting
+        here keeps every ``link_closed`` before the observer's ``closed``.
+        """
+        if self._observed_links <= 0:
+            return
+        self._links_gone = asyncio.Event()
+        try:
+            async with asyncio.timeout(LINKS_GONE_TIMEOUT):
+                await self._links_gone.wait()
+        except TimeoutError:
+            log.debug("%r closed with %d link(s) still closing", self, self._observed_links)
+        finally:
+            self._links_gone = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.advertisement.get('key')!r}>"
@@ -342,6 +411,20 @@ class ListeningComponent(Component):
         self._server: Listener | None = None
         self._links: set[Link] = set()
 
+    def stats(self) -> ListenerStats:
+        """What this component holds now (see :meth:`Component.stats`)."""
+        return ListenerStats(**self._listener_fields())
+
+    def _listener_fields(self) -> dict[str, Any]:
+        return {
+            **self._stats_fields(),
+            "refused_connections": self.refused_connections,
+            "idle_closed": self.idle_closed,
+        }
+
+    def _link_count(self) -> int:
+        return len(self._links)
+
     @property
     def links(self) -> frozenset[Link]:
         """The links peers have open to this component now (a snapshot).
@@ -394,8 +477,7 @@ class ListeningComponent(Component):
         self._links.add(link)
         if not self._idle_alarm.armed and self.idle_timeout is not None:
             self._idle_alarm.after(self.idle_timeout / 4)
-        if self._metrics is not None:
-            self._metrics.link_opened(link)
+        self._link_opened(link.peer, False)
 
     def _idle_check(self) -> None:
         """Close links that never sent a frame within ``idle_timeout``."""
@@ -423,5 +505,4 @@ class ListeningComponent(Component):
         if link not in self._links:
             return  # refused at the connection cap: never counted
         self._links.discard(link)
-        if self._metrics is not None:
-            self._metrics.link_closed(link)
+        self._link_closed(link.peer, exc)

@@ -31,6 +31,7 @@ from typing import Any
 
 from coterie.components.base import ListeningComponent
 from coterie.protocol.nodes import Node
+from coterie.protocol.pairing import ROLE_NAMES, role_of
 from coterie.transport.link import Link
 
 __all__ = [
@@ -45,15 +46,6 @@ __all__ = [
 
 log = logging.getLogger("coterie.monitor")
 
-#: Human role names by ``axon_type``.
-ROLE_NAMES = {
-    "req": "requester",
-    "rep": "responder",
-    "pub-emitter": "publisher",
-    "sub-emitter": "subscriber",
-    "sockend": "sockend",
-}
-
 #: Display order of roles in the monitor's table; other roles come last.
 ROLE_ORDER = ("responder", "requester", "publisher", "subscriber", "monitor")
 
@@ -62,15 +54,6 @@ TABLE_COLUMNS = ("Name", "Role", "Id", "Address", "Port", "Key", "Namespace", "L
 
 #: ``callback(kind, node_id)``; kind is ``added``, ``updated``, ``removed`` or ``status``.
 ChangeHandler = Callable[[str, str], None]
-
-
-def role_of(advertisement: dict[str, Any]) -> str:
-    """A component's role for display: requester, responder, ..., monitor."""
-    axon_type = advertisement.get("axon_type")
-    if isinstance(axon_type, str):
-        return ROLE_NAMES.get(axon_type, axon_type)
-    kind = advertisement.get("type")
-    return kind if isinstance(kind, str) and kind != "service" else "unknown"
 
 
 @dataclass(frozen=True, slots=True)

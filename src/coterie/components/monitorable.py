@@ -73,6 +73,9 @@ class Monitorable(Component):
         """How many monitors this component has a live status link to."""
         return self._monitors.connected if self._monitors is not None else 0
 
+    def _stats_fields(self) -> dict[str, Any]:
+        return {**super()._stats_fields(), "monitors": self.monitors}
+
     # -- discovery -------------------------------------------------------------
 
     def _foreign_node(self, event: str, node: Node) -> None:
@@ -88,6 +91,7 @@ class Monitorable(Component):
         if self._monitors is None:
             self._monitors = Peers(
                 on_up=self._monitor_linked,
+                on_down=self._monitor_unlinked,
                 forget=self.discovery.forget if self.discovery is not None else None,
                 max_frame_size=self.max_frame_size,
                 label="monitor",
@@ -110,9 +114,13 @@ class Monitorable(Component):
         return {"id": self.id, "nodes": self._status_nodes()}
 
     def _monitor_linked(self, peer: Peer) -> None:
+        self._link_opened(peer.address, peer.linked > 1)
         if peer.link is not None:
             peer.link.write(encode_frame((STATUS_TOPIC, self.status())))
             self.statuses_sent += 1
+
+    def _monitor_unlinked(self, peer: Peer, exc: Exception | None) -> None:
+        self._link_closed(peer.address, exc)
 
     def _status_tick(self) -> None:
         if not self._reporting or self._closing or self._monitors is None:

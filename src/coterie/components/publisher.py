@@ -32,6 +32,7 @@ from typing import Any
 
 from coterie.components.base import ListeningComponent
 from coterie.errors import FrameTooLargeError, NotRunningError
+from coterie.observe import PublisherStats
 from coterie.protocol.messages import encode_publish, topic_for
 from coterie.transport.link import Link
 
@@ -109,6 +110,12 @@ class Publisher(ListeningComponent):
         """How many subscriber links are open."""
         return len(self._links)
 
+    def stats(self) -> PublisherStats:
+        """What this publisher holds now (see :class:`coterie.observe.PublisherStats`)."""
+        return PublisherStats(
+            **self._listener_fields(), published=self.published, dropped=self.dropped
+        )
+
     async def wait_subscribers(self, count: int = 1, timeout: float = 10.0) -> None:
         """Wait until at least ``count`` subscribers are connected.
 
@@ -150,8 +157,8 @@ class Publisher(ListeningComponent):
                 f"event of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
             )
         self.published += 1
-        if self._metrics is not None:
-            self._metrics.published(event)
+        if self._observer is not None:
+            self._observer.published(event)
         if not self._links:
             return 0
         self._batch.append(frame)

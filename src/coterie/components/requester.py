@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from coterie.components.monitorable import Monitorable
 from coterie.errors import CoterieError, FrameTooLargeError, NotRunningError, RequestTimeoutError
+from coterie.observe import RequesterStats
 from coterie.protocol.liveness import (
     DEFAULT_INTERVAL as DEFAULT_LIVENESS_INTERVAL,
 )
@@ -137,7 +138,6 @@ class Requester(Monitorable):
             on_down=self._link_down,
             max_frame_size=self.max_frame_size,
             label="responder",
-            metrics=self._metrics,
             tls=self.tls,
             network=self.network,
         )
@@ -157,6 +157,28 @@ class Requester(Monitorable):
     @property
     def connected(self) -> int:
         """How many responders have a live link."""
+        return self._links.connected
+
+    def stats(self) -> RequesterStats:
+        """What this requester holds now: requests in flight and waiting, per responder.
+
+        See :class:`coterie.observe.RequesterStats`.
+        """
+        router = self._router
+        now = self._loop.time() if self._loop is not None else None
+        return RequesterStats(
+            **self._stats_fields(),
+            in_flight=router.inflight,
+            waiting=router.waiting,
+            in_flight_on={peer: router.inflight_on(peer) for peer in router.peers()},
+            ejected=() if now is None else tuple(router.ejected(now)),
+            ejections=router.ejections,
+            resent=router.retried,
+            attempts_expired=router.attempts_expired,
+            late_replies=router.late_replies,
+        )
+
+    def _link_count(self) -> int:
         return self._links.connected
 
     async def wait_connected(self, count: int = 1, timeout: float = 10.0) -> None:
@@ -209,9 +231,9 @@ class Requester(Monitorable):
                 timeout = self.timeout
         self._ids += 1
         request_id = f"{self._id_prefix}:{self._ids}"
-        hooks = self._hooks  # metrics and tracing; None when off
-        if hooks is not None:
-            request = hooks.request_begin(request, request_id)
+        observer = self._observer  # metrics, tracing, ...; None when off
+        if observer is not None:
+            request = observer.request_begin(request, request_id)
         try:
             frame = encode_request(request, request_id)
             if len(frame) > self.max_frame_size:
@@ -225,8 +247,8 @@ class Requester(Monitorable):
             now = loop.time()
             outcomes = self._router.submit(pending, now)
         except BaseException as exc:
-            if hooks is not None:
-                hooks.request_end(request_id, request["type"], exc)
+            if observer is not None:
+                observer.request_end(request_id, request["type"], exc)
             raise
         future: asyncio.Future[Any] = loop.create_future()
         pending.waiter = future
@@ -240,8 +262,8 @@ class Requester(Monitorable):
         except asyncio.CancelledError:
             pending.waiter = None
             self._apply(self._router.cancel(request_id), self._now())
-            if hooks is not None:
-                hooks.request_end(request_id, request["type"], asyncio.CancelledError())
+            if observer is not None:
+                observer.request_end(request_id, request["type"], asyncio.CancelledError())
             raise
 
     def _status_nodes(self) -> list[str]:
@@ -251,7 +273,7 @@ class Requester(Monitorable):
     # -- the router's outcomes and timer -------------------------------------------
 
     def _apply(self, outcomes: list[Outcome], now: float) -> None:
-        hooks = self._hooks
+        observer = self._observer
         for outcome in outcomes:
             if type(outcome) is Send:
                 peer = self._links.peers.get(outcome.peer)
@@ -262,16 +284,16 @@ class Requester(Monitorable):
                 future = outcome.request.waiter
                 if future is not None and not future.done():
                     future.set_result(outcome.value)
-                if hooks is not None:
-                    hooks.request_end(outcome.request.id, outcome.request.type, None)
+                if observer is not None:
+                    observer.request_end(outcome.request.id, outcome.request.type, None)
             elif type(outcome) is Fail:
                 if outcome.request.peer is None and type(outcome.error) is RequestTimeoutError:
                     outcome = Fail(outcome.request, self._explained(outcome))
                 future = outcome.request.waiter
                 if future is not None and not future.done():
                     future.set_exception(outcome.error)
-                if hooks is not None:
-                    hooks.request_end(outcome.request.id, outcome.request.type, outcome.error)
+                if observer is not None:
+                    observer.request_end(outcome.request.id, outcome.request.type, outcome.error)
             elif type(outcome) is Drained:
                 drained = self._links.peers.get(outcome.peer)
                 if drained is not None and drained.removed and drained.link is not None:
@@ -382,6 +404,7 @@ class Requester(Monitorable):
     # -- links --------------------------------------------------------------------
 
     def _link_up(self, peer: Peer) -> None:
+        self._link_opened(peer.address, peer.linked > 1)
         now = self._now()
         if supports_ping(peer.node.advertisement):
             self._liveness.watch(peer.id, now)
@@ -393,6 +416,7 @@ class Requester(Monitorable):
         self._arm()
 
     def _link_down(self, peer: Peer, exc: Exception | None) -> None:
+        self._link_closed(peer.address, exc)
         self._liveness.forget(peer.id)
         before = self._router.retried
         now = self._now()

@@ -38,10 +38,10 @@ from contextvars import copy_context
 from types import CoroutineType
 from typing import Any, TypeVar, cast, overload
 
-from coterie._observe import TRACE_FIELD, Handling
 from coterie.components._eager import resume
 from coterie.components.base import ListeningComponent
 from coterie.errors import RemoteError
+from coterie.observe import TRACE_FIELD, Handling, ResponderStats
 from coterie.protocol.framing import encode_frame
 from coterie.protocol.liveness import ADVERTISED as LIVENESS_ADVERTISED
 from coterie.protocol.liveness import PING, bye_frame, pong_frame
@@ -155,6 +155,12 @@ class Responder(ListeningComponent):
         """Requests whose coroutine handler is waiting (it went on as a task)."""
         return len(self._tasks)
 
+    def stats(self) -> ResponderStats:
+        """What this responder holds now (see :class:`coterie.observe.ResponderStats`)."""
+        return ResponderStats(
+            **self._listener_fields(), in_progress=len(self._tasks), handled=self.handled
+        )
+
     # -- lifecycle -------------------------------------------------------------
 
     async def _shutdown(self) -> None:
@@ -192,8 +198,8 @@ class Responder(ListeningComponent):
             return
         if not isinstance(request, dict) or "type" not in request:
             self._reply_error(link, request_id, "BadRequest", "request has no 'type' field")
-            if self._hooks is not None:
-                self._hooks.refused(None, "bad_request")
+            if self._observer is not None:
+                self._observer.refused(None, "bad_request")
             return
         request_type = request["type"]
         handler = self._handlers.get(request_type) if isinstance(request_type, str) else None
@@ -204,16 +210,16 @@ class Responder(ListeningComponent):
                 "NoHandlerError",
                 f"{self.name} has no handler for request type {request_type!r}",
             )
-            if self._hooks is not None:
-                self._hooks.refused(request_type, "no_handler")
+            if self._observer is not None:
+                self._observer.refused(request_type, "no_handler")
             return
-        hooks = self._hooks  # metrics and tracing; None when off
-        if hooks is not None:  # inline, not a method: this is the hot path with hooks on
+        observer = self._observer  # metrics, tracing, ...; None when off
+        if observer is not None:  # inline, not a method: the hot path with an observer
             carrier = None
             if TRACE_FIELD in request:
                 request = dict(request)
                 carrier = request.pop(TRACE_FIELD)
-            call = hooks.handling(request_type, carrier)
+            call = observer.handling(request_type, carrier)
             context = call.context  # tracing runs the handler with its span current
             try:
                 result = handler(request) if context is None else context.run(handler, request)

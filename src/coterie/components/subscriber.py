@@ -43,9 +43,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from coterie.components.monitorable import Monitorable
+from coterie.observe import SubscriberStats
 from coterie.protocol.nodes import Node
 from coterie.transport.link import Link
-from coterie.transport.peers import Peers
+from coterie.transport.peers import Peer, Peers
 
 __all__ = ["EventHandler", "Subscriber", "topic_pattern"]
 
@@ -114,7 +115,8 @@ class Subscriber(Monitorable):
             tls=self.tls,
             network=self.network,
             label="publisher",
-            metrics=self._metrics,
+            on_up=self._publisher_linked,
+            on_down=self._publisher_unlinked,
         )
         #: Events accepted (matched ``subscribesTo``), whether handled or not.
         self.received = 0
@@ -180,6 +182,13 @@ class Subscriber(Monitorable):
         """
         await self._publishers.wait_linked(count, timeout)
 
+    def stats(self) -> SubscriberStats:
+        """What this subscriber holds now (see :class:`coterie.observe.SubscriberStats`)."""
+        return SubscriberStats(**self._stats_fields(), received=self.received)
+
+    def _link_count(self) -> int:
+        return self._publishers.connected
+
     def accepts(self, topic: str) -> bool:
         """Whether a wire topic passes this subscriber's ``subscribesTo`` filter."""
         return any(f.fullmatch(topic) for f in self._filters)
@@ -213,6 +222,12 @@ class Subscriber(Monitorable):
     def _status_nodes(self) -> list[str]:
         return [p.id for p in self._publishers.linked()]
 
+    def _publisher_linked(self, peer: Peer) -> None:
+        self._link_opened(peer.address, peer.linked > 1)
+
+    def _publisher_unlinked(self, peer: Peer, exc: Exception | None) -> None:
+        self._link_closed(peer.address, exc)
+
     async def _shutdown(self) -> None:
         await self._publishers.close()
         for task in list(self._tasks):
@@ -231,8 +246,8 @@ class Subscriber(Monitorable):
             return
         self.received += 1
         event = topic[len(self._event_prefix) :]
-        if self._metrics is not None:
-            self._metrics.received(event)
+        if self._observer is not None:
+            self._observer.received(event)
         data = args[1] if len(args) > 1 else None
         for handler in self._handlers.get(event, ()):
             self._call(handler, event, (data,))

@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "MISMATCH_FIELDS",
+    "ROLE_NAMES",
     "Mismatch",
     "build_advertisement",
     "describe",
@@ -22,6 +23,7 @@ __all__ = [
     "explain",
     "pairs",
     "reports_to",
+    "role_of",
     "same_link_security",
     "serves",
     "split_key",
@@ -283,3 +285,22 @@ def unserved(
             if len(said) >= limit:
                 break
     return said
+
+
+#: Human role names by ``axon_type``.
+ROLE_NAMES = {
+    "req": "requester",
+    "rep": "responder",
+    "pub-emitter": "publisher",
+    "sub-emitter": "subscriber",
+    "sockend": "sockend",
+}
+
+
+def role_of(advertisement: Mapping[str, Any]) -> str:
+    """A component's role for people and metrics: requester, responder, ..., monitor."""
+    axon_type = advertisement.get("axon_type")
+    if isinstance(axon_type, str):
+        return ROLE_NAMES.get(axon_type, axon_type)
+    kind = advertisement.get("type")
+    return kind if isinstance(kind, str) and kind != "service" else "unknown"

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from coterie.errors import AuthError
 from coterie.protocol.backoff import CONNECT_TIMEOUT, ConnectFailure, Reconnect
@@ -35,9 +34,6 @@ from coterie.protocol.nodes import Node
 from coterie.tls import TLS
 from coterie.transport.link import FrameHandler, Link, connect
 from coterie.transport.network import DEFAULT_NETWORK, Network
-
-if TYPE_CHECKING:
-    from coterie.metrics import ComponentMetrics
 
 __all__ = ["Peer", "Peers"]
 
@@ -52,9 +48,10 @@ class Peer:
         link: The live link, or ``None`` while (re)connecting.
         removed: The node left; no more reconnects.
         linked: How many times a link to it came up (more than 1: reconnects).
+        address: Where its last link went (``host:port``), ``""`` before any.
     """
 
-    __slots__ = ("connector", "link", "linked", "node", "removed")
+    __slots__ = ("address", "connector", "link", "linked", "node", "removed")
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -62,6 +59,7 @@ class Peer:
         self.connector: asyncio.Task[None] | None = None
         self.removed = False
         self.linked = 0
+        self.address = ""
 
     @property
     def id(self) -> str:
@@ -88,7 +86,6 @@ class Peers:
         tls: The connecting side's mutual TLS (:mod:`coterie.tls`); each
             peer's certificate must carry the name it announces.
         network: Where links are opened (:mod:`coterie.transport.network`).
-        metrics: Told of links going up and down (:mod:`coterie.metrics`).
     """
 
     def __init__(
@@ -102,9 +99,7 @@ class Peers:
         label: str = "peer",
         tls: TLS | None = None,
         network: Network = DEFAULT_NETWORK,
-        metrics: ComponentMetrics | None = None,
     ) -> None:
-        self.metrics = metrics
         self.tls = tls
         self.network = network
         self._on_frame = on_frame
@@ -258,9 +253,8 @@ class Peers:
                 return
             peer.link = link
             peer.linked += 1
+            peer.address = link.peer
             link.context = peer
-            if self.metrics is not None:
-                self.metrics.peer_linked(peer, peer.linked)
             log.debug("linked to %s %s at %s:%s", self.label, node.id, host, port)
             self._change.set()
             if self._on_up is not None:
@@ -276,8 +270,6 @@ class Peers:
             return
         peer.link = None
         self._change.set()
-        if self.metrics is not None:
-            self.metrics.peer_unlinked(peer)
         if self._on_down is not None:
             try:
                 self._on_down(peer, exc)
