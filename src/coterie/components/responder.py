@@ -275,7 +275,7 @@ class Responder(ListeningComponent):
         without waiting is answered like a plain handler, with no task and in
         the same corked write. Only a coroutine that really waits (or any
         other awaitable) becomes a task, which goes on from where it stopped
-        (:mod:`coterie.components._eager`). The path without hooks in
+        (:mod:`coterie.components._eager`). The path without an observer in
         :meth:`_on_frame` does the same inline.
         """
         if context is None:
