@@ -28,6 +28,8 @@ class Params:
     rr_rounds: int
     rr_n: dict[int, int]
     handler_rounds: int
+    peers_n: int
+    peers_seq_n: int
     warmup: int
     contact_rounds: int
     contact_settle: float
@@ -49,6 +51,8 @@ class Params:
             rr_rounds=5,
             rr_n={1: 4000, 10: 20000, 100: 60000},
             handler_rounds=20,
+            peers_n=20000,
+            peers_seq_n=2000,
             warmup=3000,
             contact_rounds=3,
             contact_settle=1.0,
@@ -71,6 +75,8 @@ class Params:
             rr_rounds=1,
             rr_n={1: 200, 10: 300, 100: 400},
             handler_rounds=2,
+            peers_n=300,
+            peers_seq_n=100,
             warmup=100,
             contact_rounds=1,
             contact_settle=0.2,

@@ -2,7 +2,8 @@
 
 Design: every output is built from the same list of :class:`~bench.model.Row`.
 The ratio column is always coterie / reference (cote, nginx for the HTTP
-rows, or the bare uvloop echo for the "vs bare echo" rows); the "better"
+rows, the bare uvloop echo for the "vs bare echo" rows, pyzmq or grpc.aio
+for the peer rows, the plain handler for the async handler's); the "better"
 column restates it as how many times better coterie is, whichever way the
 metric points, and that is what the chart plots.
 """
@@ -193,8 +194,9 @@ regenerate this page and the chart.
 
 {markdown_table(rows)}
 
-"ratio c/ref" is coterie / reference (cote, nginx, or the bare echo in the
-"vs bare echo" rows, which repeat coterie's numbers from the row above them);
+"ratio c/ref" is coterie / reference (cote, nginx, the bare echo in the
+"vs bare echo" rows, which repeat coterie's numbers from the row above them,
+pyzmq or grpc.aio in the peer rows, or a plain handler for the async one);
 "better" says how many times better coterie is, whichever way the metric
 points (higher throughput, lower latency, time or memory). Values are medians
 over the rounds, except lost requests (a sum).
@@ -228,7 +230,7 @@ Parameters of this run:
 
 - `make bench` (or `python -m bench`): the full run, a few minutes; prints
   the table and rewrites this page and `benchmarks.png`.
-  Options: `--only reqrep,contact,failover,pubsub,rss,http`, `--rounds N`,
+  Options: `--only reqrep,handlers,peers,contact,failover,pubsub,rss,http`, `--rounds N`,
   `--no-node`, `--no-docs`, `--json FILE` (every sample).
 - `make bench-smoke` (`python -m bench --smoke`): every scenario, tiny, with
   fast discovery timing; what CI runs (`tests/bench/test_bench_smoke.py`),
@@ -262,6 +264,15 @@ Parameters of this run:
   a future per request, messages as long as coterie's request frame, and
   coterie's write policy (the first message of a loop turn at once, the rest
   of the turn together). No JSON, no framing beyond the length, no routing.
+- Handlers: two more coterie pairs, alike but for the responder's echo, a
+  plain function in one and an `async def` that never waits in the other,
+  measured in turn at 100 in flight over many short rounds; the responder's
+  CPU time per request is read from `/proc/<pid>/stat` around each round.
+- Peers: pyzmq (a `ROUTER` server, a `DEALER` client on `zmq.asyncio`,
+  replies matched by id) and grpc.aio (one unary method, bytes in and out),
+  each a server and a client process on loopback doing the same job (JSON
+  request in, `{{...req, by, pid}}` out, orjson on both sides), with a coterie
+  pair of their own, in turn at 100 and at 1 in flight (`bench/peers.py`).
 - First contact: the responder runs (for a time varied across a hello
   interval), then a new requester process sends one request at once; the time
   is from creating the requester component to the reply, default discovery

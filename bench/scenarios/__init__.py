@@ -5,12 +5,13 @@ Each module has ``async def run(ctx) -> list[Row]``.
 
 from __future__ import annotations
 
-from bench.scenarios import contact, failover, handlers, http, pubsub, reqrep, rss
+from bench.scenarios import contact, failover, handlers, http, peers, pubsub, reqrep, rss
 
 #: name -> module, in run order.
 SCENARIOS = {
     "reqrep": reqrep,
     "handlers": handlers,
+    "peers": peers,
     "contact": contact,
     "failover": failover,
     "pubsub": pubsub,

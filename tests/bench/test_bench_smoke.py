@@ -34,6 +34,10 @@ ROWS = {
     "rr_c100_metrics": "req/resp throughput, 100 in flight, metrics on",
     "async_c100": "async def handler, 100 in flight",
     "async_spread": "async def handler, slowest round / median",
+    "peer_zmq_c100": "req/resp throughput, 100 in flight, vs pyzmq",
+    "peer_zmq_p50": "sequential latency p50, vs pyzmq",
+    "peer_grpc_c100": "req/resp throughput, 100 in flight, vs grpc.aio",
+    "peer_grpc_p50": "sequential latency p50, vs grpc.aio",
     "contact": "time to first contact (component start -> first reply)",
     "contact_proc": "time to first contact incl. process start",
     "failover_lost": "failover: requests lost",
@@ -89,6 +93,9 @@ def test_smoke_bench_reports_every_scenario(tmp_path: Path) -> None:
         assert _number(row["coterie"]), (key, row)
         if key.startswith("http"):
             assert _number(row["reference_value"]), (key, row)  # nginx ran
+        elif key.startswith("peer_"):
+            assert _number(row["reference_value"]), (key, row)  # pyzmq or grpc.aio ran
+            assert row["ratio"] is not None
         elif key == "async_c100":
             assert _number(row["reference_value"]), (key, row)  # the plain handler ran
         elif key == "async_spread":
