@@ -51,6 +51,7 @@ __all__ = [
     "ADVERTISED",
     "TLS",
     "TLSFiles",
+    "describe_failure",
     "issue",
     "make_ca",
     "service_dns_name",
@@ -63,6 +64,48 @@ _CA_NAME = "coterie mesh CA"
 _EPOCH = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
 _FAR = datetime.datetime(2100, 1, 1, tzinfo=datetime.UTC)
 _NOT_DNS = re.compile(r"[^a-z0-9]+")
+
+
+#: TLS alerts a peer sends when it refuses the certificate this side presented.
+_REFUSED_OURS = frozenset(
+    {
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "TLSV1_ALERT_ACCESS_DENIED",
+        "TLSV1_ALERT_DECRYPT_ERROR",
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    }
+)
+
+
+def describe_failure(exc: BaseException | None) -> str:
+    """Whose certificate a failed TLS handshake refused, in words that say what to change.
+
+    ``exc`` is the ``ssl`` error (or an error caused by one). A certificate
+    this side could not verify, and one the peer refused with an alert, read
+    differently: the fix is on the other side in the first case, and in this
+    side's own ``COTERIE_TLS_CERT`` (or secret) in the second.
+    """
+    while exc is not None and not isinstance(exc, ssl.SSLError):
+        exc = exc.__cause__
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"this side could not verify the peer's certificate ({exc.verify_message}): "
+            "the peer's certificate must be issued by the CA this side trusts "
+            "(COTERIE_TLS_CA, or the same COTERIE_LINK_SECRET) for the name it announces"
+        )
+    reason = getattr(exc, "reason", None)
+    if reason in _REFUSED_OURS:
+        return (
+            f"the peer refused this side's certificate ({str(reason).lower()}): "
+            "this side's COTERIE_TLS_CERT must be issued by the CA the peer trusts "
+            "(or both must use the same COTERIE_LINK_SECRET)"
+        )
+    return f"the TLS handshake failed ({exc})" if exc is not None else "the TLS handshake failed"
 
 
 class TLSFiles(NamedTuple):

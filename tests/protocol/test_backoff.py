@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from coterie.protocol.backoff import RECONNECT_FIRST, RECONNECT_MAX, Backoff, Reconnect
+from coterie.protocol.backoff import (
+    CONNECT_TIMEOUT,
+    RECONNECT_FIRST,
+    RECONNECT_MAX,
+    Backoff,
+    Reconnect,
+    dropped_at_once,
+)
 from coterie.protocol.ejection import EJECT_AFTER, EJECT_FIRST, EJECT_MAX, Ejection
 
 
@@ -78,3 +85,25 @@ def test_dropping_an_ejected_record_uncounts_it() -> None:
     assert ejection.ejected_n == 0 and ejection.get("a") is None
     with pytest.raises(ValueError, match="at least one"):
         Ejection(after=0)
+
+
+def test_a_link_dropped_at_once_backs_off_and_a_working_one_starts_over() -> None:
+    rule = Reconnect()
+    # Accepted, then dropped before any frame (a TLS peer refusing our certificate).
+    assert [rule.lost(0, 0.01) for _ in range(3)] == [
+        RECONNECT_FIRST,
+        2 * RECONNECT_FIRST,
+        4 * RECONNECT_FIRST,
+    ]
+    assert rule.lost(1, 0.01) == 0.0  # it delivered: reconnect at once
+    assert rule.lost(0, 0.01) == RECONNECT_FIRST  # and the back-off started over
+    assert rule.lost(0, CONNECT_TIMEOUT) == 0.0  # an idle link that lived is no failure
+
+
+@pytest.mark.parametrize(
+    ("frames", "lived", "at_once"),
+    [(0, 0.0, True), (0, CONNECT_TIMEOUT - 0.001, True), (0, CONNECT_TIMEOUT, False),
+     (1, 0.0, False)],
+)  # fmt: skip
+def test_dropped_at_once(frames: int, lived: float, at_once: bool) -> None:
+    assert dropped_at_once(frames, lived) is at_once

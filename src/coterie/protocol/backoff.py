@@ -27,6 +27,7 @@ __all__ = [
     "Backoff",
     "ConnectFailure",
     "Reconnect",
+    "dropped_at_once",
 ]
 
 #: Reconnect back-off, first and largest delay in seconds; and the bound on
@@ -95,3 +96,32 @@ class Reconnect:
         if why == "refused":
             return None
         return self.backoff.failed()
+
+    def lost(self, frames: int, lived: float) -> float:
+        """A link closed while the node is still listed: seconds to wait before reconnecting.
+
+        A link that delivered frames worked: the back-off starts over and the
+        reconnect is at once. One that delivered nothing and lived less than
+        :data:`CONNECT_TIMEOUT` counts as a failed attempt, so a peer that
+        accepts and then drops every link (a TLS peer refusing this side's
+        certificate after the handshake, a crashing process) is retried
+        with back-off, never in a tight loop.
+
+        Args:
+            frames: Frames the link delivered.
+            lived: Seconds between the link opening and closing.
+        """
+        if dropped_at_once(frames, lived):
+            return self.backoff.failed()
+        self.backoff.reset()
+        return 0.0
+
+
+def dropped_at_once(frames: int, lived: float) -> bool:
+    """A link closed before it delivered anything, within :data:`CONNECT_TIMEOUT` of opening.
+
+    Over TLS 1.3 that is how a peer refusing this side's certificate looks
+    from the connecting side: the handshake completes here, then the peer
+    resets the link. :meth:`Reconnect.lost` backs off for such links.
+    """
+    return not frames and lived < CONNECT_TIMEOUT

@@ -28,10 +28,10 @@ import logging
 from collections.abc import Callable
 
 from coterie.errors import AuthError
-from coterie.protocol.backoff import CONNECT_TIMEOUT, ConnectFailure, Reconnect
+from coterie.protocol.backoff import CONNECT_TIMEOUT, ConnectFailure, Reconnect, dropped_at_once
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from coterie.protocol.nodes import Node
-from coterie.tls import TLS
+from coterie.tls import TLS, describe_failure
 from coterie.transport.link import FrameHandler, Link, connect
 from coterie.transport.network import DEFAULT_NETWORK, Network
 
@@ -51,7 +51,16 @@ class Peer:
         address: Where its last link went (``host:port``), ``""`` before any.
     """
 
-    __slots__ = ("address", "connector", "link", "linked", "node", "removed")
+    __slots__ = (
+        "address",
+        "connector",
+        "link",
+        "linked",
+        "node",
+        "reconnect",
+        "removed",
+        "warned",
+    )
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -60,6 +69,11 @@ class Peer:
         self.removed = False
         self.linked = 0
         self.address = ""
+        #: The reconnect rule, kept across links so a peer that drops every
+        #: link at once is retried with back-off.
+        self.reconnect = Reconnect()
+        #: A TLS failure with this peer was said at WARNING (the rest go to DEBUG).
+        self.warned = False
 
     @property
     def id(self) -> str:
@@ -193,15 +207,23 @@ class Peers:
 
     # -- internals ---------------------------------------------------------
 
-    def _ensure_connecting(self, peer: Peer) -> None:
+    def _ensure_connecting(self, peer: Peer, delay: float = 0.0) -> None:
         if peer.link is not None or (peer.connector is not None and not peer.connector.done()):
             return
         peer.connector = asyncio.get_running_loop().create_task(
-            self._connect(peer), name=f"coterie-{self.label}-{peer.id[:8]}"
+            self._connect(peer, delay), name=f"coterie-{self.label}-{peer.id[:8]}"
         )
 
-    async def _connect(self, peer: Peer) -> None:
-        rule = Reconnect()
+    def _tls_trouble(self, peer: Peer, message: str, *args: object) -> None:
+        """Say a TLS failure with ``peer`` once at WARNING, then at DEBUG."""
+        level = logging.DEBUG if peer.warned else logging.WARNING
+        peer.warned = True
+        log.log(level, message, *args)
+
+    async def _connect(self, peer: Peer, first_wait: float = 0.0) -> None:
+        rule = peer.reconnect
+        if first_wait:
+            await asyncio.sleep(first_wait)
         while not peer.removed and not self._closed:
             node = peer.node
             host, port = node.connect_host(self.use_host_names), node.port
@@ -223,13 +245,14 @@ class Peers:
                 why: ConnectFailure
                 if isinstance(exc, AuthError):
                     why = "auth"
-                    log.warning(
-                        "%s %s at %s:%s failed TLS verification: %s",
+                    self._tls_trouble(
+                        peer,
+                        "TLS with %s %r at %s:%s failed: %s",
                         self.label,
                         node.advertisement.get("name"),
                         host,
                         port,
-                        exc,
+                        describe_failure(exc),
                     )
                 else:
                     why = "refused" if isinstance(exc, ConnectionRefusedError) else "other"
@@ -279,10 +302,23 @@ class Peers:
             if self.peers.get(peer.id) is peer:
                 del self.peers[peer.id]
             return
-        log.info(
-            "link to %s %s lost (%s); reconnecting",
-            self.label,
-            peer.node.advertisement.get("name"),
-            exc or "closed by peer",
-        )
-        self._ensure_connecting(peer)
+        lived = asyncio.get_running_loop().time() - link.opened_at
+        if self.tls is not None and dropped_at_once(link.frames, lived):
+            self._tls_trouble(
+                peer,
+                "%s %r at %s closed the TLS link right after the handshake, before any "
+                "answer: it most likely refused this side's certificate; this side's "
+                "COTERIE_TLS_CERT must be issued by the CA the peer trusts (or both use the "
+                "same COTERIE_LINK_SECRET); the peer's log says why",
+                self.label,
+                peer.node.advertisement.get("name"),
+                link.peer,
+            )
+        else:
+            log.info(
+                "link to %s %s lost (%s); reconnecting",
+                self.label,
+                peer.node.advertisement.get("name"),
+                exc or "closed by peer",
+            )
+        self._ensure_connecting(peer, peer.reconnect.lost(link.frames, lived))
