@@ -240,9 +240,25 @@ def read_until_ready(out: IO[bytes], timeout: float = 60) -> str:
     return seen.decode(errors="replace")
 
 
+def demo_env(tmp: Path | None = None) -> dict[str, str]:
+    """The demo's environment in tests: host scope; its temporary directory in ``tmp``."""
+    env = {**os.environ, "COTE_BROADCAST_ADDRESS": "127.255.255.255"}
+    if tmp is not None:
+        env["TMPDIR"] = str(tmp)
+    return env
+
+
+def workdirs(tmp: Path) -> list[Path]:
+    """The demo working directories in ``tmp``."""
+    return sorted(tmp.glob("coterie-demo-*"))
+
+
 @contextlib.contextmanager
-def started(argv: list[str]) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``argv`` in a session of its own (its own process group, as a job in a shell)."""
+def started(argv: list[str], tmp: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` in a session of its own (its own process group, as a job in a shell).
+
+    ``tmp``: its temporary directory (``TMPDIR``).
+    """
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
@@ -250,7 +266,7 @@ def started(argv: list[str]) -> Iterator[subprocess.Popen[bytes]]:
         stdin=subprocess.DEVNULL,
         cwd=ROOT,
         start_new_session=True,
-        env={**os.environ, "COTE_BROADCAST_ADDRESS": "127.255.255.255"},
+        env=demo_env(tmp),
     )
     try:
         yield proc

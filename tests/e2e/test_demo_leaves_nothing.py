@@ -19,6 +19,7 @@ import contextlib
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,7 +27,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import NGINX, ROOT, demo_argv, read_until_ready, started
+from tests.e2e.support import (
+    NGINX,
+    ROOT,
+    demo_argv,
+    demo_env,
+    read_until_ready,
+    started,
+    workdirs,
+)
 
 # -- /proc ------------------------------------------------------------------------
 
@@ -176,7 +185,7 @@ def test_ctrl_c_with_the_output_piped_through_tee_leaves_nothing(
 def test_a_closed_output_pipe_stops_the_demo_and_leaves_nothing(
     tmp_path: Path, noted: set[int]
 ) -> None:
-    with started(_demo_argv(tmp_path)) as demo:
+    with started(_demo_argv(tmp_path), tmp_path) as demo:
         assert demo.stdout is not None
         output = read_until_ready(demo.stdout)
         pids, ports = _snapshot(demo.pid, _expected_ports(), noted)
@@ -184,16 +193,30 @@ def test_a_closed_output_pipe_stops_the_demo_and_leaves_nothing(
         demo.stdout.close()  # `make demo | head`: the reader is gone
         assert demo.wait(timeout=30) == 0
         _assert_nothing_left(pids, ports)
+    assert workdirs(tmp_path) == []  # its temporary directory too
 
 
 def test_sigkill_of_the_demo_leaves_nothing(tmp_path: Path, noted: set[int]) -> None:
-    with started(_demo_argv(tmp_path)) as demo:
+    with started(_demo_argv(tmp_path), tmp_path) as demo:
         assert demo.stdout is not None
         read_until_ready(demo.stdout)
         pids, ports = _snapshot(demo.pid, _expected_ports(), noted)
         demo.kill()
         assert demo.wait(timeout=10) == -signal.SIGKILL
         _assert_nothing_left(pids, ports)
+    # Its temporary directory is left (a killed process cleans nothing); the
+    # next demo removes it, even one that stops at once on a taken port.
+    (left,) = workdirs(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        argv = demo_argv("--no-nginx", "--mesh-port", str(taken.getsockname()[1]))
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=60, cwd=ROOT, env=demo_env(tmp_path)
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"removed what killed demos left: {left}" in done.stdout
+    assert workdirs(tmp_path) == []
 
 
 def _the_hint_works_in_a_new_shell(output: str) -> None:

@@ -15,24 +15,34 @@ import os
 import signal
 import socket
 import subprocess
+from pathlib import Path
 
-from tests.e2e.support import NGINX, ROOT, demo_argv, free_port, read_until_ready, started
+from tests.e2e.support import (
+    NGINX,
+    ROOT,
+    demo_argv,
+    demo_env,
+    free_port,
+    read_until_ready,
+    started,
+    workdirs,
+)
 
 
 def _nginx_half() -> list[str]:
     return [] if NGINX is not None else ["--no-nginx"]
 
 
-def test_a_second_demo_keeps_its_own_mesh_and_tells_its_own_story() -> None:
+def test_a_second_demo_keeps_its_own_mesh_and_tells_its_own_story(tmp_path: Path) -> None:
     discovery = ["--discovery-port", str(free_port(socket.SOCK_DGRAM))]  # shared by both
     first_argv = demo_argv("--no-tour", *_nginx_half(), *discovery)
-    with started(first_argv) as first:
+    with started(first_argv, tmp_path) as first:
         assert first.stdout is not None
         first_out = read_until_ready(first.stdout)
         second = subprocess.run(
             demo_argv("--no-wait", "--pause", "0.5", *_nginx_half(), *discovery),
             capture_output=True, text=True, timeout=120, cwd=ROOT,
-            env={**os.environ, "COTE_BROADCAST_ADDRESS": "127.255.255.255"},
+            env=demo_env(tmp_path),
         )  # fmt: skip
         out = second.stdout
         assert second.returncode == 0, out + second.stderr
@@ -53,9 +63,12 @@ def test_a_second_demo_keeps_its_own_mesh_and_tells_its_own_story() -> None:
             assert "validators serving now: mesh-validator-3, mesh-validator-4" in out
         os.killpg(first.pid, signal.SIGINT)
         assert first.wait(timeout=30) == 0
+    assert workdirs(tmp_path) == []
 
 
-def test_a_taken_port_names_every_port_to_change_and_make_demo_passes_args() -> None:
+def test_a_taken_port_names_every_port_to_change_and_make_demo_passes_args(
+    tmp_path: Path,
+) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
@@ -64,7 +77,7 @@ def test_a_taken_port_names_every_port_to_change_and_make_demo_passes_args() -> 
         done = subprocess.run(
             ["make", "--no-print-directory", "-o", ".venv/.coterie-installed", "demo",
              f"ARGS={' '.join(argv)}"],
-            capture_output=True, text=True, timeout=60, cwd=ROOT,
+            capture_output=True, text=True, timeout=60, cwd=ROOT, env=demo_env(tmp_path),
         )  # fmt: skip
     assert done.returncode != 0
     out = " ".join(done.stdout.split())  # rich wraps long lines

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Sequence
@@ -166,17 +165,20 @@ async def run_demo(args: argparse.Namespace, screen: Screen, stop: asyncio.Event
     """
     import aiohttp
 
-    from examples.payment.demo.processes import Processes
+    from examples.payment.demo.processes import Processes, remove_stale_workdirs
     from examples.payment.demo.tour import tour, wait_ready
 
+    stale = remove_stale_workdirs()
     procs = Processes(args, None if args.no_nginx else find_nginx(args.nginx))
     screen.banner(procs)
+    if stale:
+        screen.say(f"  [dim]removed what killed demos left: {', '.join(map(str, stale))}[/dim]")
     problems = procs.taken_ports()
     if problems:
         for problem in problems:
             screen.error(problem)
         screen.say(procs.free_ports_hint())
-        shutil.rmtree(procs.workdir, ignore_errors=True)
+        procs.remove_workdir()
         return 1
     code = 0
     try:
@@ -202,9 +204,10 @@ async def run_demo(args: argparse.Namespace, screen: Screen, stop: asyncio.Event
             await procs.stop_all()  # idempotent; runs even if printing failed
         screen.say("stopped every process of the demo")
         if args.keep_logs or code:
+            procs.keep_logs()
             screen.say(f"logs kept in {procs.logs}")
         else:
-            shutil.rmtree(procs.workdir, ignore_errors=True)
+            procs.remove_workdir()
     return code
 
 

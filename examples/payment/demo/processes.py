@@ -13,7 +13,9 @@ and its own log file under a temporary directory. Each child also gets
 SIGTERM from the kernel when the demo dies, however it dies (SIGKILL
 included): ``die_with_parent``, which ``coterie announce`` and ``coterie
 nginx`` apply in turn to their own children. :class:`Processes` holds them
-all; it prints nothing.
+all; it prints nothing. The temporary directory goes when the demo ends
+(unless it keeps the logs on purpose); one a killed demo left behind goes
+when the next demo starts (:func:`remove_stale_workdirs`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -31,12 +34,59 @@ from pathlib import Path
 from coterie.gateways.options import HOST_SCOPE
 from coterie.gateways.process import die_with_parent, stop_process
 
-__all__ = ["EXAMPLES", "SERVICE", "Child", "Processes", "free_port", "port_taken"]
+__all__ = [
+    "EXAMPLES",
+    "PID_FILE",
+    "SERVICE",
+    "WORKDIR_PREFIX",
+    "Child",
+    "Processes",
+    "free_port",
+    "port_taken",
+    "remove_stale_workdirs",
+]
 
 #: The directory of the example's programs (``examples/payment``).
 EXAMPLES = Path(__file__).resolve().parents[1]
 #: The service name the HTTP validators are announced under.
 SERVICE = "validation-service"
+
+
+#: In a demo's working directory while that demo runs: its process id.
+PID_FILE = "demo.pid"
+#: The prefix of every demo's working directory, in the temporary directory.
+WORKDIR_PREFIX = "coterie-demo-"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def remove_stale_workdirs() -> list[Path]:
+    """Remove the working directories of demos that were killed; returns them.
+
+    A demo removes its directory when it ends, unless it keeps its logs on
+    purpose (``--keep-logs``, a failure), which it says. Killed (SIGKILL) it
+    cannot: its directory still holds :data:`PID_FILE` naming a process that
+    is gone, and the next demo removes it. A directory whose process lives
+    (another demo) or that has no such file (logs kept) stays.
+    """
+    removed: list[Path] = []
+    for workdir in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            pid = int((workdir / PID_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if pid != os.getpid() and _gone(pid):
+            shutil.rmtree(workdir, ignore_errors=True)
+            removed.append(workdir)
+    return removed
 
 
 def free_port() -> int:
@@ -107,9 +157,20 @@ class Processes:
 
     args: argparse.Namespace
     nginx_binary: str | None = None
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="coterie-demo-")))
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX)))
     children: list[Child] = field(default_factory=list)
     _counter: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        (self.workdir / PID_FILE).write_text(str(os.getpid()))
+
+    def remove_workdir(self) -> None:
+        """Remove the working directory, logs included."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def keep_logs(self) -> None:
+        """Keep the working directory for its logs: no later demo removes it."""
+        (self.workdir / PID_FILE).unlink(missing_ok=True)
 
     @property
     def logs(self) -> Path:

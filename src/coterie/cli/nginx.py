@@ -2,21 +2,22 @@
 
 Design: a thin shell over :class:`coterie.gateways.nginx.UpstreamWatcher`. It
 starts nginx with a private prefix directory (a temporary one by default,
-removed at exit), listening on ``--listen``, and rewrites and reloads the
-upstream on every announcement or withdrawal. ``--print-config`` shows what
-would be rendered and exits.
+removed however the command returns, a missing nginx included), listening on
+``--listen``, and rewrites and reloads the upstream on every announcement or
+withdrawal. ``--print-config`` shows what would be rendered and exits.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
-import shutil
 import sys
 import tempfile
 
 from coterie.cli._common import Subparsers, run_until_signal
+from coterie.discovery.options import DiscoveryOptions
 from coterie.gateways.nginx import (
     NginxError,
     NginxServer,
@@ -93,7 +94,17 @@ def run(args: argparse.Namespace) -> int:
         discovery.resolve()
     except ValueError as exc:
         parser.error(str(exc))
-    prefix = args.prefix or tempfile.mkdtemp(prefix="coterie-nginx-")
+    with contextlib.ExitStack() as cleanup:
+        # A prefix of our own is removed however we return (a missing nginx too).
+        prefix = args.prefix or cleanup.enter_context(
+            tempfile.TemporaryDirectory(prefix="coterie-nginx-", ignore_cleanup_errors=True)
+        )
+        return _serve(args, listen, discovery, prefix)
+
+
+def _serve(
+    args: argparse.Namespace, listen: tuple[str, int], discovery: DiscoveryOptions, prefix: str
+) -> int:
     try:
         nginx = NginxServer(prefix, args.nginx)
     except NginxError as exc:
@@ -136,8 +147,4 @@ def run(args: argparse.Namespace) -> int:
             return 1
         return 0
 
-    try:
-        return run_until_signal(main)
-    finally:
-        if args.prefix is None:
-            shutil.rmtree(prefix, ignore_errors=True)
+    return run_until_signal(main)
