@@ -22,17 +22,11 @@ runs, so the requester works inside it::
     asyncio.run(main())  # COTE_BROADCAST_ADDRESS=127.255.255.255 keeps it on this host
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from coterie._version import __version__
-from coterie.components.monitor import Monitor
-from coterie.components.publisher import Publisher
-from coterie.components.requester import (
-    DEFAULT_REQUEST_TIMEOUT,
-    PendingBalancedRequester,
-    Requester,
-    TimeBalancedRequester,
-)
 from coterie.components.responder import Responder
-from coterie.components.subscriber import Subscriber
 from coterie.discovery.medium import DiscoveryTransport
 from coterie.discovery.options import DiscoveryOptions, EtcdSettings, RedisSettings
 from coterie.errors import (
@@ -52,6 +46,30 @@ from coterie.observe import Observer
 from coterie.protocol.nodes import Node
 from coterie.settings import Settings
 from coterie.tls import TLSFiles
+
+if TYPE_CHECKING:
+    from coterie.components.monitor import Monitor
+    from coterie.components.publisher import Publisher
+    from coterie.components.requester import (
+        DEFAULT_REQUEST_TIMEOUT,
+        PendingBalancedRequester,
+        Requester,
+        TimeBalancedRequester,
+    )
+    from coterie.components.subscriber import Subscriber
+
+#: Names imported on first use (PEP 562), so a process loads only the
+#: components it uses: a plain responder never loads the requester, the
+#: monitor or pub/sub. Name -> module.
+_LAZY = {
+    "DEFAULT_REQUEST_TIMEOUT": "coterie.components.requester",
+    "Monitor": "coterie.components.monitor",
+    "PendingBalancedRequester": "coterie.components.requester",
+    "Publisher": "coterie.components.publisher",
+    "Requester": "coterie.components.requester",
+    "Subscriber": "coterie.components.subscriber",
+    "TimeBalancedRequester": "coterie.components.requester",
+}
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -83,3 +101,16 @@ __all__ = [
     "TimeBalancedRequester",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'coterie' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

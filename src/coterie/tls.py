@@ -36,16 +36,16 @@ from __future__ import annotations
 import datetime
 import re
 import ssl
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+# cryptography (about 10 MiB resident) is imported where certificates are
+# made, not here: a component without TLS never loads it.
+if TYPE_CHECKING:
+    from pathlib import Path  # pathlib (with urllib.parse and ipaddress) is not needed at run time
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 __all__ = [
     "ADVERTISED",
@@ -129,6 +129,11 @@ def service_dns_name(name: str) -> str:
 def _ca_certificate(
     key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey, name: str
 ) -> x509.Certificate:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return (
@@ -165,6 +170,11 @@ def _leaf(
     days: int,
     key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey,
 ) -> x509.Certificate:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     dns = service_dns_name(name)
     now = datetime.datetime.now(datetime.UTC)
     algorithm = None if isinstance(ca_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
@@ -189,12 +199,16 @@ def _leaf(
 
 
 def _pem_key(key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 
 def _pem_cert(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -204,6 +218,8 @@ def make_ca(common_name: str = _CA_NAME) -> tuple[bytes, bytes]:
     Returns:
         ``(key_pem, cert_pem)``.
     """
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = ec.generate_private_key(ec.SECP256R1())
     return _pem_key(key), _pem_cert(_ca_certificate(key, common_name))
 
@@ -221,6 +237,10 @@ def issue(
     Raises:
         ValueError: When the CA key or certificate cannot be read.
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     if not isinstance(ca_key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
         raise ValueError("the CA key must be an ECDSA or Ed25519 key")
@@ -275,6 +295,10 @@ class TLS:
         Raises:
             ValueError: For an empty secret.
         """
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
         raw = secret.encode() if isinstance(secret, str) else bytes(secret)
         if not raw:
             raise ValueError("a link secret must not be empty")
@@ -289,6 +313,9 @@ class TLS:
         ctx.load_verify_locations(cadata=_pem_cert(ca_cert).decode())
         # load_cert_chain reads files only: write the fresh pair to a private
         # temporary directory that is gone as soon as it is loaded.
+        import tempfile  # with shutil, bz2 and lzma: only for a component that uses TLS
+        from pathlib import Path
+
         with tempfile.TemporaryDirectory(prefix="coterie-tls-") as tmp:
             cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
             key_path.touch(mode=0o600)

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from coterie import metrics as _metrics
-from coterie import tracing as _tracing
 from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
 from coterie.discovery.service import Discovery, NodeListener, TransportFactory
 from coterie.observe import ListenerStats, Observer, Stats, combine
@@ -123,8 +121,16 @@ class Component:
             extra=advertisement,
         )
         self.name: str = self.advertisement["name"]
-        measured = _metrics.resolve(metrics)
-        traced = _tracing.resolve(tracing)
+        # coterie.metrics and coterie.tracing load only for a component that uses them.
+        measured = traced = None
+        if metrics is not None and metrics is not False:
+            from coterie import metrics as _metrics
+
+            measured = _metrics.resolve(metrics)
+        if tracing is not None and tracing is not False:
+            from coterie import tracing as _tracing
+
+            traced = _tracing.resolve(tracing)
         #: The one observer of this component's events (:mod:`coterie.observe`):
         #: metrics, then tracing, then the caller's; ``None`` when nothing observes.
         self._observer: Observer | None = combine(

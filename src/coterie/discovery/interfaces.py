@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import ipaddress
 import socket
 import sys
@@ -101,9 +100,12 @@ def _ipv4(pointer: int | None) -> str | None:
 def _libc() -> ctypes.CDLL | None:
     if not (sys.platform.startswith("linux") or _BSD_SOCKADDR):
         return None
-    name = ctypes.util.find_library("c") or (
-        "libc.so.6" if sys.platform.startswith("linux") else None
-    )
+    if sys.platform.startswith("linux"):
+        name: str | None = "libc.so.6"
+    else:  # ctypes.util (with shutil, tempfile, bz2, lzma) only where it is needed
+        from ctypes.util import find_library
+
+        name = find_library("c")
     if name is None:
         return None
     try:

@@ -23,7 +23,6 @@ from typing import Any
 from coterie.discovery.interfaces import Interface, ipv4_interfaces, source_address
 from coterie.discovery.medium import DiscoveryTransport, Encoder, ReceiveCallback
 from coterie.discovery.options import NO_ROUTE_HINT, DiscoverySettings
-from coterie.discovery.redis import RedisTransport
 
 __all__ = [
     "DiscoveryTransport",
@@ -345,5 +344,7 @@ def make_transport(settings: DiscoverySettings) -> DiscoveryTransport:
 
         return EtcdTransport(settings)
     if settings.redis is not None:
+        from coterie.discovery.redis import RedisTransport
+
         return RedisTransport(settings)
     return UdpTransport(settings)

@@ -5,23 +5,26 @@ password)``. That is AES-256-CBC with PKCS#7 padding, its key and IV derived
 by OpenSSL's ``EVP_BytesToKey`` (MD5, no salt, one round). The ciphertext
 travels as a "binary" JavaScript string, so each byte is a Latin-1 code point
 encoded as UTF-8. We use the ``cryptography`` package for AES and padding and
-derive the key and IV once per password.
+derive the key and IV once per password. cryptography is imported when a
+cipher is made, so a mesh without a discovery key never loads it.
 """
 
 from __future__ import annotations
 
-import hashlib
-
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from typing import TYPE_CHECKING
 
 from coterie.errors import DecodeError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 __all__ = ["DiscoveryCipher", "evp_bytes_to_key"]
 
 
 def evp_bytes_to_key(password: bytes, key_len: int = 32, iv_len: int = 16) -> tuple[bytes, bytes]:
     """OpenSSL's EVP_BytesToKey with MD5, no salt and one iteration."""
+    import hashlib
+
     material = b""
     block = b""
     while len(material) < key_len + iv_len:
@@ -43,10 +46,14 @@ class DiscoveryCipher:
         self._key, self._iv = evp_bytes_to_key(password.encode())
 
     def _cipher(self) -> Cipher[modes.CBC]:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         return Cipher(algorithms.AES(self._key), modes.CBC(self._iv))
 
     def encrypt(self, plaintext: bytes) -> bytes:
         """Encrypt plaintext and wrap the ciphertext the way cote sends it."""
+        from cryptography.hazmat.primitives import padding
+
         padder = padding.PKCS7(128).padder()
         padded = padder.update(plaintext) + padder.finalize()
         encryptor = self._cipher().encryptor()
@@ -67,6 +74,8 @@ class DiscoveryCipher:
             raise DecodeError(f"ciphertext of {len(ciphertext)} bytes is not whole AES blocks")
         decryptor = self._cipher().decryptor()
         padded = decryptor.update(ciphertext) + decryptor.finalize()
+        from cryptography.hazmat.primitives import padding
+
         unpadder = padding.PKCS7(128).unpadder()
         try:
             return unpadder.update(padded) + unpadder.finalize()
