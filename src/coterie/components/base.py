@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from coterie.discovery.network import DEFAULT_NETWORK, Network
 from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
 from coterie.discovery.service import Discovery, NodeListener, TransportFactory
 from coterie.observe import ListenerStats, Observer, Stats, combine
@@ -26,7 +27,7 @@ from coterie.settings import Settings
 from coterie.tls import ADVERTISED as TLS_ADVERTISED
 from coterie.tls import TLS, TLSFiles
 from coterie.transport.link import Budget, Link, serve
-from coterie.transport.network import DEFAULT_NETWORK, Listener, Network
+from coterie.transport.network import Listener
 from coterie.transport.timer import Alarm
 
 if TYPE_CHECKING:

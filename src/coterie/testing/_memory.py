@@ -1,6 +1,6 @@
 """An in-process network: links and discovery without sockets.
 
-Design: :class:`MemoryNetwork` implements :class:`coterie.transport.network.Network`
+Design: :class:`MemoryNetwork` implements :class:`coterie.discovery.network.Network`
 with asyncio's own shapes, so components run unchanged over it:
 
 - a connection is two :class:`_Pipe` transports, each delivering what is

@@ -24,7 +24,7 @@ from typing import Any, cast
 from coterie.errors import AuthError, ProtocolError
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, DroppedFrame, FrameDecoder
 from coterie.tls import TLS, service_dns_name
-from coterie.transport.network import DEFAULT_NETWORK, Listener, Network
+from coterie.transport.network import TCP, LinkNetwork, Listener
 
 __all__ = ["Budget", "FrameHandler", "Link", "LinkClosedHandler", "connect", "serve"]
 
@@ -258,7 +258,7 @@ async def connect(
     timeout: float = 5.0,
     tls: TLS | None = None,
     server_name: str | None = None,
-    network: Network = DEFAULT_NETWORK,
+    network: LinkNetwork = TCP,
 ) -> Link:
     """Open a link to ``host:port``, over mutual TLS when ``tls`` is given.
 
@@ -306,7 +306,7 @@ async def serve(
     *,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     tls: TLS | None = None,
-    network: Network = DEFAULT_NETWORK,
+    network: LinkNetwork = TCP,
     budget: Budget | None = None,
 ) -> Listener:
     """Listen on ``host:port`` (0 for any free port) and accept links.

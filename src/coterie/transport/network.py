@@ -1,19 +1,22 @@
-"""The network seam: where links and discovery get their bytes moved.
+"""The network seam, links side: where links get their bytes moved.
 
-Internal, except :class:`Network`, which :mod:`coterie.testing` implements.
+Internal. The whole seam, this plus the discovery medium, is
+:class:`coterie.discovery.network.Network`, which :mod:`coterie.testing`
+implements; links need only the part defined here (:class:`LinkNetwork`), so
+this layer knows nothing of discovery.
 
 Design (after httpx's transport seam): every component reaches the network
 through one object with asyncio's own shapes, so a test can swap TCP and UDP
 for an in-process medium and keep every other line of coterie, framing and
 routing included, unchanged:
 
-- :meth:`Network.create_server` and :meth:`Network.create_connection` take an
-  ``asyncio.Protocol`` factory, as the event loop's methods do; the links of
-  :mod:`coterie.transport.link` are such protocols;
-- :meth:`Network.discovery_transport` gives the discovery medium.
+- :meth:`LinkNetwork.create_server` and :meth:`LinkNetwork.create_connection`
+  take an ``asyncio.Protocol`` factory, as the event loop's methods do; the
+  links of :mod:`coterie.transport.link` are such protocols;
+- ``discovery_transport`` (in :mod:`coterie.discovery.network`) gives the
+  discovery medium.
 
-:class:`TcpNetwork` is the default: real TCP sockets, and UDP or Redis for
-discovery as the settings say.
+:class:`TcpNetwork` (:data:`TCP`) is the links' default: real TCP sockets.
 """
 
 from __future__ import annotations
@@ -21,13 +24,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from ssl import SSLContext
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from coterie.discovery.options import DiscoverySettings
-    from coterie.discovery.transports import DiscoveryTransport
-
-__all__ = ["Listener", "Network", "ProtocolFactory", "TcpNetwork"]
+__all__ = ["TCP", "LinkNetwork", "Listener", "ProtocolFactory", "TcpNetwork"]
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
 
@@ -49,8 +48,8 @@ class Listener(Protocol):
         """Wait until it is closed."""
 
 
-class Network(Protocol):
-    """What components need from a network."""
+class LinkNetwork(Protocol):
+    """What links need from a network."""
 
     async def create_server(
         self,
@@ -85,9 +84,6 @@ class Network(Protocol):
             OSError: When the connection fails otherwise.
         """
 
-    def discovery_transport(self, settings: DiscoverySettings) -> DiscoveryTransport:
-        """The discovery medium for these settings."""
-
 
 class _TcpListener:
     __slots__ = ("_server",)
@@ -107,7 +103,7 @@ class _TcpListener:
 
 
 class TcpNetwork:
-    """Real sockets: TCP links, and UDP or Redis discovery as the settings say."""
+    """Real TCP sockets for links."""
 
     async def create_server(
         self,
@@ -150,12 +146,6 @@ class TcpNetwork:
         )
         return protocol
 
-    def discovery_transport(self, settings: DiscoverySettings) -> DiscoveryTransport:
-        """UDP broadcast, multicast or unicast, or Redis, by ``settings``."""
-        from coterie.discovery.transports import make_transport
 
-        return make_transport(settings)
-
-
-#: The network components use unless given another.
-DEFAULT_NETWORK = TcpNetwork()
+#: The network links use unless given another.
+TCP = TcpNetwork()

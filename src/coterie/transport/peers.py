@@ -33,7 +33,7 @@ from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE
 from coterie.protocol.nodes import Node
 from coterie.tls import TLS, describe_failure
 from coterie.transport.link import FrameHandler, Link, connect
-from coterie.transport.network import DEFAULT_NETWORK, Network
+from coterie.transport.network import TCP, LinkNetwork
 
 __all__ = ["Peer", "Peers"]
 
@@ -112,7 +112,7 @@ class Peers:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         label: str = "peer",
         tls: TLS | None = None,
-        network: Network = DEFAULT_NETWORK,
+        network: LinkNetwork = TCP,
     ) -> None:
         self.tls = tls
         self.network = network
