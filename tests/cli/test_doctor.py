@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,11 @@ import pytest
 
 from coterie import Responder
 from coterie.cli import main
-from coterie.cli.doctor import check_discovery, check_tls
+from coterie.cli.doctor import check_discovery, check_ports, check_tls
 from coterie.discovery.options import DiscoverySettings
 from coterie.tls import TLSFiles
 from tests import netns
-from tests.helpers import HOST_SCOPE, MS, DiscoveryFactory
+from tests.helpers import HOST_SCOPE, MS, DiscoveryFactory, free_port
 
 LISTEN = 600 * MS
 
@@ -150,3 +151,19 @@ def test_an_expired_certificate_is_an_error(pki: Path) -> None:
 def test_unreadable_tls_files_are_an_error(tmp_path: Path) -> None:
     (finding,) = check_tls(TLSFiles(tmp_path / "no.crt", tmp_path / "no.crt", tmp_path / "no"))
     assert finding.level == "error" and "cannot be read" in finding.message
+
+
+def test_a_taken_port_is_an_error_and_a_free_one_is_fine() -> None:
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        free = free_port()
+        found = check_ports(
+            DiscoverySettings(address="127.0.0.1", port=free_port(socket.SOCK_DGRAM)), [taken, free]
+        )
+    assert [f.level for f in found] == ["ok", "error", "ok"]
+    assert found[1].message == (
+        f"port {taken}/tcp is taken (Address already in use); stop what holds it "
+        "or give the service another port"
+    )

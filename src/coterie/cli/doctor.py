@@ -187,38 +187,44 @@ def check_discovery(s: DiscoverySettings) -> list[Finding]:
 
 def check_ports(s: DiscoverySettings, ports: list[int]) -> list[Finding]:
     """The discovery port (UDP, shared as cote shares it) and each TCP ``ports`` entry."""
-    found: list[Finding] = []
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            with contextlib.suppress(AttributeError, OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((s.address, s.port))
-        found.append(Finding("ok", "ports", f"discovery port {s.port}/udp can be bound"))
-    except OSError as exc:
+    udp = _bind_error(socket.SOCK_DGRAM, s.address, s.port)
+    found = [
+        Finding("ok", "ports", f"discovery port {s.port}/udp can be bound")
+        if udp is None
+        else Finding(
+            "error",
+            "ports",
+            f"discovery port {s.port}/udp cannot be bound ({udp}); "
+            "choose another with --discovery-port (DiscoveryOptions(port=...) in code)",
+        )
+    ]
+    for port in ports:
+        tcp = _bind_error(socket.SOCK_STREAM, "0.0.0.0", port)
         found.append(
-            Finding(
+            Finding("ok", "ports", f"port {port}/tcp is free")
+            if tcp is None
+            else Finding(
                 "error",
                 "ports",
-                f"discovery port {s.port}/udp cannot be bound ({exc.strerror}); "
-                "choose another with --discovery-port (DiscoveryOptions(port=...) in code)",
+                f"port {port}/tcp is taken ({tcp}); stop what holds it "
+                "or give the service another port",
             )
         )
-    for port in ports:
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind(("0.0.0.0", port))
-            found.append(Finding("ok", "ports", f"port {port}/tcp is free"))
-        except OSError as exc:
-            found.append(
-                Finding(
-                    "error",
-                    "ports",
-                    f"port {port}/tcp is taken ({exc.strerror}); stop what holds it "
-                    "or give the service another port",
-                )
-            )
     return found
+
+
+def _bind_error(kind: socket.SocketKind, host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound, or ``None``; UDP shares the port as cote does."""
+    try:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            if kind == socket.SOCK_DGRAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                with contextlib.suppress(AttributeError, OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 # -- TLS --------------------------------------------------------------------------
