@@ -26,7 +26,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests examples bench
 	$(BIN)/mypy
 	$(BIN)/mypy --strict examples
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m coverage run --data-file=.coverage.protocol -m pytest -q -p no:cacheprovider tests/protocol
+	$(BIN)/python -m coverage report --data-file=.coverage.protocol --include='*/coterie/protocol/*' --fail-under=98
+	$(BIN)/python -m coverage run -m pytest -q
+	$(BIN)/python scripts/coverage_packages.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -50,4 +53,4 @@ fuzz: $(STAMP)
 	COTERIE_FUZZ_EXAMPLES=$${COTERIE_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 --hypothesis-show-statistics tests/fuzz
 
 clean:
-	rm -rf $(VENV) interop/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) interop/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

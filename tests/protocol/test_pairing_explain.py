@@ -14,6 +14,7 @@ from coterie.protocol.pairing import (
     describe,
     explain,
     pairs,
+    role_of,
     split_key,
     unserved,
 )
@@ -149,3 +150,25 @@ def test_unserved_names_only_nodes_that_would_take_the_work() -> None:
     assert unserved(mine, others * 3, "rep", None, me=ME, limit=2) == (
         unserved(mine, others, "rep", None, me=ME)
     )
+
+
+def test_a_mismatch_is_a_value() -> None:
+    a, b = Mismatch("key", "k", "j"), Mismatch("key", "k", "j")
+    assert a == b and hash(a) == hash(b) and a != Mismatch("key", "k", "x") and a != "key"
+    assert repr(a) == "Mismatch('key', mine='k', theirs='j')"
+    assert len({a, b, Mismatch("namespace", None, [1])}) == 2  # unhashable values hash too
+
+
+@pytest.mark.parametrize(
+    ("advertisement", "role"),
+    [
+        ({"axon_type": "rep"}, "responder"),
+        ({"axon_type": "sockend"}, "sockend"),
+        ({"axon_type": "odd"}, "odd"),
+        ({"type": "monitor"}, "monitor"),
+        ({"type": "service"}, "unknown"),
+        ({}, "unknown"),
+    ],
+)
+def test_role_of(advertisement: dict[str, Any], role: str) -> None:
+    assert role_of(advertisement) == role
