@@ -108,6 +108,7 @@ RUNS: dict[str, Run] = {
     "README.md#1": Run("elsewhere"),  # tests/test_readme.py
     "README.md#2": Run("elsewhere"),  # tests/test_readme.py, under pytest
     "README.md#3": Run("script"),
+    "docs/metrics.md#1": Run("script", prints="0"),
     "docs/monitor.md#1": Run("server", prints="open http://127.0.0.1:5555/", url="/"),
     "docs/sockend.md#1": Run("server", url="/socket.io/?EIO=4&transport=polling"),
     "docs/sockend.md#2": Run("fragment"),

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from coterie.errors import RemoteError
-from coterie.protocol.pairing import build_advertisement, environment_prefix, pairs, serves
+from coterie.protocol.pairing import (
+    build_advertisement,
+    environment_prefix,
+    pairs,
+    role_of,
+    serves,
+)
 
 
 @pytest.mark.parametrize(
@@ -101,3 +107,26 @@ def test_remote_error_reads_message_and_name() -> None:
     assert str(RemoteError({"message": "RemoteError", "name": "RemoteError"})) == "RemoteError"
     plain = RemoteError("nope")
     assert (plain.message, plain.name, plain.payload) == ("nope", None, "nope")
+
+
+@pytest.mark.parametrize(
+    ("advertisement", "role"),
+    [
+        ({"axon_type": "req"}, "requester"),
+        ({"axon_type": "rep"}, "responder"),
+        ({"axon_type": "pub-emitter"}, "publisher"),
+        ({"axon_type": "sub-emitter"}, "subscriber"),
+        ({"axon_type": "sockend"}, "sockend"),
+        ({"axon_type": "custom-thing"}, "custom-thing"),  # unknown roles as they are
+        ({"type": "monitor"}, "monitor"),  # no axon_type: the type, if it says more
+        ({"type": "service"}, "unknown"),
+        ({"axon_type": 7, "type": 7}, "unknown"),
+        ({}, "unknown"),
+    ],
+)
+def test_role_of_names_a_role_for_people_and_metrics(
+    advertisement: dict[str, object], role: str
+) -> None:
+    assert role_of(advertisement) == role
+    built = build_advertisement("req", name=None, namespace=None, key=None, environment="")
+    assert role_of(built) == "requester"
