@@ -120,9 +120,11 @@ async def test_pubsub_events_are_counted_by_name() -> None:
     async with Mesh() as mesh:
         publisher = mesh.publisher("ticker", metrics=metrics)
         subscriber = mesh.subscriber("listener", metrics=metrics)
+        mesh.monitor("monitor")
         subscriber.on("tick", got.append)
         await mesh.start()
         await publisher.wait_subscribers(1, timeout=SOON)
+        await wait_for(lambda: subscriber.stats().monitors == 1, SOON)
         for n in range(3):
             await publisher.publish("tick", n)
         await publisher.publish("tock", 0)
@@ -132,7 +134,13 @@ async def test_pubsub_events_are_counted_by_name() -> None:
     assert value(samples, "coterie_events_published_total", event="tock") == 1
     assert value(samples, "coterie_events_received_total", event="tick") == 3
     assert value(samples, "coterie_links", role="publisher") == 1
+    # The subscriber's link to the monitor counts like its link to the publisher.
+    assert value(samples, "coterie_links", role="subscriber") == 2
+    assert value(samples, "coterie_links_opened_total", role="subscriber") == 2
     assert value(samples, "coterie_events_dropped_total") == 0
+    closed = parse(metrics.exposition()[0].decode())
+    assert value(closed, "coterie_links_closed_total", role="subscriber") == 2
+    assert value(closed, "coterie_links", role="subscriber") == 0
 
 
 async def test_reconnects_and_failovers_are_counted() -> None:

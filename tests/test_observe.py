@@ -254,17 +254,17 @@ def test_combine_is_none_one_or_a_fan_out_in_order() -> None:
             super().handling(request_type, carrier)
             return _Done(self.log, request_type, self.context)
 
-    ctx = contextvars.copy_context()
-    a, b, c = Tag("a", ctx), Tag("b", None), Tag("c", None)
+    first, last = contextvars.copy_context(), contextvars.copy_context()
+    a, b, c = Tag("a", first), Tag("b", None), Tag("c", last)
     both = combine(a, None, b)
     assert both is not None
-    everything = combine(both, c)  # flattened, not nested
+    everything = combine(both, c)  # a fan-out in a fan-out keeps the order
     assert everything is not None
     request = {"type": "t"}
     assert everything.request_begin(request, "1") == {"type": "t", "by": ["a", "b", "c"]}
     assert request == {"type": "t"}  # the caller's dict is untouched
     handling = everything.handling("t", None)
-    assert handling.context is ctx  # the last one that gives a context
+    assert handling.context is last  # the last one that gives a context
     handling.done(None)
     everything.link_opened("h:1", True)
     everything.request_end("1", "t", None)
