@@ -31,13 +31,15 @@ Waiting
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
-from coterie import DiscoveryOptions
+from coterie import DiscoveryOptions, RemoteError, RequestTimeoutError
+from coterie.testing import Mesh
 
 __all__ = [
     "HOST_SCOPE",
@@ -49,6 +51,7 @@ __all__ = [
     "free_port",
     "ms",
     "wait_for",
+    "work_every_role",
 ]
 
 #: Multiplies every timing of the tests (``COTERIE_TESTS_TIMEOUT_FACTOR``, default 1).
@@ -164,3 +167,30 @@ async def wait_for(
         if loop.time() >= deadline:
             raise AssertionError(f"not true within {timeout:.3f} s: {what or predicate}")
         await asyncio.sleep(5 * MS)
+
+
+async def work_every_role(mesh: Mesh) -> None:
+    """Start every role on ``mesh`` and use each: requests answered, failed and timed out, an event.
+
+    For tests that watch what components do, or that they do nothing, whatever the role.
+    """
+    got: list[int] = []
+    responder = mesh.responder("validation")
+    responder.on("validate", lambda req: True)
+    responder.on("fail", lambda req: 1 / 0)
+    requester = mesh.requester("payment")
+    publisher = mesh.publisher("ticker")
+    subscriber = mesh.subscriber("listener")
+    subscriber.on("tick", got.append)
+    await mesh.start()
+    await requester.wait_connected(1, timeout=5_000 * MS)
+    await publisher.wait_subscribers(1, timeout=5_000 * MS)
+    assert await requester.send({"type": "validate"}) is True
+    with contextlib.suppress(RemoteError):
+        await requester.send({"type": "fail"})
+        raise AssertionError("a failing handler must fail the request")
+    with contextlib.suppress(RequestTimeoutError):
+        await requester.send({"type": "nobody"}, timeout=20 * MS)
+        raise AssertionError("a request nobody serves must time out")
+    await publisher.publish("tick", 1)
+    await wait_for(lambda: got == [1], 5_000 * MS)

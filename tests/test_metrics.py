@@ -22,7 +22,7 @@ import coterie.metrics
 from coterie import RemoteError, Requester, RequestTimeoutError, Responder
 from coterie.metrics import OTHER, ComponentMetrics, Metrics
 from coterie.testing import Mesh
-from tests.helpers import MS, DiscoveryFactory, wait_for
+from tests.helpers import MS, DiscoveryFactory, wait_for, work_every_role
 
 SOON = 5_000 * MS
 
@@ -241,25 +241,8 @@ async def test_metrics_off_touches_no_prometheus_object(monkeypatch: pytest.Monk
         monkeypatch.setattr(ComponentMetrics, hook, touched)
     monkeypatch.setattr(coterie.metrics, "default", touched)
 
-    got: list[int] = []
     async with Mesh() as mesh:
-        responder = mesh.responder("validation")
-        responder.on("validate", lambda req: True)
-        responder.on("fail", lambda req: 1 / 0)
-        requester = mesh.requester("payment")
-        publisher = mesh.publisher("ticker")
-        subscriber = mesh.subscriber("listener")
-        subscriber.on("tick", got.append)
-        await mesh.start()
-        await requester.wait_connected(1, timeout=SOON)
-        await publisher.wait_subscribers(1, timeout=SOON)
-        assert await requester.send({"type": "validate"}) is True
-        with pytest.raises(RemoteError):
-            await requester.send({"type": "fail"})
-        with pytest.raises(RequestTimeoutError):
-            await requester.send({"type": "nobody"}, timeout=20 * MS)
-        await publisher.publish("tick", 1)
-        await wait_for(lambda: got == [1], SOON)
+        await work_every_role(mesh)
 
 
 def test_a_scrape_reads_components_on_their_loop_or_as_last_read(

@@ -32,7 +32,7 @@ from coterie.observe import (
     combine,
 )
 from coterie.testing import Mesh
-from tests.helpers import MS, DiscoveryFactory, wait_for
+from tests.helpers import MS, DiscoveryFactory, wait_for, work_every_role
 
 SOON = 5_000 * MS
 
@@ -290,20 +290,8 @@ async def test_nothing_observing_fires_no_event(monkeypatch: pytest.MonkeyPatch)
     for event in [n for n in vars(Observer) if not n.startswith("_")]:
         monkeypatch.setattr(Observer, event, fired)
 
-    got: list[int] = []
     async with Mesh() as mesh:
-        responder = mesh.responder("validation")
-        responder.on("validate", lambda req: True)
-        requester = mesh.requester("payment")
-        publisher = mesh.publisher("ticker")
-        subscriber = mesh.subscriber("listener")
-        subscriber.on("tick", got.append)
-        await mesh.start()
-        await requester.wait_connected(1, timeout=SOON)
-        await publisher.wait_subscribers(1, timeout=SOON)
-        assert await requester.send({"type": "validate"}) is True
-        await publisher.publish("tick", 1)
-        await wait_for(lambda: got == [1], SOON)
+        await work_every_role(mesh)
     # The same component with an observer does reach Observer's events.
     with pytest.raises(AssertionError, match="nothing observing"):
         async with Mesh() as mesh:
