@@ -206,11 +206,21 @@ async def test_node_monitor_receives_python_requester_status(
     ):
         rep.on("time", lambda r: 1)
         await req.wait_connected(1, timeout=FIRST_CONTACT)
+        assert await req.send({"type": "time"}, timeout=FIRST_CONTACT) == 1
         event = await monitor.wait_for(
             "status",
             timeout=FIRST_CONTACT,
-            predicate=lambda e: e["status"] == {"id": req.id, "nodes": [rep.id]},
+            predicate=lambda e: (
+                e["status"]["id"] == req.id
+                and e["status"].get("traffic", {}).get(rep.id, {}).get("requests") == 1
+            ),
         )
+        # cote's monitor takes coterie's extra field in its stride and keeps listening.
+        assert event["status"] == {
+            "id": req.id,
+            "nodes": [rep.id],
+            "traffic": {rep.id: {"requests": 1, "errors": 0}},
+        }
         assert req.monitors == 1
         count = len(monitor.find("status", lambda e: e["status"]["id"] == req.id))
         # Reports keep coming every status interval.
@@ -232,7 +242,9 @@ async def test_node_monitor_receives_python_subscriber_status(
         await monitor.wait_for(
             "status",
             timeout=FIRST_CONTACT,
-            predicate=lambda e: e["status"] == {"id": sub.id, "nodes": [pub.id]},
+            predicate=lambda e: (
+                e["status"] == {"id": sub.id, "nodes": [pub.id], "traffic": {pub.id: {"events": 0}}}
+            ),
         )
 
 

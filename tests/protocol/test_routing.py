@@ -435,3 +435,21 @@ def test_answered_requests_do_not_pile_up_in_the_bookkeeping() -> None:
         router.reply(send.peer, ok(f"r{n}"), n / 1000)  # type: ignore[union-attr]
     assert router.tracked <= 2
     assert router.expire(10.0) == []
+
+
+def test_traffic_counts_requests_and_error_replies_per_link() -> None:
+    router = Router()
+    router.peer_up("a", ANY, 0)
+    router.peer_up("b", ANY, 0)
+    sent = {i: sends(router.submit(req(i), 0))[0][0] for i in range(5)}
+    assert router.traffic() == {"a": (2, 0), "b": (3, 0)}
+    on_b = [i for i, peer in sent.items() if peer == "b"]
+    router.reply("b", [{"message": "no"}, f"r{on_b[0]}"], 1)  # an error reply
+    router.reply("b", ok(f"r{on_b[1]}"), 1)
+    router.reply("b", [None, None, "r99"], 1)  # late: no request, not counted
+    assert router.traffic() == {"a": (2, 0), "b": (3, 1)}
+    # A lost link's requests are resent and count on the link they go to.
+    router.link_lost("a", 2)
+    assert router.traffic()["b"] == (5, 1)
+    router.peer_up("a", ANY, 3)  # a new link counts from zero
+    assert router.traffic()["a"] == (0, 0)

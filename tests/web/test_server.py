@@ -13,7 +13,7 @@ import pytest
 
 from coterie import Monitor, Requester, Responder
 from coterie.cli.monitor import KEY_NOTE
-from coterie.components.monitor import TABLE_COLUMNS, MonitorSnapshot, NodeInfo
+from coterie.components.monitor import TABLE_COLUMNS, LinkRate, MonitorSnapshot, NodeInfo
 from coterie.web import MonitorServer, view
 from coterie.web.server import RATES_UNKNOWN
 from tests.helpers import MS, DiscoveryFactory, wait_for
@@ -76,9 +76,12 @@ def test_view_is_the_table_plus_the_graph() -> None:
         "port": 8000,
         "key": "$$",
     }
-    # Rates are not known, and the view says so instead of inventing them.
-    assert data["edges"] == [{"from": req, "to": rep, "rate": None}]
+    # Without counts (a Node cote reporter) rates are not known, and the view says so.
+    assert data["edges"] == [{"from": req, "to": rep, "rate": None, "errors": None}]
     assert data["rates"] == RATES_UNKNOWN and "not known" in RATES_UNKNOWN
+    # With them (a coterie requester's reports), requests and errors a second.
+    counted = MonitorSnapshot(snap.nodes, snap.connections, {(req, rep): LinkRate(12.345, 0.5)})
+    assert view(counted)["edges"] == [{"from": req, "to": rep, "rate": 12.35, "errors": 0.5}]
 
 
 def test_arguments_are_checked() -> None:
@@ -150,7 +153,7 @@ async def test_event_stream_follows_changes(disc: DiscoveryFactory) -> None:
             latest = first
             while {n["id"] for n in latest["nodes"]} != {rep.id, req.id} or not latest["edges"]:
                 latest = await _next_view(stream.content)
-            assert latest["edges"] == [{"from": req.id, "to": rep.id, "rate": None}]
+            assert [(e["from"], e["to"]) for e in latest["edges"]] == [(req.id, rep.id)]
             assert latest["version"] > first["version"]
         await mon.wait_until(lambda s: not s.nodes, 5000 * MS)
         gone = loop.time()

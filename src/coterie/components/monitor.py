@@ -11,7 +11,11 @@ status interval. The monitor keeps:
 - the nodes, from discovery (name, role, address, port, key, namespace, ...);
 - the connection graph, from the latest status of each node. A node's edges
   are dropped when it leaves discovery or when every link it reported on
-  closes.
+  closes;
+- the traffic on those edges: a coterie requester's status also counts the
+  requests and error replies on each link (``"traffic"``), a subscriber's
+  the events, and two reports in a row give them a second (:class:`LinkRate`). cote's
+  reports carry no counts, so their edges have no rate.
 
 :meth:`Monitor.snapshot` returns an immutable view; :meth:`Monitor.on_change`
 registers callbacks run on every change (:meth:`Monitor.off_change` removes
@@ -27,9 +31,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, TypeGuard
 
 from coterie.components.base import ListeningComponent
+from coterie.components.monitorable import TRAFFIC_FIELD
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import ROLE_NAMES, role_of
 from coterie.transport.link import Link
@@ -39,6 +44,7 @@ __all__ = [
     "ROLE_ORDER",
     "TABLE_COLUMNS",
     "ChangeHandler",
+    "LinkRate",
     "Monitor",
     "MonitorSnapshot",
     "NodeInfo",
@@ -89,6 +95,16 @@ class NodeInfo:
     connections: tuple[str, ...] = ()
 
 
+class LinkRate(NamedTuple):
+    """Traffic on one link, per second, between a reporter's last two status reports.
+
+    ``requests`` is events on a subscriber's link (``errors`` then stays 0).
+    """
+
+    requests: float
+    errors: float
+
+
 @dataclass(frozen=True, slots=True)
 class MonitorSnapshot:
     """The mesh at one moment.
@@ -97,10 +113,14 @@ class MonitorSnapshot:
         nodes: Every node discovered, by id (the monitor itself excluded).
         connections: Reported links: node id to the ids it is linked to. It
             may name nodes not (yet) in ``nodes``.
+        rates: Traffic on reported links, by ``(from_id, to_id)``, for the
+            links whose reporter counts it (coterie requesters) once two of
+            its reports have arrived; a link missing here has no known rate.
     """
 
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     connections: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    rates: dict[tuple[str, str], LinkRate] = field(default_factory=dict)
 
     @property
     def edges(self) -> list[tuple[str, str]]:
@@ -181,6 +201,9 @@ class Monitor(ListeningComponent):
         self._connections: dict[str, tuple[str, ...]] = {}
         # Which links each node's status came on, to drop edges when they close.
         self._reporters: dict[str, set[Link]] = {}
+        # Each reporter's last traffic counts and when they came; the rates from them.
+        self._counts: dict[str, tuple[float, dict[str, tuple[int, int]]]] = {}
+        self._rates: dict[str, dict[str, LinkRate]] = {}
         self._callbacks: list[ChangeHandler] = []
         self._change = asyncio.Event()
         #: Status messages received.
@@ -222,7 +245,12 @@ class Monitor(ListeningComponent):
             )
             for node_id, node in self._nodes.items()
         }
-        return MonitorSnapshot(nodes, dict(self._connections))
+        rates = {
+            (node_id, target): rate
+            for node_id, targets in self._rates.items()
+            for target, rate in targets.items()
+        }
+        return MonitorSnapshot(nodes, dict(self._connections), rates)
 
     async def wait_until(
         self, predicate: Callable[[MonitorSnapshot], bool], timeout: float = 10.0
@@ -248,6 +276,7 @@ class Monitor(ListeningComponent):
                 return
             self._connections.pop(node.id, None)
             self._reporters.pop(node.id, None)
+            self._forget_traffic(node.id)
         else:
             self._nodes[node.id] = node
         self._changed(event, node.id)
@@ -281,9 +310,51 @@ class Monitor(ListeningComponent):
         ids = link.context if isinstance(link.context, set) else set()
         ids.add(node_id)
         link.context = ids
-        if self._connections.get(node_id) != targets:
+        rates_changed = self._traffic(node_id, targets, status.get(TRAFFIC_FIELD))
+        if self._connections.get(node_id) != targets or rates_changed:
             self._connections[node_id] = targets
             self._changed("status", node_id)
+
+    def _traffic(self, node_id: str, targets: tuple[str, ...], field: Any) -> bool:
+        """Turn a report's cumulative counts into rates; returns whether they changed.
+
+        ``field`` is ``{target: {"requests": n, "errors": n}}`` (coterie
+        requesters) or ``{target: {"events": n}}`` (coterie subscribers; see
+        :mod:`coterie.components.monitorable`), or absent (cote).
+        Only the reported targets count, and only non-negative integers; a
+        count that went down (a new link) has no rate until the next report.
+        """
+        if not isinstance(field, dict):
+            return self._forget_traffic(node_id)
+        counts: dict[str, tuple[int, int]] = {}
+        for target in targets:
+            entry = field.get(target)
+            if isinstance(entry, dict):
+                requests, errors = entry.get("requests"), entry.get("errors")
+                events = entry.get("events")
+                if _count(requests) and _count(errors):
+                    counts[target] = (requests, errors)
+                elif _count(events):  # a subscriber's: events, no errors
+                    counts[target] = (events, 0)
+        now = asyncio.get_running_loop().time()
+        before = self._counts.get(node_id)
+        self._counts[node_id] = (now, counts)
+        rates: dict[str, LinkRate] = {}
+        if before is not None and now > before[0]:
+            seconds = now - before[0]
+            for target, (requests, errors) in counts.items():
+                earlier = before[1].get(target)
+                if earlier is not None and requests >= earlier[0] and errors >= earlier[1]:
+                    rates[target] = LinkRate(
+                        (requests - earlier[0]) / seconds, (errors - earlier[1]) / seconds
+                    )
+        changed = self._rates.get(node_id, {}) != rates
+        self._rates[node_id] = rates
+        return changed
+
+    def _forget_traffic(self, node_id: str) -> bool:
+        self._counts.pop(node_id, None)
+        return bool(self._rates.pop(node_id, None))
 
     def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
         super()._on_link_closed(link, exc)
@@ -295,5 +366,11 @@ class Monitor(ListeningComponent):
             reporters.discard(link)
             if not reporters:
                 del self._reporters[node_id]
+                self._forget_traffic(node_id)
                 if self._connections.pop(node_id, None) is not None:
                     self._changed("status", node_id)
+
+
+def _count(value: Any) -> TypeGuard[int]:
+    """Whether ``value`` is a count: a non-negative int (not a bool)."""
+    return type(value) is int and value >= 0

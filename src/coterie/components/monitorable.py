@@ -10,6 +10,14 @@ keeps an outgoing link, and every status interval this component sends
 ``["status", {"id": <own iid>, "nodes": [<linked peer iids>]}]``, framed like
 a publish, on each of them. Monitors send nothing back.
 
+Beyond cote, a requester's status also carries ``"traffic"``: for each
+responder link, the requests sent on it and the error replies from it since
+it came up (its router counts them, :meth:`Router.traffic
+<coterie.protocol.routing.Router.traffic>`); a subscriber's, the events
+received on each publisher link. cote's monitor passes the
+status object on untouched and reads nothing but ``id``; a coterie monitor
+turns two reports into rates per edge.
+
 Beyond cote: a status also goes out as soon as a monitor link comes up, so a
 new monitor shows the graph at once instead of after one interval; links to
 monitors that leave are closed.
@@ -22,16 +30,17 @@ equivalent is its ``statusInterval`` discovery option), else 5 s.
 from __future__ import annotations
 
 import logging
-from typing import Any, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 from coterie.components.base import Component
 from coterie.protocol.framing import encode_frame
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import reports_to
+from coterie.protocol.routing import Router
 from coterie.transport.peers import Peer, Peers
 from coterie.transport.timer import Alarm
 
-__all__ = ["DEFAULT_STATUS_INTERVAL", "Monitorable"]
+__all__ = ["DEFAULT_STATUS_INTERVAL", "TRAFFIC_FIELD", "Monitorable"]
 
 log = logging.getLogger("coterie.monitorable")
 
@@ -39,6 +48,16 @@ log = logging.getLogger("coterie.monitorable")
 DEFAULT_STATUS_INTERVAL = 5.0
 
 STATUS_TOPIC = "status"
+#: The status field beyond cote's that carries per-link request and error counts.
+TRAFFIC_FIELD = "traffic"
+
+
+@runtime_checkable
+class _Routed(Protocol):
+    """A component that routes requests (a Requester): its router counts per link."""
+
+    @property
+    def router(self) -> Router: ...
 
 
 class Monitorable(Component):
@@ -110,8 +129,29 @@ class Monitorable(Component):
     # -- status ------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """The status object this component reports."""
-        return {"id": self.id, "nodes": self._status_nodes()}
+        """The status object this component reports.
+
+        A requester adds ``"traffic": {<responder iid>: {"requests": n,
+        "errors": n}}`` and a subscriber ``{<publisher iid>: {"events": n}}``,
+        counted since each link came up; cote's monitor ignores the field.
+        """
+        report: dict[str, Any] = {"id": self.id, "nodes": self._status_nodes()}
+        traffic = self._status_traffic()
+        if traffic is not None:
+            report[TRAFFIC_FIELD] = traffic
+        return report
+
+    def _status_traffic(self) -> dict[str, dict[str, int]] | None:
+        """Counts per linked peer for the status, or ``None`` for none.
+
+        A requester's router counts requests and error replies per link.
+        """
+        if isinstance(self, _Routed):
+            return {
+                peer: {"requests": requests, "errors": errors}
+                for peer, (requests, errors) in self.router.traffic().items()
+            }
+        return None
 
     def _monitor_linked(self, peer: Peer) -> None:
         self._link_opened(peer.address, peer.linked > 1)

@@ -222,6 +222,10 @@ class Subscriber(Monitorable):
     def _status_nodes(self) -> list[str]:
         return [p.id for p in self._publishers.linked()]
 
+    def _status_traffic(self) -> dict[str, dict[str, int]]:
+        # Every frame a publisher sends is an event; a link counts its own.
+        return {p.id: {"events": p.link.frames} for p in self._publishers.linked() if p.link}
+
     def _publisher_linked(self, peer: Peer) -> None:
         self._link_opened(peer.address, peer.linked > 1)
 

@@ -189,7 +189,18 @@ _new = tuple.__new__
 class _Route:
     """What the router knows of one connected responder."""
 
-    __slots__ = ("advertisement", "health", "id", "inflight", "leaving", "name", "order", "samples")
+    __slots__ = (
+        "advertisement",
+        "errors",
+        "health",
+        "id",
+        "inflight",
+        "leaving",
+        "name",
+        "order",
+        "requests",
+        "samples",
+    )
 
     def __init__(self, peer: str, advertisement: Mapping[str, Any], health: Health) -> None:
         self.id = peer
@@ -201,6 +212,9 @@ class _Route:
         self.leaving = False
         self.samples: deque[tuple[float, float]] = deque(maxlen=_SAMPLES)
         self.health = health
+        #: Requests sent on this link (resends included) and error replies from it.
+        self.requests = 0
+        self.errors = 0
 
     def oldest(self) -> tuple[float, Request] | None:
         """The oldest request still in flight here, dropping stale entries."""
@@ -310,6 +324,13 @@ class Router:
     def peers(self) -> list[str]:
         """Connected peers, in the order they came up."""
         return list(self._routes)
+
+    def traffic(self) -> dict[str, tuple[int, int]]:
+        """``{peer: (requests sent, error replies)}`` for every connected responder.
+
+        Counted since the link came up; resends count on the link they go to.
+        """
+        return {peer: (r.requests, r.errors) for peer, r in self._routes.items()}
 
     def inflight_on(self, peer: str) -> int:
         """Requests in flight on ``peer`` (0 for an unknown one)."""
@@ -449,6 +470,7 @@ class Router:
                 self._trim_deadlines(request)
             outcome = _new(Resolve, (request, args[1] if len(args) > 2 else None))
         else:
+            route.errors += 1
             outcome = self._finish_failed(request, RemoteError(error))
         # Keep the attempt order short without a next_deadline() per send:
         # replies mostly come in order, so this one is usually the head.
@@ -655,6 +677,7 @@ class Router:
         return candidates[self._turn % len(candidates)]
 
     def _send(self, route: _Route, request: Request, now: float) -> Send:
+        route.requests += 1
         request.peer = route.id
         request.sent_at = now
         route.inflight[request.id] = request

@@ -28,10 +28,15 @@ encoded once per change, not per client. At most ``max_clients`` streams are
 open; the next one gets ``503`` and one warning line on the ``coterie.web``
 logger, and :attr:`MonitorServer.refused` counts them.
 
-Request rates: cote's status reports name the nodes a component is linked
-to, not the traffic on those links, and the monitor sees no requests itself.
-So every edge carries ``"rate": null`` and the page says that rates are not
-known rather than guess.
+Request rates: a coterie requester's status reports count the requests and
+error replies on each of its links, and the monitor turns two reports into
+rates (:class:`~coterie.components.monitor.LinkRate`): such an edge carries
+``"rate"`` (requests a second) and ``"errors"`` (error replies a second).
+A coterie subscriber's reports count events, shown as events a second.
+cote's status reports name the links only, and the monitor sees no requests
+itself, so an edge a Node cote peer reports (and any before its reporter's
+second report) carries ``null`` for both, and the page says "not known"
+there rather than guess.
 
 Names, keys and namespaces come from the network: the script only ever sets
 them as text (never as HTML), and the inlined JSON escapes ``<``, ``>`` and
@@ -49,7 +54,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from coterie.components.monitor import TABLE_COLUMNS, Monitor, MonitorSnapshot
+from coterie.components.monitor import TABLE_COLUMNS, LinkRate, Monitor, MonitorSnapshot
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "RATES_UNKNOWN", "MonitorServer", "view"]
 
@@ -62,7 +67,9 @@ DEFAULT_PORT = 5555
 
 #: What the page says about request rates on edges.
 RATES_UNKNOWN = (
-    "Request rates: not known. Status reports name each node's links, not the traffic on them."
+    "Rates: requests and errors a second on each link a coterie requester reports, events a "
+    "second on a coterie subscriber's; not known where a Node cote peer reports (its status "
+    "names its links, not their traffic)."
 )
 
 _ASSETS = {
@@ -89,9 +96,10 @@ def view(snap: MonitorSnapshot, *, monitor: str = "", version: int = 0) -> dict[
         A dict with ``title``; ``columns`` and ``rows`` (each ``{"id",
         "cells"}``), the terminal view's table; ``nodes`` (``id``, ``name``,
         ``role``, ``namespace``, ``address``, ``port``, ``key``) in table
-        order; ``edges`` (``from``, ``to``, ``rate``), the reported links,
-        with ``rate`` always ``None`` (unknown, see the module doc);
-        ``rates``, the sentence saying so; ``monitor`` and ``version``.
+        order; ``edges`` (``from``, ``to``, ``rate``, ``errors``), the
+        reported links, with requests and error replies a second, ``None``
+        where not known (see the module doc); ``rates``, the sentence saying
+        so; ``monitor`` and ``version``.
     """
     nodes = snap.sorted_nodes()
     links = sum(len(targets) for targets in snap.connections.values())
@@ -116,9 +124,15 @@ def view(snap: MonitorSnapshot, *, monitor: str = "", version: int = 0) -> dict[
             }
             for node in nodes
         ],
-        "edges": [{"from": a, "to": b, "rate": None} for a, b in snap.edges],
+        "edges": [_edge(a, b, snap.rates.get((a, b))) for a, b in snap.edges],
         "rates": RATES_UNKNOWN,
     }
+
+
+def _edge(a: str, b: str, rate: LinkRate | None) -> dict[str, Any]:
+    if rate is None:
+        return {"from": a, "to": b, "rate": None, "errors": None}
+    return {"from": a, "to": b, "rate": round(rate.requests, 2), "errors": round(rate.errors, 2)}
 
 
 def _asset(name: str) -> bytes:

@@ -117,6 +117,26 @@
   }
 
   // The path of one edge: from the side of `a` facing `b` to the side of `b` facing `a`.
+  // "12 req/s · 0.5 err/s" from an edge's rates ("12 events/s" for a
+  // subscriber's link); "not known" without them.
+  function trafficText(edge, events) {
+    if (edge.rate === null || edge.errors === null) return "not known";
+    if (events) return perSecond(edge.rate) + " events/s";
+    return perSecond(edge.rate) + " req/s \u00b7 " + perSecond(edge.errors) + " err/s";
+  }
+
+  function perSecond(value) {
+    return value >= 10 ? String(Math.round(value)) : String(Math.round(value * 10) / 10);
+  }
+
+  // Where an edge's label goes: the middle of the curve edgePath draws.
+  function edgeMiddle(a, b) {
+    var ay = a.y + NODE_H / 2;
+    var by = b.y + NODE_H / 2;
+    if (b.x > a.x) return { x: (a.x + NODE_W + b.x - 4) / 2, y: (ay + by) / 2 };
+    return { x: (a.x + b.x + NODE_W) / 2, y: (ay + by) / 2 };
+  }
+
   function edgePath(a, b) {
     var ay = a.y + NODE_H / 2;
     var by = b.y + NODE_H / 2;
@@ -184,11 +204,17 @@
       // Subscribers report their publishers; events flow the other way.
       var flip = from.node.role === "subscriber";
       var group = svg("g", { "class": "edge", "data-from": edge.from, "data-to": edge.to });
+      var traffic = trafficText(edge, flip);
       group.appendChild(svg("title", {}, from.node.name + " \u2192 " + to.node.name + ": " +
-        (edge.rate === null ? "request rate not known" : edge.rate + " req/s")));
+        (edge.rate === null ? "request rate not known" : traffic)));
       group.appendChild(svg("path", {
         d: flip ? edgePath(to, from) : edgePath(from, to), "marker-end": "url(#arrowhead)",
       }));
+      var middle = flip ? edgeMiddle(to, from) : edgeMiddle(from, to);
+      group.appendChild(svg("text", {
+        x: middle.x, y: middle.y - 4, "class": edge.rate === null ? "rate unknown" : "rate",
+        "text-anchor": "middle",
+      }, traffic));
       graph.appendChild(group);
     });
 
