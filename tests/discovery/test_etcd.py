@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from coterie import DiscoveryOptions, EtcdSettings, Publisher, Requester, Responder, Subscriber
-from coterie.discovery.etcd import group_of, node_key, watched_prefixes
+from coterie.discovery.etcd import node_key, watched_prefixes
+from coterie.discovery.groups import group_of
 from tests.etcd_server import ETCD, EtcdServer
 from tests.helpers import MS, ms, wait_for
 
@@ -52,6 +53,12 @@ def etcd_keys(url: str, prefix: str = "/coterie/") -> dict[str, Any]:
         for kv in answer.get("kvs", [])
     }
     return {"keys": keys, "revision": int(answer["header"]["revision"])}
+
+
+def etcd_leases(url: str) -> list[str]:
+    """The ids of the leases etcd holds."""
+    with urllib.request.urlopen(url + "/v3/lease/leases", b"{}", timeout=2) as resp:
+        return [lease["ID"] for lease in json.loads(resp.read()).get("leases", [])]
 
 
 # -- the key layout (pure) ----------------------------------------------------
@@ -118,22 +125,36 @@ async def test_nodes_join_serve_and_leave(etcd_server: EtcdServer) -> None:
 
 
 async def test_idle_mesh_writes_nothing(etcd_server: EtcdServer) -> None:
-    """In steady state hellos are not re-written: etcd's revision stays put."""
+    """In steady state hellos are not re-written: etcd's revision stays put.
+
+    The components start at once, so they also share one lease: one that
+    got a lease of its own that nobody renews would lose its key after the
+    TTL, which changes the revision too.
+    """
     disc = etcd_discovery(etcd_server.url)
-    async with Responder(name="quiet rep", discovery=disc) as rep:
+    reps = [Responder(name=f"quiet rep {i}", discovery=disc) for i in range(3)]
+    req = Requester(name="quiet req", discovery=disc, timeout=5_000 * MS)
+    for rep in reps:
         rep.on("ping", lambda r: "pong")
-        async with Requester(name="quiet req", discovery=disc, timeout=5_000 * MS) as req:
-            events: list[str] = []
-            req.on_node(lambda e, n: events.append(e))
-            assert await req.send({"type": "ping"}) == "pong"
-            await asyncio.sleep(300 * MS)  # the last changes (bound ports) settle
-            before = etcd_keys(etcd_server.url)["revision"]
-            await asyncio.sleep(1_000 * MS)  # ten hello intervals
-            assert etcd_keys(etcd_server.url)["revision"] == before
-            # ... and no node is timed out for silence: the lease vouches.
-            await asyncio.sleep(2_500 * MS)  # past node_timeout (2 s)
-            assert len(req.peers) == 1 and "removed" not in events
-            assert await req.send({"type": "ping"}) == "pong"
+    events: list[str] = []
+    req.on_node(lambda e, n: events.append(e))
+    try:
+        await asyncio.gather(req.start(), *(rep.start() for rep in reps))
+        await req.wait_connected(3, 5_000 * MS)
+        assert len(etcd_leases(etcd_server.url)) == 1  # one process, one lease
+        await asyncio.sleep(300 * MS)  # the last changes (master flags) settle
+        before = etcd_keys(etcd_server.url)
+        assert len(before["keys"]) == 4
+        await asyncio.sleep(1_000 * MS)  # ten hello intervals
+        assert etcd_keys(etcd_server.url)["revision"] == before["revision"]
+        # ... and no node is timed out for silence, nor loses its key: the
+        # lease, kept alive, vouches for them all.
+        await asyncio.sleep(2_500 * MS)  # past node_timeout and the lease TTL (2 s)
+        assert etcd_keys(etcd_server.url) == before
+        assert len(req.peers) == 3 and "removed" not in events
+        assert await req.send({"type": "ping"}) == "pong"
+    finally:
+        await asyncio.gather(req.close(), *(rep.close() for rep in reps))
 
 
 _CHILD = textwrap.dedent(

@@ -10,7 +10,7 @@ many groups costs each node only its own group's changes.
   datagram exactly as the discovery service encodes it (encrypted when a
   discovery ``key`` is set). ``<group>`` is the namespace, percent-encoded,
   or ``*`` without one; observers (nodes without ``axon_type``: monitors,
-  gateways) register under ``+``.
+  gateways) register under ``+`` (:mod:`coterie.discovery.groups`).
 - Watches: a component watches its group's prefix and ``+`` (to report to
   monitors); an observer watches the whole environment.
 - Liveness is the lease: a node that dies is removed by every peer when its
@@ -50,10 +50,11 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 
+from coterie.discovery.groups import OBSERVERS, group_of
 from coterie.discovery.interfaces import source_address
 from coterie.discovery.options import DiscoverySettings, EtcdSettings
 from coterie.errors import DecodeError
@@ -62,7 +63,7 @@ from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec
 if TYPE_CHECKING:
     from coterie.discovery.service import Discovery
 
-__all__ = ["EtcdError", "EtcdTransport", "group_of", "node_key", "watched_prefixes"]
+__all__ = ["EtcdError", "EtcdTransport", "node_key", "watched_prefixes"]
 
 log = logging.getLogger("coterie.discovery")
 
@@ -77,10 +78,6 @@ _CALL_TIMEOUT = 5.0
 _RANGE_LIMIT = 10_000
 #: Longest watch message accepted (a burst of events in one response).
 _MAX_LINE = 64 * 1024 * 1024
-#: The group segment of nodes with no namespace, and of observers.
-NO_NAMESPACE = "*"
-OBSERVERS = "+"
-_ROLES = ("req", "rep", "pub-emitter", "sub-emitter")
 
 
 class EtcdError(RuntimeError):
@@ -104,30 +101,6 @@ def _prefix_end(prefix: str) -> str:
         return base64.b64encode(b"\0").decode()
     raw[-1] += 1
     return base64.b64encode(bytes(raw)).decode()
-
-
-def _environment(advertisement: dict[str, Any]) -> str:
-    key = advertisement.get("key")
-    if not isinstance(key, str) or "$$" not in key:
-        return ""
-    return key.split("$$", 1)[0].removesuffix(":")
-
-
-def group_of(advertisement: dict[str, Any]) -> tuple[str, str]:
-    """``(environment, group)`` segments of a node's key, percent-encoded.
-
-    The environment is the part of the advertisement key before ``$$``;
-    the group is the namespace, ``*`` without one, or ``+`` for an observer
-    (no ``axon_type``). Neither ``*`` nor ``+`` survives percent-encoding, so
-    no namespace can take their place.
-    """
-    env = quote(_environment(advertisement), safe="")
-    if advertisement.get("axon_type") not in _ROLES:
-        return env, OBSERVERS
-    namespace = advertisement.get("namespace")
-    if namespace is None or namespace == "":
-        return env, NO_NAMESPACE
-    return env, quote(str(namespace), safe="")
 
 
 def node_key(prefix: str, advertisement: dict[str, Any], iid: str) -> str:
@@ -268,15 +241,27 @@ class _Registry:
     # lease ------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Grant the lease (or fail: etcd unreachable at start) and keep it alive."""
-        if self._keeper is None:
-            await self._grant()
-            self._keeper = asyncio.create_task(self._keep_alive(), name="coterie-etcd-lease")
+        """Grant the lease (or fail: etcd unreachable at start) and keep it alive.
+
+        Components of a process start concurrently: the first grants, the
+        others wait for it, so the process holds one lease.
+        """
+        async with self._lease_lock:
+            if self._keeper is None:
+                await self._grant()
+                self._keeper = asyncio.create_task(self._keep_alive(), name="coterie-etcd-lease")
 
     async def _grant(self) -> None:
+        answer = await self.gateway.call("/v3/lease/grant", {"TTL": self.ttl})
+        self.lease = int(answer["ID"])
+
+    async def _renew(self, stale: int | None) -> None:
+        """Replace the lease etcd lost, once however many callers found it lost."""
         async with self._lease_lock:
-            answer = await self.gateway.call("/v3/lease/grant", {"TTL": self.ttl})
-            self.lease = int(answer["ID"])
+            if self.lease == stale:
+                log.warning("etcd lease %s expired; registering again", stale)
+                await self._grant()
+                await self._write_all()
 
     async def _keep_alive(self) -> None:
         delay = _RETRY_FIRST
@@ -287,9 +272,7 @@ class _Registry:
                 if int(answer.get("TTL", 0)) <= 0:
                     # etcd forgot the lease (a restart without its data, or
                     # we were away past the TTL): register again.
-                    log.warning("etcd lease %s expired; registering again", self.lease)
-                    await self._grant()
-                    await self._write_all()
+                    await self._renew(self.lease)
                 self._back()
                 delay = _RETRY_FIRST
             except asyncio.CancelledError:
@@ -336,20 +319,20 @@ class _Registry:
         delay = _RETRY_FIRST
         try:
             while True:
-                value = self.own.get(key)
+                value, lease = self.own.get(key), self.lease
                 try:
                     if value is None:
                         await self.gateway.call("/v3/kv/deleterange", {"key": _b64(key)})
                     else:
                         body = {"key": _b64(key), "value": base64.b64encode(value).decode(),
-                                "lease": self.lease}  # fmt: skip
+                                "lease": lease}  # fmt: skip
                         await self.gateway.call("/v3/kv/put", body)
                 except asyncio.CancelledError:
                     raise
                 except EtcdError as exc:
                     if "lease not found" not in str(exc):
                         raise
-                    await self._grant()
+                    await self._renew(lease)
                     continue
                 except Exception as exc:
                     self._lose("write", exc)
