@@ -17,7 +17,11 @@ for attribute names:
   while it runs (the addresses DNS seeds resolve to);
 - :class:`Registry`: the medium keeps one entry per component and reports
   departures itself (leases), so the service attaches the component to it
-  and never times its nodes out for silence.
+  and never times its nodes out for silence;
+- :class:`Scoped`: the medium carries each group (environment and
+  namespace, :mod:`coterie.discovery.groups`) apart, so it needs the
+  component's advertisement before it starts (Redis with one channel per
+  group).
 
 The built-in media: :class:`~coterie.discovery.transports.UdpTransport`
 (announcing, unicasting), :class:`~coterie.discovery.redis.RedisTransport`
@@ -28,7 +32,7 @@ a registry).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from coterie.discovery.service import Discovery
@@ -39,6 +43,7 @@ __all__ = [
     "Encoder",
     "ReceiveCallback",
     "Registry",
+    "Scoped",
     "Unicasting",
 ]
 
@@ -90,3 +95,11 @@ class Registry(DiscoveryTransport, Protocol):
 
     def attach(self, discovery: Discovery) -> None:
         """Serve this component (its id and advertisement); called before ``start``."""
+
+
+@runtime_checkable
+class Scoped(DiscoveryTransport, Protocol):
+    """A medium that may carry each group of the mesh apart."""
+
+    def scope(self, advertisement: dict[str, Any]) -> None:
+        """The component's advertisement (its group); called before ``start``."""

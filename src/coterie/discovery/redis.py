@@ -1,10 +1,20 @@
-"""Redis discovery: cote's PUBLISH/SUBSCRIBE on the channel ``cote``.
+"""Redis discovery: cote's PUBLISH/SUBSCRIBE on the channel ``cote``, or one per group.
 
 Design: :class:`RedisTransport` meets :class:`~coterie.discovery.medium.Announcing`:
-it moves opaque datagrams over one Redis channel, and names in each hello the
+it moves opaque datagrams over Redis channels, and names in each hello the
 local address of its route to Redis. Parsing and the node table live in the
 discovery service, as for UDP. The ``redis`` package is imported only when a
 transport starts (the ``coterie[redis]`` extra).
+
+Channels. cote publishes every hello on one channel, ``cote``, so Redis
+delivers each hello to every node: N nodes saying hello every 2 s cost
+N²/2 deliveries a second. With ``redis_channel="group"`` (for meshes without
+Node peers, which listen on ``cote`` only) a component publishes on
+``cote:<environment>/<namespace>`` and listens there and on
+``cote:<environment>/+``, where observers (monitors, gateways) publish; an
+observer listens to ``cote:<environment>/*``. A node then hears its own
+group only (:mod:`coterie.discovery.groups`), and the mesh costs
+Σ group² / 2 deliveries a second.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
+from coterie.discovery.groups import OBSERVERS, group_of, is_observer
 from coterie.discovery.interfaces import source_address
 from coterie.discovery.medium import Encoder, ReceiveCallback
 from coterie.discovery.options import DiscoverySettings
@@ -52,6 +63,11 @@ class RedisTransport:
         if settings.redis is None:
             raise ValueError("RedisTransport needs redis settings")
         self._url = settings.redis.connection_url()
+        self._grouped = settings.redis_channel == "group"
+        #: Where hellos are published, and what is listened to.
+        self.channel = REDIS_CHANNEL
+        self.channels: tuple[str, ...] = (REDIS_CHANNEL,)
+        self.patterns: tuple[str, ...] = ()
         self._retry_max = retry_max
         self._pub: Any = None
         self._pubsub: Any = None
@@ -62,8 +78,19 @@ class RedisTransport:
         #: How many times the subscription was lost and restored.
         self.reconnects = 0
 
+    def scope(self, advertisement: dict[str, Any]) -> None:
+        """Pick the channels of the component's group (with ``redis_channel="group"``)."""
+        if not self._grouped:
+            return
+        env, group = group_of(advertisement)
+        self.channel = f"{REDIS_CHANNEL}:{env}/{group}"
+        if is_observer(advertisement):
+            self.channels, self.patterns = (), (f"{REDIS_CHANNEL}:{env}/*",)
+        else:
+            self.channels = (self.channel, f"{REDIS_CHANNEL}:{env}/{OBSERVERS}")
+
     async def start(self, receive: ReceiveCallback) -> None:
-        """Connect, subscribe to ``cote`` and start reading.
+        """Connect, subscribe to ``cote`` (or the group's channels) and start reading.
 
         Raises:
             ImportError: Without the ``redis`` package (``coterie[redis]``).
@@ -101,7 +128,10 @@ class RedisTransport:
 
     async def _subscribe(self) -> None:
         self._pubsub = self._pub.pubsub()
-        await self._pubsub.subscribe(REDIS_CHANNEL)
+        if self.channels:
+            await self._pubsub.subscribe(*self.channels)
+        if self.patterns:
+            await self._pubsub.psubscribe(*self.patterns)
 
     async def _drop_subscription(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
@@ -123,7 +153,7 @@ class RedisTransport:
                         log.warning("redis discovery at %s is back; listening again", self._url)
                     delay = _REDIS_RETRY_FIRST
                 async for message in self._pubsub.listen():
-                    if message.get("type") == "message":
+                    if message.get("type") in ("message", "pmessage"):
                         data = message["data"]
                         raw = data if isinstance(data, bytes) else str(data).encode()
                         receive(raw, "0.0.0.0")
@@ -144,17 +174,17 @@ class RedisTransport:
                 delay = min(delay * 2, self._retry_max)
 
     def send(self, data: bytes) -> None:
-        """Publish a datagram on the ``cote`` channel."""
+        """Publish a datagram on the ``cote`` channel (or the group's)."""
         self.send_each(lambda _address: data)
 
     def send_each(self, encode: Encoder) -> None:
-        """Publish ``encode(local_address)`` on the ``cote`` channel."""
+        """Publish ``encode(local_address)`` on the ``cote`` channel (or the group's)."""
         if self._pub is None:
             return
         data = encode(self.local_address)
         if data is None:
             return
-        task = asyncio.ensure_future(self._pub.publish(REDIS_CHANNEL, data))
+        task = asyncio.ensure_future(self._pub.publish(self.channel, data))
         self._pending.add(task)
         task.add_done_callback(self._sent)
 

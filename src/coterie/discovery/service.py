@@ -38,7 +38,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from coterie.discovery.medium import Announcing, DiscoveryTransport, Registry, Unicasting
+from coterie.discovery.medium import (
+    Announcing,
+    DiscoveryTransport,
+    Registry,
+    Scoped,
+    Unicasting,
+)
 from coterie.discovery.options import DiscoverySettings
 from coterie.discovery.seeds import SeedSet, refresh
 from coterie.discovery.transports import make_transport
@@ -107,6 +113,8 @@ class Discovery:
             # and re-sends no hello: its nodes are never timed out for silence.
             self.table.node_timeout = self.table.master_timeout = math.inf
             self._transport.attach(self)
+        if isinstance(self._transport, Scoped):
+            self._transport.scope(self.advertisement)
         self._listeners: list[NodeListener] = []
         self._timers: list[asyncio.TimerHandle] = []
         self._running = False
