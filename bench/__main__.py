@@ -1,4 +1,4 @@
-"""The bench command: ``python -m bench [--smoke] [--only ...]``.
+"""The bench command: ``python -m bench [--smoke] [--only ...]``, or ``python -m bench scale``.
 
 Design: the driver checks Node and the pinned cote (installing it with
 ``npm ci`` when missing, while the network is still reachable), then moves
@@ -92,9 +92,14 @@ async def run_scenarios(ctx: Context, names: list[str]) -> tuple[list[Row], list
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the bench; 0 when every scenario ran."""
+    """Run the bench; 0 when every scenario ran. ``scale`` runs :mod:`bench.scale`."""
     from bench.scenarios import SCENARIOS
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["scale"]:
+        from bench import scale
+
+        return scale.main(argv[1:])
     args = parse_args(argv)
     started = time.perf_counter()
     params = Params.tiny() if args.smoke else Params.full()
