@@ -339,7 +339,8 @@ async def _peak(meter: Meter, stop: asyncio.Event, step: float = 0.5) -> float:
 async def run_one(backend: str, nodes: int, procs: int, limits: Limits,
                   log: Any) -> dict[str, Any]:  # fmt: skip
     """Measure one back-end at one size; returns the row."""
-    row: dict[str, Any] = {"backend": backend, "nodes": nodes, "procs": procs}
+    row: dict[str, Any] = {"backend": backend, "nodes": nodes, "procs": procs,
+                           "bound_s": limits.converge}  # fmt: skip
     server = (
         Server("redis") if "redis" in backend else Server("etcd") if backend == "etcd" else None
     )
@@ -491,6 +492,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             cells.append("—" if value is None else str(value))
         if row.get("error"):
             cells[3] = f"error: {row['error']}"
+        elif row.get("converge_s") is None:
+            cells[3] = (
+                f"not within {row.get('bound_s')} s ({row.get('linked_procs')}/{row['procs']})"
+            )
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
