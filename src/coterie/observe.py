@@ -38,25 +38,21 @@ The events, in the order a request meets them:
 Events run on the component's event loop, inline: an observer must be quick
 and must not raise (an exception escapes into the component's code path).
 
-:func:`outcome_of` names how a request ended, for labels and span attributes.
+:func:`outcome_of` names how a request ended, for labels and span attributes:
+it is :func:`coterie.protocol.codes.code_of`, the one vocabulary of outcome
+codes that the wire's error ``code`` uses too. :data:`TRACE_FIELD` is the
+request field that carries W3C trace context (see :mod:`coterie.tracing`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from coterie.errors import (
-    FrameTooLargeError,
-    LinkLostError,
-    NotRunningError,
-    QueueFullError,
-    RemoteError,
-    RequestTimeoutError,
-)
+from coterie.protocol.codes import code_of as outcome_of
+from coterie.protocol.messages import TRACE_FIELD
 
 __all__ = [
     "TRACE_FIELD",
@@ -72,38 +68,6 @@ __all__ = [
     "combine",
     "outcome_of",
 ]
-
-#: The request field that carries W3C trace context (see :mod:`coterie.tracing`).
-TRACE_FIELD = "__trace"
-
-_OUTCOMES: dict[type[BaseException], str] = {
-    RemoteError: "error",
-    RequestTimeoutError: "timeout",
-    LinkLostError: "link_lost",
-    QueueFullError: "queue_full",
-    NotRunningError: "closed",
-    FrameTooLargeError: "too_large",
-    asyncio.CancelledError: "cancelled",
-}
-
-
-def outcome_of(error: BaseException | None) -> str:
-    """``"ok"`` for no error, else what kind of failure ``error`` is.
-
-    ``error`` (the handler or responder failed), ``timeout``, ``link_lost``,
-    ``queue_full``, ``closed``, ``too_large``, ``cancelled``; anything else
-    is ``failed``.
-    """
-    if error is None:
-        return "ok"
-    outcome = _OUTCOMES.get(type(error))
-    if outcome is not None:
-        return outcome
-    for kind, name in _OUTCOMES.items():
-        if isinstance(error, kind):
-            return name
-    return "failed"
-
 
 # -- snapshots ------------------------------------------------------------------------
 

@@ -36,9 +36,9 @@ from coterie.testing import Mesh
 from tests.fuzz import exact_scalars, fuzz_settings, json_trees
 
 MAX_PAYLOAD = 2048
-#: The codes of the Sockend's own errors (docs/sockend.md); ``internal`` is a bug.
-CODES = {"bad_request", "too_large", "unknown_type", "rejected", "timeout", "busy",
-         "unavailable", "gone"}  # fmt: skip
+#: The codes of the Sockend's own errors (docs/sockend.md); ``failed`` is a bug.
+CODES = {"bad_request", "too_large", "no_handler", "rejected", "timeout", "queue_full",
+         "closed", "gone"}  # fmt: skip
 EXPOSED = {"/": {"echo", "fail"}, "/math": {"add"}}
 
 

@@ -152,9 +152,9 @@ async def test_namespaces_map_to_socketio_namespaces(disc: Disc) -> None:
             )
             # A type is served only on its responder's namespace.
             assert error_code(await call(sio, "add", {"a": 1, "b": 2}, namespace="/")) == (
-                "unknown_type"
+                "no_handler"
             )
-            assert error_code(await call(sio, "echo", {}, namespace="/math")) == "unknown_type"
+            assert error_code(await call(sio, "echo", {}, namespace="/math")) == "no_handler"
 
 
 async def test_client_cannot_set_subset_or_timeout(disc: Disc) -> None:
@@ -227,11 +227,11 @@ async def test_event_not_advertised_gets_an_error(disc: Disc) -> None:
     async with echo(disc), hidden, other_key, gateway(disc) as (sockend, url):
         await sockend.wait_ready(None, timeout=SOON)
         async with client(url) as sio:
-            assert error_code(await call(sio, "nope", {})) == "unknown_type"
+            assert error_code(await call(sio, "nope", {})) == "no_handler"
             # Only responders with the Sockend's key are exposed.
-            assert error_code(await call(sio, "other", {})) == "unknown_type"
+            assert error_code(await call(sio, "other", {})) == "no_handler"
             # A responder without respondsTo is not exposed (as in cote).
-            assert error_code(await call(sio, "hidden", {})) == "unknown_type"
+            assert error_code(await call(sio, "hidden", {})) == "no_handler"
             assert await call(sio, "echo", {}) == (None, {"type": "echo"})
         assert sockend.exposed() == ["echo"]
 
@@ -350,5 +350,5 @@ async def test_link_secret_is_passed_to_the_gateways_requesters(disc: Disc) -> N
         async with client(url) as sio:
             assert await call(sio, "locked", {}) == (None, "opened")
             # A responder without the secret would refuse the handshake: not exposed.
-            assert error_code(await call(sio, "echo", {})) == "unknown_type"
+            assert error_code(await call(sio, "echo", {})) == "no_handler"
         assert sockend.exposed() == ["locked"]

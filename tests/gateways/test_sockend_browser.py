@@ -305,7 +305,7 @@ async def test_browser_calls_validation_and_receives_publishes(
         assert refused == {
             "refused": {
                 "name": "SockendError",
-                "code": "unknown_type",
+                "code": "no_handler",
                 "message": "no responder serves 'charge' on /",
             }
         }, f"page console: {devtools.console}"

@@ -31,7 +31,7 @@ import logging
 from typing import Any
 
 from coterie.components.base import ListeningComponent
-from coterie.errors import FrameTooLargeError, NotRunningError
+from coterie.errors import NotRunningError
 from coterie.observe import PublisherStats
 from coterie.protocol.messages import encode_publish, topic_for
 from coterie.transport.link import Link
@@ -151,11 +151,7 @@ class Publisher(ListeningComponent):
         if not isinstance(event, str) or not event:
             raise TypeError(f"event must be a non-empty string, got {event!r}")
         # Encoded even with no subscriber, so bad data fails the same way always.
-        frame = encode_publish(topic_for(event, self.namespace), data)
-        if len(frame) > self.max_frame_size:
-            raise FrameTooLargeError(
-                f"event of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
-            )
+        frame = encode_publish(topic_for(event, self.namespace), data, self.max_frame_size)
         self.published += 1
         if self._observer is not None:
             self._observer.published(event)

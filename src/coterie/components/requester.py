@@ -29,7 +29,7 @@ import os
 from typing import Any, Literal
 
 from coterie.components.monitorable import Monitorable
-from coterie.errors import CoterieError, FrameTooLargeError, NotRunningError, RequestTimeoutError
+from coterie.errors import CoterieError, NotRunningError, RequestTimeoutError
 from coterie.observe import RequesterStats
 from coterie.protocol.liveness import (
     DEFAULT_INTERVAL as DEFAULT_LIVENESS_INTERVAL,
@@ -38,7 +38,7 @@ from coterie.protocol.liveness import (
     DEFAULT_TIMEOUT as DEFAULT_LIVENESS_TIMEOUT,
 )
 from coterie.protocol.liveness import Liveness, ping_frame, supports_ping
-from coterie.protocol.messages import encode_request
+from coterie.protocol.messages import encode_request, split_request
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import pairs, serves, unserved
 from coterie.protocol.routing import Balance, Drained, Fail, Outcome, Request, Resolve, Router, Send
@@ -61,8 +61,6 @@ DEFAULT_REQUEST_TIMEOUT = 60.0
 _UNSET: Any = object()
 #: Distinct "why nothing answers" reasons said at WARNING per requester, at most.
 _MAX_REASONS = 32
-_SUBSET = "__subset"
-_TIMEOUT = "__timeout"
 
 
 class Requester(Monitorable):
@@ -219,27 +217,16 @@ class Requester(Monitorable):
             raise TypeError(f"a request must be a dict, got {type(request).__name__}")
         if "type" not in request:
             raise ValueError("a request needs a 'type' field")
-        subset = None
-        if _SUBSET in request:
-            request = dict(request)
-            subset = request.pop(_SUBSET)
+        request, subset, wire_timeout = split_request(request)
         if timeout is _UNSET:
-            wire_timeout = request.get(_TIMEOUT)
-            if isinstance(wire_timeout, int | float) and wire_timeout > 0:
-                timeout = wire_timeout / 1000
-            else:
-                timeout = self.timeout
+            timeout = wire_timeout if wire_timeout is not None else self.timeout
         self._ids += 1
         request_id = f"{self._id_prefix}:{self._ids}"
         observer = self._observer  # metrics, tracing, ...; None when off
         if observer is not None:
             request = observer.request_begin(request, request_id)
         try:
-            frame = encode_request(request, request_id)
-            if len(frame) > self.max_frame_size:
-                raise FrameTooLargeError(
-                    f"request of {len(frame)} bytes exceeds max_frame_size={self.max_frame_size}"
-                )
+            frame = encode_request(request, request_id, self.max_frame_size)
             loop = self._loop or asyncio.get_running_loop()
             pending = Request(
                 request_id, frame, request["type"], subset=subset, retry=retry, timeout=timeout

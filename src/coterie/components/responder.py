@@ -41,11 +41,21 @@ from typing import Any, TypeVar, cast, overload
 from coterie.components._eager import resume
 from coterie.components.base import ListeningComponent
 from coterie.errors import RemoteError
-from coterie.observe import TRACE_FIELD, Handling, ResponderStats
-from coterie.protocol.framing import encode_frame
+from coterie.observe import Handling, ResponderStats
+from coterie.protocol.codes import BAD_REQUEST, CANCELLED, NO_HANDLER
 from coterie.protocol.liveness import ADVERTISED as LIVENESS_ADVERTISED
-from coterie.protocol.liveness import PING, bye_frame, pong_frame
-from coterie.protocol.messages import encode_reply, error_payload
+from coterie.protocol.liveness import bye_frame, pong_frame
+from coterie.protocol.messages import (
+    BAD_FRAME,
+    PING_FRAME,
+    NotARequest,
+    decode_request,
+    encode_answer,
+    encode_refusal,
+    error_payload,
+    no_handler_message,
+    split_trace,
+)
 from coterie.transport.link import Link
 
 __all__ = ["Handler", "Responder"]
@@ -188,37 +198,22 @@ class Responder(ListeningComponent):
     # -- requests --------------------------------------------------------------
 
     def _on_frame(self, link: Link, args: list[Any]) -> None:
-        if len(args) < 2:
-            log.debug("dropped frame of %d argument(s) from %s", len(args), link.peer)
+        request = decode_request(args)
+        if isinstance(request, NotARequest):
+            self._not_a_request(link, args, request)
             return
-        request, request_id = args[0], args[-1]
-        if request.__class__ is str and request == PING:
-            link.write(pong_frame(request_id))  # liveness: answered here, never queued
-            self._pinged.add(link)
-            return
-        if not isinstance(request, dict) or "type" not in request:
-            self._reply_error(link, request_id, "BadRequest", "request has no 'type' field")
-            if self._observer is not None:
-                self._observer.refused(None, "bad_request")
-            return
+        request_id = args[-1]
         request_type = request["type"]
         handler = self._handlers.get(request_type) if isinstance(request_type, str) else None
         if handler is None:
-            self._reply_error(
-                link,
-                request_id,
-                "NoHandlerError",
-                f"{self.name} has no handler for request type {request_type!r}",
-            )
+            message = no_handler_message(self.name, request_type)
+            self._reply_error(link, request_id, NO_HANDLER, message)
             if self._observer is not None:
-                self._observer.refused(request_type, "no_handler")
+                self._observer.refused(request_type, NO_HANDLER)
             return
+        request, carrier = split_trace(request)  # __trace is never for the handler
         observer = self._observer  # metrics, tracing, ...; None when off
         if observer is not None:  # inline, not a method: the hot path with an observer
-            carrier = None
-            if TRACE_FIELD in request:
-                request = dict(request)
-                carrier = request.pop(TRACE_FIELD)
             call = observer.handling(request_type, carrier)
             context = call.context  # tracing runs the handler with its span current
             try:
@@ -234,8 +229,6 @@ class Responder(ListeningComponent):
                 self._reply(link, request_id, None, result)
                 call.done(None)
             return
-        if TRACE_FIELD in request:  # a caller's trace context, never for the handler
-            request = {k: v for k, v in request.items() if k != TRACE_FIELD}
         try:
             result = handler(request)
         except Exception as exc:  # the handler's failure goes back to the caller
@@ -339,30 +332,26 @@ class Responder(ListeningComponent):
             log.debug("handler raised %r", exc)
             self._reply(link, request_id, _error_value(exc), None)
         else:  # cancelled (the responder closed, or the handler cancelled itself)
-            self._reply_error(link, request_id, "CancelledError", "responder closed mid-request")
+            self._reply_error(link, request_id, CANCELLED, "responder closed mid-request")
         if call is not None:
             call.done(exc)
 
-    def _reply_error(self, link: Link, request_id: Any, name: str, message: str) -> None:
-        self._reply(link, request_id, {"message": message, "name": name}, None)
+    def _not_a_request(self, link: Link, args: list[Any], what: NotARequest) -> None:
+        if what is PING_FRAME:
+            link.write(pong_frame(args[-1]))  # liveness: answered here, never queued
+            self._pinged.add(link)
+        elif what is BAD_FRAME:
+            self._reply_error(link, args[-1], BAD_REQUEST, what.reason)
+            if self._observer is not None:
+                self._observer.refused(None, BAD_REQUEST)
+        else:
+            log.debug("dropped frame of %d argument(s) from %s", len(args), link.peer)
+
+    def _reply_error(self, link: Link, request_id: Any, code: str, message: str) -> None:
+        """Refuse a request with no handler run: the error carries ``code``."""
+        self.handled += 1
+        link.write(encode_refusal(code, message, request_id))
 
     def _reply(self, link: Link, request_id: Any, error: Any, result: Any) -> None:
         self.handled += 1
-        try:
-            frame = encode_reply(error, result, request_id)
-        except (TypeError, ValueError) as exc:
-            frame = encode_frame(
-                ({"message": f"result could not be sent: {exc}", "name": "TypeError"}, request_id)
-            )
-        if len(frame) > self.max_frame_size:
-            frame = encode_frame(
-                (
-                    {
-                        "message": f"reply of {len(frame)} bytes exceeds max_frame_size="
-                        f"{self.max_frame_size}",
-                        "name": "FrameTooLargeError",
-                    },
-                    request_id,
-                )
-            )
-        link.write(frame)
+        link.write(encode_answer(error, result, request_id, self.max_frame_size))

@@ -32,12 +32,12 @@ Beyond cote, on purpose (cote 1.2.0's weak spots):
   ``requesterTransformators``) run after that and may set them.
 - Only event types that a discovered responder of that namespace currently
   advertises in ``respondsTo`` are forwarded (all of them: cote exposes only
-  the first responder's list); others get a ``unknown_type`` error.
+  the first responder's list); others get a ``no_handler`` error.
 - A missing payload is ``{}`` (as cote); a ``null`` or non-object payload,
   one that is not JSON, or one larger than ``max_payload`` bytes gets a
   ``bad_request`` / ``too_large`` error instead of crashing the process.
 - Every forwarded request is bounded by ``request_timeout`` (``timeout``
-  error) and by the requester's waiting queue (``busy`` error).
+  error) and by the requester's waiting queue (``queue_full`` error).
 - Errors are logged at debug level. An emit without an acknowledgement is
   still forwarded (fire and forget, as in cote); its answer or error is
   dropped by python-socketio, which sends acks only when asked.
@@ -77,6 +77,20 @@ from coterie.components.base import Component
 from coterie.components.requester import Requester
 from coterie.components.subscriber import Subscriber
 from coterie.errors import FrameTooLargeError, NotRunningError, QueueFullError, RemoteError
+from coterie.protocol.codes import (
+    BAD_REQUEST,
+    CLOSED,
+    FAILED,
+    GONE,
+    NO_HANDLER,
+    QUEUE_FULL,
+    REJECTED,
+    TIMEOUT,
+    TOO_LARGE,
+    code_of,
+    refusal,
+)
+from coterie.protocol.messages import SUBSET_FIELD, TIMEOUT_FIELD, without
 from coterie.protocol.namespaces import Namespace, NamespaceLife
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import same_link_security
@@ -110,7 +124,7 @@ DEFAULT_REQUEST_TIMEOUT = 10.0
 #: Largest client payload forwarded, in bytes of JSON.
 DEFAULT_MAX_PAYLOAD = 64 * 1024
 #: Request keys a client may not set; they are removed before forwarding.
-RESERVED_KEYS = ("__subset", "__timeout")
+RESERVED_KEYS = (SUBSET_FIELD, TIMEOUT_FIELD)
 #: Most published events waiting to be emitted to clients.
 DEFAULT_RELAY_QUEUE = 10_000
 #: Most namespaces served at once, besides the default one and those listed.
@@ -152,7 +166,7 @@ class _Refused(Exception):
         self.message = message
 
     def payload(self) -> dict[str, str]:
-        return {"name": "SockendError", "code": self.code, "message": self.message}
+        return refusal(self.code, self.message, "SockendError")
 
 
 def _names(value: Any) -> frozenset[str]:
@@ -709,17 +723,17 @@ class Sockend(Component):
         except Exception:
             self.refused += 1
             log.exception("forwarding %r from %s on %s failed", event, sid, sio_ns)
-            return (_Refused("internal", "the gateway failed; see its log").payload(),)
+            return (_Refused(FAILED, "the gateway failed; see its log").payload(),)
         return (None, result)
 
     async def _forward(self, sio_ns: str, event: str, sid: str, args: tuple[Any, ...]) -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.request_timeout
         if not self._started or self._closing:
-            raise _Refused("unavailable", "the gateway is not running")
+            raise _Refused(CLOSED, "the gateway is not running")
         if not isinstance(event, str):
             raise _Refused(
-                "bad_request", f"an event name must be a string, got {type(event).__name__}"
+                BAD_REQUEST, f"an event name must be a string, got {type(event).__name__}"
             )
         request = self._request_from(event, args)
         space = self._route(sio_ns, event)
@@ -729,36 +743,36 @@ class Sockend(Component):
                 if inspect.isawaitable(outcome):
                     await outcome
             except Exception as exc:
-                raise _Refused("rejected", str(exc) or type(exc).__name__) from None
+                raise _Refused(REJECTED, str(exc) or type(exc).__name__) from None
         request["type"] = event
         requester, ready = space.requester, space.requester_ready
         if requester is None or ready is None:
-            raise _Refused("unknown_type", f"no responder serves {event!r} here")
+            raise _Refused(NO_HANDLER, f"no responder serves {event!r} here")
         try:
             await asyncio.wait_for(asyncio.shield(ready), max(deadline - loop.time(), 0.001))
         except TimeoutError:
-            raise _Refused("timeout", "the gateway's requester did not start in time") from None
+            raise _Refused(TIMEOUT, "the gateway's requester did not start in time") from None
         except Exception:
-            raise _Refused("unavailable", "the gateway's requester could not start") from None
+            raise _Refused(CLOSED, "the gateway's requester could not start") from None
         self.forwarded += 1
         try:
             return await requester.send(request, timeout=max(deadline - loop.time(), 0.001))
         except NotRunningError:
             if space.closed:
                 raise self._gone_error(sio_ns, space.namespace) from None
-            raise _Refused("unavailable", "the gateway's requester is not running") from None
+            raise _Refused(CLOSED, "the gateway's requester is not running") from None
         except TimeoutError:
             raise _Refused(
-                "timeout", f"no answer to {event!r} within {self.request_timeout:g} s"
+                TIMEOUT, f"no answer to {event!r} within {self.request_timeout:g} s"
             ) from None
         except QueueFullError:
-            raise _Refused("busy", "too many requests are waiting for a responder") from None
+            raise _Refused(QUEUE_FULL, "too many requests are waiting for a responder") from None
         except FrameTooLargeError:
-            raise _Refused("too_large", "the request is too large for the mesh") from None
+            raise _Refused(TOO_LARGE, "the request is too large for the mesh") from None
         except (TypeError, ValueError) as exc:
-            raise _Refused("bad_request", f"the request cannot be sent: {exc}") from None
+            raise _Refused(BAD_REQUEST, f"the request cannot be sent: {exc}") from None
         except (RuntimeError, ConnectionError) as exc:
-            raise _Refused("unavailable", f"the request could not be completed: {exc}") from None
+            raise _Refused(code_of(exc), f"the request could not be completed: {exc}") from None
 
     def _request_from(self, event: str, args: tuple[Any, ...]) -> dict[str, Any]:
         if not args:
@@ -769,17 +783,17 @@ class Sockend(Component):
                 log.debug("ignored %d extra argument(s) of %r", len(args) - 1, event)
         if not isinstance(data, dict):
             kind = "null" if data is None else type(data).__name__
-            raise _Refused("bad_request", f"the payload of {event!r} must be an object, got {kind}")
+            raise _Refused(BAD_REQUEST, f"the payload of {event!r} must be an object, got {kind}")
         try:
             size = len(orjson.dumps(data))
         except (TypeError, orjson.JSONEncodeError) as exc:
-            raise _Refused("bad_request", f"the payload of {event!r} is not JSON: {exc}") from None
+            raise _Refused(BAD_REQUEST, f"the payload of {event!r} is not JSON: {exc}") from None
         if size > self.max_payload:
             raise _Refused(
-                "too_large",
+                TOO_LARGE,
                 f"the payload of {event!r} is {size} bytes; the limit is {self.max_payload}",
             )
-        request = {k: v for k, v in data.items() if k not in RESERVED_KEYS}
+        request = without(data, RESERVED_KEYS)
         if len(request) != len(data):
             log.debug(
                 "removed client-set %s from %r", [k for k in RESERVED_KEYS if k in data], event
@@ -788,18 +802,18 @@ class Sockend(Component):
 
     def _route(self, sio_ns: str, event: str) -> _Space:
         if event in _SOCKETIO_RESERVED:
-            raise _Refused("unknown_type", f"{event!r} is a reserved socket.io event")
+            raise _Refused(NO_HANDLER, f"{event!r} is a reserved socket.io event")
         for space in self._spaces.values():
             if socketio_namespace(space.namespace) == sio_ns and space.takes(event):
                 return space
         if sio_ns in self._gone:
             raise self._gone_error(sio_ns, self._gone[sio_ns])
-        raise _Refused("unknown_type", f"no responder serves {event!r} on {sio_ns}")
+        raise _Refused(NO_HANDLER, f"no responder serves {event!r} on {sio_ns}")
 
     def _gone_error(self, sio_ns: str, namespace: Namespace) -> _Refused:
         timeout = self.settings.node_timeout / 1000 if self.settings is not None else 0
         return _Refused(
-            "gone",
+            GONE,
             f"namespace {namespace!r} ({sio_ns}) was closed: none of its responders has been "
             f"seen for {timeout:g} s",
         )

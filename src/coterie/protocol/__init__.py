@@ -12,7 +12,9 @@ rule is unit tested deterministically. The asyncio adapters in
 | module | what it decides |
 | --- | --- |
 | :mod:`~coterie.protocol.framing` | AMP frames: how a message is framed and unframed, size limits |
-| :mod:`~coterie.protocol.messages` | axon's request, reply, publish and status shapes |
+| :mod:`~coterie.protocol.messages` | axon's request, reply, publish and status shapes; |
+| | decoding request frames; reserved fields; the size of what is sent |
+| :mod:`~coterie.protocol.codes` | the one vocabulary of outcome codes (wire, metrics, traces) |
 | :mod:`~coterie.protocol.routing` | where a request goes, how long it waits, |
 | | when it is retried; exactly-once answers |
 | :mod:`~coterie.protocol.pairing` | advertisements and who pairs with whom |

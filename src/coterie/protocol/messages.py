@@ -9,6 +9,27 @@ through :func:`~coterie.protocol.framing.encode_frame`. The shapes are cote 1.2.
 - reply: ``[error_or_null, result..., id]``, the id echoed last;
 - publish: ``[topic, data]`` with topic ``message::[namespace::]event``;
 - status (to monitors): ``["status", {"id": ..., "nodes": [...]}]``.
+
+The decode side is here too, for the frames a responder reads:
+:func:`decode_request` tells a request from a liveness ping and from a bad
+frame, and the *reserved* request fields, which steer coterie and are not for
+a handler, are split from the payload here and nowhere else:
+
+- ``__subset`` routes to responders advertising that subset; the requester
+  takes it out before sending (:func:`split_request`), as cote does;
+- ``__timeout`` is cote's per-request bound in milliseconds; it stays in the
+  payload (cote sends it too) and :func:`split_request` reads it;
+- ``__trace`` carries a tracing requester's W3C trace context; the responder
+  takes it out before a handler sees the request (:func:`split_trace`).
+
+The frame size rule is checked once, by the encoders themselves: a request
+or publish larger than ``max_size`` raises
+:class:`~coterie.errors.FrameTooLargeError`, and a reply too large (or that
+cannot be serialised) becomes an error reply (:func:`encode_answer`).
+
+These functions are on the request path: they return the caller's own dict
+when there is nothing to take out, and plain values or tuples, never new
+classes.
 """
 
 from __future__ import annotations
@@ -17,15 +38,44 @@ from typing import Any
 
 import orjson
 
-from coterie.protocol.framing import encode_arg, encode_frame, frame_length
+from coterie.errors import FrameTooLargeError
+from coterie.protocol.codes import TOO_LARGE, refusal
+from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, encode_arg, encode_frame, frame_length
+from coterie.protocol.liveness import PING
 
 __all__ = [
+    "BAD_FRAME",
+    "PING_FRAME",
+    "RESERVED_FIELDS",
+    "SHORT_FRAME",
+    "SUBSET_FIELD",
+    "TIMEOUT_FIELD",
+    "TRACE_FIELD",
+    "NotARequest",
+    "check_size",
+    "decode_request",
+    "encode_answer",
     "encode_publish",
+    "encode_refusal",
     "encode_reply",
     "encode_request",
     "error_payload",
+    "no_handler_message",
+    "split_request",
+    "split_trace",
     "topic_for",
+    "without",
 ]
+
+#: Routes a request to responders advertising this ``subset``; not sent.
+SUBSET_FIELD = "__subset"
+#: cote's per-request bound, in milliseconds; sent as it is.
+TIMEOUT_FIELD = "__timeout"
+#: W3C trace context of a tracing requester (see :mod:`coterie.tracing`); never
+#: given to a handler.
+TRACE_FIELD = "__trace"
+#: Every request field that steers coterie rather than the handler.
+RESERVED_FIELDS = (SUBSET_FIELD, TIMEOUT_FIELD, TRACE_FIELD)
 
 #: ``0x13`` (three arguments), then ``j:null``: the head of every success reply.
 _REPLY_OK_HEAD = b"\x13\x00\x00\x00\x06j:null"
@@ -37,11 +87,27 @@ def _arg(value: Any) -> bytes:
     return frame_length(len(data)) + data
 
 
-def encode_request(body: Any, request_id: str) -> bytes:
+def check_size(frame: bytes, max_size: int, what: str) -> bytes:
+    """The frame size rule for what this side sends: ``frame`` if it fits, else an error.
+
+    Raises:
+        FrameTooLargeError: When ``frame`` is longer than ``max_size`` bytes;
+            the message names ``what`` was too large and by how much.
+    """
+    if len(frame) > max_size:
+        raise FrameTooLargeError(
+            f"{what} of {len(frame)} bytes exceeds max_frame_size={max_size}: "
+            "send less, or raise max_frame_size on both sides"
+        )
+    return frame
+
+
+def encode_request(body: Any, request_id: str, max_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
     """Frame a request: ``[body, id]``.
 
     Raises:
         TypeError: When the body cannot be serialised as JSON.
+        FrameTooLargeError: When the frame exceeds ``max_size`` bytes.
     """
     if type(body) is dict:
         try:
@@ -50,7 +116,8 @@ def encode_request(body: Any, request_id: str) -> bytes:
             raise TypeError(f"cannot send request as JSON: {exc}") from exc
     else:
         data = encode_arg(body)
-    return b"".join((b"\x12", frame_length(len(data)), data, _arg(request_id)))
+    frame = b"".join((b"\x12", frame_length(len(data)), data, _arg(request_id)))
+    return frame if len(frame) <= max_size else check_size(frame, max_size, "request")
 
 
 def encode_reply(error: Any, result: Any, request_id: Any) -> bytes:
@@ -69,11 +136,147 @@ def topic_for(event: str, namespace: str | None) -> str:
     return f"message::{namespace}::{event}" if namespace else f"message::{event}"
 
 
-def encode_publish(topic: str, data: Any) -> bytes:
-    """Frame a publish: exactly ``[topic, data]``."""
-    return encode_frame((topic, data))
+def encode_publish(topic: str, data: Any, max_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
+    """Frame a publish: exactly ``[topic, data]``.
+
+    Raises:
+        TypeError: When ``data`` cannot be serialised as JSON.
+        FrameTooLargeError: When the frame exceeds ``max_size`` bytes.
+    """
+    return check_size(encode_frame((topic, data)), max_size, "event")
+
+
+def encode_refusal(code: str, message: str, request_id: Any) -> bytes:
+    """Frame a responder's refusal, no handler run: ``[refusal, id]``.
+
+    The error is :func:`~coterie.protocol.codes.refusal`'s payload for ``code``.
+    """
+    return encode_frame((refusal(code, message), request_id))
+
+
+def no_handler_message(responder: str, request_type: Any) -> str:
+    """What a caller reads when ``responder`` has no handler for ``request_type``."""
+    return f"{responder} has no handler for request type {request_type!r}"
+
+
+def encode_answer(error: Any, result: Any, request_id: Any, max_size: int) -> bytes:
+    """Frame a responder's reply so that it can always be sent.
+
+    Like :func:`encode_reply`, except that a result or error that cannot be
+    serialised becomes a ``TypeError`` error reply, and a reply larger than
+    ``max_size`` bytes a ``too_large`` refusal: the caller gets an answer
+    rather than waiting out its bound.
+    """
+    try:
+        frame = encode_reply(error, result, request_id)
+    except (TypeError, ValueError) as exc:
+        frame = encode_frame(
+            ({"message": f"result could not be sent: {exc}", "name": "TypeError"}, request_id)
+        )
+    if len(frame) <= max_size:
+        return frame
+    return encode_refusal(
+        TOO_LARGE, f"reply of {len(frame)} bytes exceeds max_frame_size={max_size}", request_id
+    )
 
 
 def error_payload(exc: BaseException) -> dict[str, str]:
     """What a failed handler sends: an object with ``message`` and ``name``."""
     return {"message": str(exc) or type(exc).__name__, "name": type(exc).__name__}
+
+
+# -- the decode side ---------------------------------------------------------------
+
+
+class NotARequest:
+    """What :func:`decode_request` returns for a frame that is not a request.
+
+    There are three, compared by identity: :data:`PING_FRAME`,
+    :data:`BAD_FRAME` and :data:`SHORT_FRAME`.
+
+    Attributes:
+        kind: ``"ping"``, ``"bad"`` or ``"short"``.
+        reason: What is wrong, for the error reply or a log line.
+    """
+
+    __slots__ = ("kind", "reason")
+
+    def __init__(self, kind: str, reason: str) -> None:
+        self.kind = kind
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} frame>"
+
+
+#: A liveness ping ``[PING, token]``: answer it with a pong echoing ``args[-1]``.
+PING_FRAME = NotARequest("ping", "a liveness ping")
+#: Not a request object with a ``type``: answer ``args[-1]`` with a ``bad_request`` refusal.
+BAD_FRAME = NotARequest("bad", "a request must be an object with a 'type' field")
+#: Fewer than two arguments: there is no id to answer; drop it.
+SHORT_FRAME = NotARequest("short", "a request frame has at least two arguments")
+
+
+def decode_request(args: list[Any]) -> dict[str, Any] | NotARequest:
+    """What a frame a responder received is: the request object, or why it is none.
+
+    A request frame is ``[request, ..., id]``: the request object first, its
+    id last (the responder echoes ``args[-1]``).
+
+    Returns:
+        The request dict itself (not a copy) when it is an object with a
+        ``type``; else :data:`PING_FRAME`, :data:`BAD_FRAME` or
+        :data:`SHORT_FRAME`.
+    """
+    if len(args) < 2:
+        return SHORT_FRAME
+    request = args[0]
+    if request.__class__ is dict:  # what the decoder makes: the fast path
+        return request if "type" in request else BAD_FRAME
+    if request.__class__ is str and request == PING:
+        return PING_FRAME
+    if isinstance(request, dict) and "type" in request:
+        return request
+    return BAD_FRAME
+
+
+def split_request(request: dict[str, Any]) -> tuple[dict[str, Any], Any, float | None]:
+    """A requester's request split into what is sent, its subset and its own bound.
+
+    Returns:
+        ``(payload, subset, timeout)``: ``payload`` is ``request`` itself, or a
+        copy without ``__subset`` when it has one; ``subset`` is that field's
+        value or ``None``; ``timeout`` is ``__timeout`` in seconds when it is a
+        positive number of milliseconds, else ``None``. ``__timeout`` stays in
+        the payload, as cote sends it.
+    """
+    subset = None
+    if SUBSET_FIELD in request:
+        request = dict(request)
+        subset = request.pop(SUBSET_FIELD)
+    wire = request.get(TIMEOUT_FIELD)
+    if wire is not None and wire.__class__ in (int, float) and wire > 0:
+        return request, subset, wire / 1000
+    return request, subset, None
+
+
+def split_trace(request: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """A received request split into what the handler sees and its trace context.
+
+    Returns:
+        ``(request, carrier)``: ``request`` itself and ``None`` when it has no
+        ``__trace``; else a copy without it, and its value.
+    """
+    if TRACE_FIELD not in request:
+        return request, None
+    request = dict(request)
+    return request, request.pop(TRACE_FIELD)
+
+
+def without(request: dict[str, Any], fields: tuple[str, ...] = RESERVED_FIELDS) -> dict[str, Any]:
+    """A copy of ``request`` without ``fields`` (every reserved field by default).
+
+    A gateway uses it on what a client sent, so the client steers no routing,
+    bound or trace; the copy is the gateway's own to change.
+    """
+    return {k: v for k, v in request.items() if k not in fields}

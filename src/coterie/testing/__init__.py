@@ -45,7 +45,8 @@ from coterie.components.responder import Responder
 from coterie.components.subscriber import Subscriber
 from coterie.discovery.options import DiscoveryOptions
 from coterie.errors import RemoteError
-from coterie.protocol.messages import error_payload
+from coterie.protocol.codes import NO_HANDLER, refusal
+from coterie.protocol.messages import error_payload, no_handler_message
 from coterie.testing._memory import MemoryNetwork
 
 __all__ = ["MemoryNetwork", "Mesh", "call"]
@@ -154,13 +155,8 @@ async def call(responder: Responder, request: dict[str, Any]) -> Any:
     request = orjson.loads(orjson.dumps(request))
     handler = responder.handler(request.get("type"))
     if handler is None:
-        raise RemoteError(
-            {
-                "message": f"{responder.name} has no handler for request type "
-                f"{request.get('type')!r}",
-                "name": "NoHandlerError",
-            }
-        )
+        message = no_handler_message(responder.name, request.get("type"))
+        raise RemoteError(refusal(NO_HANDLER, message))
     try:
         result = handler(request)
         if inspect.isawaitable(result):
