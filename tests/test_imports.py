@@ -108,8 +108,8 @@ def imported(module: str, path: Path, known: set[str]) -> set[str]:
                 # ``from a import b``: the module a.b if there is one, else a.
                 submodule = f"{source}.{alias.name}"
                 names.add(submodule if submodule in known else source)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+        for inner in ast.iter_child_nodes(node):
+            visit(inner)
 
     visit(ast.parse(path.read_text(), str(path)))
     found: set[str] = set()

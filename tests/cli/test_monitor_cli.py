@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+from typing import cast
 
 import aiohttp
 import pytest
@@ -282,6 +283,6 @@ def test_logs_go_through_the_live_console_while_the_table_is_up() -> None:
     try:
         with monitor_cli._logs_through(proxy):
             assert handler.stream is proxy
-        assert handler.stream is sys.__stderr__
+        assert handler.stream is cast(object, sys.__stderr__)
     finally:
         root.removeHandler(handler)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from typing import Any
 
 import pytest
 
@@ -76,7 +77,7 @@ async def test_partial_frames_on_many_links_cannot_exhaust_memory(disc_port: int
 
     from tests.helpers import fast_discovery
 
-    cfg = {
+    cfg: dict[str, Any] = {
         "discovery": {
             k: v for k, v in dataclasses.asdict(fast_discovery(disc_port)).items() if v is not None
         }

@@ -36,7 +36,7 @@ def child_discovery(port: int) -> dict[str, Any]:
 
 async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
     # Busy workers: one request at a time, 1 ms each, so hundreds stay in flight.
-    cfg = {"discovery": child_discovery(disc_port), "delay": 1 * MS, "serial": True}
+    cfg: dict[str, Any] = {"discovery": child_discovery(disc_port), "delay": 1 * MS, "serial": True}
     children = [await ChildComponent.responder(f"worker-{i}", **cfg) for i in range(3)]
     try:
         async with Requester(
@@ -81,7 +81,7 @@ async def test_kill_one_of_three_with_1000_in_flight(disc_port: int) -> None:
 
 
 async def test_retry_false_fails_fast_with_link_lost(disc_port: int) -> None:
-    cfg = {"discovery": child_discovery(disc_port), "delay": 5_000 * MS}
+    cfg: dict[str, Any] = {"discovery": child_discovery(disc_port), "delay": 5_000 * MS}
     child = await ChildComponent.responder("slow", **cfg)
     try:
         async with Requester(

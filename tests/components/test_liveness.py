@@ -31,7 +31,7 @@ def child_discovery(port: int) -> dict[str, Any]:
 
 
 async def _frozen_with_requests_in_flight(disc_port: int, steady: bool) -> None:
-    cfg = {"discovery": child_discovery(disc_port), "delay": 300 * MS}
+    cfg: dict[str, Any] = {"discovery": child_discovery(disc_port), "delay": 300 * MS}
     frozen, healthy = [await ChildComponent.responder(f"w{i}", **cfg) for i in range(2)]
     try:
         async with Requester(name="liveness", discovery=discovery(disc_port), timeout=10) as req:

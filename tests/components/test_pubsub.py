@@ -283,7 +283,7 @@ async def test_discovery_drop_keeps_a_live_link_without_duplicates(disc: Discove
         await sub.wait_connected(1, timeout=SOON)
         (node,) = sub.peers
         events: asyncio.Queue[str] = asyncio.Queue()
-        sub.on_node(lambda event, peer: peer.id == node.id and events.put_nowait(event))
+        sub.on_node(lambda event, peer: events.put_nowait(event) if peer.id == node.id else None)
         # Discovery loses the publisher (as after missed hellos) ...
         assert sub.discovery is not None
         sub.discovery.forget(node.id)
@@ -342,4 +342,4 @@ async def test_bad_input_is_rejected(disc: DiscoveryFactory) -> None:
             await pub.publish("e", object())
     sub = Subscriber("sub", discovery=disc())
     with pytest.raises(TypeError):
-        sub.on("e", "not callable")  # type: ignore[arg-type]
+        sub.on("e", "not callable")  # type: ignore[call-overload]

@@ -208,18 +208,20 @@ async def test_cote_request_timeout_env(
 async def test_scope_isolation(
     disc: DiscoveryFactory, field: str, served: str, other: str | None
 ) -> None:
-    async with Responder("scoped", discovery=disc(), **{field: served}) as rep:
+    inner: dict[str, Any] = {field: served}
+    outer: dict[str, Any] = {field: other}
+    async with Responder("scoped", discovery=disc(), **inner) as rep:
         rep.on("q", lambda r: "in scope")
         async with (
-            Requester("inside", discovery=disc(), **{field: served}) as inside,
-            Requester("outside", discovery=disc(), **{field: other}) as outside,
+            Requester("inside", discovery=disc(), **inner) as inside,
+            Requester("outside", discovery=disc(), **outer) as outside,
         ):
             await inside.wait_connected(1, timeout=SOON)
             assert await inside.send({"type": "q"}, timeout=SOON) == "in scope"
             # The outsider hears the responder's hellos but must not pair with it.
             assert outside.discovery is not None
             heard = asyncio.Event()
-            outside.discovery.on(lambda event, node: node.id == rep.id and heard.set())
+            outside.discovery.on(lambda event, node: heard.set() if node.id == rep.id else None)
             if rep.id not in outside.discovery.nodes:
                 async with asyncio.timeout(SOON):
                     await heard.wait()

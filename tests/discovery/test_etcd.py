@@ -120,8 +120,9 @@ async def test_nodes_join_serve_and_leave(etcd_server: EtcdServer) -> None:
         assert key not in etcd_keys(url)["keys"]
         assert req.peers == []
         # A node with no link to it learns of the departure from etcd alone.
-        assert bystander.discovery is not None
-        await wait_for(lambda: rep.id not in bystander.discovery.nodes, 1_000 * MS)
+        watched = bystander.discovery
+        assert watched is not None
+        await wait_for(lambda: rep.id not in watched.nodes, 1_000 * MS)
 
 
 async def test_idle_mesh_writes_nothing(etcd_server: EtcdServer) -> None:

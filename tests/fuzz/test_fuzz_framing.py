@@ -61,7 +61,8 @@ bad_arg = st.binary(max_size=20).map(lambda b: b"j:" + b).filter(_undecodable) |
 def frames(draw: st.DrawFn) -> tuple[bytes, Any]:
     """One encoded frame and what it should decode to (a DroppedFrame is judged later)."""
     args = draw(good_args)
-    if args and draw(st.booleans()):
+    corrupt: bool = draw(st.booleans())
+    if args and corrupt:
         args[draw(st.integers(0, len(args) - 1))] = draw(bad_arg)
         return encode_frame(args), "undecodable"
     return encode_frame(args), args

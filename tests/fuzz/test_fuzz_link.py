@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import ssl
 from asyncio import sslproto
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import event, given
 from hypothesis import strategies as st
@@ -205,10 +205,10 @@ def tls_server(owner: Link) -> tuple[sslproto.SSLProtocol, FakeTransport, asynci
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[None] = loop.create_future()
     protocol = sslproto.SSLProtocol(
-        loop, owner, context(True), waiter, server_side=True, ssl_handshake_timeout=5.0
+        loop, owner, context(True), waiter, server_side=True, ssl_handshake_timeout=5
     )
     transport = FakeTransport()
-    protocol.connection_made(transport)
+    protocol.connection_made(cast(asyncio.BaseTransport, transport))
     return protocol, transport, waiter
 
 

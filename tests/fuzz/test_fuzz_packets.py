@@ -11,7 +11,6 @@ without a key, and a wrong key never decodes.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from typing import Any
@@ -27,7 +26,6 @@ from tests.fuzz import exact_scalars, fuzz_settings, json_trees
 
 KEY = "fuzz discovery key"
 #: Whether ``NodeTable.goodbye`` takes the datagram's source address.
-_GOODBYE_FROM = "address" in inspect.signature(NodeTable.goodbye).parameters
 PLAIN = PacketCodec()
 KEYED = PacketCodec(KEY)
 
@@ -187,10 +185,7 @@ def into_table(packet: dict[str, Any]) -> None:
         # The same packet again is an update, never a crash.
         table.hello(packet, "192.0.2.7", 101.0)
     elif packet["event"] == GOODBYE:
-        if _GOODBYE_FROM:  # the table checks the goodbye's source address
-            table.goodbye(packet, "192.0.2.7")  # type: ignore[call-arg]
-        else:
-            table.goodbye(packet)
+        table.goodbye(packet, "192.0.2.7")  # the table checks the goodbye's source address
     table.check(200.0)  # long after the node timeout
     assert not table.nodes
 

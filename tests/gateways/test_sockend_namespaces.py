@@ -215,8 +215,8 @@ async def test_namespaces_past_the_cap_are_refused_with_one_line_each(
             assert len(served) <= cap, served
             await asyncio.sleep(5 * MS)
         assert most == cap
-        served = {ns for ns in sockend.namespaces() if ns in names}
-        refused = set(names) - served
+        admitted = {ns for ns in sockend.namespaces() if ns in names}
+        refused = set(names) - admitted
         # The pinned namespace does not count, and still works.
         assert "kept" in sockend.namespaces()
         async with client(url, namespaces=["/kept"]) as sio:
@@ -229,7 +229,7 @@ async def test_namespaces_past_the_cap_are_refused_with_one_line_each(
             assert len(matching) == 1, (ns, lines)
             assert forged_ids[ns] in matching[0] and "max_namespaces=4" in matching[0]
         # Only the admitted namespaces ever ran a requester.
-        assert {h.namespace for h in heard.heard if h.role == "req"} <= served | {"kept", None}
+        assert {h.namespace for h in heard.heard if h.role == "req"} <= admitted | {"kept", None}
 
         stopped = await forger.stop()
         await wait_for(

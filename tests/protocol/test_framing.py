@@ -112,7 +112,8 @@ def test_unserialisable_value_is_a_type_error() -> None:
 
 
 def test_more_than_fifteen_arguments_refused() -> None:
-    assert len(FrameDecoder().feed(encode_frame(list(range(15))))[0]) == 15
+    (frame,) = FrameDecoder().feed(encode_frame(list(range(15))))
+    assert isinstance(frame, list) and len(frame) == 15
     with pytest.raises(ValueError, match="at most 15"):
         encode_frame(list(range(16)))
 

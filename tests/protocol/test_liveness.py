@@ -156,7 +156,7 @@ def test_frames_and_the_advertisement() -> None:
     (ping,) = FrameDecoder().feed(ping_frame(7))
     assert ping == [PING, 7]
     (pong,) = FrameDecoder().feed(pong_frame(7))
-    assert pong == [PONG, 7] and is_pong(pong)  # type: ignore[arg-type]
+    assert pong == [PONG, 7] and is_pong(pong)
     assert not is_pong([None, PONG, 7]) and not is_pong([PING, 7])
     assert supports_ping({"liveness": "ping/1"})
     assert not supports_ping({"name": "node cote responder"}) and not supports_ping(None)

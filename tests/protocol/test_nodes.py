@@ -56,8 +56,8 @@ def test_new_then_same_then_changed() -> None:
     t = table()
     seen = t.hello(hello("a", port=8000), "127.0.0.2", 1.0)
     assert seen is not None
-    node, is_new, changed = seen
-    assert (is_new, changed) == (True, False)
+    node, is_new, was_changed = seen
+    assert (is_new, was_changed) == (True, False)
     assert node.address == "127.0.0.2" and node.host_name == "host-a"
     assert node.process_id == "other-pid" and node.port == 8000
     assert node.last_seen == 1.0 and node.weight == -0.18

@@ -250,9 +250,9 @@ def test_deadlines_of_different_timeouts_each_fire_in_time() -> None:
     router.submit(req(1, timeout=1.0), 0)
     router.submit(req(2), 0)  # no bound
     assert router.next_deadline() == pytest.approx(1.0)
-    assert [o.request.id for o in answers(router.expire(1.0))] == ["r1"]  # type: ignore[union-attr]
+    assert [o.request.id for o in answers(router.expire(1.0))] == ["r1"]
     assert router.next_deadline() == pytest.approx(5.0)
-    assert [o.request.id for o in answers(router.expire(5.0))] == ["r0"]  # type: ignore[union-attr]
+    assert [o.request.id for o in answers(router.expire(5.0))] == ["r0"]
     assert router.next_deadline() is None
     assert router.pending == 1
 
@@ -356,7 +356,7 @@ def test_close_fails_everything_once() -> None:
     router.submit(req(1, "nosuch"), 0)
     router.peer_changed("a", adv("a", "t"), 0)
     out = router.close(RequestTimeoutError("closing"))
-    assert sorted(o.request.id for o in answers(out)) == ["r0", "r1"]  # type: ignore[union-attr]
+    assert sorted(o.request.id for o in answers(out)) == ["r0", "r1"]
     assert router.expire(10) == [] and router.pending == 0
 
 

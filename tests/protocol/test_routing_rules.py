@@ -249,6 +249,7 @@ def test_a_timed_out_request_in_flight_is_on_no_peer() -> None:
     router.peer_up("a", ANY, 0)
     router.submit(req(0, timeout=1.0), 0)
     (fail,) = answers(router.expire(1.0))
+    assert isinstance(fail, Fail)
     assert fail.request.peer is None
 
 
@@ -268,6 +269,7 @@ def test_timeout_message_names_the_peer_or_its_id() -> None:
     router.peer_up("a", adv(None), 0)  # advertises no name
     router.submit(req(0, timeout=1.0), 0)
     (fail,) = answers(router.expire(1.0))
+    assert isinstance(fail, Fail)
     assert str(fail.error).endswith("in flight to a")
 
 
@@ -278,6 +280,7 @@ def test_a_changed_advertisement_renames_the_peer(name: str | None, shown: str) 
     router.peer_changed("a", adv(name), 0)
     router.submit(req(0, timeout=1.0), 0)
     (fail,) = answers(router.expire(1.0))
+    assert isinstance(fail, Fail)
     assert str(fail.error).endswith(f"in flight to {shown}")
 
 
@@ -287,6 +290,7 @@ def test_a_type_served_only_by_a_leaving_peer_times_out_as_waiting() -> None:
     router.peer_leaving("a")
     router.submit(req(0, timeout=1.0), 0)
     (fail,) = answers(router.expire(1.0))
+    assert isinstance(fail, Fail)
     assert str(fail.error).endswith("timed out waiting for a responder")
 
 
@@ -343,6 +347,7 @@ def test_link_lost_error_names_the_peer_the_request_and_the_option() -> None:
     router.peer_up("a", adv("validator"), 0)
     router.submit(req(0, retry=False), 0)
     (fail,) = answers(router.link_lost("a", 1))
+    assert isinstance(fail, Fail)
     assert isinstance(fail.error, LinkLostError)
     message = str(fail.error)
     assert message.startswith("link to validator was lost with request r0")

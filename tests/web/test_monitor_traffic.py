@@ -21,8 +21,8 @@ import pytest
 from coterie import Monitor, Publisher, RemoteError, Requester, Responder, Subscriber
 from coterie.web import MonitorServer
 from coterie.web.server import RATES_UNKNOWN
-from tests.helpers import MS
-from tests.interop.nodepeer import FAST_DISCOVERY, NodePeer, ms, python_discovery
+from tests.helpers import MS, ms
+from tests.interop.nodepeer import FAST_DISCOVERY, NodePeer, python_discovery
 from tests.web.chromium import Browser, chromium_path
 
 pytestmark = [
