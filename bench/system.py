@@ -174,10 +174,10 @@ def conditions() -> dict[str, Any]:
     import coterie
 
     try:
-        import uvloop
+        from importlib.metadata import PackageNotFoundError, version
 
-        loop = f"uvloop {uvloop.__version__}"
-    except ImportError:
+        loop = f"uvloop {version('uvloop')}"
+    except (ImportError, PackageNotFoundError):
         loop = "asyncio (uvloop not installed)"
     try:
         import orjson

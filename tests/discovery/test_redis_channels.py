@@ -22,7 +22,7 @@ async def _server(url: str, *command: str) -> Any:
 
     client = aioredis.Redis.from_url(url)
     try:
-        return await client.execute_command(*command)
+        return await client.execute_command(*command)  # type: ignore[no-untyped-call]
     finally:
         await client.aclose()
 
