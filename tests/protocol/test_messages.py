@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -30,7 +30,9 @@ from coterie.protocol.messages import (
 
 
 def frames(data: bytes) -> list[list[Any]]:
-    return FrameDecoder().feed(data)
+    decoded = FrameDecoder().feed(data)
+    assert all(isinstance(frame, list) for frame in decoded), decoded
+    return cast(list[list[Any]], decoded)
 
 
 # -- decode_request ------------------------------------------------------------------
