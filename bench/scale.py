@@ -138,7 +138,9 @@ class Server:
                     "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
                     "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                     "--initial-cluster", f"scale={peer}", "--log-level", "error"]  # fmt: skip
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_many_files
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with (
@@ -161,6 +163,14 @@ class Server:
             self.proc = None
         if self._dir is not None:
             self._dir.cleanup()
+
+
+def _many_files() -> None:
+    """A connection per component and more: lift the server's open-file limit."""
+    import resource
+
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
 
 
 # -- counters -----------------------------------------------------------------
