@@ -15,14 +15,17 @@ import pytest
 
 from coterie import Publisher, Responder
 from coterie.protocol.liveness import ping_frame
+from coterie.protocol.messages import encode_request
 from tests.helpers import MS, DiscoveryFactory, wait_for
 from tests.procs import ChildComponent
 
 SOON = 5_000 * MS
 
 
-async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", port)
+async def _open(
+    port: int, source: str = "127.0.0.1"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
 
 
 async def _closed_by_peer(reader: asyncio.StreamReader) -> bool:
@@ -32,17 +35,49 @@ async def _closed_by_peer(reader: asyncio.StreamReader) -> bool:
         return True
 
 
-async def test_links_past_max_connections_are_refused(
+async def test_links_past_max_connections_are_refused_when_all_are_proven(
     disc: DiscoveryFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="coterie")
-    async with Responder("capped", discovery=disc(), max_connections=3) as rep:
-        conns = [await _open(rep.port) for _ in range(5)]
+    async with Responder("capped", discovery=disc(), max_connections=3, max_per_source=3) as rep:
+        rep.on("work", lambda req: "done")
+        conns = [await _open(rep.port) for _ in range(3)]
+        for i, (reader, writer) in enumerate(conns):
+            writer.write(encode_request({"type": "work"}, i))
+            assert await asyncio.wait_for(reader.read(64), SOON)  # served: proven
+        conns += [await _open(rep.port, "127.0.0.2") for _ in range(2)]
         await wait_for(lambda: rep.refused_connections == 2, SOON)
-        assert len(rep.links) == 3
+        assert len(rep.links) == 3 and rep.evicted_connections == 0
         closed = [await _closed_by_peer(r) for r, _ in conns[3:]]
         assert closed == [True, True]
         assert "max_connections is 3" in caplog.text
+        for _, w in conns:
+            w.close()
+
+
+async def test_at_the_cap_the_oldest_unproven_link_makes_room(disc: DiscoveryFactory) -> None:
+    async with Responder("capped", discovery=disc(), max_connections=3, max_per_source=3) as rep:
+        rep.on("work", lambda req: "done")
+        proven_r, proven_w = await _open(rep.port)
+        proven_w.write(encode_request({"type": "work"}, 1))
+        assert await asyncio.wait_for(proven_r.read(64), SOON)
+        oldest, newer = await _open(rep.port), await _open(rep.port)
+        newer[1].write(ping_frame(1))  # a ping is no proof
+        await wait_for(lambda: len(rep.links) == 3, SOON)
+        newest = await _open(rep.port, "127.0.0.2")
+        assert await _closed_by_peer(oldest[0])
+        await wait_for(lambda: rep.evicted_connections == 1, SOON)
+        assert len(rep.links) == 3 and rep.refused_connections == 0
+        for _, w in [(proven_r, proven_w), oldest, newer, newest]:
+            w.close()
+
+
+async def test_one_address_holds_at_most_its_share(disc: DiscoveryFactory) -> None:
+    async with Responder("shared", discovery=disc(), max_connections=8) as rep:
+        assert rep.max_per_source == 2
+        conns = [await _open(rep.port) for _ in range(3)]
+        assert await _closed_by_peer(conns[2][0])
+        assert rep.refused_connections == 1 and len(rep.links) == 2
         for _, w in conns:
             w.close()
 

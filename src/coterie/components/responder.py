@@ -211,6 +211,8 @@ class Responder(ListeningComponent):
             if self._observer is not None:
                 self._observer.refused(request_type, NO_HANDLER)
             return
+        if not link.proven:  # a request it serves: this link is not evicted for another
+            self._prove(link)
         request, carrier = split_trace(request)  # __trace is never for the handler
         observer = self._observer  # metrics, tracing, ...; None when off
         if observer is not None:  # inline, not a method: the hot path with an observer

@@ -22,7 +22,7 @@ import itertools
 from ssl import SSLContext
 from typing import TYPE_CHECKING, Any
 
-from coterie.transport.network import Listener, ProtocolFactory
+from coterie.transport.network import HandshakeGate, Listener, ProtocolFactory
 
 if TYPE_CHECKING:
     from coterie.discovery.options import DiscoverySettings
@@ -175,8 +175,11 @@ class MemoryNetwork:
         port: int,
         *,
         ssl: SSLContext | None = None,
+        gate: HandshakeGate | None = None,
     ) -> Listener:
         """Listen on ``port`` (0: the next free one); ``host`` is ignored.
+
+        ``gate`` is for TLS handshakes, which in-process links do not run.
 
         Raises:
             OSError: When the port is taken.

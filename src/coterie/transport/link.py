@@ -24,7 +24,7 @@ from typing import Any, cast
 from coterie.errors import AuthError, ProtocolError
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, DroppedFrame, FrameDecoder
 from coterie.tls import TLS, service_dns_name
-from coterie.transport.network import TCP, LinkNetwork, Listener
+from coterie.transport.network import TCP, HandshakeGate, LinkNetwork, Listener
 
 __all__ = ["Budget", "FrameHandler", "Link", "LinkClosedHandler", "connect", "serve"]
 
@@ -114,6 +114,13 @@ class Link(asyncio.Protocol):
         self.max_frame_size = max_frame_size
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        #: The peer's address without its port: whose share of the link cap it uses.
+        self.source = "?"
+        #: Whether the owner saw it do real work (see :mod:`coterie.protocol.admission`).
+        self.proven = False
+        #: Set while a listener holds the connection before its TLS handshake:
+        #: :meth:`abort` calls it to drop the connection.
+        self.cancel_pending: Callable[[], None] | None = None
         self.closed = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -131,12 +138,20 @@ class Link(asyncio.Protocol):
         # uvloop's transports do not subclass asyncio.Transport; duck-type.
         self.transport = cast(asyncio.Transport, transport)
         self._loop = asyncio.get_running_loop()
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.cancel_pending = None
+        self.named(transport.get_extra_info("peername"))
         _tune(transport.get_extra_info("socket"))
         self.opened_at = self._loop.time()
         if self._on_open is not None:
             self._on_open(self)
+
+    def named(self, address: Any) -> None:
+        """Set :attr:`peer` and :attr:`source` from a socket address."""
+        if isinstance(address, tuple):
+            self.source = str(address[0])
+            self.peer = f"{address[0]}:{address[1]}"
+        else:
+            self.source = self.peer = str(address)
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
         budget = self._budget
@@ -246,6 +261,9 @@ class Link(asyncio.Protocol):
         """Close at once, dropping anything unsent."""
         if self.transport is not None:
             self.transport.abort()
+        elif self.cancel_pending is not None:
+            cancel, self.cancel_pending = self.cancel_pending, None
+            cancel()
 
 
 async def connect(
@@ -308,11 +326,14 @@ async def serve(
     tls: TLS | None = None,
     network: LinkNetwork = TCP,
     budget: Budget | None = None,
+    gate: HandshakeGate | None = None,
 ) -> Listener:
     """Listen on ``host:port`` (0 for any free port) and accept links.
 
     With ``tls``, each connection must complete mutual TLS (a client
-    certificate that chains to the CA) before ``on_open`` is called.
+    certificate that chains to the CA) before ``on_open`` is called; ``gate``
+    then admits each connection before its handshake and says when the
+    handshake may start (:class:`~coterie.transport.network.HandshakeGate`).
     """
     return await network.create_server(
         lambda: Link(
@@ -321,4 +342,5 @@ async def serve(
         host,
         port,
         ssl=tls.context if tls is not None else None,
+        gate=gate,
     )

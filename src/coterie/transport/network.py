@@ -22,16 +22,50 @@ routing included, unchanged:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import logging
+import select
+import socket
 from collections.abc import Callable
 from ssl import SSLContext
 from typing import Protocol
 
-__all__ = ["TCP", "LinkNetwork", "Listener", "ProtocolFactory", "TcpNetwork"]
+__all__ = ["TCP", "HandshakeGate", "LinkNetwork", "Listener", "ProtocolFactory", "TcpNetwork"]
+
+log = logging.getLogger("coterie.link")
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
 
 #: Seconds a TLS handshake may take before the connection is dropped.
 TLS_HANDSHAKE_TIMEOUT = 5.0
+
+
+class HandshakeGate(Protocol):
+    """Who may hold a connection before its TLS handshake, and when it may start it.
+
+    A TLS listener with a gate accepts a connection as a bare socket, asks
+    :meth:`arrived` whether it may stay, waits for its first bytes (a
+    connection that sends nothing holds no TLS state), and starts its
+    handshake when :meth:`want_handshake` says so, or later when the gate
+    calls the ``start`` callback of :meth:`arrived` for it.
+    """
+
+    def arrived(
+        self, protocol: asyncio.Protocol, address: object, start: Callable[[], None]
+    ) -> bool:
+        """A connection from ``address`` arrived for ``protocol``: may it stay?
+
+        ``start`` begins its handshake; the gate calls it when a connection
+        that had to wait may go ahead. Aborting ``protocol`` while it waits
+        closes the connection.
+        """
+
+    def want_handshake(self, protocol: asyncio.Protocol) -> bool:
+        """It sent its first bytes: may its handshake start now?"""
+
+    def handshake_over(self, protocol: asyncio.Protocol, ok: bool) -> None:
+        """Its handshake ended; a failed one no longer counts anywhere."""
 
 
 class Listener(Protocol):
@@ -58,11 +92,13 @@ class LinkNetwork(Protocol):
         port: int,
         *,
         ssl: SSLContext | None = None,
+        gate: HandshakeGate | None = None,
     ) -> Listener:
         """Listen on ``host:port`` (0: any free port); one protocol per connection.
 
         With ``ssl``, a connection reaches its protocol only after the TLS
-        handshake.
+        handshake; ``gate`` then decides which connections may wait for one
+        and when each may start it.
         """
 
     async def create_connection(
@@ -102,6 +138,175 @@ class _TcpListener:
         await self._server.wait_closed()
 
 
+_HUNG_UP = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    """Whether the peer has closed its side (Linux says so even with data unread)."""
+    poller = select.poll()
+    poller.register(sock, _HUNG_UP)
+    return bool(poller.poll(0))
+
+
+class _Waiting:
+    """A connection accepted as a bare socket, before its TLS handshake."""
+
+    __slots__ = ("deadline", "protocol", "sock", "task")
+
+    def __init__(self, sock: socket.socket, protocol: asyncio.Protocol) -> None:
+        self.sock = sock
+        self.protocol = protocol
+        self.deadline: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+
+
+class _GatedTlsListener:
+    """A TLS listener that holds no TLS state for connections not yet let through.
+
+    asyncio's own TLS server gives each accepted connection a TLS object and
+    a 256 KiB read buffer at once, and says nothing to the protocol until the
+    handshake ends: a thousand connections that never finish one cost
+    hundreds of MiB and count toward no bound. Here a connection is a bare
+    socket until it has sent its first bytes and its :class:`HandshakeGate`
+    lets it start; the handshake itself is asyncio's
+    (``loop.connect_accepted_socket``). Each connection has
+    :data:`TLS_HANDSHAKE_TIMEOUT` seconds from its arrival, waiting included.
+    """
+
+    def __init__(
+        self,
+        factory: ProtocolFactory,
+        host: str,
+        port: int,
+        context: SSLContext,
+        gate: HandshakeGate,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._factory = factory
+        self._context = context
+        self._gate = gate
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.create_server((host, port), family=family, backlog=1024)
+        self._sock.setblocking(False)
+        self._waiting: dict[asyncio.Protocol, _Waiting] = {}
+        self._closed = asyncio.Event()
+        self._loop.add_reader(self._sock.fileno(), self._accept)
+
+    @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        for waiting in list(self._waiting.values()):
+            self._cancel(waiting)
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    def _accept(self) -> None:
+        for _ in range(64):  # a bounded batch per wake-up
+            try:
+                sock, address = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors, say: pause, not spin
+                log.warning("accepting a TLS connection failed: %s; pausing for 0.1 s", exc)
+                self._loop.remove_reader(self._sock.fileno())
+                self._loop.call_later(0.1, self._resume)
+                return
+            sock.setblocking(False)
+            protocol = self._factory()
+            waiting = _Waiting(sock, protocol)
+            if not self._gate.arrived(protocol, address, functools.partial(self._start, waiting)):
+                sock.close()
+                continue
+            self._waiting[protocol] = waiting
+            waiting.deadline = self._loop.call_later(TLS_HANDSHAKE_TIMEOUT, self._expired, waiting)
+            self._loop.add_reader(sock.fileno(), self._readable, waiting)
+            cancel_pending = getattr(protocol, "cancel_pending", False)
+            if cancel_pending is None:  # a Link: aborting it drops this connection
+                protocol.cancel_pending = functools.partial(self._cancel, waiting)  # type: ignore[attr-defined]
+
+    def _resume(self) -> None:
+        if not self._closed.is_set():
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+
+    def _readable(self, waiting: _Waiting) -> None:
+        self._loop.remove_reader(waiting.sock.fileno())
+        try:
+            first = waiting.sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            self._loop.add_reader(waiting.sock.fileno(), self._readable, waiting)
+            return
+        except OSError:
+            first = b""
+        if not first:  # closed before a handshake: nothing to start
+            self._cancel(waiting)
+            return
+        if self._gate.want_handshake(waiting.protocol):
+            self._start(waiting)
+
+    def _start(self, waiting: _Waiting) -> None:
+        if waiting.task is not None or waiting.protocol not in self._waiting:
+            return
+        if _hung_up(waiting.sock):  # it gave up while it waited: no handshake to run
+            self._cancel(waiting)
+            return
+        waiting.task = self._loop.create_task(self._handshake(waiting))
+
+    async def _handshake(self, waiting: _Waiting) -> None:
+        ok = False
+        try:
+            await self._loop.connect_accepted_socket(
+                lambda: waiting.protocol,
+                waiting.sock,
+                ssl=self._context,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+            )
+            ok = True
+        except (Exception, asyncio.CancelledError) as exc:  # a failed handshake, whatever it is
+            log.debug("TLS handshake failed: %r", exc)
+            with contextlib.suppress(OSError):
+                waiting.sock.close()
+        finally:
+            self._forget(waiting)
+            self._gate.handshake_over(waiting.protocol, ok)
+
+    def _expired(self, waiting: _Waiting) -> None:
+        waiting.deadline = None
+        log.debug("dropped a TLS connection: no handshake within %s s", TLS_HANDSHAKE_TIMEOUT)
+        self._cancel(waiting)
+
+    def _cancel(self, waiting: _Waiting) -> None:
+        """Drop a waiting connection (expired, evicted, or the listener closing)."""
+        if waiting.task is not None:
+            waiting.task.cancel()  # its finally forgets it and tells the gate
+            return
+        if self._forget(waiting):
+            self._drop_socket(waiting)
+            self._gate.handshake_over(waiting.protocol, False)
+
+    def _forget(self, waiting: _Waiting) -> bool:
+        if self._waiting.pop(waiting.protocol, None) is None:
+            return False
+        if waiting.deadline is not None:
+            waiting.deadline.cancel()
+            waiting.deadline = None
+        if waiting.task is None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(waiting.sock.fileno())
+        return True
+
+    def _drop_socket(self, waiting: _Waiting) -> None:
+        with contextlib.suppress(OSError):
+            waiting.sock.close()
+
+
 class TcpNetwork:
     """Real TCP sockets for links."""
 
@@ -112,9 +317,15 @@ class TcpNetwork:
         port: int,
         *,
         ssl: SSLContext | None = None,
+        gate: HandshakeGate | None = None,
     ) -> Listener:
-        """Listen with ``loop.create_server`` (``SO_REUSEADDR`` on)."""
+        """Listen with ``loop.create_server`` (``SO_REUSEADDR`` on).
+
+        With ``ssl`` and ``gate``, a :class:`_GatedTlsListener` instead.
+        """
         loop = asyncio.get_running_loop()
+        if ssl is not None and gate is not None:
+            return _GatedTlsListener(factory, host, port, ssl, gate)
         server = await loop.create_server(
             factory,
             host,

@@ -1,0 +1,87 @@
+"""The link cap, each source's share and TLS handshake slots (coterie.protocol.admission)."""
+
+from __future__ import annotations
+
+import pytest
+
+from coterie.protocol.admission import Admission, Verdict
+
+
+def test_a_source_holds_at_most_its_share() -> None:
+    gate: Admission[str] = Admission(10, 2)
+    assert gate.arrive("a1", "A") == Verdict(True, None, "")
+    assert gate.arrive("a2", "A").admitted
+    assert gate.arrive("a3", "A") == Verdict(False, None, "share")
+    assert gate.arrive("b1", "B").admitted
+    assert len(gate) == 3 and gate.held_by("A") == 2 and gate.refused_share == 1
+    gate.leave("a1")
+    assert gate.arrive("a3", "A").admitted
+
+
+def test_at_the_cap_the_oldest_unproven_entry_is_evicted() -> None:
+    gate: Admission[str] = Admission(3)
+    for key in ("old", "mid", "new"):
+        gate.arrive(key, key)
+    gate.prove("old")
+    verdict = gate.arrive("next", "next")
+    assert verdict == Verdict(True, "mid", "")
+    assert "mid" not in gate and len(gate) == 3 and gate.evicted == 1
+    assert gate.leave("mid") == []  # the adapter's close of an evicted key is a no-op
+    gate.prove("new")
+    gate.prove("next")
+    assert gate.arrive("late", "late") == Verdict(False, None, "full")
+    assert gate.refused_full == 1
+
+
+def test_without_eviction_a_full_cap_refuses() -> None:
+    gate: Admission[str] = Admission(1, evict=False)
+    gate.arrive("a", "A")
+    assert gate.arrive("b", "B") == Verdict(False, None, "full")
+
+
+def test_an_entry_arriving_twice_counts_once() -> None:
+    gate: Admission[str] = Admission(2)
+    gate.arrive("a", "A")
+    assert gate.arrive("a", "A").admitted and len(gate) == 1
+
+
+def test_handshakes_in_progress_are_bounded_in_all_and_per_source() -> None:
+    gate: Admission[str] = Admission(100, handshakes=3, handshakes_per_source=2)
+    for key, source in [("a1", "A"), ("a2", "A"), ("a3", "A"), ("b1", "B"), ("c1", "C")]:
+        gate.arrive(key, source)
+    assert gate.want_handshake("a1") and gate.want_handshake("a2")
+    assert not gate.want_handshake("a3")  # A's two slots are taken
+    assert gate.want_handshake("b1")
+    assert not gate.want_handshake("c1")  # all three are taken
+    assert gate.in_handshake == 3 and gate.waiting == 2
+    # A slot of A's frees: the oldest waiting one that fits is a3 (A has one left).
+    assert gate.handshake_over("a1") == ["a3"]
+    # B's ends: c1 may go.
+    assert gate.handshake_over("b1") == ["c1"]
+    assert gate.handshake_over("b1") == []  # once only
+
+
+def test_leaving_mid_handshake_frees_its_slot() -> None:
+    gate: Admission[str] = Admission(10, handshakes=1)
+    gate.arrive("a", "A")
+    gate.arrive("b", "B")
+    assert gate.want_handshake("a") and not gate.want_handshake("b")
+    assert gate.leave("a") == ["b"]
+    assert gate.leave("b") == [] and len(gate) == 0 and gate.in_handshake == 0
+
+
+def test_a_waiting_entry_that_leaves_is_not_started() -> None:
+    gate: Admission[str] = Admission(10, handshakes=1)
+    for key in "abc":
+        gate.arrive(key, key)
+    gate.want_handshake("a")
+    gate.want_handshake("b")
+    gate.want_handshake("c")
+    gate.leave("b")
+    assert gate.handshake_over("a") == ["c"]
+
+
+@pytest.mark.parametrize(("limit", "share"), [(0, None), (5, 0), (5, 6)])
+def test_nonsense_bounds_are_refused(limit: int, share: int | None) -> None:
+    with pytest.raises(ValueError):
+        Admission(limit, share)
