@@ -356,4 +356,6 @@ class Responder(ListeningComponent):
 
     def _reply(self, link: Link, request_id: Any, error: Any, result: Any) -> None:
         self.handled += 1
+        if not link.writable:  # gone, or closed for not reading: encode nothing for nobody
+            return
         link.write(encode_answer(error, result, request_id, self.max_frame_size))

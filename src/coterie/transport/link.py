@@ -15,12 +15,14 @@ timeout; requesters add application pings for coterie responders
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
 from collections.abc import Callable
 from typing import Any, cast
 
+from coterie._logbudget import LogBudget
 from coterie.errors import AuthError, ProtocolError
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, DroppedFrame, FrameDecoder
 from coterie.tls import TLS, service_dns_name
@@ -58,13 +60,24 @@ def _tune(sock: socket.socket | None) -> None:
         log.debug("could not tune socket: %s", exc)
 
 
+#: Unsent bytes past which a serving link stops handling its peer's requests
+#: until the peer reads (the transport's high-water mark).
+HIGH_WATER = 1024 * 1024
+#: Unsent bytes past which a link is closed: besides its largest frame, only
+#: a peer that does not read leaves this much behind.
+MAX_UNSENT_MARGIN = HIGH_WATER
+
+_closing_log = LogBudget(log)
+
+
 class Budget:
     """Bytes that the links of one component may hold buffered, all together.
 
     ``max_frame_size`` bounds one frame on one link; without a shared budget,
     many links each holding a large partial frame add up without bound. A
     link whose data would take the total past ``limit`` is closed with one
-    log line naming the peer.
+    log line naming the peer. Both directions count: partial input, and
+    output its peer has not read yet.
 
     Args:
         limit: Most bytes buffered across the links sharing this budget.
@@ -90,6 +103,14 @@ class Link(asyncio.Protocol):
         max_frame_size: Larger incoming frames are dropped.
         on_open: Called with the link once it is connected.
         budget: A :class:`Budget` shared with the owner's other links.
+        backpressure: Stop handling frames while the peer does not read
+            what they produce (the serving side: responders).
+
+    Output is bounded on every link: past :data:`HIGH_WATER` unsent bytes a
+    serving link stops handling its peer's requests (and reading its
+    socket) until the peer drains; a link with more than ``max_frame_size``
+    plus :data:`MAX_UNSENT_MARGIN` bytes unsent, or that takes its budget
+    past its limit, is closed with one warning naming the peer.
     """
 
     def __init__(
@@ -100,8 +121,17 @@ class Link(asyncio.Protocol):
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         on_open: Callable[[Link], None] | None = None,
         budget: Budget | None = None,
+        backpressure: bool = False,
     ) -> None:
         self._on_open = on_open
+        self._backpressure = backpressure
+        #: Frames decoded but not handled yet, while the peer does not read.
+        self._held: list[Any] = []
+        self._writing_paused = False
+        self._out_bytes = 0
+        self._counted_out = 0
+        #: Unsent bytes past which the link is closed.
+        self.max_unsent = max_frame_size + MAX_UNSENT_MARGIN
         self._budget = budget
         self._counted = 0
         #: Frames received so far (a link that never sends one never identified).
@@ -122,6 +152,8 @@ class Link(asyncio.Protocol):
         #: :meth:`abort` calls it to drop the connection.
         self.cancel_pending: Callable[[], None] | None = None
         self.closed = False
+        #: False once it is closing or closed: what is written now is dropped.
+        self.writable = True
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._corked = False
@@ -141,6 +173,8 @@ class Link(asyncio.Protocol):
         self.cancel_pending = None
         self.named(transport.get_extra_info("peername"))
         _tune(transport.get_extra_info("socket"))
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            self.transport.set_write_buffer_limits(high=HIGH_WATER)
         self.opened_at = self._loop.time()
         if self._on_open is not None:
             self._on_open(self)
@@ -182,38 +216,96 @@ class Link(asyncio.Protocol):
             budget.used += held - self._counted
             self._counted = held
         self.frames += len(frames)
-        on_frame = self._on_frame
-        # Cork: replies written while handling this chunk leave in one send.
-        self._corked = True
-        try:
-            for frame in frames:
-                if type(frame) is DroppedFrame:
-                    log.debug("dropped frame from %s: %s", self.peer, frame.reason)
-                    if self.on_bad_frame is not None:
-                        self.on_bad_frame(self, frame.reason)
-                    continue
-                try:
-                    on_frame(self, frame)  # type: ignore[arg-type]
-                except Exception:
-                    log.exception("error handling a frame from %s", self.peer)
-        finally:
-            self._corked = False
-            if self._out:
-                self._flush()
+        self._dispatch(frames)
         if self._decoder.broken is not None:
             log.debug("closing link to %s: %s", self.peer, self._decoder.broken)
             if self.on_bad_frame is not None:
                 self.on_bad_frame(self, str(self._decoder.broken))
             self.abort()
 
+    def _dispatch(self, frames: list[Any]) -> None:
+        on_frame = self._on_frame
+        # Cork: replies written while handling this chunk leave in one send.
+        self._corked = True
+        try:
+            rest = iter(frames)
+            for frame in rest:
+                if type(frame) is DroppedFrame:
+                    log.debug("dropped frame from %s: %s", self.peer, frame.reason)
+                    if self.on_bad_frame is not None:
+                        self.on_bad_frame(self, frame.reason)
+                    continue
+                try:
+                    on_frame(self, frame)
+                except Exception:
+                    log.exception("error handling a frame from %s", self.peer)
+                if self._writing_paused and self._backpressure:
+                    self._hold(list(rest))
+                    break
+        finally:
+            self._corked = False
+            if self._out:
+                self._flush()
+
+    def _hold(self, frames: list[Any]) -> None:
+        """The peer reads slower than its requests produce: handle no more until it drains."""
+        self._held.extend(frames)
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        """More than :data:`HIGH_WATER` bytes are unsent (called by the transport)."""
+        self._writing_paused = True
+        if self._backpressure and self.transport is not None:
+            self.transport.pause_reading()
+        self._check_unsent()
+
+    def resume_writing(self) -> None:
+        """The peer drained what was unsent (called by the transport)."""
+        self._writing_paused = False
+        if self.transport is None or self.closed:
+            return
+        self._check_unsent()
+        if self._held:
+            frames, self._held = self._held, []
+            self._dispatch(frames)
+        if not self._held and not self._writing_paused and self._backpressure:
+            self.transport.resume_reading()
+
+    def _check_unsent(self) -> None:
+        """Count unsent output toward the budget; close a link whose peer does not read."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        size = transport.get_write_buffer_size()
+        budget = self._budget
+        if budget is not None:
+            budget.used += size - self._counted_out
+            self._counted_out = size
+        if size > self.max_unsent or (budget is not None and budget.used > budget.limit):
+            if budget is not None:
+                budget.refused += 1
+            _closing_log.warning(
+                "closing link to %s: its peer does not read; %d bytes unsent (at most %d "
+                "per link; %d of this component's budget of %d used)",
+                self.peer,
+                size,
+                self.max_unsent,
+                budget.used if budget is not None else size,
+                budget.limit if budget is not None else self.max_unsent,
+            )
+            self.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
         if self.closed:
             return
         self.closed = True
+        self.writable = False
         self._out.clear()
+        self._held.clear()
         if self._budget is not None:
-            self._budget.used -= self._counted
-            self._counted = 0
+            self._budget.used -= self._counted + self._counted_out
+            self._counted = self._counted_out = 0
         try:
             self._on_closed(self, exc)
         except Exception:
@@ -228,15 +320,20 @@ class Link(asyncio.Protocol):
         latency); frames written after it in the same turn are gathered and
         leave together at the end of the turn (fewest system calls).
         """
-        if self.closed:
+        if not self.writable:
             return
         if self._corked or self._flush_scheduled:
             self._out.append(frame)
+            self._out_bytes += len(frame)
+            if self._out_bytes > HIGH_WATER:  # the transport's flow control decides from here
+                self._flush()
             return
         transport = self.transport
         if transport is None:
             return
         transport.write(frame)
+        if self._writing_paused:
+            self._check_unsent()
         self._flush_scheduled = True
         assert self._loop is not None
         self._loop.call_soon(self._flush)
@@ -246,19 +343,25 @@ class Link(asyncio.Protocol):
         out = self._out
         if not out or self.transport is None or self.closed:
             out.clear()
+            self._out_bytes = 0
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        self._out_bytes = 0
         self.transport.write(data)
+        if self._writing_paused:
+            self._check_unsent()
 
     def close(self) -> None:
         """Send what is queued, then close."""
         if self.transport is not None and not self.closed:
             self._flush()
+            self.writable = False
             self.transport.close()
 
     def abort(self) -> None:
         """Close at once, dropping anything unsent."""
+        self.writable = False
         if self.transport is not None:
             self.transport.abort()
         elif self.cancel_pending is not None:
@@ -337,7 +440,12 @@ async def serve(
     """
     return await network.create_server(
         lambda: Link(
-            on_frame, on_closed, max_frame_size=max_frame_size, on_open=on_open, budget=budget
+            on_frame,
+            on_closed,
+            max_frame_size=max_frame_size,
+            on_open=on_open,
+            budget=budget,
+            backpressure=True,
         ),
         host,
         port,
