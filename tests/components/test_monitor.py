@@ -96,15 +96,17 @@ async def test_key_prefix_decides_who_reports(disc: DiscoveryFactory) -> None:
 
 
 async def test_malformed_status_is_ignored_and_nulls_dropped(disc: DiscoveryFactory) -> None:
-    async with Monitor("mon", discovery=disc()) as mon:
+    async with Monitor("mon", discovery=disc()) as mon, Responder("r", discovery=disc()) as rep:
+        await mon.wait_until(lambda s: rep.id in s.nodes, SOON)
+        abc = rep.id
         _reader, writer = await asyncio.open_connection("127.0.0.1", mon.port)
         try:
             writer.write(encode_frame(("status", "not an object")))
             writer.write(encode_frame(("other", {"id": "x", "nodes": []})))
-            writer.write(encode_frame(("status", {"id": "abc", "nodes": ["n1", None, "n1"]})))
+            writer.write(encode_frame(("status", {"id": abc, "nodes": ["n1", None, "n1"]})))
             await writer.drain()
-            snap = await mon.wait_until(lambda s: "abc" in s.connections, SOON)
-            assert snap.connections == {"abc": ("n1",)}
+            snap = await mon.wait_until(lambda s: abc in s.connections, SOON)
+            assert snap.connections == {abc: ("n1",)}
             assert mon.statuses == 1
         finally:
             writer.close()

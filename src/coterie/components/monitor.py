@@ -17,6 +17,16 @@ status interval. The monitor keeps:
   the events, and two reports in a row give them a second (:class:`LinkRate`). cote's
   reports carry no counts, so their edges have no rate.
 
+Every reporter may be hostile, so the graph is bounded: a link reports for
+one node id only (the first it names; a requester reports for itself), a
+report counts only once that id is a node discovery knows (until then the
+link's latest report waits, one per link), and a node has at most
+``max_edges`` links, each target id at most :data:`MAX_ID_LENGTH`
+characters. The graph therefore never holds more ids than discovery's
+bounded node table. Reports ignored for these rules are counted in
+:attr:`Monitor.ignored_statuses`; the first truncated report of a node is
+one warning.
+
 :meth:`Monitor.snapshot` returns an immutable view; :meth:`Monitor.on_change`
 registers callbacks run on every change (:meth:`Monitor.off_change` removes
 one); :meth:`Monitor.wait_until` waits for a condition on the snapshot (handy
@@ -33,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeGuard
 
+from coterie._logbudget import LogBudget
 from coterie.components.base import ListeningComponent
 from coterie.components.monitorable import TRAFFIC_FIELD
 from coterie.protocol.nodes import Node
@@ -57,6 +68,11 @@ ROLE_ORDER = ("responder", "requester", "publisher", "subscriber", "monitor")
 
 #: Columns of the monitor's table (:meth:`MonitorSnapshot.rows`).
 TABLE_COLUMNS = ("Name", "Role", "Id", "Address", "Port", "Key", "Namespace", "Linked to")
+
+#: Default most links one node's status report may name.
+DEFAULT_MAX_EDGES = 256
+#: Longest target id kept from a status report (cote's ids are 36 characters).
+MAX_ID_LENGTH = 64
 
 #: ``callback(kind, node_id)``; kind is ``added``, ``updated``, ``removed`` or ``status``.
 ChangeHandler = Callable[[str, str], None]
@@ -177,6 +193,7 @@ class Monitor(ListeningComponent):
         name: Name shown to peers.
         host: Address to listen on for status reports.
         port: TCP port; 0 picks a free one.
+        max_edges: Most links kept from one node's status report.
         **kwargs: See :class:`~coterie.components.base.Component`. The
             ``key`` decides which components report to this monitor: those
             whose key starts with it (the default empty key takes all of
@@ -192,8 +209,11 @@ class Monitor(ListeningComponent):
         *,
         host: str = "0.0.0.0",
         port: int = 0,
+        max_edges: int = DEFAULT_MAX_EDGES,
         **kwargs: Any,
     ) -> None:
+        if max_edges < 0:
+            raise ValueError(f"max_edges must not be negative, got {max_edges}")
         extra = dict(kwargs.pop("advertisement", None) or {})
         extra["type"] = "monitor"
         super().__init__(name or "monitor", advertisement=extra, host=host, port=port, **kwargs)
@@ -206,8 +226,13 @@ class Monitor(ListeningComponent):
         self._rates: dict[str, dict[str, LinkRate]] = {}
         self._callbacks: list[ChangeHandler] = []
         self._change = asyncio.Event()
-        #: Status messages received.
+        self.max_edges = max_edges
+        #: Status messages received, and those ignored (another id than the
+        #: link's, or not a discovered node yet).
         self.statuses = 0
+        self.ignored_statuses = 0
+        self._truncated: set[str] = set()
+        self._warnings = LogBudget(log)
 
     # -- public ----------------------------------------------------------------
 
@@ -277,9 +302,27 @@ class Monitor(ListeningComponent):
             self._connections.pop(node.id, None)
             self._reporters.pop(node.id, None)
             self._forget_traffic(node.id)
+            self._truncated.discard(node.id)
         else:
+            known = node.id in self._nodes
             self._nodes[node.id] = node
+            if not known:
+                self._changed(event, node.id)
+                self._apply_waiting(node.id)
+                return
         self._changed(event, node.id)
+
+    def _apply_waiting(self, node_id: str) -> None:
+        """Reports that came before discovery knew ``node_id`` count now."""
+        for link in list(self._links):
+            reporter = link.context
+            if (
+                isinstance(reporter, _Reporter)
+                and reporter.id == node_id
+                and reporter.waiting is not None
+            ):
+                (targets, traffic), reporter.waiting = reporter.waiting, None
+                self._record(link, node_id, targets, traffic)
 
     def _changed(self, kind: str, node_id: str) -> None:
         self._change.set()
@@ -304,13 +347,42 @@ class Monitor(ListeningComponent):
             log.debug("ignored a malformed status from %s: %r", link.peer, status)
             return
         self.statuses += 1
+        reporter = link.context
+        if not isinstance(reporter, _Reporter):
+            if len(node_id) > MAX_ID_LENGTH:
+                self.ignored_statuses += 1
+                return
+            reporter = link.context = _Reporter(node_id)
+        elif reporter.id != node_id:  # a link reports for its own node only
+            self.ignored_statuses += 1
+            return
         # cote sends null for a link it cannot name; keep the ones it can.
-        targets = tuple(sorted({n for n in nodes if isinstance(n, str)}))
+        targets = tuple(
+            sorted({n for n in nodes if isinstance(n, str) and len(n) <= MAX_ID_LENGTH})
+        )
+        if len(targets) > self.max_edges:
+            if node_id not in self._truncated:
+                self._truncated.add(node_id)
+                self._warnings.warning(
+                    "%s kept %d of the %d links node %s reported from %s (max_edges)",
+                    self.name,
+                    self.max_edges,
+                    len(targets),
+                    node_id[:MAX_ID_LENGTH],
+                    link.peer,
+                )
+            targets = targets[: self.max_edges]
+        if node_id not in self._nodes:  # not discovered (yet): only its latest report waits
+            self.ignored_statuses += 1
+            reporter.waiting = (targets, status.get(TRAFFIC_FIELD))
+            return
+        self._record(link, node_id, targets, status.get(TRAFFIC_FIELD))
+
+    def _record(self, link: Link, node_id: str, targets: tuple[str, ...], traffic: Any) -> None:
+        if not link.proven:  # a known node reporting for itself: keep its link at the cap
+            self._prove(link)
         self._reporters.setdefault(node_id, set()).add(link)
-        ids = link.context if isinstance(link.context, set) else set()
-        ids.add(node_id)
-        link.context = ids
-        rates_changed = self._traffic(node_id, targets, status.get(TRAFFIC_FIELD))
+        rates_changed = self._traffic(node_id, targets, traffic)
         if self._connections.get(node_id) != targets or rates_changed:
             self._connections[node_id] = targets
             self._changed("status", node_id)
@@ -358,19 +430,32 @@ class Monitor(ListeningComponent):
 
     def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
         super()._on_link_closed(link, exc)
-        ids = link.context if isinstance(link.context, set) else set()
-        for node_id in ids:
-            reporters = self._reporters.get(node_id)
-            if reporters is None:
-                continue
-            reporters.discard(link)
-            if not reporters:
-                del self._reporters[node_id]
-                self._forget_traffic(node_id)
-                if self._connections.pop(node_id, None) is not None:
-                    self._changed("status", node_id)
+        reporter = link.context
+        if not isinstance(reporter, _Reporter):
+            return
+        node_id = reporter.id
+        reporters = self._reporters.get(node_id)
+        if reporters is None:
+            return
+        reporters.discard(link)
+        if not reporters:
+            del self._reporters[node_id]
+            self._forget_traffic(node_id)
+            if self._connections.pop(node_id, None) is not None:
+                self._changed("status", node_id)
 
 
 def _count(value: Any) -> TypeGuard[int]:
     """Whether ``value`` is a count: a non-negative int (not a bool)."""
     return type(value) is int and value >= 0
+
+
+class _Reporter:
+    """What a monitor's link reports for: one node id, and its report waiting for discovery."""
+
+    __slots__ = ("id", "waiting")
+
+    def __init__(self, node_id: str) -> None:
+        self.id = node_id
+        #: The latest report (targets, traffic) before discovery knew the node.
+        self.waiting: tuple[tuple[str, ...], Any] | None = None
