@@ -297,3 +297,47 @@ async def test_truncated_frame_then_hang_up(port: int) -> None:
         client.close()
         await wait_for(lambda: not rep.links, what="the responder closed the cut link")
         await still_serves(port)
+
+
+async def test_handler_exceptions_are_errors_with_traceback_and_rate_limited(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every way a handler can fail reaches the log at ERROR; a flood does not flood it."""
+
+    def broken(req: dict[str, Any]) -> Any:
+        raise KeyError("cardno")
+
+    async def broken_async(req: dict[str, Any]) -> Any:
+        raise ValueError("bad amount")
+
+    async def broken_later(req: dict[str, Any]) -> Any:
+        await asyncio.sleep(0.001)
+        raise ZeroDivisionError("no rate")
+
+    async with service(port) as rep:
+        rep.on("plain", broken)
+        rep.on("eager", broken_async)
+        rep.on("waits", broken_later)
+        async with Requester("caller", discovery=fast_discovery(port)) as req:
+            for kind, name in [("plain", "KeyError"), ("eager", "ValueError"),
+                               ("waits", "ZeroDivisionError")]:  # fmt: skip
+                caplog.clear()
+                with pytest.raises(Exception, match=name):
+                    await req.send({"type": kind}, timeout=SOON)
+                errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+                assert len(errors) == 1, (kind, caplog.text)
+                assert repr(kind) in errors[0].getMessage()
+                assert errors[0].exc_info is not None
+                assert errors[0].exc_info[0].__name__ == name
+                assert "Traceback" in caplog.text and "in broken" in caplog.text
+            # A flood of bad requests: each is answered, a handful are logged.
+            caplog.clear()
+            results = await asyncio.gather(
+                *(req.send({"type": "plain"}, timeout=SOON) for _ in range(1_000)),
+                return_exceptions=True,
+            )
+            assert all("KeyError" in str(r) for r in results)
+            errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+            print(f"\n  1,000 failing requests: {len(errors)} ERROR lines")
+            assert 1 <= len(errors) <= 15
+            assert rep.handler_errors == 1_003

@@ -38,6 +38,7 @@ from contextvars import copy_context
 from types import CoroutineType
 from typing import Any, TypeVar, cast, overload
 
+from coterie._logbudget import LogBudget
 from coterie.components._eager import resume
 from coterie.components.base import ListeningComponent
 from coterie.errors import RemoteError
@@ -117,6 +118,9 @@ class Responder(ListeningComponent):
         #: Links of coterie requesters (they ping): they get an in-band bye.
         self._pinged: weakref.WeakSet[Link] = weakref.WeakSet()
         self.handled = 0
+        #: Handlers that raised (logged at ERROR, rate-limited: see :meth:`_raised`).
+        self.handler_errors = 0
+        self._errors_log = LogBudget(log, per_second=1.0, burst=10)
         field, value = LIVENESS_ADVERTISED
         self.advertisement[field] = value
 
@@ -221,12 +225,12 @@ class Responder(ListeningComponent):
             try:
                 result = handler(request) if context is None else context.run(handler, request)
             except Exception as exc:
-                log.debug("handler for %r raised %r", request_type, exc)
+                self._raised(request_type, exc, link)
                 self._reply(link, request_id, _error_value(exc), None)
                 call.done(exc)
                 return
             if type(result) not in _PLAIN and inspect.isawaitable(result):
-                self._await(link, request_id, result, context, call)
+                self._await(link, request_id, result, context, call, request_type)
             else:
                 self._reply(link, request_id, None, result)
                 call.done(None)
@@ -234,7 +238,7 @@ class Responder(ListeningComponent):
         try:
             result = handler(request)
         except Exception as exc:  # the handler's failure goes back to the caller
-            log.debug("handler for %r raised %r", request_type, exc)
+            self._raised(request_type, exc, link)
             self._reply(link, request_id, _error_value(exc), None)
             return
         cls = result.__class__
@@ -245,13 +249,15 @@ class Responder(ListeningComponent):
             except StopIteration as stop:
                 result = stop.value
             except (Exception, asyncio.CancelledError) as exc:
-                self._failed(link, request_id, exc, None)
+                self._failed(link, request_id, exc, None, request_type)
                 return
             else:
-                self._go_on(link, request_id, result, resume(result, waiting), context, None)
+                self._go_on(
+                    link, request_id, result, resume(result, waiting), context, None, request_type
+                )
                 return
         elif cls not in _PLAIN and inspect.isawaitable(result):
-            self._await(link, request_id, result, None, None)
+            self._await(link, request_id, result, None, None, request_type)
             return
         self._reply(link, request_id, None, result)
 
@@ -262,6 +268,7 @@ class Responder(ListeningComponent):
         pending: Awaitable[Any],
         context: contextvars.Context | None,
         call: Handling | None,
+        request_type: str,
     ) -> None:
         """Answer with what a handler's awaitable gives: eagerly when it never waits.
 
@@ -276,7 +283,7 @@ class Responder(ListeningComponent):
         if context is None:
             context = copy_context()
         if type(pending) is not CoroutineType:
-            self._go_on(link, request_id, None, pending, context, call)
+            self._go_on(link, request_id, None, pending, context, call, request_type)
             return
         coro = cast(Coroutine[Any, Any, Any], pending)
         try:
@@ -286,9 +293,9 @@ class Responder(ListeningComponent):
             if call is not None:
                 call.done(None)
         except (Exception, asyncio.CancelledError) as exc:
-            self._failed(link, request_id, exc, call)
+            self._failed(link, request_id, exc, call, request_type)
         else:
-            self._go_on(link, request_id, coro, resume(coro, waiting), context, call)
+            self._go_on(link, request_id, coro, resume(coro, waiting), context, call, request_type)
 
     def _go_on(
         self,
@@ -298,11 +305,14 @@ class Responder(ListeningComponent):
         pending: Awaitable[Any],
         context: contextvars.Context,
         call: Handling | None,
+        request_type: str,
     ) -> None:
         """Make a task of a handler that waits; it replies when it ends."""
         task = asyncio.get_running_loop().create_task(_result(pending), context=context)
         self._tasks.add(task)
-        task.add_done_callback(functools.partial(self._settle, link, request_id, call, coro))
+        task.add_done_callback(
+            functools.partial(self._settle, link, request_id, call, coro, request_type)
+        )
 
     def _settle(
         self,
@@ -310,6 +320,7 @@ class Responder(ListeningComponent):
         request_id: Any,
         call: Handling | None,
         coro: Coroutine[Any, Any, Any] | None,
+        request_type: str,
         task: asyncio.Task[Any],
     ) -> None:
         """Reply for a handler that went on as ``task``, however it ended."""
@@ -317,7 +328,7 @@ class Responder(ListeningComponent):
         if task.cancelled():
             if coro is not None:
                 coro.close()  # cancelled before it went on: end it where it waits
-            self._failed(link, request_id, asyncio.CancelledError(), call)
+            self._failed(link, request_id, asyncio.CancelledError(), call, request_type)
             return
         exc = task.exception()
         if exc is None:
@@ -325,13 +336,18 @@ class Responder(ListeningComponent):
             if call is not None:
                 call.done(None)
         else:
-            self._failed(link, request_id, exc, call)
+            self._failed(link, request_id, exc, call, request_type)
 
     def _failed(
-        self, link: Link, request_id: Any, exc: BaseException, call: Handling | None
+        self,
+        link: Link,
+        request_id: Any,
+        exc: BaseException,
+        call: Handling | None,
+        request_type: str,
     ) -> None:
         if isinstance(exc, Exception):
-            log.debug("handler raised %r", exc)
+            self._raised(request_type, exc, link)
             self._reply(link, request_id, _error_value(exc), None)
         else:  # cancelled (the responder closed, or the handler cancelled itself)
             self._reply_error(link, request_id, CANCELLED, "responder closed mid-request")
@@ -353,6 +369,25 @@ class Responder(ListeningComponent):
         """Refuse a request with no handler run: the error carries ``code``."""
         self.handled += 1
         link.write(encode_refusal(code, message, request_id))
+
+    def _raised(self, request_type: str, exc: Exception, link: Link) -> None:
+        """A handler raised: ERROR with its traceback, a few a second at most.
+
+        A :class:`~coterie.RemoteError` is the handler's way to answer with
+        an error value (cote's ``cb(err)``), not a failure: DEBUG.
+        """
+        self.handler_errors += 1
+        if isinstance(exc, RemoteError):
+            log.debug("handler for %r answered with an error: %r", request_type, exc)
+            return
+        self._errors_log.error(
+            "%s: handler for %r raised %s (request from %s)",
+            self.name,
+            request_type,
+            type(exc).__name__,
+            link.peer,
+            exc_info=exc,
+        )
 
     def _reply(self, link: Link, request_id: Any, error: Any, result: Any) -> None:
         self.handled += 1
