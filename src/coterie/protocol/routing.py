@@ -64,6 +64,7 @@ from coterie.errors import (
 )
 from coterie.protocol.ejection import Ejection, Health
 from coterie.protocol.pairing import serves
+from coterie.protocol.slowstart import SlowStart
 
 __all__ = [
     "BALANCES",
@@ -191,6 +192,7 @@ class _Route:
 
     __slots__ = (
         "advertisement",
+        "answered",
         "errors",
         "health",
         "id",
@@ -215,6 +217,8 @@ class _Route:
         #: Requests sent on this link (resends included) and error replies from it.
         self.requests = 0
         self.errors = 0
+        #: Answers on this link, counted up to slow start's end.
+        self.answered = 0
 
     def oldest(self) -> tuple[float, Request] | None:
         """The oldest request still in flight here, dropping stale entries."""
@@ -280,6 +284,9 @@ class Router:
             raise ValueError(f"attempt_timeout must be positive, got {attempt_timeout!r}")
         self.attempt_timeout = attempt_timeout
         self._outliers = Ejection()
+        self._slow = SlowStart()
+        #: Routes still in slow start (callers skip every check at 0).
+        self._starting = 0
         # The slowest reply of the previous and of the current window.
         self._slow_previous = 0.0
         self._slow_current = 0.0
@@ -460,6 +467,10 @@ class Router:
         health = route.health
         if health.failures or health.probing:
             self._outliers.recovered(health)
+        if self._starting and self._slow.starting(route.answered):
+            route.answered += 1
+            if not self._slow.starting(route.answered):
+                self._starting -= 1
         request.peer = None
         outcome: Outcome
         error = args[0]
@@ -561,6 +572,8 @@ class Router:
         had_routes = any(not r.leaving for r in self._routes.values())
         health = self._outliers.record(peer)
         route = self._routes[peer] = _Route(peer, advertisement, health)
+        if self._slow.starting(0):
+            self._starting += 1
         if not self._waiting or self._settle_until is not None:
             return []  # nothing to send, or a settle window gathers peers
         if had_routes or self.settle <= 0 or len(self._waiting) == 1:
@@ -610,6 +623,8 @@ class Router:
             return []
         if route.leaving:
             self._outliers.drop(peer)  # gone for good: forget its record
+        if self._slow.starting(route.answered):
+            self._starting -= 1
         route.health.probing = False
         lost = list(route.inflight.values())
         route.inflight.clear()
@@ -663,6 +678,10 @@ class Router:
                 return None
         if request.avoid is not None and len(candidates) > 1:
             candidates = [r for r in candidates if r.id != request.avoid] or candidates
+        if self._starting and len(candidates) > 1:  # slow start: a new peer's small share
+            slow = self._slow
+            if any(not slow.starting(r.answered) for r in candidates):
+                candidates = [r for r in candidates if slow.admits(r.answered, len(r.inflight))]
         if self.balance == "pending":
             return min(candidates, key=lambda r: len(r.inflight))
         if self._time_balance:
