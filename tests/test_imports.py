@@ -40,6 +40,7 @@ import coterie
 #: Module (or package) -> its layer; a module's layer is its longest prefix's.
 LAYERS: dict[str, int] = {
     "coterie._version": 0,
+    "coterie._logbudget": 0,
     "coterie.errors": 0,
     "coterie.protocol": 1,
     "coterie.observe": 2,

@@ -39,10 +39,12 @@ def test_off_and_nonsense() -> None:
 def _established(router: Router, peer: str, now: float) -> None:
     """``peer`` is up and has answered enough requests to leave slow start."""
     router.peer_up(peer, ANY, now)
-    for i in range(SLOW_START_ANSWERS):
-        (sent,) = sends(router.submit(req(1000 + i), now))
-        assert sent[0] == peer
-        router.reply(peer, ok(f"r{1000 + i}"), now)
+    answered, n = 0, 0
+    while answered < SLOW_START_ANSWERS:
+        n += 1
+        (sent,) = sends(router.submit(req(10_000 * len(peer) + n), now))
+        router.reply(sent[0], ok(f"r{10_000 * len(peer) + n}"), now)  # every peer answers
+        answered += sent[0] == peer
 
 
 def test_beside_an_established_peer_a_new_one_holds_one_request_per_answer() -> None:
@@ -81,3 +83,18 @@ def test_a_new_peer_leaves_slow_start_after_enough_answers() -> None:
         n += 1
     picked = [sends(router.submit(req(i), 0.0))[0][0] for i in range(n, n + 20)]
     assert picked.count("new") == 10  # round robin again, nothing held back
+
+
+def test_a_peer_that_finished_slow_start_keeps_its_standing_across_links() -> None:
+    router = Router()
+    _established(router, "good", 0.0)
+    _established(router, "other1", 0.0)
+    router.link_lost("other1", 0.0)
+    router.peer_up("other1", ANY, 0.0)  # reconnected: not new
+    picked = [sends(router.submit(req(i), 0.0))[0][0] for i in range(10)]
+    assert picked.count("other1") == 5
+    router.peer_leaving("other1")
+    router.link_lost("other1", 0.0)  # gone for good, then back: new again
+    router.peer_up("other1", ANY, 0.0)
+    picked = [sends(router.submit(req(i), 0.0))[0][0] for i in range(10, 20)]
+    assert picked.count("other1") == 1

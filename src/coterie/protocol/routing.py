@@ -468,7 +468,7 @@ class Router:
         if health.failures or health.probing:
             self._outliers.recovered(health)
         if self._starting and self._slow.starting(route.answered):
-            route.answered += 1
+            route.answered = self._slow.count(peer, route.answered)
             if not self._slow.starting(route.answered):
                 self._starting -= 1
         request.peer = None
@@ -572,7 +572,8 @@ class Router:
         had_routes = any(not r.leaving for r in self._routes.values())
         health = self._outliers.record(peer)
         route = self._routes[peer] = _Route(peer, advertisement, health)
-        if self._slow.starting(0):
+        route.answered = self._slow.begin(peer)
+        if self._slow.starting(route.answered):
             self._starting += 1
         if not self._waiting or self._settle_until is not None:
             return []  # nothing to send, or a settle window gathers peers
@@ -623,6 +624,7 @@ class Router:
             return []
         if route.leaving:
             self._outliers.drop(peer)  # gone for good: forget its record
+            self._slow.forget(peer)
         if self._slow.starting(route.answered):
             self._starting -= 1
         route.health.probing = False

@@ -9,6 +9,9 @@ request at a time, each of which outlives the attempt bound and counts a
 failure, until outlier ejection (:mod:`coterie.protocol.ejection`) takes it
 out: a few requests delayed, not a share of the whole load.
 
+Slow start is for new peers, not new links: a peer that finished it keeps
+its standing when its link drops and comes back (until it leaves for good).
+
 The cap applies only beside a peer that has already answered its
 :data:`SLOW_START_ANSWERS` requests: a peer that is alone, or among peers
 that are all starting, is not held back (a requester that starts finds every
@@ -35,7 +38,7 @@ class SlowStart:
         initial: Requests in flight it may hold before its first answer.
     """
 
-    __slots__ = ("answers", "initial")
+    __slots__ = ("_done", "answers", "initial")
 
     def __init__(self, answers: int = SLOW_START_ANSWERS, initial: int = 1) -> None:
         if answers < 0:
@@ -44,6 +47,22 @@ class SlowStart:
             raise ValueError(f"a starting peer must take at least one request, got {initial!r}")
         self.answers = answers
         self.initial = initial
+        self._done: set[str] = set()
+
+    def begin(self, peer: str) -> int:
+        """``peer``'s link came up: the answers it starts from (``answers`` if it finished)."""
+        return self.answers if peer in self._done else 0
+
+    def count(self, peer: str, answered: int) -> int:
+        """``peer`` answered one more request on its link: its new count."""
+        answered += 1
+        if answered >= self.answers:
+            self._done.add(peer)
+        return answered
+
+    def forget(self, peer: str) -> None:
+        """``peer`` left for good: a return is a new peer."""
+        self._done.discard(peer)
 
     def starting(self, answered: int) -> bool:
         """Whether a peer that answered ``answered`` requests on its link is still held back."""
