@@ -114,8 +114,8 @@ async def test_malformed_status_is_ignored_and_nulls_dropped(disc: DiscoveryFact
         await mon.wait_until(lambda s: not s.connections, SOON)
 
 
-def _report(n1: object, n2: object) -> bytes:
-    return encode_frame(("status", {"id": "abc", "nodes": ["n1", "n2"], "traffic": {
+def _report(n1: object, n2: object, node_id: str = "abc") -> bytes:
+    return encode_frame(("status", {"id": node_id, "nodes": ["n1", "n2"], "traffic": {
         "n1": n1, "n2": n2, "n3": {"requests": 5, "errors": 0},  # n3: not a reported link
     }}))  # fmt: skip
 
@@ -123,31 +123,35 @@ def _report(n1: object, n2: object) -> bytes:
 async def test_traffic_counts_become_rates_and_hostile_counts_are_ignored(
     disc: DiscoveryFactory,
 ) -> None:
-    async with Monitor("mon", discovery=disc()) as mon:
+    async with Monitor("mon", discovery=disc()) as mon, Responder("r", discovery=disc()) as rep:
+        abc = rep.id  # reports count for a node the monitor discovered
+        await mon.wait_until(lambda s: abc in s.nodes, SOON)
         _reader, writer = await asyncio.open_connection("127.0.0.1", mon.port)
         try:
-            writer.write(_report({"requests": 10, "errors": 1}, {"requests": 0, "errors": 0}))
+            writer.write(_report({"requests": 10, "errors": 1}, {"requests": 0, "errors": 0}, abc))
             await writer.drain()
-            await mon.wait_until(lambda s: "abc" in s.connections, SOON)
+            await mon.wait_until(lambda s: abc in s.connections, SOON)
             assert mon.snapshot().rates == {}  # one report: no rate yet
             await asyncio.sleep(100 * MS)
             # n1 counted on; n2 sends a bool, which is no count.
-            writer.write(_report({"requests": 40, "errors": 4}, {"requests": True, "errors": 0}))
+            writer.write(
+                _report({"requests": 40, "errors": 4}, {"requests": True, "errors": 0}, abc)
+            )
             await writer.drain()
             snap = await mon.wait_until(lambda s: bool(s.rates), SOON)
-            assert set(snap.rates) == {("abc", "n1")}
-            rate = snap.rates["abc", "n1"]
+            assert set(snap.rates) == {(abc, "n1")}
+            rate = snap.rates[abc, "n1"]
             assert rate.errors * 10 == pytest.approx(rate.requests)  # 3 errors in 30
             assert 0 < rate.requests <= 30 / (100 * MS)
             await asyncio.sleep(10 * MS)
             # Counts that go down (a new link) or negative ones: no rate until the next.
-            writer.write(_report({"requests": 2, "errors": 0}, {"requests": -1, "errors": 0}))
+            writer.write(_report({"requests": 2, "errors": 0}, {"requests": -1, "errors": 0}, abc))
             await writer.drain()
             await mon.wait_until(lambda s: not s.rates, SOON)
             # A report without the field (cote's) forgets them.
-            writer.write(encode_frame(("status", {"id": "abc", "nodes": ["n1"]})))
+            writer.write(encode_frame(("status", {"id": abc, "nodes": ["n1"]})))
             await writer.drain()
-            await mon.wait_until(lambda s: s.connections["abc"] == ("n1",), SOON)
+            await mon.wait_until(lambda s: s.connections[abc] == ("n1",), SOON)
             assert mon.snapshot().rates == {}
         finally:
             writer.close()
