@@ -328,7 +328,7 @@ async def test_handler_exceptions_are_errors_with_traceback_and_rate_limited(
                 assert len(errors) == 1, (kind, caplog.text)
                 assert repr(kind) in errors[0].getMessage()
                 assert errors[0].exc_info is not None
-                assert errors[0].exc_info[0].__name__ == name
+                assert type(errors[0].exc_info[1]).__name__ == name
                 assert "Traceback" in caplog.text and "in broken" in caplog.text
             # A flood of bad requests: each is answered, a handful are logged.
             caplog.clear()

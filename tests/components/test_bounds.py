@@ -43,7 +43,7 @@ async def test_links_past_max_connections_are_refused_when_all_are_proven(
         rep.on("work", lambda req: "done")
         conns = [await _open(rep.port) for _ in range(3)]
         for i, (reader, writer) in enumerate(conns):
-            writer.write(encode_request({"type": "work"}, i))
+            writer.write(encode_request({"type": "work"}, f"r{i}"))
             assert await asyncio.wait_for(reader.read(64), SOON)  # served: proven
         conns += [await _open(rep.port, "127.0.0.2") for _ in range(2)]
         await wait_for(lambda: rep.refused_connections == 2, SOON)
@@ -59,7 +59,7 @@ async def test_at_the_cap_the_oldest_unproven_link_makes_room(disc: DiscoveryFac
     async with Responder("capped", discovery=disc(), max_connections=3, max_per_source=3) as rep:
         rep.on("work", lambda req: "done")
         proven_r, proven_w = await _open(rep.port)
-        proven_w.write(encode_request({"type": "work"}, 1))
+        proven_w.write(encode_request({"type": "work"}, "r1"))
         assert await asyncio.wait_for(proven_r.read(64), SOON)
         oldest, newer = await _open(rep.port), await _open(rep.port)
         newer[1].write(ping_frame(1))  # a ping is no proof

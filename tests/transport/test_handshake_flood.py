@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import ssl
+from typing import Any
 
 import pytest
 
@@ -69,7 +70,7 @@ async def test_silent_and_stalled_handshakes_stay_within_a_memory_bound(
 ) -> None:
     monkeypatch.setenv("COTERIE_LINK_SECRET", SECRET)
     options = dataclasses.asdict(fast_discovery(disc_port))
-    cfg = {"discovery": {k: v for k, v in options.items() if v is not None}}
+    cfg: dict[str, Any] = {"discovery": {k: v for k, v in options.items() if v is not None}}
     child = await ChildComponent.responder("vault", type="work", **cfg)
     writers: list[asyncio.StreamWriter] = []
     try:
