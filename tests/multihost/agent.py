@@ -91,7 +91,7 @@ async def run(role: str, cfg: dict[str, Any]) -> None:
 
     tasks: set[asyncio.Task[Any]] = set()
     async with component:
-        settings = component.settings
+        settings = component.discovery_settings
         assert settings is not None and component.discovery is not None
         component.on_node(lambda e, n: emit(_node(e, n, settings.use_host_names)))
         emit(

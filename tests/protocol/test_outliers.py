@@ -154,7 +154,7 @@ def test_work_that_must_not_run_twice_is_not_resent_on_an_attempt_bound() -> Non
     out = router.submit(req(1, retry=False, timeout=5.0), 0.0)
     (peer,) = sent_to(out)
     assert sent_to(router.expire(1.0)) == []
-    assert router.inflight_on(peer) == 1 and router.retried == 0
+    assert router.inflight_on(peer) == 1 and router.resent == 0
     (fail,) = router.expire(5.0)
     assert isinstance(fail, Fail) and isinstance(fail.error, RequestTimeoutError)
 

@@ -269,7 +269,7 @@ def test_link_lost_resends_in_flight_requests_elsewhere_first() -> None:
     assert len(on_a) == 2
     out = router.link_lost("a", 1)
     assert sends(out) == [("b", frame) for frame in on_a]
-    assert router.retried == 2
+    assert router.resent == 2
     assert router.peers() == ["b"]
     assert router.inflight_on("b") == 4
 

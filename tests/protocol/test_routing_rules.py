@@ -339,7 +339,7 @@ def test_retried_counts_every_resend_over_link_losses() -> None:
     router.link_lost("a", 1)
     router.peer_up("b", ANY, 2)
     router.link_lost("b", 3)
-    assert router.retried == 2
+    assert router.resent == 2
 
 
 def test_link_lost_error_names_the_peer_the_request_and_the_option() -> None:

@@ -105,9 +105,11 @@ class Component:
     ) -> None:
         self.network: Network = network or DEFAULT_NETWORK
         self._environ = environ
-        self.env = Settings.from_environ(environ)
+        #: What the ``COTE_*`` / ``COTERIE_*`` environment variables say
+        #: (:mod:`coterie.settings`), read once.
+        self.variables = Settings.from_environ(environ)
         if tls is None and secret is None:
-            tls, secret = self.env.tls_files(), self.env.link_secret
+            tls, secret = self.variables.tls_files(), self.variables.link_secret
         if tls is not None and secret is not None:
             raise ValueError("give tls= or secret=, not both")
         #: What this component was configured with, for components it starts.
@@ -120,7 +122,7 @@ class Component:
             name=name,
             namespace=namespace,
             key=key,
-            environment=self.env.environment if environment is None else environment,
+            environment=self.variables.environment if environment is None else environment,
             extra=advertisement,
         )
         self.name: str = self.advertisement["name"]
@@ -151,7 +153,8 @@ class Component:
         self._options = discovery or DiscoveryOptions()
         self._transport_factory = transport_factory
         self.discovery: Discovery | None = None
-        self.settings: DiscoverySettings | None = None
+        #: The discovery options resolved against the environment (after start).
+        self.discovery_settings: DiscoverySettings | None = None
         self._started = False
         self._closing = False
         self._node_listeners: list[NodeListener] = []
@@ -162,11 +165,11 @@ class Component:
         """Bind, then start discovery. Idempotent."""
         if self._started:
             return self
-        self.settings = self._options.resolve(self._environ)
+        self.discovery_settings = self._options.resolve(self._environ)
         await self._bind()
         self.discovery = Discovery(
             self.advertisement,
-            self.settings,
+            self.discovery_settings,
             transport_factory=self._transport_factory or self.network.discovery_transport,
         )
         self.discovery.on(self._node_event)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol, Self, runtime_checkable
 
-from coterie.components.base import Component
+from coterie.components.connecting import ConnectingComponent
 from coterie.protocol.framing import encode_frame
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import reports_to
@@ -60,8 +60,8 @@ class _Routed(Protocol):
     def router(self) -> Router: ...
 
 
-class Monitorable(Component):
-    """A component that reports its links to monitors.
+class Monitorable(ConnectingComponent):
+    """A connecting component that reports its links to monitors.
 
     Args:
         status_interval: Seconds between status reports; see the module doc.
@@ -72,7 +72,7 @@ class Monitorable(Component):
     def __init__(self, *args: Any, status_interval: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if status_interval is None:
-            status_interval = self.env.status_interval or DEFAULT_STATUS_INTERVAL
+            status_interval = self.variables.status_interval or DEFAULT_STATUS_INTERVAL
         if not status_interval > 0:
             raise ValueError(f"status_interval must be positive seconds, got {status_interval!r}")
         self.status_interval = status_interval
@@ -80,12 +80,6 @@ class Monitorable(Component):
         self._status_alarm = Alarm(self._status_tick)
         self._reporting = True
         self.statuses_sent = 0
-
-    # -- for roles -----------------------------------------------------------
-
-    def _status_nodes(self) -> list[str]:
-        """Instance ids of the peers this component has a live link to."""
-        return []
 
     @property
     def monitors(self) -> int:
@@ -108,17 +102,8 @@ class Monitorable(Component):
         if not reports_to(self.advertisement, node.advertisement):
             return
         if self._monitors is None:
-            self._monitors = Peers(
-                on_up=self._monitor_linked,
-                on_down=self._monitor_unlinked,
-                forget=self.discovery.forget if self.discovery is not None else None,
-                max_frame_size=self.max_frame_size,
-                label="monitor",
-                tls=self.tls,
-                network=self.network,
-            )
-            self._monitors.use_host_names = bool(
-                self.settings is not None and self.settings.use_host_names
+            self._monitors = self._make_peers(
+                "monitor", on_up=self._monitor_linked, on_down=self._monitor_unlinked
             )
             self._status_alarm.after(self.status_interval)
         if event == "added":

@@ -4,9 +4,8 @@ Design: this module is the asyncio adapter of the sans-I/O
 :class:`~coterie.protocol.routing.Router`, which makes every routing,
 waiting, failover, deadline and exactly-once decision. The adapter only:
 
-- keeps one :class:`~coterie.transport.peers.Peer` per discovered responder
-  (its link, reconnected while the node lives), through
-  :class:`~coterie.transport.peers.Peers`;
+- keeps one link per discovered responder, reconnected while the node
+  lives (:class:`~coterie.components.connecting.ConnectingComponent`);
 - turns what happens (a send, a reply frame, a link up or lost, a node
   leaving) into router inputs, with ``loop.time()`` as ``now``;
 - carries out the outcomes: writes frames, resolves or fails the caller's
@@ -43,7 +42,7 @@ from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import pairs, serves, unserved
 from coterie.protocol.routing import Balance, Drained, Fail, Outcome, Request, Resolve, Router, Send
 from coterie.transport.link import Link
-from coterie.transport.peers import Peer, Peers
+from coterie.transport.peers import Peer
 from coterie.transport.timer import Alarm
 
 __all__ = [
@@ -96,6 +95,7 @@ class Requester(Monitorable):
 
     role = "req"
     opposite = "rep"
+    peer_label = "responder"
 
     def __init__(
         self,
@@ -116,7 +116,7 @@ class Requester(Monitorable):
             extra["requests"] = list(requests)
         super().__init__(name, advertisement=extra, **kwargs)
         if timeout is _UNSET:
-            timeout = self.env.request_timeout or DEFAULT_REQUEST_TIMEOUT
+            timeout = self.variables.request_timeout or DEFAULT_REQUEST_TIMEOUT
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
         self.timeout: float | None = timeout
@@ -130,15 +130,6 @@ class Requester(Monitorable):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._liveness = Liveness(interval=liveness_interval, timeout=liveness_timeout)
         self._liveness_alarm = Alarm(self._on_liveness)
-        self._links = Peers(
-            on_frame=self._on_frame,
-            on_up=self._link_up,
-            on_down=self._link_down,
-            max_frame_size=self.max_frame_size,
-            label="responder",
-            tls=self.tls,
-            network=self.network,
-        )
         self._ids = 0
         self._started_at = 0.0
         #: Reasons already said at WARNING (bounded by _MAX_REASONS).
@@ -146,16 +137,6 @@ class Requester(Monitorable):
         self._id_prefix = str(os.getpid())
 
     # -- public ----------------------------------------------------------------
-
-    @property
-    def router(self) -> Router:
-        """The routing state: peers, waiting and in-flight counts, counters."""
-        return self._router
-
-    @property
-    def connected(self) -> int:
-        """How many responders have a live link."""
-        return self._links.connected
 
     def stats(self) -> RequesterStats:
         """What this requester holds now: requests in flight and waiting, per responder.
@@ -171,21 +152,10 @@ class Requester(Monitorable):
             in_flight_on={peer: router.inflight_on(peer) for peer in router.peers()},
             ejected=() if now is None else tuple(router.ejected(now)),
             ejections=router.ejections,
-            resent=router.retried,
+            resent=router.resent,
             attempts_expired=router.attempts_expired,
             late_replies=router.late_replies,
         )
-
-    def _link_count(self) -> int:
-        return self._links.connected
-
-    async def wait_connected(self, count: int = 1, timeout: float = 10.0) -> None:
-        """Wait until at least ``count`` responders are connected.
-
-        Raises:
-            TimeoutError: When they do not appear within ``timeout`` seconds.
-        """
-        await self._links.wait_linked(count, timeout)
 
     async def send(
         self, request: dict[str, Any], *, timeout: float | None = _UNSET, retry: bool = True
@@ -253,10 +223,6 @@ class Requester(Monitorable):
                 observer.request_end(request_id, request["type"], asyncio.CancelledError())
             raise
 
-    def _status_nodes(self) -> list[str]:
-        """Responders this requester has a live link to (for monitors)."""
-        return [p.id for p in self._links.linked()]
-
     # -- the router's outcomes and timer -------------------------------------------
 
     def _apply(self, outcomes: list[Outcome], now: float) -> None:
@@ -297,10 +263,11 @@ class Requester(Monitorable):
         is heard and in which discovery scope. ``None`` when a pairing
         responder that serves the type is known (it may not be linked yet).
         """
-        if self.discovery is None or self.settings is None:
+        settings = self.discovery_settings
+        if self.discovery is None or settings is None:
             return None
         nodes = [n.advertisement for n in self.discovery.nodes.values()]
-        scope = f"{self.settings.scope}, port {self.settings.port}"
+        scope = f"{settings.scope}, port {settings.port}"
         if not nodes:
             return f"nothing at all is heard on the mesh ({scope})"
         if any(
@@ -318,7 +285,7 @@ class Requester(Monitorable):
 
     def _waiting(self, request_type: Any) -> None:
         """A request waits: one WARNING per distinct reason, once discovery had a hello's time."""
-        settings, loop = self.settings, self._loop
+        settings, loop = self.discovery_settings, self._loop
         if settings is None or loop is None:
             return
         if loop.time() - self._started_at < settings.hello_interval / 1000:
@@ -355,43 +322,33 @@ class Requester(Monitorable):
     # -- discovery hooks ----------------------------------------------------------
 
     async def _bind(self) -> None:
-        assert self.settings is not None
+        await super()._bind()
         self._loop = asyncio.get_running_loop()
         self._started_at = self._loop.time()
-        self._links.use_host_names = self.settings.use_host_names
-        self._links.forget = self._forget
-
-    def _linked_to(self, node_id: str) -> bool:
-        peer = self._links.peers.get(node_id)
-        return peer is not None and peer.link is not None
-
-    def _forget(self, node_id: str) -> None:
-        if self.discovery is not None:
-            self.discovery.forget(node_id)
 
     def _node_added(self, node: Node) -> None:
+        super()._node_added(node)
         if not self._closing:
-            self._links.add(node)
             # It may have come back before its old link dropped.
             now = self._now()
             self._apply(self._router.peer_returned(node.id, now), now)
             self._arm()
 
     def _node_updated(self, node: Node) -> None:
-        self._links.update(node)
+        super()._node_updated(node)
         now = self._now()
         self._apply(self._router.peer_changed(node.id, node.advertisement, now), now)
         self._arm()
 
     def _node_removed(self, node: Node) -> None:
         # Stop reconnecting; send nothing new; close once its replies are in.
-        self._links.remove(node.id)
+        super()._node_removed(node)
         self._apply(self._router.peer_leaving(node.id), self._now())
 
     # -- links --------------------------------------------------------------------
 
     def _link_up(self, peer: Peer) -> None:
-        self._link_opened(peer.address, peer.linked > 1)
+        super()._link_up(peer)
         now = self._now()
         if supports_ping(peer.node.advertisement):
             self._liveness.watch(peer.id, now)
@@ -403,15 +360,15 @@ class Requester(Monitorable):
         self._arm()
 
     def _link_down(self, peer: Peer, exc: Exception | None) -> None:
-        self._link_closed(peer.address, exc)
+        super()._link_down(peer, exc)
         self._liveness.forget(peer.id)
-        before = self._router.retried
+        before = self._router.resent
         now = self._now()
         outcomes = self._router.link_lost(peer.id, now)
-        if self._router.retried > before:
+        if self._router.resent > before:
             log.info(
                 "resending %d request(s) lost with %s",
-                self._router.retried - before,
+                self._router.resent - before,
                 peer.node.advertisement.get("name"),
             )
         self._apply(outcomes, now)
@@ -464,7 +421,7 @@ class Requester(Monitorable):
             self._router.close(NotRunningError(f"{self!r} closed before the request was answered")),
             self._now(),
         )
-        await self._links.close()
+        await super()._shutdown()
 
 
 class PendingBalancedRequester(Requester):

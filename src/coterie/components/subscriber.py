@@ -2,7 +2,7 @@
 
 Design: discovery tells the subscriber which publishers pair with it
 (``pub-emitter``, same key and namespace); a
-:class:`~coterie.transport.peers.Peers` keeps one link to each and
+:class:`~coterie.components.connecting.ConnectingComponent` keeps one link to each and
 re-opens it while the publisher lives. Every frame is ``[topic, data]``.
 Topics are filtered on this side as cote does: a topic is accepted when it
 matches ``message::[namespace::]<pattern>`` for one of the advertised
@@ -44,9 +44,7 @@ from typing import Any, TypeVar, overload
 
 from coterie.components.monitorable import Monitorable
 from coterie.observe import SubscriberStats
-from coterie.protocol.nodes import Node
 from coterie.transport.link import Link
-from coterie.transport.peers import Peer, Peers
 
 __all__ = ["EventHandler", "Subscriber", "topic_pattern"]
 
@@ -87,6 +85,7 @@ class Subscriber(Monitorable):
 
     role = "sub-emitter"
     opposite = "pub-emitter"
+    peer_label = "publisher"
 
     def __init__(
         self,
@@ -109,15 +108,6 @@ class Subscriber(Monitorable):
         self._handlers: dict[str, list[EventHandler]] = {}
         self._pattern_handlers: list[tuple[str, re.Pattern[str], EventHandler]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._publishers = Peers(
-            on_frame=self._on_frame,
-            max_frame_size=self.max_frame_size,
-            tls=self.tls,
-            network=self.network,
-            label="publisher",
-            on_up=self._publisher_linked,
-            on_down=self._publisher_unlinked,
-        )
         #: Events accepted (matched ``subscribesTo``), whether handled or not.
         self.received = 0
 
@@ -169,25 +159,9 @@ class Subscriber(Monitorable):
 
     # -- public ----------------------------------------------------------------
 
-    @property
-    def connected(self) -> int:
-        """How many publishers have a live link."""
-        return self._publishers.connected
-
-    async def wait_connected(self, count: int = 1, timeout: float = 10.0) -> None:
-        """Wait until at least ``count`` publishers are linked.
-
-        Raises:
-            TimeoutError: When they are not within ``timeout`` seconds.
-        """
-        await self._publishers.wait_linked(count, timeout)
-
     def stats(self) -> SubscriberStats:
         """What this subscriber holds now (see :class:`coterie.observe.SubscriberStats`)."""
         return SubscriberStats(**self._stats_fields(), received=self.received)
-
-    def _link_count(self) -> int:
-        return self._publishers.connected
 
     def accepts(self, topic: str) -> bool:
         """Whether a wire topic passes this subscriber's ``subscribesTo`` filter."""
@@ -195,45 +169,12 @@ class Subscriber(Monitorable):
 
     # -- discovery hooks -----------------------------------------------------------
 
-    async def _bind(self) -> None:
-        assert self.settings is not None
-        self._publishers.use_host_names = self.settings.use_host_names
-        self._publishers.forget = self._forget
-
-    def _linked_to(self, node_id: str) -> bool:
-        peer = self._publishers.peers.get(node_id)
-        return peer is not None and peer.link is not None
-
-    def _forget(self, node_id: str) -> None:
-        if self.discovery is not None:
-            self.discovery.forget(node_id)
-
-    def _node_added(self, node: Node) -> None:
-        if not self._closing:
-            self._publishers.add(node)
-
-    def _node_updated(self, node: Node) -> None:
-        if not self._closing:
-            self._publishers.update(node)
-
-    def _node_removed(self, node: Node) -> None:
-        self._publishers.remove(node.id)
-
-    def _status_nodes(self) -> list[str]:
-        return [p.id for p in self._publishers.linked()]
-
     def _status_traffic(self) -> dict[str, dict[str, int]]:
         # Every frame a publisher sends is an event; a link counts its own.
-        return {p.id: {"events": p.link.frames} for p in self._publishers.linked() if p.link}
-
-    def _publisher_linked(self, peer: Peer) -> None:
-        self._link_opened(peer.address, peer.linked > 1)
-
-    def _publisher_unlinked(self, peer: Peer, exc: Exception | None) -> None:
-        self._link_closed(peer.address, exc)
+        return {p.id: {"events": p.link.frames} for p in self._links.linked() if p.link}
 
     async def _shutdown(self) -> None:
-        await self._publishers.close()
+        await super()._shutdown()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

@@ -387,9 +387,9 @@ class Sockend(Component):
     # -- lifecycle -------------------------------------------------------------
 
     async def _bind(self) -> None:
-        assert self.settings is not None
+        assert self.discovery_settings is not None
         self._life = NamespaceLife(
-            node_timeout=self.settings.node_timeout / 1000,
+            node_timeout=self.discovery_settings.node_timeout / 1000,
             max_namespaces=self.max_namespaces,
             pinned=self._pinned,
         )
@@ -400,7 +400,7 @@ class Sockend(Component):
         )
         for sio_ns in self._initial:
             self._serve(sio_ns)
-        self._reaper.after(self.settings.check_interval / 1000)
+        self._reaper.after(self.discovery_settings.check_interval / 1000)
 
     async def _shutdown(self) -> None:
         self._reaper.cancel()
@@ -525,7 +525,7 @@ class Sockend(Component):
     def _check_spaces(self) -> None:
         """Timer: close idle namespaces, admit waiting ones, sum up refusals."""
         life = self._life
-        if self._closing or life is None or self.settings is None:
+        if self._closing or life is None or self.discovery_settings is None:
             return
         now = time.monotonic()
         nodes = list(self.discovery.nodes.values()) if self.discovery is not None else []
@@ -549,8 +549,8 @@ class Sockend(Component):
             )
             self._refusals_unlogged = 0
         self._refusal_warnings = _REFUSAL_WARNINGS
-        assert self.settings is not None
-        self._reaper.after(self.settings.check_interval / 1000)
+        assert self.discovery_settings is not None
+        self._reaper.after(self.discovery_settings.check_interval / 1000)
 
     def _close_space(self, namespace: Namespace, last_seen: float | None, now: float) -> None:
         """Close an idle namespace's requester and subscriber (in a task)."""
@@ -811,7 +811,11 @@ class Sockend(Component):
         raise _Refused(NO_HANDLER, f"no responder serves {event!r} on {sio_ns}")
 
     def _gone_error(self, sio_ns: str, namespace: Namespace) -> _Refused:
-        timeout = self.settings.node_timeout / 1000 if self.settings is not None else 0
+        timeout = (
+            self.discovery_settings.node_timeout / 1000
+            if self.discovery_settings is not None
+            else 0
+        )
         return _Refused(
             GONE,
             f"namespace {namespace!r} ({sio_ns}) was closed: none of its responders has been "

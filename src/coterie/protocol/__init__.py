@@ -16,7 +16,7 @@ rule is unit tested deterministically. The asyncio adapters in
 | | decoding request frames; reserved fields; the size of what is sent |
 | :mod:`~coterie.protocol.codes` | the one vocabulary of outcome codes (wire, metrics, traces) |
 | :mod:`~coterie.protocol.routing` | where a request goes, how long it waits, |
-| | when it is retried; exactly-once answers |
+| | when it is resent; exactly-once answers |
 | :mod:`~coterie.protocol.pairing` | advertisements and who pairs with whom |
 | :mod:`~coterie.protocol.liveness` | telling a silent peer from a slow one |
 | :mod:`~coterie.protocol.packets` | discovery datagrams (hello, goodbye) |

@@ -306,8 +306,9 @@ class Router:
         self._settle_until: float | None = None
         self._turn = 0
         self._sent = 0
-        #: Requests sent again after their link was lost.
-        self.retried = 0
+        #: Requests sent again to another peer: their link was lost, or they
+        #: outlived the attempt bound.
+        self.resent = 0
         #: Replies that matched no live request on their peer (dropped).
         self.late_replies = 0
 
@@ -647,7 +648,7 @@ class Router:
                     )
                 )
         if resend:
-            self.retried += len(resend)
+            self.resent += len(resend)
             self._waiting.extendleft(reversed(resend))
             if self._settle_until is None:
                 out.extend(self._drain(now))
@@ -732,7 +733,7 @@ class Router:
         route.order.popleft()
         request.peer = None
         request.avoid = route.id
-        self.retried += 1
+        self.resent += 1
         self._waiting.appendleft(request)
         out: list[Outcome] = []
         if route.leaving and not route.inflight:
