@@ -188,7 +188,7 @@ SCRIPT = str(Path(__file__).resolve())
 
 
 async def measure(
-    count: int, seconds: float, warmup: float, before_src: str | None, node: bool
+    count: int, seconds: float, warmup: float, before_src: str | None, node: bool, src: str | None
 ) -> None:
     """One measurement with ``count`` responders; prints one JSON line."""
     py, script = sys.executable, SCRIPT
@@ -200,7 +200,11 @@ async def measure(
         await fleet_proc.until(lambda e: e.get("event") == "ready", 60)
         drains.append(asyncio.create_task(fleet_proc.drain()))
         requesters: list[Child] = [
-            await Child.start("coterie", [py, script, "requester", str(count)])
+            await Child.start(
+                "coterie",
+                [py, script, "requester", str(count)],
+                env={"PYTHONPATH": src} if src else None,
+            )
         ]
         if before_src:
             requesters.append(
@@ -280,6 +284,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--src", help="the coterie source tree to measure (default: installed)")
     parser.add_argument("--before-src", help="another coterie source tree to measure too")
     parser.add_argument("--no-node", action="store_true", help="leave Node cote out")
     args = parser.parse_args()
@@ -298,7 +303,9 @@ def main() -> None:
     for _ in range(args.rounds):
         for count in args.responders:
             asyncio.run(
-                measure(count, args.seconds, args.warmup, args.before_src, not args.no_node)
+                measure(
+                    count, args.seconds, args.warmup, args.before_src, not args.no_node, args.src
+                )
             )
 
 

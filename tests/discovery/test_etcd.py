@@ -288,5 +288,5 @@ async def test_nothing_leaks_across_prefixes(etcd_server: EtcdServer) -> None:
 
 
 def group_key(comp: Any) -> tuple[str, ...]:
-    assert comp.settings is not None and comp.settings.etcd is not None
-    return (comp.settings.etcd.prefix, *group_of(comp.advertisement))
+    assert comp.discovery_settings is not None and comp.discovery_settings.etcd is not None
+    return (comp.discovery_settings.etcd.prefix, *group_of(comp.advertisement))

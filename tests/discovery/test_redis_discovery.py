@@ -18,7 +18,7 @@ async def test_request_reply_over_redis_discovery(redis_url: str) -> None:
     async with Responder(name="redis rep", discovery=disc) as rep:
         rep.on("sum", lambda req: sum(req["xs"]))
         async with Requester(name="redis req", discovery=disc, timeout=5_000 * MS) as req:
-            assert req.settings is not None and req.settings.use_host_names
+            assert req.discovery_settings is not None and req.discovery_settings.use_host_names
             assert await req.send({"type": "sum", "xs": [1, 2, 3]}) == 6
             peers = req.peers
             assert [p.host_name for p in peers] == ["127.0.0.1"]
@@ -33,6 +33,6 @@ async def test_redis_env_vars_select_redis(monkeypatch: pytest.MonkeyPatch, redi
     async with Responder(name="env rep", discovery=fast) as rep:
         rep.on("ping", lambda req: "pong")
         async with Requester(name="env req", discovery=fast, timeout=5_000 * MS) as req:
-            assert req.settings is not None and req.settings.redis is not None
-            assert req.settings.redis.connection_url() == redis_url
+            assert req.discovery_settings is not None and req.discovery_settings.redis is not None
+            assert req.discovery_settings.redis.connection_url() == redis_url
             assert await asyncio.wait_for(req.send({"type": "ping"}), 5_000 * MS) == "pong"

@@ -51,6 +51,7 @@ from coterie.discovery.transports import make_transport
 from coterie.errors import DecodeError
 from coterie.protocol.nodes import Node, NodeTable, ReplyBudget
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, host_name, make_packet
+from coterie.transport.timer import Alarm
 
 __all__ = ["PROCESS_ID", "Discovery", "NodeListener", "TransportFactory"]
 
@@ -116,7 +117,8 @@ class Discovery:
         if isinstance(self._transport, Scoped):
             self._transport.scope(self.advertisement)
         self._listeners: list[NodeListener] = []
-        self._timers: list[asyncio.TimerHandle] = []
+        self._hello_alarm = Alarm(self._hello_tick)
+        self._check_alarm = Alarm(self._check_tick)
         self._running = False
         self._hellos_sent = 0
         self._announced: tuple[str, ...] = ()
@@ -198,8 +200,8 @@ class Discovery:
         self.hello()
         if self.settings.log and self.settings.hello_logs and self._announced:
             log.info("%s advertises %s", adv.get("name"), ", ".join(self._announced))
-        self._schedule(self.settings.hello_interval, self._hello_tick)
-        self._schedule(self.settings.check_interval, self._check_tick)
+        self._hello_alarm.after(self.settings.hello_interval / 1000)
+        self._check_alarm.after(self.settings.check_interval / 1000)
 
     def hello(self) -> None:
         """Send a hello now, naming in each copy the address it leaves from."""
@@ -244,9 +246,8 @@ class Discovery:
             if datagram is not None:
                 self._transport.send(datagram)
         self._running = False
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
+        self._hello_alarm.cancel()
+        self._check_alarm.cancel()
         if self._seed_task is not None:
             self._seed_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -262,15 +263,10 @@ class Discovery:
 
     # -- internals --------------------------------------------------------
 
-    def _schedule(self, interval_ms: int, callback: Callable[[], None]) -> None:
-        loop = asyncio.get_running_loop()
-        self._timers = [t for t in self._timers if not t.cancelled()]
-        self._timers.append(loop.call_later(interval_ms / 1000, callback))
-
     def _hello_tick(self) -> None:
         if self._running:
             self.hello()
-            self._schedule(self.settings.hello_interval, self._hello_tick)
+            self._hello_alarm.after(self.settings.hello_interval / 1000)
 
     def _check_tick(self) -> None:
         if not self._running:
@@ -280,7 +276,7 @@ class Discovery:
             self._emit("removed", node)
         if promoted:
             self.hello()  # announce the promotion, as node-discover does
-        self._schedule(self.settings.check_interval, self._check_tick)
+        self._check_alarm.after(self.settings.check_interval / 1000)
 
     def _encode(self, packet: dict[str, Any]) -> bytes | None:
         try:
