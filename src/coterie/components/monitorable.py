@@ -30,13 +30,12 @@ equivalent is its ``statusInterval`` discovery option), else 5 s.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Self
 
 from coterie.components.connecting import ConnectingComponent
 from coterie.protocol.framing import encode_frame
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import reports_to
-from coterie.protocol.routing import Router
 from coterie.transport.peers import Peer, Peers
 from coterie.transport.timer import Alarm
 
@@ -50,14 +49,6 @@ DEFAULT_STATUS_INTERVAL = 5.0
 STATUS_TOPIC = "status"
 #: The status field beyond cote's that carries per-link request and error counts.
 TRAFFIC_FIELD = "traffic"
-
-
-@runtime_checkable
-class _Routed(Protocol):
-    """A component that routes requests (a Requester): its router counts per link."""
-
-    @property
-    def router(self) -> Router: ...
 
 
 class Monitorable(ConnectingComponent):
@@ -127,15 +118,7 @@ class Monitorable(ConnectingComponent):
         return report
 
     def _status_traffic(self) -> dict[str, dict[str, int]] | None:
-        """Counts per linked peer for the status, or ``None`` for none.
-
-        A requester's router counts requests and error replies per link.
-        """
-        if isinstance(self, _Routed):
-            return {
-                peer: {"requests": requests, "errors": errors}
-                for peer, (requests, errors) in self.router.traffic().items()
-            }
+        """Counts per linked peer for the status, or ``None`` for none (roles override it)."""
         return None
 
     def _monitor_linked(self, peer: Peer) -> None:

@@ -223,6 +223,13 @@ class Requester(Monitorable):
                 observer.request_end(request_id, request["type"], asyncio.CancelledError())
             raise
 
+    def _status_traffic(self) -> dict[str, dict[str, int]]:
+        # The router counts requests and error replies per link.
+        return {
+            peer: {"requests": requests, "errors": errors}
+            for peer, (requests, errors) in self._router.traffic().items()
+        }
+
     # -- the router's outcomes and timer -------------------------------------------
 
     def _apply(self, outcomes: list[Outcome], now: float) -> None:
