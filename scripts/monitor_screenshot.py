@@ -8,11 +8,13 @@ spare TCP ports, so it runs next to anything else. It starts:
    the payment service, two validation services on the mesh, and the nginx
    half (two announced HTTP validators and ``coterie nginx``; without nginx,
    the mesh half only);
-2. ``coterie monitor --web 127.0.0.1:0`` on the same discovery port;
+2. ``coterie monitor --web 127.0.0.1:0`` on the same discovery port and in
+   the demo's cote environment (components report only to monitors of theirs);
 
-waits until the page's view shows the payment service linked to every
-validator, takes ``chromium --headless=new --screenshot`` of the page, and
-stops what it started (SIGINT, then SIGKILL of its process group).
+pays on the mesh payment service every 50 ms, waits until the page's view
+shows the payment service linked to every validator with its request rate,
+takes ``chromium --headless=new --screenshot`` of the page, and stops what
+it started (SIGINT, then SIGKILL of its process group).
 
 Usage, from the repository root::
 
@@ -31,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -38,6 +41,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST_SCOPE = "127.255.255.255"
+#: The demo's cote environment, which the monitor joins to get its status reports.
+ENVIRONMENT = "screenshot"
 
 
 def spare_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
@@ -80,6 +85,14 @@ def wait_for_url(log: Path, proc: subprocess.Popen[bytes], timeout: float) -> st
     raise TimeoutError(f"coterie monitor did not start in {timeout} s")
 
 
+def pay(port: int, paying: threading.Event) -> None:
+    """Pay on the mesh payment service every 50 ms while ``paying`` is set."""
+    while paying.is_set():
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/pay/4111111111111111", timeout=5)
+        time.sleep(0.05)
+
+
 def wait_for_mesh(url: str, validators: int, timeout: float) -> dict[str, Any]:
     """Until the payment service reports links to every mesh validator."""
     deadline = time.monotonic() + timeout
@@ -90,9 +103,9 @@ def wait_for_mesh(url: str, validators: int, timeout: float) -> dict[str, Any]:
         roles = {n["id"]: n["role"] for n in view["nodes"]}
         responders = {i for i, r in roles.items() if r == "responder"}
         payment = [n["id"] for n in view["nodes"] if n["name"] == "payment service"]
-        linked = {e["to"] for e in view["edges"] if e["from"] in payment}
+        linked = {e["to"] for e in view["edges"] if e["from"] in payment and e["rate"]}
         if payment and len(responders) == validators and responders <= linked:
-            return view
+            return view  # every link with its (non-zero) request rate
         time.sleep(0.2)
     raise TimeoutError(f"the mesh did not settle in {timeout} s; last view: {view}")
 
@@ -107,20 +120,27 @@ def main() -> int:
     chromium = shutil.which("chromium")
     if chromium is None:
         sys.exit("monitor_screenshot: needs chromium (scripts/system-deps.sh installs it)")
-    env = {**os.environ, "COTE_BROADCAST_ADDRESS": HOST_SCOPE}
+    # Status every 0.5 s: the edges show their rates within a second.
+    env = {**os.environ, "COTE_BROADCAST_ADDRESS": HOST_SCOPE, "COTE_STATUS_INTERVAL": "500"}
     disc = str(spare_port(socket.SOCK_DGRAM))
     work = Path(tempfile.mkdtemp(prefix="coterie-screenshot-"))
     procs: list[subprocess.Popen[bytes]] = []
+    paying = threading.Event()
+    paying.set()
     try:
         demo = [sys.executable, "-m", "examples.payment.demo", "--no-tour"]
         demo += ["--discovery-port", disc, "--validators", str(args.validators)]
-        demo += ["--mesh-port", str(spare_port()), "--nginx-payment-port", str(spare_port())]
-        demo += ["--nginx-port", str(spare_port())]
+        mesh_port = spare_port()
+        demo += ["--mesh-port", str(mesh_port), "--nginx-payment-port", str(spare_port())]
+        demo += ["--nginx-port", str(spare_port()), "--environment", ENVIRONMENT]
         procs.append(start(demo, work / "demo.log", env))
         monitor = [sys.executable, "-m", "coterie", "-q", "monitor", "--web", "127.0.0.1:0"]
         monitor += ["--discovery-port", disc, "--hello-interval", "250"]
+        monitor += ["--environment", ENVIRONMENT]  # the demo's components report to it
         procs.append(start(monitor, work / "monitor.log", env))
         url = wait_for_url(work / "monitor.log", procs[-1], 30)
+        payer = threading.Thread(target=pay, args=(mesh_port, paying), daemon=True)
+        payer.start()
         view = wait_for_mesh(url, args.validators, 60)
         print(f"monitor_screenshot: {view['title']} at {url}")
         subprocess.run(
@@ -146,6 +166,7 @@ def main() -> int:
         )
         print(f"monitor_screenshot: wrote {args.out}")
     finally:
+        paying.clear()
         for proc in reversed(procs):
             stop(proc)
         shutil.rmtree(work, ignore_errors=True)

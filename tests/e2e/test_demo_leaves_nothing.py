@@ -221,6 +221,8 @@ def test_sigkill_of_the_demo_leaves_nothing(tmp_path: Path, noted: set[int]) -> 
 
 def _the_hint_works_in_a_new_shell(output: str) -> None:
     """The demo's "one more mesh validator" command runs with no venv activated."""
+    (watch,) = [line for line in output.splitlines() if "watch this demo's mesh" in line]
+    assert " -m coterie monitor --web --environment demo-" in watch  # its components report
     (hint,) = [line for line in output.splitlines() if "one more mesh validator" in line]
     command = hint.split("#")[0].strip()
     argv = shlex.split(command)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.bed import Bed, Host, host_environment
+from tests.multihost.http import fetch, stop_all
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "docs" / "deploy.md"
@@ -108,36 +109,12 @@ async def test_the_documented_bridge_setup_meets_and_pays(bed: Bed) -> None:
         # The documented curl lines, on the host the published port leads to.
         urls = [line.split()[1] for line in lines if line.startswith("curl ")]
         assert urls == ["127.0.0.1:3003/pay/4111111111111111", "127.0.0.1:3003/metrics"]
-        fetch = (
-            "import sys, time, urllib.request\n"
-            "end = time.monotonic() + 20\n"
-            "for url in sys.argv[1:]:\n"
-            "    while True:\n"
-            "        try:\n"
-            "            body = urllib.request.urlopen('http://' + url, timeout=15).read()\n"
-            "            break\n"
-            "        except OSError:\n"
-            "            if time.monotonic() > end: raise\n"
-            "            time.sleep(0.05)\n"
-            "    print(body.decode().splitlines()[0] if 'pay' in url else body.decode())\n"
-        )
-        client = await payment_host.spawn(
-            [sys.executable, "-c", fetch, *urls],
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(client.communicate(), 40)
-        assert out, f"no answer on {payment_host.name}: {err.decode()[-500:]}"
-        paid, *metrics = out.decode().splitlines()
+        bodies = await fetch(payment_host, *(f"http://{url}" for url in urls))
+        paid, metrics = bodies.split("\n", 1)
         assert paid == '"4111111111111111 validated"'
-        assert any(line.startswith("coterie_requests_total{") for line in metrics), metrics
+        assert any(line.startswith("coterie_requests_total{") for line in metrics.splitlines())
     finally:
-        logs = []
-        for service in started:
-            if service.returncode is None:
-                service.terminate()
-            _, err = await asyncio.wait_for(service.communicate(), 15)
-            logs.append(err.decode())
+        logs = await stop_all(started)
     # Each announced its own address on the "bridge"; one validator did the work.
     for host, log in zip(hosts, logs, strict=True):
         assert f"advertises {host.address}" in log, log

@@ -13,6 +13,7 @@ import asyncio
 import sys
 
 from tests.bed import Bed, Host, host_environment
+from tests.multihost.http import fetch, stop_all
 from tests.multihost.servers import Dnsmasq
 
 CARD = "4111111111111111"
@@ -47,28 +48,10 @@ async def test_a_payment_is_validated_across_the_router(bed: Bed, dns: Dnsmasq) 
     try:
         # A payment waits for a validator (the example's --timeout), so one
         # request made as soon as the HTTP port answers is enough.
-        fetch = (
-            "import sys, time, urllib.request\n"
-            "end = time.monotonic() + 20\n"
-            "while True:\n"
-            "    try:\n"
-            f"        url = 'http://{payment_host.address}:3003/pay/{CARD}'\n"
-            "        print(urllib.request.urlopen(url, timeout=15).read().decode())\n"
-            "        break\n"
-            "    except OSError:\n"
-            "        if time.monotonic() > end: raise\n"
-            "        time.sleep(0.05)\n"
-        )
-        proc = await client.spawn([sys.executable, "-c", fetch], stdout=asyncio.subprocess.PIPE)
-        out, _ = await asyncio.wait_for(proc.communicate(), 40)
-        assert out.decode().strip() == f'"{CARD} validated"'
+        url = f"http://{payment_host.address}:3003/pay/{CARD}"
+        assert (await fetch(client, url)).strip() == f'"{CARD} validated"'
     finally:
-        logs = []
-        for service in services:
-            if service.returncode is None:
-                service.terminate()
-            _, err = await asyncio.wait_for(service.communicate(), 15)
-            logs.append(err.decode())
+        logs = await stop_all(services)
     validation_log, payment_log = logs
     assert f"advertises {validation_host.address}" in validation_log, validation_log
     assert f"validating {CARD}" in validation_log, validation_log

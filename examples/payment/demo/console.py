@@ -96,6 +96,9 @@ class Screen:
             say(f"  curl 127.0.0.1:{port}/pay/{GOOD_CARD}     # {way}")
         if procs.nginx_binary is not None:
             say(f"  curl 127.0.0.1:{procs.args.nginx_port}/validate/{GOOD_CARD}  # nginx itself")
+        monitor = [_here(sys.executable), "-m", "coterie", "monitor", "--web"]
+        monitor += ["--environment", procs.environment, *procs.discovery_args()]
+        say(f"  {escape(shlex.join(monitor))}   # watch this demo's mesh and traffic")
         validator = [_here(sys.executable), _here(str(EXAMPLES / "validation_service.py"))]
         environment = f"COTE_ENV={shlex.quote(procs.environment)}"
         command = f"{environment} {shlex.join([*validator, *procs.discovery_args()])}"
