@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from coterie.protocol.admission import Admission, Verdict
@@ -85,3 +87,41 @@ def test_a_waiting_entry_that_leaves_is_not_started() -> None:
 def test_nonsense_bounds_are_refused(limit: int, share: int | None) -> None:
     with pytest.raises(ValueError):
         Admission(limit, share)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((0,), {}, "the link cap must be at least 1"),
+        ((4, 5), {}, "a source's share must be 1 to 4"),
+        ((4,), {"handshakes": 0}, "handshakes in progress must be at least 1"),
+        ((4,), {"handshakes_per_source": 0}, "handshakes in progress must be at least 1"),
+    ],
+)
+def test_each_nonsense_bound_is_named(
+    args: tuple[int, ...], kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Admission(*args, **kwargs)
+
+
+def test_what_is_held_unproven_and_next_to_go() -> None:
+    gate: Admission[str] = Admission(5)
+    assert gate.oldest_unproven() is None
+    gate.arrive("a", "A")
+    gate.arrive("b", "B")
+    assert (gate.unproven, gate.oldest_unproven(), gate.proven("a")) == (2, "a", False)
+    gate.prove("a")
+    assert (gate.unproven, gate.oldest_unproven(), gate.proven("a")) == (1, "b", True)
+    assert not gate.proven("nobody")
+    assert gate.arrive("a", "A") == Verdict(True, None, "")  # already in: nothing changes
+    assert len(gate) == 2
+
+
+def test_a_handshake_is_asked_once_and_only_for_an_admitted_key() -> None:
+    gate: Admission[str] = Admission(5, handshakes=1)
+    assert not gate.want_handshake("stranger")
+    gate.arrive("a", "A")
+    assert gate.want_handshake("a") and gate.in_handshake == 1
+    assert not gate.want_handshake("a")  # already shaking
+    assert gate.handshake_over("stranger") == []

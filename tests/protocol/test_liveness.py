@@ -13,6 +13,7 @@ from coterie.protocol.liveness import (
     PONG,
     STALL_GRACE,
     Liveness,
+    bye_frame,
     is_pong,
     ping_frame,
     pong_frame,
@@ -160,3 +161,25 @@ def test_frames_and_the_advertisement() -> None:
     assert not is_pong([None, PONG, 7]) and not is_pong([PING, 7])
     assert supports_ping({"liveness": "ping/1"})
     assert not supports_ping({"name": "node cote responder"}) and not supports_ping(None)
+
+
+def test_a_closing_responders_bye_reads_as_bye() -> None:
+    (args,) = FrameDecoder().feed(bye_frame())
+    assert isinstance(args, list)
+    assert Liveness().frame("a", args, 0.0) == "bye"
+
+
+def test_stale_heap_entries_are_skipped_inside_a_tick_and_at_the_head() -> None:
+    live = Liveness(interval=0.25, timeout=1.0)
+    live.watch("a", 0.0)
+    live.watch("b", 0.0)
+    assert live.sent("a", 0.0) == 0.25
+    assert live.sent("b", 0.05) == pytest.approx(0.3)
+    live.forget("b")  # its heap entry at 0.3 is stale now
+    live.watch("b", 0.1)
+    assert live.sent("b", 1.75) == 2.0
+    assert live.next_tick() == 0.25
+    pings, dead = live.tick(0.4, lambda peer: 1)  # a is due; b's stale 0.3 is skipped
+    assert [peer for peer, _ in pings] == ["a"] and dead == []
+    live.forget("a")  # the head entry (a at 0.5) is stale now
+    assert live.next_tick() == 2.0

@@ -303,3 +303,12 @@ def test_a_table_shared_by_a_process_records_all_its_components() -> None:
     assert t.hello(hello("one", pid=MY_PID), "127.0.0.1", 0.0) is not None
     assert t.hello(hello("two", pid=MY_PID), "127.0.0.1", 0.0) is not None
     assert sorted(t.nodes) == ["one", "two"]
+
+
+def test_retain_forgets_every_node_the_rule_refuses() -> None:
+    t = table()
+    t.hello(hello("a", port=8000), "10.0.0.1", 1.0)
+    t.hello(hello("b", port=8001), "10.0.0.2", 1.0)
+    dropped = t.retain(lambda node: node.address == "10.0.0.1")
+    assert [n.id for n in dropped] == ["b"] and list(t.nodes) == ["a"]
+    assert t.retain(lambda node: True) == []

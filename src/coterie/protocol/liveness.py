@@ -56,7 +56,6 @@ __all__ = [
     "FrameKind",
     "Liveness",
     "bye_frame",
-    "is_bye",
     "is_pong",
     "ping_frame",
     "pong_frame",
@@ -103,11 +102,6 @@ def pong_frame(token: Any) -> bytes:
 def bye_frame() -> bytes:
     """A closing responder's in-band goodbye."""
     return encode_frame((BYE,))
-
-
-def is_bye(args: list[Any]) -> bool:
-    """Whether a received frame is a closing responder's goodbye."""
-    return len(args) == 1 and args[0] == BYE
 
 
 def is_pong(args: list[Any]) -> bool:
