@@ -43,7 +43,8 @@ def resume(coro: Coroutine[Any, Any, Any], waiting: Any) -> Generator[Any, Any, 
         except GeneratorExit:
             coro.close()
             raise
-        except BaseException as exc:  # a cancellation, or a failed future: the handler's
+        # A cancellation, or a failed future: the handler's.
+        except BaseException as exc:  # noqa: BLE001
             try:
                 yielded = throw(exc)
             except StopIteration as stop:

@@ -224,7 +224,8 @@ class Responder(ListeningComponent):
             context = call.context  # tracing runs the handler with its span current
             try:
                 result = handler(request) if context is None else context.run(handler, request)
-            except Exception as exc:
+            # A handler's failure, whatever it is, is logged and goes back to the caller.
+            except Exception as exc:  # noqa: BLE001
                 self._raised(request_type, exc, link)
                 self._reply(link, request_id, _error_value(exc), None)
                 call.done(exc)
@@ -237,7 +238,7 @@ class Responder(ListeningComponent):
             return
         try:
             result = handler(request)
-        except Exception as exc:  # the handler's failure goes back to the caller
+        except Exception as exc:  # noqa: BLE001 - the handler's failure goes back to the caller
             self._raised(request_type, exc, link)
             self._reply(link, request_id, _error_value(exc), None)
             return
@@ -248,7 +249,8 @@ class Responder(ListeningComponent):
                 waiting = context.run(result.send, None)
             except StopIteration as stop:
                 result = stop.value
-            except (Exception, asyncio.CancelledError) as exc:
+            # A coroutine handler's failure goes back to the caller.
+            except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001
                 self._failed(link, request_id, exc, None, request_type)
                 return
             else:
@@ -292,7 +294,8 @@ class Responder(ListeningComponent):
             self._reply(link, request_id, None, stop.value)
             if call is not None:
                 call.done(None)
-        except (Exception, asyncio.CancelledError) as exc:
+        # A coroutine handler's failure goes back to the caller.
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001
             self._failed(link, request_id, exc, call, request_type)
         else:
             self._go_on(link, request_id, coro, resume(coro, waiting), context, call, request_type)

@@ -277,7 +277,7 @@ class _Registry:
                 delay = _RETRY_FIRST
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of etcd is retried with back-off
                 self._lose("lease keep-alive", exc)
                 delay = min(delay * 2, _RETRY_MAX)
 
@@ -334,7 +334,8 @@ class _Registry:
                         raise
                     await self._renew(lease)
                     continue
-                except Exception as exc:
+                # Any failure of etcd is retried with back-off.
+                except Exception as exc:  # noqa: BLE001
                     self._lose("write", exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _RETRY_MAX)
@@ -401,7 +402,7 @@ class _Registry:
                 raise EtcdError("the watch stream ended")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of etcd is retried with back-off
                 self._lose("watch", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)

@@ -160,7 +160,7 @@ class RedisTransport:
                 raise ConnectionError("the subscription ended")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of Redis is retried; said once
                 if not lost:
                     lost = True
                     log.warning(

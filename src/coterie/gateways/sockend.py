@@ -742,7 +742,8 @@ class Sockend(Component):
                 outcome = transformer(request, sid, sio_ns)
                 if inspect.isawaitable(outcome):
                     await outcome
-            except Exception as exc:
+            # A hook's refusal, whatever it raised, is the client's error.
+            except Exception as exc:  # noqa: BLE001
                 raise _Refused(REJECTED, str(exc) or type(exc).__name__) from None
         request["type"] = event
         requester, ready = space.requester, space.requester_ready
@@ -752,7 +753,7 @@ class Sockend(Component):
             await asyncio.wait_for(asyncio.shield(ready), max(deadline - loop.time(), 0.001))
         except TimeoutError:
             raise _Refused(TIMEOUT, "the gateway's requester did not start in time") from None
-        except Exception:
+        except Exception:  # noqa: BLE001 - a requester that cannot start is the client's error
             raise _Refused(CLOSED, "the gateway's requester could not start") from None
         self.forwarded += 1
         try:

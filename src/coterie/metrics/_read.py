@@ -61,7 +61,7 @@ def read(views: list[ComponentMetrics], timeout: float) -> Reading:
         def job(group: list[ComponentMetrics] = group, result: Any = result) -> None:
             try:
                 result.set_result(_read_here(group))
-            except BaseException as exc:  # handed to the scraping thread
+            except BaseException as exc:  # noqa: BLE001 - handed to the scraping thread
                 result.set_exception(exc)
 
         try:

@@ -269,7 +269,8 @@ class _GatedTlsListener:
                 ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
             )
             ok = True
-        except (Exception, asyncio.CancelledError) as exc:  # a failed handshake, whatever it is
+        # A failed handshake, whatever it is.
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001
             log.debug("TLS handshake failed: %r", exc)
             with contextlib.suppress(OSError):
                 waiting.sock.close()
