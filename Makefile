@@ -38,8 +38,8 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench --smoke
 
-# Mutation testing of the sans-I/O protocol package against tests/protocol
-# only (configured in pyproject.toml [tool.mutmut]); slow, so not part of
+# Mutation testing of every module that holds a rule against its own tests
+# (configured in pyproject.toml [tool.mutmut]); slow, so not part of
 # `make test` or CI. Survivors: `$(BIN)/mutmut results`, `$(BIN)/mutmut show NAME`.
 # COTERIE_TEST_NETNS=0: the pure tests need no private network namespace.
 mutation: $(STAMP)
