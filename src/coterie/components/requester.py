@@ -27,9 +27,11 @@ import logging
 import os
 from typing import Any, Literal
 
+from coterie._logbudget import LogBudget
 from coterie.components.monitorable import Monitorable
 from coterie.errors import CoterieError, NotRunningError, RequestTimeoutError
 from coterie.observe import RequesterStats
+from coterie.protocol.binding import Bindings
 from coterie.protocol.liveness import (
     DEFAULT_INTERVAL as DEFAULT_LIVENESS_INTERVAL,
 )
@@ -129,6 +131,9 @@ class Requester(Monitorable):
         self._deadlines = Alarm(self._on_timer)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._liveness = Liveness(interval=liveness_interval, timeout=liveness_timeout)
+        #: Linked coterie responders' routed fields (coterie.protocol.binding).
+        self._bindings = Bindings()
+        self._forgeries = LogBudget(log)
         self._liveness_alarm = Alarm(self._on_liveness)
         self._ids = 0
         self._started_at = 0.0
@@ -342,6 +347,15 @@ class Requester(Monitorable):
             self._arm()
 
     def _node_updated(self, node: Node) -> None:
+        if not self._bindings.from_discovery(node.id, node.advertisement):
+            # A linked coterie responder's types change only through its link.
+            self._forgeries.warning(
+                "ignored a hello for responder %s that would change what its live link "
+                "verified (types, subset, namespace, key): forged? (%d so far)",
+                node.id,
+                self._bindings.forged,
+            )
+            return
         super()._node_updated(node)
         now = self._now()
         self._apply(self._router.peer_changed(node.id, node.advertisement, now), now)
@@ -358,6 +372,7 @@ class Requester(Monitorable):
         super()._link_up(peer)
         now = self._now()
         if supports_ping(peer.node.advertisement):
+            self._bindings.bind(peer.id, peer.node.advertisement)
             self._liveness.watch(peer.id, now)
             if peer.link is not None:  # at once: the responder learns this link pings
                 peer.link.write(ping_frame(0))
@@ -369,6 +384,7 @@ class Requester(Monitorable):
     def _link_down(self, peer: Peer, exc: Exception | None) -> None:
         super()._link_down(peer, exc)
         self._liveness.forget(peer.id)
+        self._bindings.unbind(peer.id)
         before = self._router.resent
         now = self._now()
         outcomes = self._router.link_lost(peer.id, now)
@@ -390,6 +406,10 @@ class Requester(Monitorable):
                 self._apply(self._router.reply(peer.id, args, now), now)
             elif kind == "bye":  # it is closing: nothing new goes there
                 self._apply(self._router.peer_leaving(peer.id), now)
+            elif kind == "advert":  # what it serves, said where no one else can
+                advertisement = self._bindings.from_link(peer.id, args[1])
+                if advertisement is not None:
+                    self._apply(self._router.peer_changed(peer.id, advertisement, now), now)
 
     def _bad_frame(self, link: Link, reason: str) -> None:
         peer: Peer | None = link.context

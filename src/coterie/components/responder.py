@@ -43,6 +43,7 @@ from coterie.components._eager import resume
 from coterie.components.base import ListeningComponent
 from coterie.errors import RemoteError
 from coterie.observe import Handling, ResponderStats
+from coterie.protocol.binding import advert_frame
 from coterie.protocol.codes import BAD_REQUEST, CANCELLED, NO_HANDLER
 from coterie.protocol.liveness import ADVERTISED as LIVENESS_ADVERTISED
 from coterie.protocol.liveness import bye_frame, pong_frame
@@ -149,8 +150,13 @@ class Responder(ListeningComponent):
                 types = self.advertisement["respondsTo"]
                 if request_type not in types:
                     types.append(request_type)
+                    # Tell requesters at once: coterie ones trust only their link
+                    # for what it serves (coterie.protocol.binding), others discovery.
+                    for link in list(self._pinged):
+                        if link in self._links:
+                            link.write(advert_frame(self.advertisement))
                     if self.discovery is not None:
-                        self.discovery.hello()  # tell requesters at once
+                        self.discovery.hello()
             return fn
 
         return register(handler) if handler is not None else register
@@ -360,7 +366,9 @@ class Responder(ListeningComponent):
     def _not_a_request(self, link: Link, args: list[Any], what: NotARequest) -> None:
         if what is PING_FRAME:
             link.write(pong_frame(args[-1]))  # liveness: answered here, never queued
-            self._pinged.add(link)
+            if link not in self._pinged:  # a coterie requester: what it serves, on the link
+                link.write(advert_frame(self.advertisement))
+                self._pinged.add(link)
         elif what is BAD_FRAME:
             self._reply_error(link, args[-1], BAD_REQUEST, what.reason)
             if self._observer is not None:

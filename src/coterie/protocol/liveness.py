@@ -43,6 +43,7 @@ import heapq
 from collections.abc import Callable
 from typing import Any, Literal
 
+from coterie.protocol.binding import ADVERT
 from coterie.protocol.framing import encode_frame
 
 __all__ = [
@@ -79,8 +80,9 @@ DEFAULT_TIMEOUT = 1.0
 STALL_GRACE = 0.01
 
 #: What a frame from a watched link is: a pong (a sign of life only), a
-#: closing responder's bye, or anything else (a reply, for the router).
-FrameKind = Literal["reply", "pong", "bye"]
+#: closing responder's bye, its routed fields, or anything else (a reply, for
+#: the router).
+FrameKind = Literal["reply", "pong", "bye", "advert"]
 
 
 def supports_ping(advertisement: dict[str, Any] | Any) -> bool:
@@ -183,7 +185,9 @@ class Liveness:
 
         Returns:
             ``"pong"`` (nothing more to do), ``"bye"`` (the responder is
-            closing: take nothing new there) or ``"reply"`` (for the router).
+            closing: take nothing new there), ``"advert"`` (its routed
+            fields, :mod:`coterie.protocol.binding`) or ``"reply"`` (for the
+            router).
         """
         watch = self._peers.get(peer)
         if watch is not None:
@@ -193,6 +197,8 @@ class Liveness:
             return "pong"
         if n == 1 and args[0] == BYE:
             return "bye"
+        if n == 2 and args[0] == ADVERT:  # its routed fields (coterie.protocol.binding)
+            return "advert"
         return "reply"
 
     def sent(self, peer: str, now: float) -> float | None:
