@@ -14,19 +14,24 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "EXPOSED_ROLES",
     "MISMATCH_FIELDS",
     "ROLE_NAMES",
     "Mismatch",
+    "advertised_names",
     "build_advertisement",
     "describe",
     "environment_prefix",
     "explain",
+    "exposes",
+    "lists_types",
     "pairs",
     "reports_to",
     "role_of",
     "same_link_security",
     "serves",
     "split_key",
+    "takes",
     "unserved",
 ]
 
@@ -118,6 +123,54 @@ def serves(advertisement: Mapping[str, Any], request_type: Any) -> bool:
     if not isinstance(responds_to, list):
         return True
     return request_type in responds_to or "*" in responds_to
+
+
+def advertised_names(value: Any) -> frozenset[str]:
+    """The names of an advertised list (``respondsTo``, ``broadcasts``): its non-empty strings.
+
+    Anything that is not a list gives none; entries that are not strings are
+    skipped (a hostile hello cannot make a gateway expose ``None`` or ``1``).
+    """
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(v for v in value if isinstance(v, str) and v)
+
+
+def lists_types(advertisement: Mapping[str, Any]) -> bool:
+    """Whether a responder advertises the types it serves (a ``respondsTo`` list).
+
+    A gateway exposes only these, as cote's Sockend: a responder without the
+    list (it takes any type, see :func:`serves`) says nothing a gateway could
+    show its clients, so the gateway does not link to it.
+    """
+    return isinstance(advertisement.get("respondsTo"), list)
+
+
+def takes(types: frozenset[str], request_type: Any) -> bool:
+    """Whether a responder that lists ``types`` takes ``request_type`` (``*`` takes any)."""
+    return request_type in types or "*" in types
+
+
+#: The roles a gateway exposes: responders (requests) and publishers (relays).
+EXPOSED_ROLES = frozenset({"rep", "pub-emitter"})
+
+
+def exposes(gateway: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """Whether a gateway (the Sockend) exposes the node ``theirs`` to its clients.
+
+    The node must have the gateway's key (environment included), be a
+    responder or a publisher (:data:`EXPOSED_ROLES`), have the same link
+    security (the requester or subscriber the gateway starts would not pair
+    with it otherwise) and a namespace that is a string or none. Its
+    namespace is not compared: a gateway serves every namespace.
+    """
+    namespace = theirs.get("namespace")
+    return (
+        theirs.get("key") == gateway.get("key")
+        and theirs.get("axon_type") in EXPOSED_ROLES
+        and same_link_security(gateway, theirs)
+        and (namespace is None or isinstance(namespace, str))
+    )
 
 
 #: What each pairing check is called in :class:`Mismatch` (the order they are tried).
