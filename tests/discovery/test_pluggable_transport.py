@@ -54,6 +54,8 @@ async def test_components_find_each_other_over_a_custom_medium() -> None:
             "bus req", discovery=disc, transport_factory=bus.factory, timeout=5_000 * MS
         ) as req:
             assert await req.send({"type": "ping"}) == "pong"
-            assert len(bus.members) == 2
+            # Same settings, same medium: the process's components share one transport.
+            assert len(bus.members) == 1
+            assert rep.discovery is not None and rep.discovery.sharing == 2
     assert bus.members == []  # both closed their transport
     assert bus.datagrams >= 2

@@ -312,3 +312,24 @@ def test_retain_forgets_every_node_the_rule_refuses() -> None:
     dropped = t.retain(lambda node: node.address == "10.0.0.1")
     assert [n.id for n in dropped] == ["b"] and list(t.nodes) == ["a"]
     assert t.retain(lambda node: True) == []
+
+
+def test_a_repeated_hello_moves_the_clock_and_keeps_the_forgery_rules() -> None:
+    t = table(node_timeout=5.0)
+    assert not t.hello_again("a", "127.0.0.2", 1.0)  # unknown: read it in full
+    t.hello(hello("a"), "127.0.0.2", 0.0)
+    t.hello(hello("b"), "127.0.0.3", 0.5)
+    assert not t.hello_again("a", "127.0.0.66", 3.0)  # another address: not a repeat
+    assert t.hello_again("a", "127.0.0.2", 4.0)
+    assert t.nodes["a"].last_seen == 4.0
+    assert [n.id for n in t.sweep(5.6).removed] == ["b"]  # a moved behind b
+    t2 = table(weight=-0.17)
+    t2.hello(hello("m", master=True, weight=-0.1), "127.0.0.2", 0.0)
+    t2.remove("m")
+    t2.sweep(1.0)
+    assert t2.is_master
+    t2.hello(hello("m", master=True, weight=-0.1), "127.0.0.2", 2.0)
+    assert not t2.is_master  # stepped down for the heavier master
+    t2.is_master = True
+    assert t2.hello_again("m", "127.0.0.2", 3.0)
+    assert not t2.is_master  # its repeats say the same

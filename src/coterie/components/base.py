@@ -174,6 +174,7 @@ class Component:
         )
         self.discovery.on(self._node_event)
         self.discovery.linked = self._linked_to
+        self.discovery.heard = self._heard_from
         try:
             await self.discovery.start()
         except BaseException:
@@ -320,6 +321,14 @@ class Component:
         cannot fake (:mod:`coterie.discovery.service`).
         """
         return False
+
+    def _heard_from(self, node_id: str) -> float | None:
+        """When a live link last carried bytes from ``node_id`` (loop time), or ``None``.
+
+        Discovery keeps a node whose link is busy even when its hellos are
+        lost (:meth:`coterie.protocol.nodes.NodeTable.sweep`).
+        """
+        return None
 
     def _foreign_node(self, event: str, node: Node) -> None:
         """A node that does not pair appeared, changed or left (monitors use it)."""

@@ -90,6 +90,10 @@ class ConnectingComponent(Component):
         peer = self._links.peers.get(node_id)
         return peer is not None and peer.link is not None
 
+    def _heard_from(self, node_id: str) -> float | None:
+        peer = self._links.peers.get(node_id)
+        return peer.link.heard_at if peer is not None and peer.link is not None else None
+
     def _node_added(self, node: Node) -> None:
         if not self._closing:
             self._links.add(node)

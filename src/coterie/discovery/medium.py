@@ -31,7 +31,7 @@ a registry).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -101,5 +101,10 @@ class Registry(DiscoveryTransport, Protocol):
 class Scoped(DiscoveryTransport, Protocol):
     """A medium that may carry each group of the mesh apart."""
 
-    def scope(self, advertisement: dict[str, Any]) -> None:
-        """The component's advertisement (its group); called before ``start``."""
+    def scope(self, advertisement: dict[str, Any]) -> Hashable:
+        """Take the component's advertisement (its group); called before ``start``.
+
+        Returns:
+            What this transport carries, as a hashable value: components
+            whose transports answer alike share one (``None``: all alike).
+        """

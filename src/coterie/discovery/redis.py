@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Hashable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -78,16 +79,22 @@ class RedisTransport:
         #: How many times the subscription was lost and restored.
         self.reconnects = 0
 
-    def scope(self, advertisement: dict[str, Any]) -> None:
-        """Pick the channels of the component's group (with ``redis_channel="group"``)."""
+    def scope(self, advertisement: dict[str, Any]) -> Hashable:
+        """Pick the channels of the component's group (with ``redis_channel="group"``).
+
+        Returns:
+            The channels it publishes on and listens to (``None`` on cote's
+            one channel): components that answer alike share one transport.
+        """
         if not self._grouped:
-            return
+            return None
         env, group = group_of(advertisement)
         self.channel = f"{REDIS_CHANNEL}:{env}/{group}"
         if is_observer(advertisement):
             self.channels, self.patterns = (), (f"{REDIS_CHANNEL}:{env}/*",)
         else:
             self.channels = (self.channel, f"{REDIS_CHANNEL}:{env}/{OBSERVERS}")
+        return (self.channel, self.channels, self.patterns)
 
     async def start(self, receive: ReceiveCallback) -> None:
         """Connect, subscribe to ``cote`` (or the group's channels) and start reading.

@@ -4,13 +4,23 @@ Design: :class:`Discovery` glues three socket-free parts, the packet codec,
 the node table and the settings, to a transport and two timers. It is thin on
 purpose: every rule lives in the sans-I/O modules and is unit tested there.
 
+Discovery is paid per process, not per component: components of one event
+loop with equal settings (and transport factory) share one ``_Hub``, that is
+one transport (one socket), one decode per datagram, one node table, one
+hello timer and one check timer, reference counted and closed with the last
+component. Each component still sends its own hello, byte for byte what
+cote sends, and sees every node but itself. A registry medium (etcd)
+registers each component on its own, so its hubs are never shared.
+
 Beyond cote, and harmless to Node peers:
 
 - *fast contact*: a node that sees a new instance answers its hello at once,
   so a newcomer learns the mesh in milliseconds instead of waiting for the
   next hello interval; the replies of one loop turn are coalesced into one
-  and budgeted (:class:`~coterie.protocol.nodes.ReplyBudget`, 10 a second),
-  so a flood of forged newcomers cannot use the mesh as an amplifier;
+  and budgeted per process (:class:`~coterie.protocol.nodes.ReplyBudget`,
+  10 a second), so a flood of forged newcomers cannot use the mesh as an
+  amplifier; a node that returns after being dropped is not a newcomer and
+  sets off no replies (:meth:`~coterie.protocol.nodes.NodeTable.greets`);
 - *goodbye*: a closing node says so, and peers drop it at once. Node cote
   ignores the unknown event and drops the node after its timeout as usual.
 
@@ -35,7 +45,8 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from coterie.discovery.medium import (
@@ -76,15 +87,314 @@ def _weight() -> float:
     return -(now_ms / float(10 ** len(str(now_ms))))
 
 
+class _Peers(Mapping[str, Node]):
+    """The nodes of a shared table as one component sees them: all but itself."""
+
+    __slots__ = ("_iid", "_nodes")
+
+    def __init__(self, nodes: dict[str, Node], iid: str) -> None:
+        self._nodes = nodes
+        self._iid = iid
+
+    def __getitem__(self, iid: str) -> Node:
+        if iid == self._iid:
+            raise KeyError(iid)
+        return self._nodes[iid]
+
+    def __contains__(self, iid: object) -> bool:
+        return iid != self._iid and iid in self._nodes
+
+    def __iter__(self) -> Iterator[str]:
+        own = self._iid
+        return (iid for iid in self._nodes if iid != own)
+
+    def __len__(self) -> int:
+        return len(self._nodes) - (self._iid in self._nodes)
+
+
+#: Fast-contact budgets, one per event loop: a process answers newcomers
+#: within one budget however many components it runs.
+_BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReplyBudget] = (
+    weakref.WeakKeyDictionary()
+)
+#: Departed members remembered, so their last hellos still in flight are ignored.
+_DEPARTED_MEMORY = 1024
+
+
+class _Hub:
+    """Discovery for every component of a process that shares its settings.
+
+    One transport (one socket), one decode per datagram, one node table, one
+    hello timer and one check timer, however many components join; the last
+    to leave closes it. Each member still sends its own hello.
+
+    Args:
+        key: Its key in :data:`_HUBS` (``None``: private to one member).
+        settings: The shared settings.
+        transport: The medium, not started yet.
+    """
+
+    def __init__(
+        self,
+        key: tuple[Any, ...] | None,
+        settings: DiscoverySettings,
+        transport: DiscoveryTransport,
+    ) -> None:
+        self.key = key
+        self.settings = settings
+        self.transport = transport
+        self.codec = PacketCodec(settings.key, settings.max_datagram_size)
+        self.table = NodeTable(
+            None,
+            PROCESS_ID,
+            node_timeout=settings.node_timeout / 1000,
+            master_timeout=settings.master_timeout / 1000,
+            ignore_process=settings.ignore_process,
+            weight=_weight(),
+            max_nodes=settings.max_nodes,
+        )
+        if isinstance(transport, Registry):
+            # A registry (etcd) reports departures itself, from its leases,
+            # and re-sends no hello: its nodes are never timed out for silence.
+            self.table.node_timeout = self.table.master_timeout = math.inf
+        self.members: dict[str, Discovery] = {}
+        self.seeds = SeedSet(settings.seeds, settings.unicast) if settings.seeds else None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._hello_alarm = Alarm(self._hello_tick)
+        self._check_alarm = Alarm(self._check_tick)
+        self._seed_task: asyncio.Task[None] | None = None
+        self._reply_pending = False
+        self._full_reported = False
+        self._departed: dict[str, None] = {}
+        # The last hello of each node, both ways: repeats are only timed.
+        self._repeats: dict[bytes, str] = {}
+        self._last_hello: dict[str, bytes] = {}
+        self._running = False
+
+    # -- life cycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the transport, resolve the seeds once, start the timers."""
+        await self.transport.start(self._receive)
+        self._running = True
+        if self.seeds is not None:
+            await self._refresh_seeds(first=True)
+            self._seed_task = asyncio.create_task(self._seed_loop(), name="coterie-seeds")
+        self._hello_alarm.after(self.settings.hello_interval / 1000)
+        self._check_alarm.after(self.settings.check_interval / 1000)
+
+    def join(self, member: Discovery) -> None:
+        """Take a member in and tell it every node already known."""
+        self.members[member.iid] = member
+        self._departed.pop(member.iid, None)
+        for node in list(self.table.nodes.values()):
+            if node.id != member.iid:
+                member._emit("added", node)
+
+    async def leave(self, member: Discovery) -> None:
+        """Let a member go: its siblings drop it now; the last one closes the hub."""
+        self.members.pop(member.iid, None)
+        self._departed[member.iid] = None
+        if len(self._departed) > _DEPARTED_MEMORY:
+            del self._departed[next(iter(self._departed))]
+        node = self.table.remove(member.iid)
+        if node is not None:
+            self._emit("removed", node)
+        if self.members:
+            return
+        self._running = False
+        if self.key is not None and _HUBS.get(self.key) is self:
+            del _HUBS[self.key]
+        self._hello_alarm.cancel()
+        self._check_alarm.cancel()
+        if self._seed_task is not None:
+            self._seed_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._seed_task
+            self._seed_task = None
+        await self.transport.close()
+
+    # -- timers -----------------------------------------------------------------
+
+    def _hello_tick(self) -> None:
+        if self._running:
+            self._hello_alarm.after(self.settings.hello_interval / 1000)
+            self.hello_all()
+
+    def hello_all(self) -> None:
+        """Every member says hello now."""
+        for member in list(self.members.values()):
+            member.hello()
+
+    def _check_tick(self) -> None:
+        if not self._running:
+            return
+        self._check_alarm.after(self.settings.check_interval / 1000)
+        removed, promoted = self.table.sweep(self._loop.time(), self._heard)
+        for node in removed:
+            self._emit("removed", node)
+        if promoted:
+            self.hello_all()  # announce the promotion, as node-discover does
+
+    def _heard(self, iid: str) -> float | None:
+        latest: float | None = None
+        for member in self.members.values():
+            heard = member.heard(iid) if member.heard is not None else None
+            if heard is not None and (latest is None or heard > latest):
+                latest = heard
+        return latest
+
+    # -- seeds ------------------------------------------------------------------
+
+    async def _seed_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.seed_interval / 1000)
+            try:
+                await self._refresh_seeds()
+            except Exception:  # pragma: no cover - a bug, not a lookup failure
+                log.exception("seed refresh failed")
+
+    async def _refresh_seeds(self, *, first: bool = False) -> None:
+        seeds = self.seeds
+        assert seeds is not None
+        # A lookup never holds the timers up for long: at most one interval,
+        # and 2 s at start.
+        bound = self.settings.seed_interval / 1000
+        added, removed = await refresh(
+            seeds, self.settings.port, min(bound, 2.0) if first else bound
+        )
+        if not self._running:
+            return
+        transport = self.transport
+        if not isinstance(transport, Unicasting):
+            if first:
+                log.warning("the discovery transport takes no unicast list; seeds are ignored")
+            return
+        transport.set_unicast(seeds.addresses)
+        if added or removed:
+            log.info(
+                "seeds: %s (+%s -%s)",
+                ", ".join(seeds.addresses) or "none",
+                ",".join(sorted(added)) or "0",
+                ",".join(sorted(removed)) or "0",
+            )
+        for node in self.table.retain(lambda n: seeds.admits(n.address, n.data.get("address"))):
+            self._emit("removed", node)
+        if added and not first:
+            self.hello_all()  # newcomers hear from us now, not at the next interval
+
+    # -- datagrams in -----------------------------------------------------------
+
+    def _receive(self, datagram: bytes, address: str) -> None:
+        iid = self._repeats.get(datagram)
+        if iid is not None and self.table.hello_again(iid, address, self._loop.time()):
+            return  # the same hello as last time: nothing to decode
+        try:
+            packet = self.codec.decode(datagram)
+        except DecodeError as exc:
+            log.debug("dropped discovery datagram from %s: %s", address, exc)
+            return
+        event = packet["event"]
+        if event == HELLO:
+            seeds = self.seeds
+            if seeds is not None and not seeds.admits(address, packet["data"].get("address")):
+                log.debug("ignored a hello from %s: not among the seeds", address)
+                return
+            if packet["iid"] in self._departed:
+                return  # a closed member's last hello, still in flight
+            table = self.table
+            seen = table.hello(packet, address, self._loop.time())
+            if seen is None:
+                if table.ignored["full"] and not self._full_reported:
+                    self._full_reported = True
+                    log.warning(
+                        "discovery tracks %d nodes, its limit: hellos of new nodes are "
+                        "ignored; raise DiscoveryOptions(max_nodes=...) if the mesh is "
+                        "this large",
+                        len(table.nodes),
+                    )
+                return
+            node, is_new, changed = seen
+            self._remember(node.id, datagram)
+            if is_new:
+                self._emit("added", node)
+                # Members of this hub know the table already: no reply for them.
+                if (
+                    self.settings.fast_contact
+                    and node.id not in self.members
+                    and table.greets(node.id)
+                ):
+                    self._fast_contact()
+            elif changed:
+                self._emit("updated", node)
+        elif event == GOODBYE:
+            iid = packet["iid"]
+            linked = any(m.linked is not None and m.linked(iid) for m in self.members.values())
+            gone = self.table.goodbye(packet, address, linked=linked)
+            if gone is not None:
+                self._emit("removed", gone)
+
+    def _remember(self, iid: str, datagram: bytes) -> None:
+        """Keep a node's last hello, so its repeats skip the decode."""
+        if self.codec.encrypted:
+            return  # every ciphertext differs: nothing repeats
+        last = self._last_hello.get(iid)
+        if last is not None and last != datagram:
+            self._repeats.pop(last, None)
+        self._last_hello[iid] = datagram
+        self._repeats[datagram] = iid
+
+    def forget(self, iid: str) -> None:
+        """Drop a node now; it returns with its next hello."""
+        node = self.table.remove(iid)
+        if node is not None:
+            self._emit("removed", node)
+
+    def _fast_contact(self) -> None:
+        """Answer newcomers: one round of hellos per loop turn, within the process's budget."""
+        if self._reply_pending or not self._running:
+            return
+        budget = _BUDGETS.get(self._loop)
+        if budget is None:
+            budget = _BUDGETS[self._loop] = ReplyBudget()
+        if not budget.take(self._loop.time()):
+            return  # they hear the next regular hello
+        self._reply_pending = True
+        self._loop.call_soon(self._fast_hello)
+
+    def _fast_hello(self) -> None:
+        self._reply_pending = False
+        if self._running:
+            self.hello_all()
+
+    def _emit(self, event: str, node: Node) -> None:
+        if event == "removed":
+            last = self._last_hello.pop(node.id, None)
+            if last is not None:
+                self._repeats.pop(last, None)
+        for member in list(self.members.values()):
+            if member.iid != node.id:
+                member._emit(event, node)
+
+
+#: Shared hubs by event loop, transport factory and settings.
+_HUBS: dict[tuple[Any, ...], _Hub] = {}
+
+
 class Discovery:
     """Announces one component and tracks its peers.
+
+    Components of one process whose settings (and transport factory) are
+    equal share one hub: one socket, one decode, one node table. Each still
+    announces itself with its own hello, and sees every node but itself.
 
     Args:
         advertisement: The component's advertisement; it is sent by reference,
             so later changes (a bound port, new handler types) go out with the
             next hello.
         settings: Resolved discovery settings.
-        transport_factory: Builds the transport; default UDP or Redis by
+        transport_factory: Builds the transport; default UDP, Redis or etcd by
             settings.
     """
 
@@ -98,45 +408,40 @@ class Discovery:
         self.settings = settings
         self.iid = str(uuid.uuid4())
         self.advertisement = advertisement
-        self._codec = PacketCodec(settings.key, settings.max_datagram_size)
-        self.table = NodeTable(
-            self.iid,
-            PROCESS_ID,
-            node_timeout=settings.node_timeout / 1000,
-            master_timeout=settings.master_timeout / 1000,
-            ignore_process=settings.ignore_process,
-            weight=_weight(),
-            max_nodes=settings.max_nodes,
-        )
-        self._transport = (transport_factory or make_transport)(settings)
-        if isinstance(self._transport, Registry):
-            # A registry (etcd) reports departures itself, from its leases,
-            # and re-sends no hello: its nodes are never timed out for silence.
-            self.table.node_timeout = self.table.master_timeout = math.inf
-            self._transport.attach(self)
-        if isinstance(self._transport, Scoped):
-            self._transport.scope(self.advertisement)
+        self._factory = transport_factory or make_transport
+        self._hub: _Hub | None = None
         self._listeners: list[NodeListener] = []
-        self._hello_alarm = Alarm(self._hello_tick)
-        self._check_alarm = Alarm(self._check_tick)
         self._running = False
         self._hellos_sent = 0
         self._announced: tuple[str, ...] = ()
-        self._seeds = SeedSet(settings.seeds, settings.unicast) if settings.seeds else None
-        self._seed_task: asyncio.Task[None] | None = None
-        self._reply_budget = ReplyBudget()
-        self._reply_pending = False
-        self._full_reported = False
         #: Set by the component: whether it holds a live link to a node. A
-        #: goodbye for such a node is left to the link (see :meth:`_receive`).
+        #: goodbye for such a node is left to the link
+        #: (:meth:`~coterie.protocol.nodes.NodeTable.goodbye`).
         self.linked: Callable[[str], bool] | None = None
+        #: Set by the component: when a live link last carried a frame from a
+        #: node (loop time), or ``None``. Such traffic keeps a node whose
+        #: hellos are lost (:meth:`~coterie.protocol.nodes.NodeTable.sweep`).
+        self.heard: Callable[[str], float | None] | None = None
 
     # -- public -----------------------------------------------------------
 
     @property
-    def nodes(self) -> dict[str, Node]:
-        """Live peers by instance id."""
-        return self.table.nodes
+    def table(self) -> NodeTable:
+        """The node table (shared with the process's other components).
+
+        Raises:
+            RuntimeError: Before :meth:`start`.
+        """
+        if self._hub is None:
+            raise RuntimeError("discovery has no node table before start()")
+        return self._hub.table
+
+    @property
+    def nodes(self) -> Mapping[str, Node]:
+        """Live peers by instance id (every node known but this one)."""
+        if self._hub is None:
+            return {}
+        return _Peers(self._hub.table.nodes, self.iid)
 
     @property
     def hellos_sent(self) -> int:
@@ -151,7 +456,13 @@ class Discovery:
     @property
     def members(self) -> frozenset[str] | None:
         """With seeds: the addresses whose hellos count; ``None`` without seeds."""
-        return self._seeds.members if self._seeds is not None else None
+        seeds = self._hub.seeds if self._hub is not None else None
+        return seeds.members if seeds is not None else None
+
+    @property
+    def sharing(self) -> int:
+        """How many components (this one included) share this discovery."""
+        return len(self._hub.members) if self._hub is not None else 0
 
     def on(self, listener: NodeListener) -> None:
         """Call ``listener(event, node)`` for every node added or removed."""
@@ -167,10 +478,11 @@ class Discovery:
         announced = self.settings.advertise_address or address
         if announced is None:
             announced = self._announced[0] if self._announced else "127.0.0.1"
+        table = self.table
         return {
-            "isMaster": self.table.is_master,
-            "isMasterEligible": self.table.is_master_eligible,
-            "weight": self.table.weight,
+            "isMaster": table.is_master,
+            "isMasterEligible": table.is_master_eligible,
+            "weight": table.weight,
             "address": announced,
             "advertisement": self.advertisement,
             "id": self.iid,
@@ -179,14 +491,12 @@ class Discovery:
         }
 
     async def start(self) -> None:
-        """Open the transport, say hello and start the timers."""
+        """Join (or open) the process's discovery, say hello."""
         if self._running:
             return
-        await self._transport.start(self._receive)
+        self._hub = await self._acquire()
+        self._hub.join(self)
         self._running = True
-        if self._seeds is not None:
-            await self._refresh_seeds(first=True)
-            self._seed_task = asyncio.create_task(self._seed_loop(), name="coterie-seeds")
         adv = self.advertisement
         if self.settings.log and self.settings.hello_logs:
             log.info(
@@ -200,14 +510,40 @@ class Discovery:
         self.hello()
         if self.settings.log and self.settings.hello_logs and self._announced:
             log.info("%s advertises %s", adv.get("name"), ", ".join(self._announced))
-        self._hello_alarm.after(self.settings.hello_interval / 1000)
-        self._check_alarm.after(self.settings.check_interval / 1000)
+
+    async def _acquire(self) -> _Hub:
+        loop = asyncio.get_running_loop()
+        transport = self._factory(self.settings)  # not started: costs nothing if unused
+        # A medium that carries groups apart is shared only within a group.
+        scope = transport.scope(self.advertisement) if isinstance(transport, Scoped) else None
+        key = (loop, self._factory, self.settings, scope)
+        hub = _HUBS.get(key)
+        if hub is not None:
+            await asyncio.shield(hub.ready)
+            return hub
+        private = isinstance(transport, Registry)  # one registration per component
+        hub = _Hub(None if private else key, self.settings, transport)
+        if isinstance(transport, Registry):
+            transport.attach(self)
+        else:
+            _HUBS[key] = hub
+        try:
+            await hub.start()
+        except BaseException as exc:
+            if _HUBS.get(key) is hub:
+                del _HUBS[key]
+            hub.ready.set_exception(exc)
+            hub.ready.exception()  # retrieved: no "never retrieved" warning
+            raise
+        hub.ready.set_result(None)
+        return hub
 
     def hello(self) -> None:
         """Send a hello now, naming in each copy the address it leaves from."""
-        if not self._running:
+        hub = self._hub
+        if not self._running or hub is None:
             return
-        transport = self._transport
+        transport = hub.transport
         if not isinstance(transport, Announcing) or self.settings.advertise_address:
             datagram = self._encode_hello(None)
             if datagram is not None:
@@ -234,8 +570,9 @@ class Discovery:
         return self._encode(make_packet(HELLO, PROCESS_ID, self.iid, host, data))
 
     async def close(self) -> None:
-        """Say goodbye (unless disabled), stop the timers and the transport."""
-        if not self._running:
+        """Say goodbye (unless disabled) and leave the process's discovery."""
+        hub = self._hub
+        if not self._running or hub is None:
             return
         if self.settings.goodbye:
             announced = self._announced[0] if self._announced else None
@@ -244,134 +581,24 @@ class Discovery:
                 make_packet(GOODBYE, PROCESS_ID, self.iid, host, {"id": self.iid})
             )
             if datagram is not None:
-                self._transport.send(datagram)
+                hub.transport.send(datagram)
         self._running = False
-        self._hello_alarm.cancel()
-        self._check_alarm.cancel()
-        if self._seed_task is not None:
-            self._seed_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._seed_task
-            self._seed_task = None
-        await self._transport.close()
+        await hub.leave(self)
 
     def forget(self, iid: str) -> None:
         """Drop a node now (a link proved it dead); it returns with its next hello."""
-        node = self.table.remove(iid)
-        if node is not None:
-            self._emit("removed", node)
+        if self._hub is not None:
+            self._hub.forget(iid)
 
     # -- internals --------------------------------------------------------
 
-    def _hello_tick(self) -> None:
-        if self._running:
-            self.hello()
-            self._hello_alarm.after(self.settings.hello_interval / 1000)
-
-    def _check_tick(self) -> None:
-        if not self._running:
-            return
-        removed, promoted = self.table.sweep(time.monotonic())
-        for node in removed:
-            self._emit("removed", node)
-        if promoted:
-            self.hello()  # announce the promotion, as node-discover does
-        self._check_alarm.after(self.settings.check_interval / 1000)
-
     def _encode(self, packet: dict[str, Any]) -> bytes | None:
+        assert self._hub is not None
         try:
-            return self._codec.encode(packet)
+            return self._hub.codec.encode(packet)
         except ValueError as exc:
             log.error("%s", exc)
             return None
-
-    # -- seeds ------------------------------------------------------------
-
-    async def _seed_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.seed_interval / 1000)
-            try:
-                await self._refresh_seeds()
-            except Exception:  # pragma: no cover - a bug, not a lookup failure
-                log.exception("seed refresh failed")
-
-    async def _refresh_seeds(self, *, first: bool = False) -> None:
-        seeds = self._seeds
-        assert seeds is not None
-        # A lookup never holds the timers up for long: at most one interval,
-        # and 2 s at start.
-        bound = self.settings.seed_interval / 1000
-        added, removed = await refresh(
-            seeds, self.settings.port, min(bound, 2.0) if first else bound
-        )
-        if not self._running:
-            return
-        transport = self._transport
-        if not isinstance(transport, Unicasting):
-            if first:
-                log.warning("the discovery transport takes no unicast list; seeds are ignored")
-            return
-        transport.set_unicast(seeds.addresses)
-        if added or removed:
-            log.info(
-                "seeds: %s (+%s -%s)",
-                ", ".join(seeds.addresses) or "none",
-                ",".join(sorted(added)) or "0",
-                ",".join(sorted(removed)) or "0",
-            )
-        for node in self.table.retain(lambda n: seeds.admits(n.address, n.data.get("address"))):
-            self._emit("removed", node)
-        if added and not first:
-            self.hello()  # newcomers hear from us now, not at the next interval
-
-    def _receive(self, datagram: bytes, address: str) -> None:
-        try:
-            packet = self._codec.decode(datagram)
-        except DecodeError as exc:
-            log.debug("dropped discovery datagram from %s: %s", address, exc)
-            return
-        event = packet["event"]
-        if event == HELLO:
-            seeds = self._seeds
-            if seeds is not None and not seeds.admits(address, packet["data"].get("address")):
-                log.debug("ignored a hello from %s: not among the seeds", address)
-                return
-            seen = self.table.hello(packet, address, time.monotonic())
-            if seen is None:
-                if self.table.ignored["full"] == 1 and not self._full_reported:
-                    self._full_reported = True
-                    log.warning(
-                        "discovery tracks %d nodes, its limit: hellos of new nodes are "
-                        "ignored; raise DiscoveryOptions(max_nodes=...) if the mesh is "
-                        "this large",
-                        len(self.table.nodes),
-                    )
-                return
-            node, is_new, changed = seen
-            if is_new:
-                self._emit("added", node)
-                if self.settings.fast_contact and self.table.greets(node.id):
-                    self._fast_contact()
-            elif changed:
-                self._emit("updated", node)
-        elif event == GOODBYE:
-            linked = self.linked is not None and self.linked(packet["iid"])
-            gone = self.table.goodbye(packet, address, linked=linked)
-            if gone is not None:
-                self._emit("removed", gone)
-
-    def _fast_contact(self) -> None:
-        """Answer newcomers: one hello per loop turn at most, within a budget."""
-        if self._reply_pending or not self._running:
-            return
-        if not self._reply_budget.take(time.monotonic()):
-            return  # they hear the next regular hello
-        self._reply_pending = True
-        asyncio.get_running_loop().call_soon(self._fast_hello)
-
-    def _fast_hello(self) -> None:
-        self._reply_pending = False
-        self.hello()
 
     def _emit(self, event: str, node: Node) -> None:
         s = self.settings

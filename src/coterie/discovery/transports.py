@@ -119,37 +119,124 @@ def plan_outlets(
     return [Outlet(bound or source_for(dest) or fallback, ((dest, port),))]
 
 
-class _Endpoint(asyncio.DatagramProtocol):
+#: The receive buffer asked for each discovery socket: room for a mass
+#: restart, every node of a 1,000-node mesh saying hello at once (each small
+#: datagram costs about 2 KiB of buffer in the kernel's accounting).
+RECEIVE_BUFFER = 4 * 1024 * 1024
+#: Most datagrams read per socket per wake-up, so a flood cannot hold the
+#: loop; the rest wait for the next wake-up.
+DRAIN_LIMIT = 512
+#: While datagrams keep coming, the socket is read on a timer this often (at
+#: most; a twentieth of the hello interval when that is shorter), the
+#: datagrams gathering in its buffer meanwhile: a busy mesh costs at most 50
+#: wake-ups a second.
+PACE = 0.02
+
+
+class _Endpoint:
     """The discovery sockets of one transport, or of every unicast transport alike.
 
-    Several components of one process each run discovery on the same port.
+    Several components of one process may run discovery on the same port
+    (with different settings; equal settings share one transport already).
     A broadcast or multicast datagram reaches every socket bound to it, but
     a unicast one (a unicast or seeded hello) reaches only one of them. So
-    in unicast mode the components of a loop that bind alike share one
+    in unicast mode the transports of a loop that bind alike share one
     socket, which hands every datagram to each of them.
+
+    A burst costs one wake-up: each socket is read by a reader callback
+    that drains it (up to :data:`DRAIN_LIMIT` datagrams) rather than one
+    ``datagram_received`` call, and one trip through the selector, per
+    datagram. While datagrams keep coming, the socket is then read on a
+    timer every ``pace`` seconds instead (no selector changes), so a busy
+    mesh costs at most ``1 / pace`` wake-ups a second; the first read that
+    finds nothing hands the socket back to the selector. Sends go straight to
+    the socket: a hello that finds the send buffer full is dropped (the next
+    interval sends another).
+
+    Args:
+        key: Its key in ``_ENDPOINTS``.
+        pace: Seconds a socket rests after a wake-up that read something.
     """
 
-    def __init__(self, key: tuple[Any, ...]) -> None:
+    def __init__(self, key: tuple[Any, ...], pace: float = PACE) -> None:
         self.key = key
+        self.pace = pace
+        self._resting: dict[int, asyncio.TimerHandle] = {}
         self.receivers: list[ReceiveCallback] = []
-        self.transports: list[asyncio.DatagramTransport] = []
+        self.sockets: list[socket.socket] = []
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
         self._warned_no_route = False
+        #: The receive buffer the kernel granted, in bytes (of the first socket).
+        self.receive_buffer = 0
+        #: Datagrams received, and wake-ups that read them.
+        self.received = 0
+        self.wakeups = 0
 
     @property
-    def sender(self) -> asyncio.DatagramTransport | None:
-        return self.transports[0] if self.transports else None
+    def sender(self) -> socket.socket | None:
+        return self.sockets[0] if self.sockets else None
 
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        source = str(addr[0])
-        for receive in list(self.receivers):
+    def add(self, sock: socket.socket) -> None:
+        """Read this socket from now on."""
+        self.sockets.append(sock)
+        self._loop.add_reader(sock.fileno(), self._drain, sock)
+
+    def _drain(self, sock: socket.socket) -> None:
+        """The reader callback: read what is there, then poll on a timer while busy."""
+        self._read(sock)
+        if self.pace > 0 and sock in self.sockets:
+            fd = sock.fileno()
+            self._loop.remove_reader(fd)
+            self._resting[fd] = self._loop.call_later(self.pace, self._poll, sock)
+
+    def _poll(self, sock: socket.socket) -> None:
+        """While datagrams keep coming, read them every ``pace``; else wait for the next."""
+        fd = sock.fileno()
+        if self._resting.pop(fd, None) is None or sock not in self.sockets:
+            return
+        if self._read(sock):
+            self._resting[fd] = self._loop.call_later(self.pace, self._poll, sock)
+        else:
+            self._loop.add_reader(fd, self._drain, sock)
+
+    def _read(self, sock: socket.socket) -> int:
+        """Hand every datagram waiting on ``sock`` (a bounded number) to the receivers."""
+        self.wakeups += 1
+        receivers = self.receivers
+        recvfrom = sock.recvfrom
+        read = 0
+        for _ in range(DRAIN_LIMIT):
             try:
-                receive(data, source)
-            except Exception:
-                log.exception("discovery receiver failed")
+                data, addr = recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self.error(exc)
+                break
+            read += 1
+            for receive in receivers if len(receivers) == 1 else list(receivers):
+                try:
+                    receive(data, addr[0])
+                except Exception:
+                    log.exception("discovery receiver failed")
+        self.received += read
+        return read
 
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, OSError) and exc.errno in _NO_ROUTE and not self._warned_no_route:
+    def sendto(self, data: bytes, dest: tuple[str, int]) -> None:
+        """Send one datagram now, or drop it (best effort)."""
+        sock = self.sender
+        if sock is None:
+            return
+        try:
+            sock.sendto(data, dest)
+        except (BlockingIOError, InterruptedError):
+            log.debug("discovery send buffer full: a hello to %s dropped", dest[0])
+        except OSError as exc:
+            self.error(exc)
+
+    def error(self, exc: OSError) -> None:
+        if exc.errno in _NO_ROUTE and not self._warned_no_route:
             self._warned_no_route = True  # once per socket: the next hellos fail alike
             log.warning(
                 "discovery cannot send hellos (%s): no route for the discovery scope; %s",
@@ -160,9 +247,33 @@ class _Endpoint(asyncio.DatagramProtocol):
         log.debug("discovery socket error: %s", exc)
 
     def close(self) -> None:
-        for transport in self.transports:
-            transport.close()
-        self.transports.clear()
+        for timer in self._resting.values():
+            timer.cancel()
+        self._resting.clear()
+        for sock in self.sockets:
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self.sockets.clear()
+
+
+def size_receive_buffer(sock: socket.socket, wanted: int = RECEIVE_BUFFER) -> int:
+    """Ask for a receive buffer of ``wanted`` bytes; returns what the kernel granted.
+
+    ``SO_RCVBUFFORCE`` (root, or ``CAP_NET_ADMIN``) passes the system's cap
+    ``net.core.rmem_max``; without it the kernel grants at most that cap.
+    Linux reports double the size asked (its bookkeeping overhead).
+    """
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    for option in (force, socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, wanted)
+            break
+        except OSError:
+            continue
+    granted: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    return granted
 
 
 _ENDPOINTS: dict[tuple[Any, ...], _Endpoint] = {}
@@ -257,7 +368,6 @@ class UdpTransport:
         return sock
 
     async def _open(self, endpoint: _Endpoint) -> None:
-        loop = asyncio.get_running_loop()
         s = self._settings
         multicast = self._binding()[2]
         bound = s.address not in ("", "0.0.0.0")
@@ -276,9 +386,19 @@ class UdpTransport:
                 socks[0].setsockopt(
                     socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(s.address)
                 )
+        granted = size_receive_buffer(socks[0])
+        endpoint.receive_buffer = granted
+        if granted < RECEIVE_BUFFER:
+            log.info(
+                "discovery receive buffer: %d bytes granted of %d asked; a mass restart "
+                "may overflow it (raise net.core.rmem_max, or run with CAP_NET_ADMIN)",
+                granted,
+                RECEIVE_BUFFER,
+            )
+        else:
+            log.debug("discovery receive buffer: %d bytes", granted)
         for sock in socks:
-            transport, _ = await loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
-            endpoint.transports.append(transport)
+            endpoint.add(sock)
 
     async def start(self, receive: ReceiveCallback) -> None:
         """Bind the discovery port (or share this process's socket) and start receiving."""
@@ -288,7 +408,8 @@ class UdpTransport:
         key = (loop, *self._binding()) if s.unicast or s.seeds else (loop, id(self))
         endpoint = _ENDPOINTS.get(key)
         if endpoint is None:
-            endpoint = _ENDPOINTS[key] = _Endpoint(key)
+            pace = min(PACE, s.hello_interval / 1000 / 20)
+            endpoint = _ENDPOINTS[key] = _Endpoint(key, pace)
             try:
                 await self._open(endpoint)
             except BaseException as exc:
@@ -310,18 +431,14 @@ class UdpTransport:
     def send_each(self, encode: Encoder) -> None:
         """Send to every outlet the datagram ``encode(outlet.address)`` returns."""
         endpoint = self._endpoint
-        transport = endpoint.sender if endpoint is not None else None
-        if transport is None or transport.is_closing():
+        if endpoint is None or endpoint.sender is None:
             return
         for outlet in self.outlets():
             data = encode(outlet.address)
             if data is None:
                 continue
             for dest in outlet.destinations:
-                try:
-                    transport.sendto(data, dest)
-                except OSError as exc:  # pragma: no cover - depends on routing
-                    log.debug("discovery send to %s failed: %s", dest, exc)
+                endpoint.sendto(data, dest)
 
     async def close(self) -> None:
         """Leave the socket; the last transport on it closes it."""

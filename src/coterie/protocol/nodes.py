@@ -254,6 +254,26 @@ class NodeTable:
             self.is_master = False  # another master outranks us: step down
         return node, is_new, changed
 
+    def hello_again(self, iid: str, address: str, now: float) -> bool:
+        """Record a hello byte for byte equal to the last one ``iid`` had recorded.
+
+        It says nothing new, so only the clock moves: the adapter may skip
+        decoding such a datagram (most hellos are repeats). The forgery rules
+        hold as for :meth:`hello`.
+
+        Returns:
+            Whether it was recorded; ``False`` when the node is unknown or the
+            datagram came from another address (then read it in full).
+        """
+        node = self.nodes.get(iid)
+        if node is None or node.address != address:
+            return False
+        node.last_seen = now
+        self._order.move_to_end(iid)
+        if node.is_master and self.is_master and node.weight > self.weight:
+            self.is_master = False  # another master outranks us: step down
+        return True
+
     def greets(self, iid: str) -> bool:
         """Whether a node just added calls for a fast-contact reply.
 

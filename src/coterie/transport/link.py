@@ -138,6 +138,9 @@ class Link(asyncio.Protocol):
         self.frames = 0
         #: ``loop.time()`` when the connection was made.
         self.opened_at = 0.0
+        #: ``loop.time()`` when bytes last arrived (discovery counts them as a
+        #: sign of life of the node at the other end).
+        self.heard_at = 0.0
         self._on_frame = on_frame
         self._on_closed = on_closed
         self._decoder = FrameDecoder(max_frame_size)
@@ -188,6 +191,7 @@ class Link(asyncio.Protocol):
             self.source = self.peer = str(address)
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
+        self.heard_at = self._loop.time()  # type: ignore[union-attr]  # set on connection
         budget = self._budget
         if budget is not None and budget.used + len(data) > budget.limit:
             # Account before decoding: the decoder may hold all of this.
