@@ -27,16 +27,16 @@ class Capture:
     """A medium that records what is sent and lets the test deliver datagrams."""
 
     def __init__(self) -> None:
-        self.made = 0
+        self.starts = 0
         self.sent: list[dict[str, Any]] = []
         self.receive: ReceiveCallback | None = None
         self.closed = False
 
     def factory(self, settings: DiscoverySettings) -> Capture:
-        self.made += 1
         return self
 
     async def start(self, receive: ReceiveCallback) -> None:
+        self.starts += 1
         self.receive = receive
 
     def send(self, data: bytes) -> None:
@@ -79,7 +79,7 @@ async def test_components_alike_share_one_medium_and_table_but_each_says_hello()
     events: list[tuple[str, str]] = []
     two.on(lambda event, node: events.append((event, node.id)))
     try:
-        assert medium.made == 1 and one.sharing == 2
+        assert medium.starts == 1 and one.sharing == 2
         assert one.table is two.table
         assert medium.hellos_from(one.iid) == 1 and medium.hellos_from(two.iid) == 1
         # Their own hellos come back over the medium: each sees the other, not itself.
