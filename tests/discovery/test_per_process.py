@@ -217,7 +217,7 @@ async def test_udp_components_alike_share_one_socket_that_drains_bursts(
             if endpoint.receive_buffer < RECEIVE_BUFFER:
                 # Without CAP_NET_ADMIN the kernel's cap applies; it is reported.
                 assert endpoint.receive_buffer > 0
-            port = rep.settings.port  # type: ignore[union-attr]
+            port = rep.discovery_settings.port  # type: ignore[union-attr]
             codec = PacketCodec()
             burst = [codec.encode(hello(f"burst-{n}")) for n in range(300)]
             wakeups, received = endpoint.wakeups, endpoint.received
