@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.coterie-installed
 
-.PHONY: setup demo test lint bench bench-smoke clean mutation fuzz
+.PHONY: setup native demo test lint bench bench-smoke clean mutation fuzz
 
-$(STAMP): pyproject.toml interop/package-lock.json scripts/system-deps.sh scripts/node-deps.sh
+$(STAMP): pyproject.toml hatch_build.py interop/package-lock.json scripts/system-deps.sh scripts/node-deps.sh
 	bash scripts/system-deps.sh
 	$(PY) -m venv $(VENV)
 	bash scripts/quiet-pip.sh $(BIN)/pip install -q --upgrade pip
@@ -17,20 +17,32 @@ $(STAMP): pyproject.toml interop/package-lock.json scripts/system-deps.sh script
 
 setup: $(STAMP)
 
+# Rebuild the mypyc-compiled request path (hatch_build.py) after editing one of
+# its modules: until then that module runs as pure Python (coterie/_native.py).
+native: $(STAMP)
+	bash scripts/quiet-pip.sh $(BIN)/pip install -q --no-deps -e .
+	$(BIN)/coterie --version
+
 # Options pass through: make demo ARGS="--mesh-port 4003 --no-nginx" (--help lists them).
 demo: $(STAMP)
 	COTE_BROADCAST_ADDRESS=$${COTE_BROADCAST_ADDRESS:-127.255.255.255} $(BIN)/python -m examples.payment.demo $(ARGS)
 
+# The whole suite runs twice: as pure Python (COTERIE_NO_EXTENSIONS=1), under
+# coverage (compiled modules have none), then on the compiled build (CI sets
+# COTERIE_REQUIRE_EXTENSIONS=1, so a build without its compiled modules fails).
 test: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/ruff format --check src tests examples bench
 	$(BIN)/mypy
 	$(BIN)/mypy --strict examples
 	$(BIN)/mypy tests
-	$(BIN)/python -m coverage run --data-file=.coverage.protocol -m pytest -q -p no:cacheprovider tests/protocol
+	COTERIE_NO_EXTENSIONS=1 $(BIN)/python -m coverage run --data-file=.coverage.protocol -m pytest -q -p no:cacheprovider tests/protocol
 	$(BIN)/python -m coverage report --data-file=.coverage.protocol --include='*/coterie/protocol/*' --fail-under=100
-	$(BIN)/python -m coverage run -m pytest -q
+	COTERIE_NO_EXTENSIONS=1 $(BIN)/coterie --version
+	COTERIE_NO_EXTENSIONS=1 $(BIN)/python -m coverage run -m pytest -q
 	$(BIN)/python scripts/coverage_packages.py
+	$(BIN)/coterie --version
+	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -54,4 +66,4 @@ fuzz: $(STAMP)
 	COTERIE_FUZZ_EXAMPLES=$${COTERIE_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 --hypothesis-show-statistics tests/fuzz
 
 clean:
-	rm -rf $(VENV) interop/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf $(VENV) interop/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* src/coterie/_compiled

@@ -25,6 +25,8 @@ runs, so the requester works inside it::
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# First: importing it chooses, once, compiled or pure-Python request-path modules.
+from coterie import _native  # noqa: F401
 from coterie._version import __version__
 from coterie.components.responder import Responder
 from coterie.discovery.medium import DiscoveryTransport

@@ -28,6 +28,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from coterie import _native
 from coterie._version import __version__
 from coterie.errors import CoterieError
 
@@ -59,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="coterie",
         description="Zero-configuration microservices for asyncio, wire-compatible with cote.",
     )
-    parser.add_argument("--version", action="version", version=f"coterie {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"coterie {__version__} ({_native.describe()})"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(

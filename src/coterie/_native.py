@@ -1,0 +1,155 @@
+"""Compiled request-path modules, chosen at import in this one place (internal).
+
+Design: the build (``hatch_build.py``, run by ``make setup`` and ``pip
+install``) compiles the modules listed in ``pyproject.toml``
+(``[tool.hatch.build.hooks.custom] modules``) with mypyc, from the very same
+source, and puts the extensions in ``coterie/_compiled/`` under their full
+dotted names (``coterie.protocol.framing.cpython-311-x86_64-linux-gnu.so``)
+beside a ``manifest`` that holds the size and CRC-32 of each module's source
+(one ``module size crc`` line each; no hashlib, json or pathlib, which a
+plain responder does not otherwise load).
+They never sit beside the ``.py`` files, so nothing shadows the pure-Python
+source. :func:`install`, called first thing by ``coterie/__init__.py``, puts
+a finder in front of ``sys.meta_path`` that loads the compiled module in
+place of the source, for each module of the manifest whose source is
+unchanged since the build. So:
+
+- ``COTERIE_NO_EXTENSIONS=1`` (any non-empty value but ``0``) runs pure
+  Python: no finder is installed;
+- no compiler at build time, an interpreter the extensions were not built
+  for, or a source edited since the build: that module runs as pure Python
+  (a stale one is logged once at WARNING, rebuild with ``make setup``);
+- ``COTERIE_REQUIRE_EXTENSIONS=1`` (CI) turns each of those fallbacks into an
+  ``ImportError``, so a build that silently lost its compiled modules fails.
+
+:func:`describe` says which modules run compiled; ``coterie --version``
+prints it.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+__all__ = ["COMPILED", "describe", "fingerprint", "install", "read_manifest"]
+
+log = logging.getLogger("coterie")
+
+#: Where the build puts the extensions and their manifest.
+DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_compiled")
+MANIFEST = os.path.join(DIRECTORY, "manifest")
+#: The module mypyc's shared runtime code is built as (one for the whole group).
+RUNTIME = "coterie_native__mypyc"
+
+#: Module name -> extension path, for the modules running compiled.
+COMPILED: dict[str, str] = {}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def _suffix() -> str:
+    return importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+def _source(module: str) -> str:
+    root = os.path.dirname(os.path.dirname(DIRECTORY))
+    return os.path.join(root, *module.split(".")) + ".py"
+
+
+def fingerprint(path: str) -> str:
+    """``size crc32`` of a file: what the manifest records of each source."""
+    import zlib  # only when there are compiled modules to check
+
+    with open(path, "rb") as f:
+        data = f.read()
+    return f"{len(data)} {zlib.crc32(data):08x}"
+
+
+def read_manifest(path: str) -> dict[str, str]:
+    """Module name -> fingerprint of its source when it was compiled."""
+    with open(path, encoding="utf-8") as f:
+        rows = (line.split(maxsplit=1) for line in f if line.strip())
+        return {row[0]: row[1].strip() for row in rows if len(row) == 2}
+
+
+class _Finder:
+    """Finds the compiled extension of each module in :data:`COMPILED`.
+
+    A plain meta path finder: ``importlib.abc`` would load ``importlib.resources``
+    and with it pathlib and tempfile, which a plain responder does without.
+    """
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        location = COMPILED.get(fullname)
+        if location is None:
+            return None
+        loader = importlib.machinery.ExtensionFileLoader(fullname, location)
+        spec = importlib.machinery.ModuleSpec(fullname, loader, origin=location)
+        spec.has_location = True  # sets the module's __file__
+        return spec
+
+
+def _fail(reason: str) -> None:
+    if _flag("COTERIE_REQUIRE_EXTENSIONS"):
+        raise ImportError(
+            f"coterie's compiled modules are required (COTERIE_REQUIRE_EXTENSIONS) "
+            f"but {reason}; rebuild them with `make setup` (needs gcc)"
+        )
+
+
+def install() -> None:
+    """Load the compiled modules from now on, unless pure Python is asked for (idempotent)."""
+    if COMPILED or _flag("COTERIE_NO_EXTENSIONS"):
+        return
+    try:
+        manifest = read_manifest(MANIFEST)
+    except OSError:
+        _fail(f"there is no build manifest at {MANIFEST}")
+        return
+    suffix = _suffix()
+    runtime = os.path.join(DIRECTORY, f"{RUNTIME}{suffix}")
+    if not os.path.exists(runtime):
+        _fail(f"{runtime} is missing (built for another interpreter?)")
+        return
+    found: dict[str, str] = {}
+    for module, digest in sorted(manifest.items()):
+        extension = os.path.join(DIRECTORY, f"{module}{suffix}")
+        source = _source(module)
+        if not os.path.exists(extension):
+            _fail(f"{extension} is missing")
+            continue
+        if not os.path.exists(source) or fingerprint(source) != digest:
+            log.warning(
+                "%s changed since it was compiled: running it as pure Python "
+                "(rebuild with `make setup`)",
+                source,
+            )
+            _fail(f"{source} changed since it was compiled")
+            continue
+        found[module] = extension
+    if not found:
+        _fail("no module could be loaded")
+        return
+    found[RUNTIME] = runtime
+    COMPILED.update(found)
+    sys.meta_path.insert(0, _Finder())
+
+
+def describe() -> str:
+    """Which build is running: the compiled modules, or pure Python."""
+    names = sorted(m.removeprefix("coterie.") for m in COMPILED if m != RUNTIME)
+    if not names:
+        why = " (COTERIE_NO_EXTENSIONS)" if _flag("COTERIE_NO_EXTENSIONS") else ""
+        return f"pure Python{why}"
+    return "compiled with mypyc: " + ", ".join(names)
+
+
+install()
