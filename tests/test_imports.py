@@ -9,7 +9,8 @@ The layers, lowest first (a module may import its own layer and those
 below, never one above):
 
 ====  ==========================================================
-0     ``coterie._version``, ``coterie.errors``
+0     ``coterie._version``, ``coterie.errors``, ``coterie._native`` (which
+      chooses the compiled or pure-Python modules and imports none itself)
 1     ``coterie.protocol``
 2     ``coterie.observe``, ``coterie.metrics``, ``coterie.tracing``,
       ``coterie.tls``, ``coterie.settings``
@@ -42,6 +43,7 @@ LAYERS: dict[str, int] = {
     "coterie._version": 0,
     "coterie._logbudget": 0,
     "coterie.errors": 0,
+    "coterie._native": 0,
     "coterie.protocol": 1,
     "coterie.observe": 2,
     "coterie.metrics": 2,
