@@ -169,6 +169,15 @@ def coterie_path() -> str:
     return str(Path(coterie.__file__).resolve().parent)
 
 
+def _build() -> str:
+    """Compiled or pure Python (``coterie._native``; trees before it are pure)."""
+    try:
+        from coterie import _native
+    except ImportError:
+        return "pure Python"
+    return _native.describe()
+
+
 def conditions() -> dict[str, Any]:
     """The machine and the versions, for the report."""
     import coterie
@@ -191,6 +200,7 @@ def conditions() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "coterie": f"{coterie.__version__}, commit {coterie_source()}",
+        "coterie build": _build(),
         "event loop": loop,
         "orjson": orjson_version,
         "node": _run(["node", "--version"]) if shutil.which("node") else "not installed",
