@@ -14,21 +14,17 @@ import coterie
 
 PUBLIC = [
     "DEFAULT_REQUEST_TIMEOUT",
-    "AuthError",
     "CoterieError",
-    "DecodeError",
     "DiscoveryOptions",
     "DiscoveryTransport",
     "EtcdSettings",
     "FrameTooLargeError",
     "LinkLostError",
     "Monitor",
-    "NginxError",
     "Node",
     "NotRunningError",
     "Observer",
     "PendingBalancedRequester",
-    "ProtocolError",
     "Publisher",
     "QueueFullError",
     "RedisSettings",
@@ -59,15 +55,55 @@ def test_star_import_gives_exactly_the_public_names() -> None:
     assert sorted(k for k in namespace if k != "__builtins__") == sorted(PUBLIC)
 
 
+#: The errors a caller can meet: what ``send``, ``publish`` and ``start`` raise.
+CALLER_ERRORS = {
+    "CoterieError",
+    "FrameTooLargeError",
+    "LinkLostError",
+    "NotRunningError",
+    "QueueFullError",
+    "RemoteError",
+    "RequestTimeoutError",
+}
+#: Errors the adapters catch and log; never raised to a caller, so not exported
+#: by ``coterie`` (documented as such in ``coterie.errors``).
+ADAPTER_ERRORS = {"AuthError", "DecodeError", "ProtocolError"}
+
+
 def test_errors_share_a_base_and_refine_builtins() -> None:
-    errors = [name for name in coterie.__all__ if name.endswith("Error")]
-    assert len(errors) == 11
+    errors = {name for name in coterie.__all__ if name.endswith("Error")}
+    assert errors == CALLER_ERRORS
     for name in errors:
         assert issubclass(getattr(coterie, name), coterie.CoterieError)
     assert issubclass(coterie.RequestTimeoutError, TimeoutError)
     assert issubclass(coterie.LinkLostError, ConnectionError)
     assert issubclass(coterie.FrameTooLargeError, ValueError)
-    assert issubclass(coterie.DecodeError, ValueError)
+
+
+def test_errors_no_caller_meets_are_not_exported_but_documented() -> None:
+    import coterie.errors as errors
+
+    # The hierarchy drawn in the docstring has a branch for them, to its first blank line.
+    adapter_section = (errors.__doc__ or "").split("never raised to a caller")[1].split("\n\n")[0]
+    for name in ADAPTER_ERRORS:
+        assert name not in coterie.__all__
+        assert not hasattr(coterie, name)
+        assert issubclass(getattr(errors, name), coterie.CoterieError)
+        assert f"── {name} (" in adapter_section
+    assert issubclass(errors.DecodeError, ValueError)
+    assert issubclass(errors.ProtocolError, ValueError)
+    assert issubclass(errors.AuthError, ConnectionError)
+
+
+def test_gateway_errors_live_with_their_gateway() -> None:
+    import coterie.errors as errors
+    from coterie.gateways.nginx import NginxError
+
+    assert NginxError.__module__ == "coterie.gateways.nginx"
+    assert issubclass(NginxError, coterie.CoterieError)
+    assert issubclass(NginxError, RuntimeError)
+    assert not hasattr(errors, "NginxError")
+    assert "NginxError" not in coterie.__all__
 
 
 def test_version_is_a_string() -> None:
@@ -122,7 +158,7 @@ def test_every_public_error_derives_from_coterie_error() -> None:
     ]
     assert all(issubclass(e, coterie.CoterieError) for e in defined)
     assert sorted(e.__name__ for e in defined) == sorted(errors.__all__)
-    assert set(errors.__all__) <= set(coterie.__all__)
+    assert set(errors.__all__) == CALLER_ERRORS | ADAPTER_ERRORS
 
 
 #: What the sans-I/O package must never import.

@@ -32,14 +32,10 @@ from coterie.components.responder import Responder
 from coterie.discovery.medium import DiscoveryTransport
 from coterie.discovery.options import DiscoveryOptions, EtcdSettings, RedisSettings
 from coterie.errors import (
-    AuthError,
     CoterieError,
-    DecodeError,
     FrameTooLargeError,
     LinkLostError,
-    NginxError,
     NotRunningError,
-    ProtocolError,
     QueueFullError,
     RemoteError,
     RequestTimeoutError,
@@ -75,21 +71,17 @@ _LAZY = {
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
-    "AuthError",
     "CoterieError",
-    "DecodeError",
     "DiscoveryOptions",
     "DiscoveryTransport",
     "EtcdSettings",
     "FrameTooLargeError",
     "LinkLostError",
     "Monitor",
-    "NginxError",
     "Node",
     "NotRunningError",
     "Observer",
     "PendingBalancedRequester",
-    "ProtocolError",
     "Publisher",
     "QueueFullError",
     "RedisSettings",

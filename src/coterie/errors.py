@@ -5,16 +5,26 @@ each also derives from the built-in it refines, so generic handlers keep
 working. The whole hierarchy, as websockets draws its own::
 
     CoterieError
-    ├── ProtocolError (ValueError)       a peer's bytes broke the framing; the link closes
-    ├── DecodeError (ValueError)         a discovery datagram could not be read
     ├── FrameTooLargeError (ValueError)  an outgoing message exceeds max_frame_size
     ├── RequestTimeoutError (TimeoutError)  no answer within the request's bound
     ├── LinkLostError (ConnectionError)  retry=False and the link was lost mid-flight
-    ├── AuthError (ConnectionError)      a peer failed TLS verification
     ├── QueueFullError (RuntimeError)    too many requests already wait
     ├── NotRunningError (RuntimeError)   the component is not started, or closing
-    ├── NginxError (RuntimeError)        nginx refused a configuration or failed
-    └── RemoteError                      the responder's handler failed
+    ├── RemoteError                      the responder's handler failed
+    │
+    │   never raised to a caller: the adapters catch them, log and carry on
+    ├── ProtocolError (ValueError)       a peer's bytes broke the framing; the link closes
+    ├── DecodeError (ValueError)         a discovery datagram could not be read; dropped
+    └── AuthError (ConnectionError)      a peer failed TLS verification; retried later
+
+The first six are what ``Requester.send``, ``Publisher.publish`` and the
+components' ``start`` raise; they are exported by :mod:`coterie`. The last
+three are signals between the sans-I/O protocol and its adapters: a link
+that breaks the framing is closed, a datagram that cannot be read is
+dropped, a peer that fails TLS is logged and retried. A caller never meets
+them, so :mod:`coterie` does not export them; they are here for the adapters
+and for tests of the protocol. Errors of one gateway live with it
+(:class:`coterie.gateways.nginx.NginxError`).
 
 "Whose fault" (after h11): :class:`ProtocolError`, :class:`DecodeError` and
 :class:`AuthError` blame the peer; :class:`FrameTooLargeError`,
@@ -32,7 +42,6 @@ __all__ = [
     "DecodeError",
     "FrameTooLargeError",
     "LinkLostError",
-    "NginxError",
     "NotRunningError",
     "ProtocolError",
     "QueueFullError",
@@ -75,10 +84,6 @@ class QueueFullError(CoterieError, RuntimeError):
 
 class NotRunningError(CoterieError, RuntimeError):
     """The component is not started, or is closing: use ``async with`` or ``start()``."""
-
-
-class NginxError(CoterieError, RuntimeError):
-    """nginx refused a configuration or could not be started or reloaded."""
 
 
 class RemoteError(CoterieError):

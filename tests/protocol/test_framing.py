@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coterie import ProtocolError
+from coterie.errors import ProtocolError
 from coterie.protocol.framing import (
     DroppedFrame,
     FrameDecoder,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from coterie import ProtocolError
+from coterie.errors import ProtocolError
 from coterie.protocol.framing import DroppedFrame, FrameDecoder, encode_frame
 from coterie.protocol.messages import encode_request, error_payload
 

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coterie import DecodeError
 from coterie.discovery.options import DiscoverySettings
 from coterie.discovery.service import PROCESS_ID, Discovery
 from coterie.discovery.transports import ReceiveCallback
+from coterie.errors import DecodeError
 from coterie.protocol.cipher import DiscoveryCipher, evp_bytes_to_key
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, host_name, make_packet
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from coterie import DecodeError
+from coterie.errors import DecodeError
 from coterie.protocol.cipher import DiscoveryCipher
 from coterie.protocol.packets import HELLO, PacketCodec, make_packet
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from coterie.discovery.options import DiscoveryOptions
 from coterie.discovery.service import Discovery
-from coterie.errors import NginxError
+from coterie.errors import CoterieError
 from coterie.gateways.process import die_with_parent, stop_process
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import build_advertisement, environment_prefix
@@ -68,6 +68,10 @@ PLACEHOLDER = ("127.0.0.1", 1)
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _UPSTREAM_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class NginxError(CoterieError, RuntimeError):
+    """nginx refused a configuration or could not be started or reloaded."""
 
 
 def find_nginx(explicit: str | None = None) -> str | None:
