@@ -38,6 +38,15 @@ asyncio.run(main())
 """
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 class ChildComponent:
     """A coterie component in its own process."""
 

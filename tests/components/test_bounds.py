@@ -17,7 +17,7 @@ from coterie import Publisher, Responder
 from coterie.protocol.liveness import ping_frame
 from coterie.protocol.messages import encode_request
 from tests.helpers import MS, DiscoveryFactory, wait_for
-from tests.procs import ChildComponent
+from tests.procs import ChildComponent, rss_mib
 
 SOON = 5_000 * MS
 
@@ -98,14 +98,6 @@ async def test_a_publishers_silent_subscribers_are_not_idle(disc: DiscoveryFacto
         assert pub.idle_timeout is None
 
 
-def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 async def test_partial_frames_on_many_links_cannot_exhaust_memory(disc_port: int) -> None:
     """60 links each start a 15 MiB frame and never finish it (about 900 MiB)."""
     import dataclasses
@@ -120,7 +112,7 @@ async def test_partial_frames_on_many_links_cannot_exhaust_memory(disc_port: int
     child = await ChildComponent.responder("victim", **cfg)
     try:
         port = child.ready["port"]
-        before = _rss_kib(child.proc.pid)
+        before = rss_mib(child.proc.pid)
         header = b"\x11" + struct.pack(">I", 15 * 1024 * 1024)
         chunk = b"j:" + b"[" * (256 * 1024)
         writers = []
@@ -137,7 +129,7 @@ async def test_partial_frames_on_many_links_cannot_exhaust_memory(disc_port: int
                 return  # refused: the point
 
         await asyncio.gather(*(attack() for _ in range(60)), return_exceptions=True)
-        grown_mib = (_rss_kib(child.proc.pid) - before) / 1024
+        grown_mib = rss_mib(child.proc.pid) - before
         # The default budget is 64 MiB of buffered input for the component.
         assert grown_mib < 150, grown_mib
         for writer in writers:

@@ -21,6 +21,7 @@ import pytest
 from coterie import Requester
 from coterie.protocol.messages import encode_request
 from tests.helpers import MS, DiscoveryFactory, fast_discovery
+from tests.procs import rss_mib
 
 SOON = 5_000 * MS
 MIB = 1024 * 1024
@@ -42,14 +43,6 @@ async def main():
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 asyncio.run(main())
 """
-
-
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 async def _start_victim(disc_port: int) -> tuple[asyncio.subprocess.Process, int]:
@@ -131,13 +124,13 @@ async def test_a_client_that_never_reads_cannot_grow_the_responders_memory(
         async with Requester("legit", discovery=disc(), timeout=SOON) as req:
             assert await req.send({"type": "work", "n": 1}) == 1
             await asyncio.sleep(200 * MS)
-            baseline = _rss_mib(proc.pid)
+            baseline = rss_mib(proc.pid)
             alone = await _throughput(req, 1.0)
             samples = [baseline]
 
             async def sample() -> None:
                 while True:
-                    samples.append(_rss_mib(proc.pid))
+                    samples.append(rss_mib(proc.pid))
                     await asyncio.sleep(20 * MS)
 
             sampler = asyncio.create_task(sample())

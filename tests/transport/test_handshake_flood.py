@@ -20,18 +20,10 @@ import pytest
 
 from coterie import Requester
 from tests.helpers import MS, DiscoveryFactory, fast_discovery
-from tests.procs import ChildComponent
+from tests.procs import ChildComponent, rss_mib
 
 SOON = 5_000 * MS
 SECRET = "handshake-flood"
-
-
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def _client_hello() -> bytes:
@@ -79,23 +71,23 @@ async def test_silent_and_stalled_handshakes_stay_within_a_memory_bound(
         async with Requester("teller", discovery=disc(), secret=SECRET, timeout=SOON) as req:
             assert (await req.send({"type": "work", "n": 0}))["by"] == "vault"
             await asyncio.sleep(200 * MS)
-            baseline = _rss_mib(pid)
+            baseline = rss_mib(pid)
             silent = [f"127.0.0.{i}" for i in range(2, 7)]
             writers += await _open_many(port, silent, 200, None)
             writers += await _open_many(port, ["127.0.0.7"], 200, _client_hello())
             await asyncio.sleep(500 * MS)
-            during = _rss_mib(pid)
+            during = rss_mib(pid)
             # A legitimate requester is still served while the attack holds.
             async with Requester("teller 2", discovery=disc(), secret=SECRET, timeout=SOON) as late:
                 answer = await late.send({"type": "work", "n": 1}, timeout=2_000 * MS)
             assert answer["by"] == "vault"
-            peak = max(during, _rss_mib(pid))
+            peak = max(during, rss_mib(pid))
             for writer in writers:
                 writer.close()
             writers.clear()
             await asyncio.sleep(500 * MS)
             assert (await req.send({"type": "work", "n": 2}))["by"] == "vault"
-            after = _rss_mib(pid)
+            after = rss_mib(pid)
         print(
             f"\n  TLS responder RSS: baseline {baseline:.0f} MiB, during 1,000 silent + "
             f"200 half handshakes {peak:.0f} MiB (+{peak - baseline:.0f}), "
