@@ -232,6 +232,9 @@ class Monitor(ListeningComponent):
         self.statuses = 0
         self.ignored_statuses = 0
         self._truncated: set[str] = set()
+        # Links whose report waits for discovery to know the node, by node id
+        # (one id per link: bounded by the link cap).
+        self._waiting: dict[str, set[Link]] = {}
         self._warnings = LogBudget(log)
 
     # -- public ----------------------------------------------------------------
@@ -314,13 +317,9 @@ class Monitor(ListeningComponent):
 
     def _apply_waiting(self, node_id: str) -> None:
         """Reports that came before discovery knew ``node_id`` count now."""
-        for link in list(self._links):
+        for link in self._waiting.pop(node_id, set()):
             reporter = link.context
-            if (
-                isinstance(reporter, _Reporter)
-                and reporter.id == node_id
-                and reporter.waiting is not None
-            ):
+            if isinstance(reporter, _Reporter) and reporter.waiting is not None:
                 (targets, traffic), reporter.waiting = reporter.waiting, None
                 self._record(link, node_id, targets, traffic)
 
@@ -375,6 +374,7 @@ class Monitor(ListeningComponent):
         if node_id not in self._nodes:  # not discovered (yet): only its latest report waits
             self.ignored_statuses += 1
             reporter.waiting = (targets, status.get(TRAFFIC_FIELD))
+            self._waiting.setdefault(node_id, set()).add(link)
             return
         self._record(link, node_id, targets, status.get(TRAFFIC_FIELD))
 
@@ -434,6 +434,11 @@ class Monitor(ListeningComponent):
         if not isinstance(reporter, _Reporter):
             return
         node_id = reporter.id
+        waiting = self._waiting.get(node_id)
+        if waiting is not None:
+            waiting.discard(link)
+            if not waiting:
+                del self._waiting[node_id]
         reporters = self._reporters.get(node_id)
         if reporters is None:
             return
