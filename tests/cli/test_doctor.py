@@ -65,6 +65,28 @@ async def test_a_namespace_typo_is_named(disc: DiscoveryFactory, disc_port: int)
     assert messages(report, "error") == ["no responder would pair with this requester"]
 
 
+@pytest.mark.parametrize(
+    ("theirs", "flags", "why"),
+    [
+        ({"key": "cards"}, ["--key", "card"], "with key 'cards'; this requester has key 'card'"),
+        (
+            {"environment": "prod"},
+            ["--environment", "staging"],
+            "in environment 'prod'; this requester is in 'staging'",
+        ),
+    ],
+)
+async def test_a_key_or_environment_mismatch_is_named(
+    disc: DiscoveryFactory, disc_port: int, theirs: dict[str, Any], flags: list[str], why: str
+) -> None:
+    async with Responder(name="validation service", discovery=disc(), **theirs):
+        code, report = await doctor(disc_port, *flags)
+    assert code == 1
+    assert messages(report, "warning") == [
+        f"a responder named 'validation service' is on the mesh {why}"
+    ]
+
+
 async def test_a_tls_mismatch_is_named(disc: DiscoveryFactory, disc_port: int) -> None:
     async with Responder(name="vault", secret="s3cret", discovery=disc()):
         code, report = await doctor(disc_port)
