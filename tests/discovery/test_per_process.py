@@ -212,7 +212,7 @@ async def test_udp_components_alike_share_one_socket_that_drains_bursts(
             assert await req.send({"type": "ping"}) == "pong"
             assert rep.discovery is not None and req.discovery is not None
             assert rep.discovery.sharing == 2
-            endpoint = rep.discovery._hub.transport._endpoint  # type: ignore[union-attr,attr-defined]
+            endpoint = rep.discovery._hub.transport._endpoint  # type: ignore[union-attr]
             assert endpoint is not None and len(endpoint.sockets) == 1
             if endpoint.receive_buffer < RECEIVE_BUFFER:
                 # Without CAP_NET_ADMIN the kernel's cap applies; it is reported.
