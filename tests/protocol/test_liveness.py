@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from coterie.protocol.binding import advert_frame
 from coterie.protocol.framing import FrameDecoder
 from coterie.protocol.liveness import (
     BYE,
@@ -183,3 +184,12 @@ def test_stale_heap_entries_are_skipped_inside_a_tick_and_at_the_head() -> None:
     assert [peer for peer, _ in pings] == ["a"] and dead == []
     live.forget("a")  # the head entry (a at 0.5) is stale now
     assert live.next_tick() == 2.0
+
+
+def test_a_responders_advert_on_its_link_reads_as_advert() -> None:
+    (args,) = FrameDecoder().feed(advert_frame({"name": "v", "respondsTo": ["t"]}))
+    assert isinstance(args, list)
+    live = Liveness()
+    live.watch("a", 0.0)
+    assert live.frame("a", args, 3.0) == "advert"
+    assert live.silence("a", 3.0) == 0.0  # an advert is a sign of life too
