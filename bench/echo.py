@@ -39,7 +39,7 @@ from collections import deque
 from typing import Any
 
 from bench import lines
-from bench.lines import bench, commands, emit
+from bench.lines import bench_commands, commands, emit, loop_name
 
 ROLES = ("server", "client")
 _HEAD = struct.Struct(">I")
@@ -193,7 +193,7 @@ async def serve(config: dict[str, Any]) -> None:
         lambda: EchoServer(batch), "127.0.0.1", int(config.get("port") or 0)
     )
     port = server.sockets[0].getsockname()[1]
-    emit({"event": "ready", "pid": os.getpid(), "port": port, "loop": _loop_name()})
+    emit({"event": "ready", "pid": os.getpid(), "port": port, "loop": loop_name()})
     async for _ in commands():
         pass
     server.close()
@@ -207,24 +207,11 @@ async def client(config: dict[str, Any]) -> None:
     msg = message(int(config.get("size") or 64))
     batch = bool(config.get("batch", True))
     transport, proto = await loop.create_connection(lambda: EchoClient(batch), "127.0.0.1", port)
-    emit({"event": "ready", "pid": os.getpid(), "loop": _loop_name()})
+    emit({"event": "ready", "pid": os.getpid(), "loop": loop_name()})
     emit({"event": "added", "id": f"echo 127.0.0.1:{port}"})
-    tasks: set[asyncio.Task[None]] = set()
-    async for cmd in commands():
-        if cmd.get("cmd") == "bench":
-            task = loop.create_task(bench(proto.request, msg, cmd))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        else:
-            emit({"event": "error", "message": f"command not understood by the echo: {cmd}"})
-    for task in list(tasks):
-        task.cancel()
+    await bench_commands(proto.request, lambda cmd: msg, "the echo")
     transport.close()
     emit({"event": "closed"})
-
-
-def _loop_name() -> str:
-    return type(asyncio.get_running_loop()).__module__.split(".")[0]
 
 
 def main(argv: list[str]) -> int:

@@ -66,6 +66,34 @@ async def bench(send: Callable[..., Awaitable[Any]], req: Any, cmd: dict[str, An
     )
 
 
+async def bench_commands(
+    send: Callable[..., Awaitable[Any]], request: Callable[[dict[str, Any]], Any], who: str
+) -> None:
+    """Run every ``bench`` command on stdin as a task, until ``exit``; cancel what is left.
+
+    Args:
+        send: What :func:`drive` awaits per request.
+        request: The request to send, from the command.
+        who: Names this side in the error for a command it does not take.
+    """
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+    async for cmd in commands():
+        if cmd.get("cmd") == "bench":
+            task = loop.create_task(bench(send, request(cmd), cmd))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        else:
+            emit({"event": "error", "message": f"command not understood by {who}: {cmd}"})
+    for task in list(tasks):
+        task.cancel()
+
+
+def loop_name() -> str:
+    """``uvloop`` or ``asyncio``: which event loop runs."""
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
 def main(
     argv: list[str],
     roles: tuple[str, ...],

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from bench import lines
-from bench.lines import bench, commands, emit
+from bench.lines import bench_commands, commands, emit, loop_name
 
 ROLES = ("zmq-server", "zmq-client", "grpc-server", "grpc-client")
 #: The gRPC method every peer client calls.
@@ -50,7 +50,7 @@ def answer(payload: bytes, name: str, pid: int) -> bytes:
 
 
 async def _serve_until_exit(port: int, close: Callable[[], Awaitable[None]]) -> None:
-    emit({"event": "ready", "pid": os.getpid(), "port": port, "loop": _loop_name()})
+    emit({"event": "ready", "pid": os.getpid(), "port": port, "loop": loop_name()})
     async for _ in commands():
         pass
     await close()
@@ -60,19 +60,9 @@ async def _serve_until_exit(port: int, close: Callable[[], Awaitable[None]]) -> 
 async def _client_until_exit(
     name: str, send: Callable[..., Awaitable[Any]], close: Callable[[], Awaitable[None]]
 ) -> None:
-    emit({"event": "ready", "pid": os.getpid(), "loop": _loop_name()})
+    emit({"event": "ready", "pid": os.getpid(), "loop": loop_name()})
     emit({"event": "added", "id": name})
-    loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task[None]] = set()
-    async for cmd in commands():
-        if cmd.get("cmd") == "bench":
-            task = loop.create_task(bench(send, cmd.get("req") or {"type": "echo"}, cmd))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        else:
-            emit({"event": "error", "message": f"command not understood by {name}: {cmd}"})
-    for task in list(tasks):
-        task.cancel()
+    await bench_commands(send, lambda cmd: cmd.get("req") or {"type": "echo"}, name)
     await close()
     emit({"event": "closed"})
 
@@ -190,10 +180,6 @@ async def grpc_client(config: dict[str, Any]) -> None:
         await channel.close()
 
     await _client_until_exit(f"grpc 127.0.0.1:{config['port']}", send, close)
-
-
-def _loop_name() -> str:
-    return type(asyncio.get_running_loop()).__module__.split(".")[0]
 
 
 _STARTS = {
