@@ -88,3 +88,13 @@ async def test_the_caller_sees_the_remote_exception_name(disc: DiscoveryFactory)
                 await req.send({"type": "pay"}, timeout=SOON)
     assert str(info.value) == "KeyError: 'cardno'"
     assert (info.value.name, info.value.message) == ("KeyError", "'cardno'")
+
+
+def test_remote_error_reads_message_and_name() -> None:
+    err = RemoteError({"message": "bad card", "name": "ValueError"})
+    assert (err.message, err.name, str(err)) == ("bad card", "ValueError", "ValueError: bad card")
+    # A JS Error object arrives as {}; a plain string error arrives as is.
+    assert RemoteError({}).name is None
+    assert str(RemoteError({"message": "RemoteError", "name": "RemoteError"})) == "RemoteError"
+    plain = RemoteError("nope")
+    assert (plain.message, plain.name, plain.payload) == ("nope", None, "nope")

@@ -1,7 +1,9 @@
 """AMP codec: cote's exact frames, streaming, limits and a round-trip property.
 
 The hex frames are the ones in the wire reference (section 3), captured from
-Node cote 1.2.0; coterie must produce and accept them byte for byte.
+Node cote 1.2.0; coterie must produce and accept them byte for byte. The limit
+tests pin what the decoder hands back when a boundary falls exactly on a length
+prefix, the limit or the chunk's end (found by mutation testing).
 """
 
 from __future__ import annotations
@@ -106,9 +108,13 @@ def test_argument_prefixes() -> None:
     assert decode_arg(b"\x00\x01") == b"\x00\x01"
 
 
-def test_unserialisable_value_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="object"):
-        encode_frame([object()])
+class Widget:
+    pass
+
+
+def test_an_unserialisable_value_is_named_in_the_error() -> None:
+    with pytest.raises(TypeError, match="cannot send Widget value as JSON"):
+        encode_frame(["ok", Widget()])
 
 
 def test_more_than_fifteen_arguments_refused() -> None:
@@ -118,8 +124,11 @@ def test_more_than_fifteen_arguments_refused() -> None:
         encode_frame(list(range(16)))
 
 
-def test_limit_below_a_header_refused() -> None:
-    with pytest.raises(ValueError):
+def test_the_smallest_limit_takes_the_smallest_frame() -> None:
+    smallest = frame_of(b"")
+    assert len(smallest) == 5
+    assert FrameDecoder(max_frame_size=5).feed(smallest) == [[b""]]
+    with pytest.raises(ValueError, match="at least 5 bytes"):
         FrameDecoder(max_frame_size=4)
 
 
@@ -203,6 +212,25 @@ def test_undecodable_argument_is_dropped_and_the_stream_goes_on(
     assert got[1] == [None, "pong", "4242:0"]
 
 
+def test_an_undecodable_argument_is_reported_with_its_cause() -> None:
+    (dropped,) = FrameDecoder().feed(frame_of(b"s:\xff"))
+    assert isinstance(dropped, DroppedFrame)
+    assert dropped.reason.startswith("undecodable argument: ")
+    assert "0xff" in dropped.reason
+
+
+def test_a_broken_stream_holds_nothing() -> None:
+    decoder = FrameDecoder()
+    assert decoder.feed(frame_of(b"s:a") + b"\x00 not amp") == [["a"]]
+    assert decoder.buffered == 0
+    with pytest.raises(ProtocolError):
+        decoder.feed(frame_of(b"s:a"))
+    other = FrameDecoder()
+    with pytest.raises(ProtocolError):
+        other.feed(b"\x00 not amp")
+    assert other.buffered == 0
+
+
 def test_frame_without_arguments_is_dropped() -> None:
     got = FrameDecoder().feed(b"\x10" + PING)
     assert got[0] == DroppedFrame("frame with no arguments", 1)
@@ -214,6 +242,59 @@ def test_truncated_frame_waits_for_more() -> None:
     assert decoder.feed(PING[:-3]) == []
     assert decoder.buffered == len(PING) - 3
     assert decoder.feed(PING[-3:]) == [[{"type": "ping", "n": 1}, "4242:0"]]
+
+
+def oversized(limit: int) -> bytes:
+    return frame_of(b"s:" + b"x" * limit)
+
+
+def test_an_oversized_frame_after_a_good_one_reports_its_own_size() -> None:
+    good, big = frame_of(b"s:ok"), oversized(64)
+    got = FrameDecoder(max_frame_size=64).feed(good + big)
+    assert got == [
+        ["ok"],
+        DroppedFrame(f"frame of {len(big)} bytes exceeds the limit of 64", len(big)),
+    ]
+
+
+def test_frames_after_an_oversized_one_in_the_same_chunk() -> None:
+    limit = 64
+    at_limit = frame_of(b"s:" + b"y" * (limit - 7))
+    assert len(at_limit) == limit
+    ends_empty = frame_of(b"s:a", b"")
+    got = FrameDecoder(max_frame_size=limit).feed(oversized(limit) + at_limit + ends_empty)
+    assert isinstance(got[0], DroppedFrame)
+    assert got[1:] == [["y" * (limit - 7)], ["a", b""]]
+
+
+def test_an_oversized_frame_ending_in_an_empty_argument_is_reported_at_once() -> None:
+    big = frame_of(b"s:" + b"x" * 100, b"")
+    decoder = FrameDecoder(max_frame_size=64)
+    assert decoder.feed(big) == [
+        DroppedFrame(f"frame of {len(big)} bytes exceeds the limit of 64", len(big))
+    ]
+    assert decoder.buffered == 0
+
+
+def test_a_frame_of_empty_arguments_over_the_limit_is_skipped_in_one_feed() -> None:
+    # Its size passes the limit on an empty argument: nothing is left to skip
+    # in that argument, and the frames after it still come out of this feed.
+    big = frame_of(b"", b"", b"", b"")
+    assert len(big) == 17
+    after = frame_of(b"")
+    got = FrameDecoder(max_frame_size=12).feed(big + after)
+    assert got == [DroppedFrame("frame of 17 bytes exceeds the limit of 12", 17), [b""]]
+
+
+def test_a_skipped_length_prefix_in_its_own_chunk_is_not_read_as_a_frame() -> None:
+    # A huge second argument whose length prefix (0x11000000) looks like the
+    # head of a one-argument frame when read on its own.
+    first = b"s:" + b"x" * 100
+    head = bytes([0x12]) + len(first).to_bytes(4, "big") + first
+    decoder = FrameDecoder(max_frame_size=64)
+    assert decoder.feed(head) == []
+    assert decoder.feed(bytes([0x11, 0, 0, 0]) + b"\x00" * 16) == []
+    assert decoder.buffered == 0
 
 
 # -- property: arbitrary values round trip, however the stream is cut ----------------

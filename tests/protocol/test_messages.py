@@ -1,4 +1,4 @@
-"""The message layer's decode side: request frames, reserved fields, the size rule."""
+"""The message layer: request frames, reserved fields, error payloads, the size rule."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from coterie.protocol.messages import (
     encode_refusal,
     encode_reply,
     encode_request,
+    error_payload,
     no_handler_message,
     split_request,
     split_trace,
@@ -143,6 +144,29 @@ def test_without_removes_every_reserved_field_into_a_copy() -> None:
     plain = {"type": "x"}
     copy = without(plain)
     assert copy == plain and copy is not plain
+
+
+# -- encoding requests and errors ----------------------------------------------------
+
+
+@pytest.mark.parametrize("body", ["plain text", [1, "two"], None, 7])
+def test_a_request_body_that_is_not_an_object_is_framed_like_any_value(body: Any) -> None:
+    assert encode_request(body, "1:1") == encode_frame((body, "1:1"))
+    assert FrameDecoder().feed(encode_request(body, "1:1")) == [[body, "1:1"]]
+
+
+def test_an_unserialisable_request_is_a_type_error_naming_the_request() -> None:
+    with pytest.raises(TypeError, match="cannot send request as JSON"):
+        encode_request({"type": "t", "when": object()}, "1:1")
+
+
+def test_error_payload_is_what_cote_expects_of_a_thrown_error() -> None:
+    assert error_payload(ValueError("bad card")) == {"message": "bad card", "name": "ValueError"}
+    # An error without a message still says what it was.
+    assert error_payload(KeyboardInterrupt()) == {
+        "message": "KeyboardInterrupt",
+        "name": "KeyboardInterrupt",
+    }
 
 
 # -- the size rule -------------------------------------------------------------------

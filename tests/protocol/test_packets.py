@@ -2,7 +2,9 @@
 
 The vector (password ``secret``) was checked against Node 20's cote; the field
 order of a hello follows node-discover, which Node peers do not need but which
-keeps captures comparable byte for byte.
+keeps captures comparable byte for byte. The default size limit is the largest
+UDP payload over IPv4 (65,507 bytes); each refusal names its reason for the log
+line (pinned by mutation testing).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -65,8 +68,8 @@ def test_decryption_vector_from_node() -> None:
     assert DiscoveryCipher("secret").decrypt(DATAGRAM) == PLAINTEXT
 
 
-def test_empty_password_refused() -> None:
-    with pytest.raises(ValueError):
+def test_an_empty_discovery_key_is_refused_with_a_reason() -> None:
+    with pytest.raises(ValueError, match=r"^the discovery key must be a non-empty string$"):
         DiscoveryCipher("")
 
 
@@ -128,6 +131,67 @@ def test_oversized_datagram_refused_both_ways() -> None:
         codec.encode(big)
     with pytest.raises(DecodeError, match="oversized"):
         codec.decode(PacketCodec().encode(big))
+
+
+def hello_of_size(size: int) -> tuple[dict[str, Any], bytes]:
+    """A hello whose datagram is exactly ``size`` bytes."""
+    packet = make_packet(HELLO, "p", "i", "h", {"advertisement": {"pad": ""}})
+    pad = size - len(orjson.dumps(packet))
+    packet["data"]["advertisement"]["pad"] = "x" * pad
+    datagram = orjson.dumps(packet)
+    assert len(datagram) == size
+    return packet, datagram
+
+
+def test_a_datagram_of_exactly_the_udp_maximum_passes_by_default() -> None:
+    codec = PacketCodec()
+    packet, datagram = hello_of_size(65507)
+    assert codec.encode(packet) == datagram
+    assert codec.decode(datagram) == packet
+    bigger, big_datagram = hello_of_size(65508)
+    with pytest.raises(ValueError, match="exceeds 65507: shrink the advertisement"):
+        codec.encode(bigger)
+    with pytest.raises(DecodeError, match="oversized"):
+        codec.decode(big_datagram)
+
+
+def test_a_datagram_of_exactly_max_size_passes() -> None:
+    codec = PacketCodec(max_size=300)
+    packet, datagram = hello_of_size(300)
+    assert codec.encode(packet) == datagram
+    assert codec.decode(datagram) == packet
+
+
+@pytest.mark.parametrize(
+    ("datagram", "reason"),
+    [
+        (b"{garbage", "not JSON: "),
+        (b"[1]", "packet is not a JSON object"),
+        (b'{"event":"hello","data":{}}', "packet lacks a string event or iid"),
+        (b'{"event":"hello","iid":"x"}', "packet lacks a data object"),
+        (b'{"event":"hello","iid":"x","data":{}}', "hello lacks an advertisement object"),
+    ],
+)
+def test_each_refusal_says_why(datagram: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        PacketCodec().decode(datagram)
+    assert str(caught.value).startswith(reason)
+
+
+def test_each_decryption_refusal_says_why() -> None:
+    codec = PacketCodec("secret")
+    reasons = {
+        b"\xff" * 32: "encrypted datagram is not a binary string",
+        b"": "ciphertext of 0 bytes is not whole AES blocks",
+        b"x" * 17: "ciphertext of 17 bytes is not whole AES blocks",
+        PacketCodec("other").encode(make_packet(HELLO, "p", "i", "h", {})): (
+            "bad padding: wrong discovery key?"
+        ),
+    }
+    for datagram, reason in reasons.items():
+        with pytest.raises(DecodeError) as caught:
+            codec.decode(datagram)
+        assert str(caught.value) == reason
 
 
 def test_a_packet_names_its_address_as_host_only_when_told_to() -> None:

@@ -1,15 +1,22 @@
-"""Advertisements as cote rewrites them, and cote's pairing rule."""
+"""Advertisements as cote rewrites them, and cote's pairing rule.
+
+Pairing includes link security (TLS on both sides or on neither); a component
+reports to a monitor by the same kind of rule (``reports_to``).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from coterie.errors import RemoteError
 from coterie.protocol.pairing import (
     build_advertisement,
     environment_prefix,
     pairs,
+    reports_to,
     role_of,
+    same_link_security,
     serves,
 )
 
@@ -65,7 +72,9 @@ def test_namespace_none_is_missing_but_empty_is_kept() -> None:
     assert adv["namespace"] == ""
 
 
-REQ = {"key": "$$", "axon_type": "req"}
+TLS = {"tls": "mtls/1"}
+REQ: dict[str, Any] = {"key": "$$", "axon_type": "req"}
+REP: dict[str, Any] = {"key": "$$", "axon_type": "rep"}
 
 
 @pytest.mark.parametrize(
@@ -90,6 +99,48 @@ def test_pairing_rule(mine: dict[str, object], theirs: dict[str, object], expect
     assert pairs(mine, theirs, "rep") is expected
 
 
+@pytest.mark.parametrize(
+    ("mine", "theirs", "expected"),
+    [
+        ({}, {}, True),
+        (TLS, TLS, True),
+        (TLS, {}, False),
+        ({}, TLS, False),
+        (TLS, {"tls": "mtls/2"}, False),
+    ],
+)
+def test_same_link_security(mine: dict[str, Any], theirs: dict[str, Any], expected: bool) -> None:
+    assert same_link_security(mine, theirs) is expected
+    assert pairs({**REQ, **mine}, {**REP, **theirs}, "rep") is expected
+
+
+MONITOR: dict[str, Any] = {"type": "monitor", "key": "$$"}
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "expected"),
+    [
+        # A monitor with the bare key sees every component of its environment.
+        ({"key": "$$users"}, MONITOR, True),
+        ({"key": "$$"}, MONITOR, True),
+        ({"key": "$$users"}, {**MONITOR, "key": "$$users"}, True),
+        ({"key": "$$orders"}, {**MONITOR, "key": "$$users"}, False),
+        ({"key": "prod:$$users"}, MONITOR, False),
+        ({"key": "$$"}, {**MONITOR, "type": "service"}, False),
+        ({"key": "$$"}, {"key": "$$"}, False),
+        ({"key": None}, MONITOR, False),
+        ({}, MONITOR, False),
+        ({"key": "$$"}, {"type": "monitor", "key": None}, False),
+        ({"key": "$$"}, {"type": "monitor"}, False),
+        ({"key": "$$", **TLS}, {**MONITOR, **TLS}, True),
+        ({"key": "$$", **TLS}, MONITOR, False),
+        ({"key": "$$"}, {**MONITOR, **TLS}, False),
+    ],
+)
+def test_reports_to(mine: dict[str, Any], theirs: dict[str, Any], expected: bool) -> None:
+    assert reports_to(mine, theirs) is expected
+
+
 def test_serves_respects_responds_to() -> None:
     assert serves({}, "anything")  # Node responders advertise no list: they take all
     assert serves({"respondsTo": "not-a-list"}, "x")
@@ -97,16 +148,6 @@ def test_serves_respects_responds_to() -> None:
     assert not serves({"respondsTo": ["a", "b"]}, "c")
     assert not serves({"respondsTo": []}, "a")
     assert serves({"respondsTo": ["*"]}, "c")
-
-
-def test_remote_error_reads_message_and_name() -> None:
-    err = RemoteError({"message": "bad card", "name": "ValueError"})
-    assert (err.message, err.name, str(err)) == ("bad card", "ValueError", "ValueError: bad card")
-    # A JS Error object arrives as {}; a plain string error arrives as is.
-    assert RemoteError({}).name is None
-    assert str(RemoteError({"message": "RemoteError", "name": "RemoteError"})) == "RemoteError"
-    plain = RemoteError("nope")
-    assert (plain.message, plain.name, plain.payload) == ("nope", None, "nope")
 
 
 @pytest.mark.parametrize(
