@@ -20,6 +20,8 @@ def test_backoff_doubles_to_its_ceiling_and_resets() -> None:
     assert [backoff.failed() for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
     backoff.reset()
     assert backoff.failed() == 1.0
+    fixed = Backoff(2.0, 2.0)  # a ceiling equal to the first delay: a fixed one
+    assert [fixed.failed() for _ in range(3)] == [2.0, 2.0, 2.0]
 
 
 @pytest.mark.parametrize(("first", "most"), [(0.0, 1.0), (2.0, 1.0), (-1.0, 1.0)])
@@ -78,6 +80,7 @@ def test_dropping_an_ejected_record_uncounts_it() -> None:
     ejection = Ejection()
     health = ejection.record("a")
     assert ejection.record("a") is health and ejection.get("b") is None
+    assert ejection.get("a") is health
     for _ in range(EJECT_AFTER):
         ejection.failed(health, 0.0, lambda: True)
     ejection.drop("a")
@@ -107,3 +110,12 @@ def test_a_link_dropped_at_once_backs_off_and_a_working_one_starts_over() -> Non
 )  # fmt: skip
 def test_dropped_at_once(frames: int, lived: float, at_once: bool) -> None:
     assert dropped_at_once(frames, lived) is at_once
+
+
+def test_ejection_counts_every_peer_it_takes_out() -> None:
+    ejection = Ejection(after=1)  # one failure is enough
+    for peer in ("a", "b"):
+        ejection.failed(ejection.record(peer), 0.0, lambda: True)
+    assert ejection.ejected_n == 2 and ejection.ejections == 2
+    ejection.recovered(ejection.record("a"))
+    assert ejection.ejected_n == 1 and ejection.ejections == 2

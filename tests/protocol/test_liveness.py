@@ -193,3 +193,40 @@ def test_a_responders_advert_on_its_link_reads_as_advert() -> None:
     live.watch("a", 0.0)
     assert live.frame("a", args, 3.0) == "advert"
     assert live.silence("a", 3.0) == 0.0  # an advert is a sign of life too
+
+
+def test_a_forgotten_or_idle_peer_due_first_does_not_hold_up_the_others() -> None:
+    live = Liveness(interval=0.25, timeout=1.0)
+    for peer in ("gone", "idle", "busy"):
+        live.watch(peer, 0.0)
+    live.sent("gone", 0.0)
+    live.sent("idle", 0.01)
+    live.sent("busy", 0.02)
+    live.forget("gone")  # its link dropped with its heap entry still in
+    pings, dead = live.tick(0.3, busy("busy"))
+    assert [p for p, _ in pings] == ["busy"] and dead == []
+
+
+def test_a_tick_an_interval_late_is_not_a_stall() -> None:
+    live = Liveness(interval=0.25, timeout=1.0)
+    live.watch("a", 0.0)
+    live.sent("a", 0.0)
+    pings, _ = live.tick(0.5, busy("a"))  # due at 0.25, exactly one interval late
+    assert [p for p, _ in pings] == ["a"]
+
+
+def test_after_a_stall_the_next_wake_up_is_the_heap_again() -> None:
+    live = Liveness(interval=0.25, timeout=1.0)
+    live.watch("a", 0.0)
+    live.sent("a", 0.0)
+    live.tick(3.0, busy("a"))  # stalled
+    live.frame("a", [None, "ok", "r1"], 3.005)
+    live.tick(3.0 + STALL_GRACE, busy("a"))
+    assert live.next_tick() == pytest.approx(3.005 + 0.25)
+    live.forget("a")
+    live.tick(4.0, busy())
+    assert live.next_tick() is None
+
+
+def test_a_single_argument_frame_that_is_not_a_bye_is_a_reply() -> None:
+    assert Liveness().frame("x", ["not a bye"], 1.0) == "reply"

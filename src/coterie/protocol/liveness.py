@@ -114,13 +114,11 @@ def is_pong(args: list[Any]) -> bool:
 class _Watch:
     """One watched peer."""
 
-    __slots__ = ("due", "heard", "pinged", "since")
+    __slots__ = ("due", "heard", "since")
 
     def __init__(self, now: float) -> None:
         #: Last frame heard from it (its link coming up counts).
         self.heard = now
-        #: Last ping sent to it.
-        self.pinged = now
         #: When it went from nothing in flight to some; ``None`` while idle.
         self.since: float | None = None
         #: Its one live heap entry's time; ``None`` while idle.
@@ -271,11 +269,11 @@ class Liveness:
                 del peers[peer]
                 continue
             if quiet >= interval:
-                if now - watch.pinged >= interval:
-                    self._token += 1
-                    watch.pinged = now
-                    pings.append((peer, self._token))
-                nxt = min(watch.pinged + interval, quiet_since + self.timeout)
+                # Due and quiet: ping. An entry falls due one interval after
+                # the last ping at the earliest, so pings are an interval apart.
+                self._token += 1
+                pings.append((peer, self._token))
+                nxt = min(now + interval, quiet_since + self.timeout)
             else:
                 nxt = quiet_since + interval
             watch.due = nxt
