@@ -1,6 +1,9 @@
 """NodeTable: own packets, new/updated nodes, silence, goodbye and master election.
 
-The clock is a number passed in, so every timing rule is exact.
+The clock is a number passed in, so every timing rule is exact. The election's
+comparisons follow node-discover's ``check``: a silent master counts while
+silent for strictly less than ``master_timeout``, and only a strictly heavier
+eligible node defers us.
 """
 
 from __future__ import annotations
@@ -26,19 +29,25 @@ def hello(
     iid: str,
     *,
     pid: str = "other-pid",
+    host: str | None = None,
     master: bool = False,
     eligible: bool = True,
-    weight: float = -0.18,
+    weight: Any = -0.18,
     **adv: Any,
 ) -> dict[str, Any]:
+    """A hello from ``iid`` (host ``host-<iid>`` unless ``host``); no weight when ``None``."""
     advertisement = {"type": "service", "name": iid, "key": "$$", "axon_type": "rep", **adv}
-    data = {
+    data: dict[str, Any] = {
         "isMaster": master,
         "isMasterEligible": eligible,
-        "weight": weight,
         "advertisement": advertisement,
     }
-    return make_packet(HELLO, pid, iid, f"host-{iid}", data)
+    if weight is not None:
+        data["weight"] = weight
+    return make_packet(HELLO, pid, iid, host or f"host-{iid}", data)
+
+
+# -- what a hello records --------------------------------------------------------------
 
 
 def test_own_packets_are_ignored() -> None:
@@ -71,6 +80,38 @@ def test_new_then_same_then_changed() -> None:
     assert node.advertisement["respondsTo"] == ["x"] and list(t.nodes) == ["a"]
 
 
+def test_a_hello_without_pid_or_host_name_records_empty_strings() -> None:
+    packet = hello("a")
+    del packet["pid"], packet["hostName"]
+    seen = table().hello(packet, "10.0.0.7", 0.0)
+    assert seen is not None
+    node = seen[0]
+    assert (node.process_id, node.host_name) == ("", "")
+    assert node.connect_host(True) == "10.0.0.7"
+
+
+def test_a_later_hello_updates_the_host_name_and_keeps_it_when_absent() -> None:
+    t = table()
+    t.hello(hello("a"), "10.0.0.7", 0.0)
+    t.hello(hello("a", host="renamed"), "10.0.0.7", 1.0)
+    assert t.nodes["a"].host_name == "renamed"
+    silent = hello("a")
+    del silent["hostName"]
+    t.hello(silent, "10.0.0.7", 2.0)
+    assert t.nodes["a"].host_name == "renamed"
+
+
+def test_a_hello_keeps_its_data_and_a_weight_only_when_it_is_a_number() -> None:
+    t = table()
+    packet = hello("a", weight=-0.25)
+    seen = t.hello(packet, "10.0.0.7", 0.0)
+    assert seen is not None and seen[0].data == packet["data"]
+    assert seen[0].weight == -0.25
+    for bad in (None, "heavy", [1]):
+        seen = t.hello(hello("a", weight=bad), "10.0.0.7", 1.0)
+        assert seen is not None and seen[0].weight == 0.0
+
+
 def test_a_known_id_is_pinned_to_its_address_and_port() -> None:
     t = table()
     t.hello(hello("a", port=8000), "127.0.0.2", 1.0)
@@ -88,6 +129,9 @@ def test_the_table_is_bounded() -> None:
         t.hello(hello(f"n{n}"), "127.0.0.2", 0.0)
     assert sorted(t.nodes) == ["n0", "n1", "n2"] and t.ignored["full"] == 2
     assert t.hello(hello("n0"), "127.0.0.2", 1.0) is not None  # known ones still count
+
+
+# -- where to connect ------------------------------------------------------------------
 
 
 def test_node_port_must_be_a_valid_int() -> None:
@@ -124,6 +168,9 @@ def test_loopback_or_missing_announcements_are_ignored() -> None:
     assert _announcing("127.0.0.1", "0.0.0.0", host="").connect_host(False) == "127.0.0.1"
 
 
+# -- silence and goodbye ---------------------------------------------------------------
+
+
 def test_silent_nodes_drop_after_node_timeout() -> None:
     t = table(node_timeout=5.0)
     t.hello(hello("a"), "127.0.0.2", 0.0)
@@ -138,6 +185,15 @@ def test_silent_nodes_drop_after_node_timeout() -> None:
     assert t.nodes == {}
 
 
+def test_every_silent_node_is_dropped_in_one_check() -> None:
+    t = table(node_timeout=5.0)
+    for iid in "abc":
+        t.hello(hello(iid), "10.0.0.7", 0.0)
+    t.hello(hello("fresh"), "10.0.0.7", 4.0)
+    assert sorted(n.id for n in t.check(5.5)) == ["a", "b", "c"]
+    assert list(t.nodes) == ["fresh"]
+
+
 def test_goodbye_and_remove() -> None:
     t = table()
     t.hello(hello("a"), "127.0.0.2", 0.0)
@@ -148,6 +204,9 @@ def test_goodbye_and_remove() -> None:
     assert t.goodbye(hello("a"), "127.0.0.2") is None
     t.hello(hello("b"), "127.0.0.2", 0.0)
     assert t.remove("b") is not None and t.remove("b") is None
+
+
+# -- the master election ---------------------------------------------------------------
 
 
 def test_alone_becomes_master() -> None:
@@ -176,10 +235,25 @@ def test_not_master_when_a_heavier_eligible_node_exists() -> None:
     assert t2.is_master
 
 
+def test_a_master_of_equal_weight_does_not_outrank_us() -> None:
+    t = table(weight=-0.17)
+    t.check(0.0)
+    assert t.is_master
+    t.hello(hello("twin", master=True, weight=-0.17), "10.0.0.7", 1.0)
+    assert t.is_master
+
+
 def test_not_eligible_never_master() -> None:
     t = table(master_eligible=False)
     t.check(0.0)
     assert not t.is_master
+
+
+def test_an_eligible_node_of_equal_weight_does_not_defer_us() -> None:
+    t = table(weight=-0.17)
+    t.hello(hello("twin", weight=-0.17), "10.0.0.7", 0.0)
+    t.check(1.0)
+    assert t.is_master
 
 
 def test_master_steps_down_for_a_heavier_master() -> None:
@@ -200,6 +274,23 @@ def test_silent_master_blocks_election_until_master_timeout() -> None:
     assert not t.is_master
     t.check(7.0)
     assert t.is_master
+
+
+def test_a_silent_node_that_was_not_master_does_not_block_the_election() -> None:
+    t = table(node_timeout=5.0, master_timeout=6.0)
+    t.hello(hello("plain", weight=-0.9), "10.0.0.7", 0.0)
+    assert [n.id for n in t.check(5.5)] == ["plain"]
+    assert t.is_master
+
+
+def test_a_silent_master_stops_counting_at_exactly_master_timeout() -> None:
+    t = table(node_timeout=5.0, master_timeout=6.0)
+    t.hello(hello("m", master=True, weight=-0.9), "10.0.0.7", 0.0)
+    assert [n.id for n in t.check(6.0)] == ["m"]
+    assert t.is_master
+
+
+# -- the reply budget ------------------------------------------------------------------
 
 
 def test_the_reply_budget_allows_a_burst_then_a_rate() -> None:
