@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coterie.protocol.routing import Fail, Outcome, Request, Resolve, Send
+from coterie.protocol.routing import Fail, Outcome, Request, Resolve, Router, Send
 
 #: The advertisement of a peer that answers every request type.
 ANY: dict[str, Any] = {"name": "any"}
@@ -38,3 +38,9 @@ def answers(outcomes: list[Outcome]) -> list[Resolve | Fail]:
 def ok(request_id: str, value: Any = "v") -> list[Any]:
     """A successful reply packet to ``request_id``."""
     return [None, value, request_id]
+
+
+def place(router: Router, n: int, now: float, type_: str = "t") -> str:
+    """Submit request ``n`` and return the peer it was sent to."""
+    ((peer, _),) = sends(router.submit(req(n, type_), now))
+    return peer

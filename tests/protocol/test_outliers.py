@@ -17,7 +17,7 @@ from coterie.protocol.routing import (
     Router,
     Send,
 )
-from tests.protocol.helpers import ANY, req
+from tests.protocol.helpers import ANY, req, sends
 
 
 def sent_to(outcomes: list[Outcome]) -> list[str]:
@@ -178,3 +178,28 @@ def test_no_attempt_bound_without_samples_in_auto_mode() -> None:
     router.submit(req(1), 0.0)
     assert router.next_deadline() is None
     assert router.expire(1000.0) == []
+
+
+def test_when_every_peer_that_takes_work_is_ejected_requests_wait_for_a_probe() -> None:
+    router = Router(attempt_timeout=1.0)
+    for peer in ("a", "b", "c"):
+        router.peer_up(peer, ANY, 0.0)
+    for peer in ("a", "b"):  # c still takes work, so both may go
+        for _ in range(EJECT_AFTER):
+            router.peer_failed(peer, 0.0)
+    assert router.ejected(0.0) == ["a", "b"]
+    router.link_lost("c", 0.0)
+    assert sends(router.submit(req(0, timeout=30.0), 0.1)) == []  # before the back-off ends
+    assert router.waiting == 1
+
+
+def test_a_lone_ejected_peer_takes_nothing_before_its_probe() -> None:
+    router = Router(attempt_timeout=1.0)
+    router.peer_up("a", ANY, 0.0)
+    router.peer_up("b", ANY, 0.0)
+    for _ in range(EJECT_AFTER):
+        router.peer_failed("a", 0.0)
+    router.link_lost("b", 0.0)
+    assert router.ejected(0.0) == ["a"]
+    assert sends(router.submit(req(0, timeout=30.0), 0.1)) == []
+    assert router.waiting == 1

@@ -1,15 +1,88 @@
-"""When the router next needs the adapter: ``due`` for one request, ``next_deadline`` for all.
+"""Deadlines: timeouts and what their errors say.
 
-And the inputs about peers it does not know, which must change nothing.
+``due`` says when one request next needs the adapter, ``next_deadline`` when any does.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from coterie.protocol.ejection import EJECT_AFTER
-from coterie.protocol.routing import Drained, Router
-from tests.protocol.helpers import ANY, ok, req, sends
+from coterie.protocol.routing import Fail, Router
+from tests.protocol.helpers import ANY, adv, answers, ok, req
+
+
+def test_timeout_withdraws_a_waiting_request() -> None:
+    router = Router(settle=0)
+    router.submit(req(0, timeout=0.5), 10.0)
+    assert router.next_deadline() == pytest.approx(10.5)
+    assert router.expire(10.49) == []
+    (fail,) = router.expire(10.5)
+    assert isinstance(fail, Fail) and "waiting for a responder" in str(fail.error)
+    # A responder appearing later gets nothing.
+    assert router.peer_up("a", ANY, 11.0) == []
+
+
+def test_timeout_withdraws_an_in_flight_request_and_its_late_reply_is_dropped() -> None:
+    router = Router()
+    router.peer_up("a", adv("validator"), 0)
+    router.submit(req(0, timeout=1.0), 0)
+    (fail,) = router.expire(1.0)
+    assert isinstance(fail, Fail) and "in flight to validator" in str(fail.error)
+    assert router.inflight == 0
+    assert router.reply("a", ok("r0"), 1.1) == []
+
+
+def test_a_timed_out_request_in_flight_is_on_no_peer() -> None:
+    router = Router()
+    router.peer_up("a", ANY, 0)
+    router.submit(req(0, timeout=1.0), 0)
+    (fail,) = answers(router.expire(1.0))
+    assert isinstance(fail, Fail)
+    assert fail.request.peer is None
+
+
+def test_a_type_served_only_by_a_leaving_peer_times_out_as_waiting() -> None:
+    router = Router()
+    router.peer_up("a", adv("a", "t"), 0)
+    router.peer_leaving("a")
+    router.submit(req(0, timeout=1.0), 0)
+    (fail,) = answers(router.expire(1.0))
+    assert isinstance(fail, Fail)
+    assert str(fail.error).endswith("timed out waiting for a responder")
+
+
+def test_timeout_message_names_the_peer_or_its_id() -> None:
+    router = Router()
+    router.peer_up("a", adv(None), 0)  # advertises no name
+    router.submit(req(0, timeout=1.0), 0)
+    (fail,) = answers(router.expire(1.0))
+    assert isinstance(fail, Fail)
+    assert str(fail.error).endswith("in flight to a")
+
+
+@pytest.mark.parametrize(("name", "shown"), [("renamed", "renamed"), (None, "a")])
+def test_a_changed_advertisement_renames_the_peer(name: str | None, shown: str) -> None:
+    router = Router()
+    router.peer_up("a", adv("first"), 0)
+    router.peer_changed("a", adv(name), 0)
+    router.submit(req(0, timeout=1.0), 0)
+    (fail,) = answers(router.expire(1.0))
+    assert isinstance(fail, Fail)
+    assert str(fail.error).endswith(f"in flight to {shown}")
+
+
+def test_an_answered_request_never_expires() -> None:
+    router = Router()
+    router.peer_up("a", ANY, 0)
+    router.submit(req(0, timeout=1.0), 0)
+    router.submit(req(1, timeout=1.0), 0)
+    router.reply("a", ok("r0"), 0.5)
+    router.reply("a", ok("r1"), 0.5)
+    assert router.expire(5.0) == []
+    assert router.next_deadline() is None
+
+
+# -- when the router next needs the adapter --------------------------------------------
 
 
 def test_due_is_the_deadline_or_the_attempt_bound_whichever_is_first() -> None:
@@ -41,36 +114,29 @@ def test_next_deadline_forgets_answered_requests_and_empty_queues() -> None:
     assert router.next_deadline() is None
 
 
-def test_inputs_about_unknown_peers_change_nothing() -> None:
+def test_an_answered_head_does_not_shadow_a_later_deadline() -> None:
     router = Router()
-    router.submit(req(0, timeout=1.0), 0.0)  # waits: no peer
-    assert router.peer_failed("ghost", 0.0) == []
-    assert router.peer_changed("ghost", ANY, 0.0) == []
-    assert router.pending == 1 and router.next_deadline() == pytest.approx(1.0)
+    router.peer_up("a", ANY, 0)
+    router.submit(req(0, timeout=1.0), 0)
+    router.submit(req(1, timeout=1.0), 0.5)
+    router.reply("a", ok("r0"), 0.6)
+    assert router.next_deadline() == pytest.approx(1.5)
+    assert router.expire(1.2) == []
+    (fail,) = router.expire(1.5)
+    assert isinstance(fail, Fail) and fail.request.id == "r1"
 
 
-def test_a_leaving_peer_drains_when_its_last_attempt_is_resent() -> None:
-    router = Router(attempt_timeout=1.0)
-    router.peer_up("old", ANY, 0.0)
-    router.submit(req(0, timeout=30.0), 0.0)  # goes to old
-    router.peer_up("new", ANY, 0.0)
-    assert router.peer_leaving("old") == []  # it still holds r0
-    out = router.expire(1.0)  # r0 outlived its attempt bound on old
-    assert Drained("old") in out
-    assert sends(out) == [("new", b"frame0")]
-
-
-def test_when_every_peer_that_takes_work_is_ejected_requests_wait_for_a_probe() -> None:
-    router = Router(attempt_timeout=1.0)
-    for peer in ("a", "b", "c"):
-        router.peer_up(peer, ANY, 0.0)
-    for peer in ("a", "b"):  # c still takes work, so both may go
-        for _ in range(EJECT_AFTER):
-            router.peer_failed(peer, 0.0)
-    assert router.ejected(0.0) == ["a", "b"]
-    router.link_lost("c", 0.0)
-    assert sends(router.submit(req(0, timeout=30.0), 0.1)) == []  # before the back-off ends
-    assert router.waiting == 1
+def test_deadlines_of_different_timeouts_each_fire_in_time() -> None:
+    router = Router()
+    router.submit(req(0, timeout=5.0), 0)
+    router.submit(req(1, timeout=1.0), 0)
+    router.submit(req(2), 0)  # no bound
+    assert router.next_deadline() == pytest.approx(1.0)
+    assert [o.request.id for o in answers(router.expire(1.0))] == ["r1"]
+    assert router.next_deadline() == pytest.approx(5.0)
+    assert [o.request.id for o in answers(router.expire(5.0))] == ["r0"]
+    assert router.next_deadline() is None
+    assert router.pending == 1
 
 
 def test_a_cancelled_request_leaves_the_deadline_queue() -> None:
@@ -79,15 +145,3 @@ def test_a_cancelled_request_leaves_the_deadline_queue() -> None:
     router.submit(req(1, timeout=2.0), 0.5)
     router.cancel("r0")
     assert router.next_deadline() == pytest.approx(2.5)
-
-
-def test_a_lone_ejected_peer_takes_nothing_before_its_probe() -> None:
-    router = Router(attempt_timeout=1.0)
-    router.peer_up("a", ANY, 0.0)
-    router.peer_up("b", ANY, 0.0)
-    for _ in range(EJECT_AFTER):
-        router.peer_failed("a", 0.0)
-    router.link_lost("b", 0.0)
-    assert router.ejected(0.0) == ["a"]
-    assert sends(router.submit(req(0, timeout=30.0), 0.1)) == []
-    assert router.waiting == 1
