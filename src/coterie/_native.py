@@ -17,8 +17,10 @@ unchanged since the build. So:
 - ``COTERIE_NO_EXTENSIONS=1`` (any non-empty value but ``0``) runs pure
   Python: no finder is installed;
 - no compiler at build time, an interpreter the extensions were not built
-  for, or a source edited since the build: that module runs as pure Python
-  (a stale one is logged once at WARNING, rebuild with ``make setup``);
+  for, or any compiled module's source edited since the build: every module
+  runs as pure Python (all or nothing, since compiled modules call each
+  other natively; a stale source is logged at WARNING, rebuild with ``make
+  native``);
 - ``COTERIE_REQUIRE_EXTENSIONS=1`` (CI) turns each of those fallbacks into an
   ``ImportError``, so a build that silently lost its compiled modules fails.
 
@@ -125,15 +127,17 @@ def install() -> None:
         source = _source(module)
         if not os.path.exists(extension):
             _fail(f"{extension} is missing")
-            continue
+            return
         if not os.path.exists(source) or fingerprint(source) != digest:
+            # All or nothing: compiled modules call each other natively, so one
+            # rebuilt from stale source next to a pure one would run old code.
             log.warning(
-                "%s changed since it was compiled: running it as pure Python "
-                "(rebuild with `make setup`)",
+                "%s changed since it was compiled: running every module as pure Python "
+                "(rebuild with `make native`)",
                 source,
             )
             _fail(f"{source} changed since it was compiled")
-            continue
+            return
         found[module] = extension
     if not found:
         _fail("no module could be loaded")
