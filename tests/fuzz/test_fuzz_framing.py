@@ -23,7 +23,13 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from coterie.errors import ProtocolError
-from coterie.protocol.framing import DroppedFrame, FrameDecoder, encode_frame, frame_length
+from coterie.protocol.framing import (
+    DEFAULT_MAX_FRAME_SIZE,
+    DroppedFrame,
+    FrameDecoder,
+    encode_frame,
+    frame_length,
+)
 from tests.fuzz import exact_scalars, fuzz_settings, json_trees
 
 #: An AMP length prefix: the most a decoder holds beyond a frame's own bytes.
@@ -116,9 +122,13 @@ def hostile_streams(draw: st.DrawFn) -> bytes:
     return draw(mutated(stream))
 
 
-def feed_all(decoder: FrameDecoder, chunks: list[bytes]) -> tuple[list[Any], bool]:
-    """Feed every chunk, checking the invariants; the items and whether the stream broke."""
-    limit = decoder._max
+def feed_all(
+    decoder: FrameDecoder, chunks: list[bytes], limit: int = DEFAULT_MAX_FRAME_SIZE
+) -> tuple[list[Any], bool]:
+    """Feed every chunk, checking the invariants; the items and whether the stream broke.
+
+    ``limit`` is the ``max_frame_size`` the decoder was made with.
+    """
     items: list[Any] = []
     for chunk in chunks:
         try:
@@ -156,7 +166,7 @@ def test_arbitrary_bytes_never_raise_anything_but_protocol_error(
     stream: bytes, data: st.DataObject | None, limit: int
 ) -> None:
     chunks = [stream] if data is None else data.draw(cuts(stream), label="chunks")
-    feed_all(FrameDecoder(limit), chunks)
+    feed_all(FrameDecoder(limit), chunks, limit)
 
 
 def expected(frame: bytes, args: Any, limit: int) -> Any:
@@ -184,7 +194,7 @@ def test_frames_decode_as_the_model_says_wherever_cut(
 ) -> None:
     stream = b"".join(frame for frame, _ in encoded)
     decoder = FrameDecoder(limit)
-    items, broken = feed_all(decoder, data.draw(cuts(stream), label="chunks"))
+    items, broken = feed_all(decoder, data.draw(cuts(stream), label="chunks"), limit)
     assert not broken
     assert [observed(i) for i in items] == [expected(f, a, limit) for f, a in encoded]
     assert decoder.buffered == 0

@@ -160,7 +160,7 @@ async def test_data_received_with_arbitrary_bytes(
             break  # a real transport delivers nothing after abort()
         link.data_received(chunk)
         fed.append(chunk)
-        held = link._decoder.buffered
+        held = link.buffered
         assert held <= max_frame_size + PREFIX - 1
         if budget is not None:
             assert budget.used <= budget.limit
@@ -329,7 +329,7 @@ async def test_after_a_real_handshake_arbitrary_bytes_reach_the_link_as_in_plain
             client.write(chunk)
             deliver(protocol, out.read())
             fed.append(chunk)
-            assert link._decoder.buffered <= 1024 + PREFIX - 1
+            assert link.buffered <= 1024 + PREFIX - 1
         frames, _dropped, broken = reference(fed, 1024)
         assert owner.frames == frames
         event("closed: not AMP" if broken else "stream accepted")

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("socketio")
 
+from coterie import Publisher
 from coterie.gateways.sockend import RESERVED_KEYS, Sockend
 from coterie.testing import Mesh
 from tests.fuzz import exact_scalars, fuzz_settings, json_trees
@@ -61,7 +62,7 @@ class FakeIO:
 
 
 @pytest.fixture
-async def gateway() -> AsyncIterator[tuple[Sockend, FakeIO]]:
+async def gateway() -> AsyncIterator[tuple[Sockend, FakeIO, Publisher]]:
     """A Sockend with an echo responder on ``/``, an adder on ``/math`` and a publisher."""
     async with Mesh() as mesh:
         echo = mesh.responder("echo")
@@ -96,7 +97,7 @@ async def gateway() -> AsyncIterator[tuple[Sockend, FakeIO]]:
         await sockend.wait_ready("math", timeout=5.0)
         await sockend.wait_exposed(["echo", "fail"], timeout=5.0)
         await news.wait_subscribers(1, timeout=5.0)
-        yield sockend, io
+        yield sockend, io, news
 
 
 # -- strategies -------------------------------------------------------------------------
@@ -174,9 +175,12 @@ def jsonable(value: Any) -> bool:
 @example(route=("/", []), sid="", args=())  # found by this target: was an 'internal' error
 @example(route=("/", "echo"), sid="", args=({"x": math.nan, "__subset": "s"},))
 async def test_client_events_get_an_answer_or_a_documented_refusal(
-    gateway: tuple[Sockend, FakeIO], route: tuple[str, Any], sid: str, args: tuple[Any, ...]
+    gateway: tuple[Sockend, FakeIO, Publisher],
+    route: tuple[str, Any],
+    sid: str,
+    args: tuple[Any, ...],
 ) -> None:
-    sockend, _io = gateway
+    sockend, _io, _news = gateway
     sio_ns, event_name = route
     refused_before = sockend.refused
     ack = await sockend.handle(sio_ns, event_name, sid, *args)
@@ -224,14 +228,14 @@ rooms = st.none() | st.text(max_size=6) | st.integers() | json_values
     with_rooms=st.booleans(),
 )
 async def test_published_data_is_relayed_with_its_rooms_or_not_at_all(
-    gateway: tuple[Sockend, FakeIO],
+    gateway: tuple[Sockend, FakeIO, Publisher],
     data: Any,
     room: Any,
     several: Any,
     with_room: bool,
     with_rooms: bool,
 ) -> None:
-    sockend, io = gateway
+    _sockend, io, news = gateway
     if isinstance(data, dict):
         data = dict(data)
         if with_room:
@@ -240,12 +244,12 @@ async def test_published_data_is_relayed_with_its_rooms_or_not_at_all(
             data["__rooms"] = several
     if not jsonable(data):
         return
-    space = sockend._spaces.by_namespace[None]
     io.emitted.clear()  # flat memory over a long run
     before = 0
     io.marker.clear()
-    sockend._published(space, "news", data)
-    sockend._published(space, "marker", {})
+    # Through a real publisher: the frames reach the Sockend's subscriber in order.
+    await news.publish("news", data)
+    await news.publish("marker", {})
     async with asyncio.timeout(5.0):
         await io.marker.wait()
     emitted = io.emitted[before:]

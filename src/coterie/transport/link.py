@@ -182,6 +182,15 @@ class Link(asyncio.Protocol):
         if self._on_open is not None:
             self._on_open(self)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and held waiting for the rest of a frame.
+
+        Bounded by ``max_frame_size`` (plus part of a length prefix): an
+        oversized frame is skipped as it arrives, never held.
+        """
+        return self._decoder.buffered
+
     def named(self, address: Any) -> None:
         """Set :attr:`peer` and :attr:`source` from a socket address."""
         if isinstance(address, tuple):
