@@ -14,6 +14,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -126,11 +127,11 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 #: Most datagrams read per socket per wake-up, so a flood cannot hold the
 #: loop; the rest wait for the next wake-up.
 DRAIN_LIMIT = 512
-#: While datagrams keep coming, the socket is read on a timer this often (at
-#: most; a twentieth of the hello interval when that is shorter), the
-#: datagrams gathering in its buffer meanwhile: a busy mesh costs at most 50
-#: wake-ups a second.
-PACE = 0.02
+#: Once datagrams come closer together than this, the socket is read on a
+#: timer this often instead (a twentieth of the hello interval when that is
+#: shorter), the datagrams gathering in its buffer meanwhile: a busy mesh
+#: costs at most 20 wake-ups a second, and sparse datagrams are read at once.
+PACE = 0.05
 
 
 class _Endpoint:
@@ -146,10 +147,12 @@ class _Endpoint:
     A burst costs one wake-up: each socket is read by a reader callback
     that drains it (up to :data:`DRAIN_LIMIT` datagrams) rather than one
     ``datagram_received`` call, and one trip through the selector, per
-    datagram. While datagrams keep coming, the socket is then read on a
-    timer every ``pace`` seconds instead (no selector changes), so a busy
-    mesh costs at most ``1 / pace`` wake-ups a second; the first read that
-    finds nothing hands the socket back to the selector. Sends go straight to
+    datagram. When wake-ups come less than ``pace`` seconds apart, the
+    socket is read on a timer every ``pace`` seconds instead (no selector
+    changes), so a busy mesh costs at most ``1 / pace`` wake-ups a second
+    while a sparse datagram (a newcomer's hello, a fast-contact reply) is
+    read at once; the first poll that finds nothing hands the socket back to
+    the selector. Sends go straight to
     the socket: a hello that finds the send buffer full is dropped (the next
     interval sends another).
 
@@ -162,6 +165,7 @@ class _Endpoint:
         self.key = key
         self.pace = pace
         self._resting: dict[int, asyncio.TimerHandle] = {}
+        self._woke = -math.inf
         self.receivers: list[ReceiveCallback] = []
         self.sockets: list[socket.socket] = []
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -183,9 +187,12 @@ class _Endpoint:
         self._loop.add_reader(sock.fileno(), self._drain, sock)
 
     def _drain(self, sock: socket.socket) -> None:
-        """The reader callback: read what is there, then poll on a timer while busy."""
+        """The reader callback: read what is there; when busy, poll on a timer instead."""
         self._read(sock)
-        if self.pace > 0 and sock in self.sockets:
+        now = self._loop.time()
+        busy = now - self._woke < self.pace
+        self._woke = now
+        if busy and self.pace > 0 and sock in self.sockets:
             fd = sock.fileno()
             self._loop.remove_reader(fd)
             self._resting[fd] = self._loop.call_later(self.pace, self._poll, sock)
