@@ -46,16 +46,14 @@ import base64
 import contextlib
 import logging
 import math
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import orjson
 
 from coterie.discovery.groups import OBSERVERS, group_of
-from coterie.discovery.interfaces import source_address
+from coterie.discovery.interfaces import route_to
 from coterie.discovery.options import DiscoverySettings, EtcdSettings
 from coterie.errors import DecodeError
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec
@@ -550,22 +548,9 @@ class EtcdTransport:
             raise
 
     async def _find_local_address(self) -> None:
-        parts = urlsplit(self._etcd.endpoints[0])
-        if not parts.hostname:
-            return
-        port = parts.port or 2379
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                parts.hostname, port, family=socket.AF_INET, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            log.debug("cannot resolve etcd host %s: %s", parts.hostname, exc)
-            return
-        for *_, sockaddr in infos:
-            found = source_address(str(sockaddr[0]), port)
-            if found is not None:
-                self.local_address = found
-                return
+        found = await route_to(self._etcd.endpoints[0], 2379)
+        if found is not None:
+            self.local_address = found
 
     # what the registry tells ---------------------------------------------
 

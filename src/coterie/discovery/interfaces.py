@@ -14,14 +14,19 @@ is the only place that asks for them:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ipaddress
+import logging
 import socket
 import sys
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-__all__ = ["Interface", "ipv4_interfaces", "source_address"]
+__all__ = ["Interface", "ipv4_interfaces", "route_to", "source_address"]
+
+log = logging.getLogger("coterie.discovery")
 
 _IFF_UP = 0x1
 _IFF_BROADCAST = 0x2
@@ -172,3 +177,28 @@ def source_address(destination: str, port: int) -> str | None:
         except OSError:
             return None
     return None if address == "0.0.0.0" else address
+
+
+async def route_to(url: str, default_port: int) -> str | None:
+    """The local address of the route to a server's URL (Redis, etcd), or ``None``.
+
+    Its host name is resolved off the loop (IPv4), and the first address a
+    route leads to answers; ``None`` for a Unix socket, a name that does not
+    resolve, or no route.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "unix" or not parts.hostname:
+        return None
+    port = parts.port or default_port
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname, port, family=socket.AF_INET, type=socket.SOCK_STREAM
+        )
+    except OSError as exc:
+        log.debug("cannot resolve %s: %s", parts.hostname, exc)
+        return None
+    for *_, sockaddr in infos:
+        found = source_address(str(sockaddr[0]), port)
+        if found is not None:
+            return found
+    return None

@@ -22,13 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import Hashable
 from typing import Any
-from urllib.parse import urlsplit
 
 from coterie.discovery.groups import OBSERVERS, group_of, is_observer
-from coterie.discovery.interfaces import source_address
+from coterie.discovery.interfaces import route_to
 from coterie.discovery.medium import Encoder, ReceiveCallback
 from coterie.discovery.options import DiscoverySettings
 
@@ -116,22 +114,9 @@ class RedisTransport:
         self._reader = asyncio.create_task(self._read(receive), name="coterie-redis-discovery")
 
     async def _find_local_address(self) -> None:
-        parts = urlsplit(self._url)
-        if parts.scheme == "unix" or not parts.hostname:
-            return
-        port = parts.port or 6379
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                parts.hostname, port, family=socket.AF_INET, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            log.debug("cannot resolve redis host %s: %s", parts.hostname, exc)
-            return
-        for *_, sockaddr in infos:
-            found = source_address(str(sockaddr[0]), port)
-            if found is not None:
-                self.local_address = found
-                return
+        found = await route_to(self._url, 6379)
+        if found is not None:
+            self.local_address = found
 
     async def _subscribe(self) -> None:
         self._pubsub = self._pub.pubsub()
