@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import socket
+from collections.abc import AsyncIterator
 
 from coterie import Requester, Responder
+from coterie.errors import ProtocolError
 from coterie.protocol.ejection import EJECT_AFTER
-from coterie.transport.link import Link
-from tests.helpers import MS, DiscoveryFactory
+from coterie.protocol.framing import FrameDecoder
+from coterie.protocol.liveness import ADVERTISED as LIVENESS
+from coterie.protocol.packets import HELLO, PacketCodec, make_packet
+from tests.helpers import HOST_SCOPE, MS, DiscoveryFactory
 
 SOON = 5_000 * MS
 
@@ -53,20 +59,55 @@ async def test_a_blackhole_beside_a_real_responder_costs_a_few_attempts(
                 forever.set()
 
 
-async def test_garbage_frames_eject_a_responder(disc: DiscoveryFactory) -> None:
-    sent_garbage = 0
+@contextlib.asynccontextmanager
+async def garbage_responder(discovery_port: int) -> AsyncIterator[list[int]]:
+    """A hostile responder on a real socket: it answers every frame with one that is not JSON.
 
-    def garble(link: Link, args: list[object]) -> None:
-        nonlocal sent_garbage
-        sent_garbage += 1
-        assert link.transport is not None
-        link.transport.write(b"\x11\x00\x00\x00\x05j:{{{")  # an argument that is not JSON
+    It announces itself as cote does (a hello on the discovery port every 100 ms)
+    and yields a one-item list: how many garbage frames it has sent.
+    """
+    sent = [0]
 
-    bad = Responder("garbage", discovery=disc())
-    bad._on_frame = garble  # type: ignore[method-assign]  # the attacker's reply path
-    async with Responder("real", discovery=disc()) as real, bad:
+    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = FrameDecoder()
+        with contextlib.suppress(ConnectionError, ProtocolError):
+            while data := await reader.read(65536):
+                for _ in decoder.feed(data):
+                    sent[0] += 1
+                    writer.write(b"\x11\x00\x00\x00\x05j:{{{")  # an argument that is not JSON
+        writer.close()
+
+    server = await asyncio.start_server(garble, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # It claims to answer pings, as a coterie responder does.
+    advertisement = {"type": "service", "name": "garbage", "key": "$$", "axon_type": "rep",
+                     "port": port, LIVENESS[0]: LIVENESS[1]}  # fmt: skip
+    data = {"isMaster": False, "isMasterEligible": True, "weight": -0.1,
+            "advertisement": advertisement}  # fmt: skip
+    hello = PacketCodec().encode(make_packet(HELLO, "garbage-pid", "garbage", "garbage", data))
+
+    async def announce() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            sock.bind(("127.0.0.1", 0))
+            while True:
+                sock.sendto(hello, (HOST_SCOPE, discovery_port))
+                await asyncio.sleep(100 * MS)
+
+    announcing = asyncio.create_task(announce())
+    try:
+        yield sent
+    finally:
+        announcing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await announcing
+        server.close()
+        await server.wait_closed()
+
+
+async def test_garbage_frames_eject_a_responder(disc: DiscoveryFactory, disc_port: int) -> None:
+    async with Responder("real", discovery=disc()) as real, garbage_responder(disc_port) as sent:
         real.on("work", lambda req: "real")
-        bad.on("work", lambda req: "bad")
         async with Requester("client", discovery=disc(), timeout=10) as req:
             await req.wait_connected(2, timeout=SOON)
             results = await asyncio.wait_for(
@@ -74,4 +115,4 @@ async def test_garbage_frames_eject_a_responder(disc: DiscoveryFactory) -> None:
             )
             assert set(results) == {"real"}
             assert req.stats().ejections == 1
-            assert sent_garbage >= EJECT_AFTER
+            assert sent[0] >= EJECT_AFTER
