@@ -241,6 +241,13 @@ class Meter:
         return {"sent": writes + e["keepalive"], "delivered": e["events"], "dropped": 0,
                 "keepalive": e["keepalive"], "writes": writes}  # fmt: skip
 
+    async def read_or_none(self) -> dict[str, int] | None:
+        """:meth:`read`, or ``None`` when the server is too busy to answer in time."""
+        try:
+            return await asyncio.wait_for(self.read(), 5.0)
+        except Exception:  # a busy server: this sample is skipped
+            return None
+
     @staticmethod
     def rate(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, float]:
         return {k: (after[k] - before.get(k, 0)) / seconds for k in after}
@@ -336,12 +343,15 @@ class Mesh:
 async def _peak(meter: Meter, stop: asyncio.Event, step: float = 0.5) -> float:
     """The highest rate of discovery messages delivered over ``step`` windows."""
     best = 0.0
-    last = await meter.read()
+    last = await meter.read_or_none()
     while not stop.is_set():
+        started = time.perf_counter()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), step)
-        now = await meter.read()
-        best = max(best, (now["delivered"] - last["delivered"]) / step)
+        now = await meter.read_or_none()
+        if now is not None and last is not None:
+            span = time.perf_counter() - started
+            best = max(best, (now["delivered"] - last["delivered"]) / span)
         last = now
     return best
 
@@ -382,9 +392,9 @@ async def run_one(backend: str, nodes: int, procs: int, limits: Limits,
             await _measure(mesh, meter, server, row, log)
         finally:
             await mesh.close()
-    except BenchError as exc:
-        row["error"] = str(exc)
-        log(f"{backend} N={nodes}: {exc}")
+    except Exception as exc:  # a failed run is reported, and the others still run
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        log(f"{backend} N={nodes}: {row['error']}")
     finally:
         if server is not None:
             server.stop()
@@ -455,6 +465,9 @@ async def _restart(mesh: Mesh, meter: Meter, slots: list[int], label: str,
     peak = asyncio.create_task(_peak(meter, stop))
     started = time.perf_counter()
     retiring = asyncio.create_task(mesh.retire(slots, old))
+    retiring.add_done_callback(
+        lambda _t: row.__setitem__(f"{label}_stop_s", round(time.perf_counter() - started, 2))
+    )
     for i, proc in zip(slots, fresh, strict=True):
         mesh.procs[i] = proc
     await mesh.go(list(zip(slots, fresh, strict=True)))
@@ -470,7 +483,8 @@ async def _restart(mesh: Mesh, meter: Meter, slots: list[int], label: str,
     row[f"{label}_peak_delivered_s"] = round(await peak, 1)
     row[f"{label}_healthy_removed"] = mesh.healthy_removed - removed0
     log(f"{row['backend']} N={row['nodes']}: {label} restart relinked "
-        f"{row[f'{label}_relinked_s']} s, healthy removed {row[f'{label}_healthy_removed']}, "
+        f"{row[f'{label}_relinked_s']} s (old ones stopped in {row.get(f'{label}_stop_s')} s), "
+        f"healthy removed {row[f'{label}_healthy_removed']}, "
         f"peak {row[f'{label}_peak_delivered_s']}/s")  # fmt: skip
 
 

@@ -65,8 +65,6 @@ __all__ = ["EtcdError", "EtcdTransport", "node_key", "watched_prefixes"]
 
 log = logging.getLogger("coterie.discovery")
 
-ReceiveCallback = Callable[[bytes, str], None]
-Encoder = Callable[[str], bytes | None]
 
 _RETRY_FIRST = 0.05
 _RETRY_MAX = 2.0
