@@ -21,7 +21,7 @@ Per back-end and size it reports:
 - *discovery messages a second*, idle: broadcast: UDP datagrams sent and
   delivered in the namespace (``/proc/net/snmp``, with receive-buffer drops);
   Redis: PUBLISH calls and their deliveries (publishes times the mean
-  subscribers per channel); etcd: writes, watch events sent, lease
+  subscribers of the channels hellos go to); etcd: writes, watch events sent, lease
   keep-alives (the server's ``/metrics``);
 - *restarts*: the whole mesh, then half of its processes, replaced at once
   (new processes start while the old ones close): the time until every
@@ -193,8 +193,10 @@ async def _redis_counts(url: str) -> dict[str, int]:
     finally:
         await client.aclose()
     publishes = int(stats.get("cmdstat_publish", {}).get("calls", 0))
-    total = sum(int(n) for _, n in subs)
-    return {"publish": publishes, "channels": len(channels), "subscriptions": total}
+    # Observers' channels (".../+") have every component as subscriber but no
+    # publisher in this mesh: they do not count towards a hello's receivers.
+    counted = [int(n) for name, n in subs if not bytes(name).endswith(b"/+")]
+    return {"publish": publishes, "channels": len(counted), "subscriptions": sum(counted)}
 
 
 async def _etcd_counts(url: str) -> dict[str, int]:
