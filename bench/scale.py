@@ -127,7 +127,8 @@ class Server:
             if binary is None:
                 raise BenchError("redis-server is not installed")
             argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--maxclients", "20000"]  # fmt: skip
+                    "--appendonly", "no", "--maxclients", "20000",
+                    "--tcp-backlog", "4096"]  # fmt: skip
         else:
             binary = shutil.which("etcd")
             if binary is None:
@@ -195,7 +196,8 @@ async def _redis_counts(url: str) -> dict[str, int]:
     publishes = int(stats.get("cmdstat_publish", {}).get("calls", 0))
     # Observers' channels (".../+") have every component as subscriber but no
     # publisher in this mesh: they do not count towards a hello's receivers.
-    counted = [int(n) for name, n in subs if not bytes(name).endswith(b"/+")]
+    names = [(n.decode() if isinstance(n, bytes) else n, int(c)) for n, c in subs]
+    counted = [c for name, c in names if not name.endswith("/+")]
     return {"publish": publishes, "channels": len(counted), "subscriptions": sum(counted)}
 
 
@@ -280,6 +282,7 @@ class Mesh:
     linked: dict[int, bool] = field(default_factory=dict)
     slot_ids: dict[int, list[str]] = field(default_factory=dict)
     linked_at: dict[int, float] = field(default_factory=dict)
+    retired: list[Proc] = field(default_factory=list)
     _readers: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def spawn(self, indexes: list[int]) -> list[Proc]:
@@ -331,6 +334,7 @@ class Mesh:
 
     async def retire(self, slots: list[int], procs: list[Proc]) -> None:
         """Mark their nodes gone, then stop them (bounded)."""
+        self.retired.extend(procs)
         for i in slots:
             self.alive.difference_update(self.slot_ids.get(i, ()))
         await asyncio.gather(*(p.stop(self.limits.stop) for p in procs), return_exceptions=True)
@@ -394,6 +398,9 @@ async def run_one(backend: str, nodes: int, procs: int, limits: Limits,
             await _measure(mesh, meter, server, row, log)
         finally:
             await mesh.close()
+            # What the workers warned of (an etcd lease lost, Redis lost, ...).
+            said = {line for p in (*mesh.procs, *mesh.retired) for line in p.stderr_tail}
+            row["warnings"] = sorted(w for w in said if "lost" in w or "expired" in w)[:5]
     except Exception as exc:  # a failed run is reported, and the others still run
         row["error"] = f"{type(exc).__name__}: {exc}"
         log(f"{backend} N={nodes}: {row['error']}")
