@@ -202,7 +202,7 @@ async def test_a_node_that_dies_is_gone_when_its_lease_expires(etcd_server: Etcd
                 6_000 * MS,
                 what="the lease expired",
             )
-            await wait_for(lambda: doomed not in req.discovery.nodes, 1_000 * MS)  # type: ignore[union-attr]
+            await wait_for(lambda: doomed not in req.discovery.nodes, 3_000 * MS)  # type: ignore[union-attr]
             settled = len(events)
             await asyncio.sleep(500 * MS)
             assert events[-1] == "removed" and len(events) == settled
