@@ -46,7 +46,7 @@ import base64
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ import orjson
 
 from coterie.discovery.groups import OBSERVERS, group_of
 from coterie.discovery.interfaces import route_to
+from coterie.discovery.medium import Encoder, ReceiveCallback
 from coterie.discovery.options import DiscoverySettings, EtcdSettings
 from coterie.errors import DecodeError
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec
