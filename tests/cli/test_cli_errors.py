@@ -68,9 +68,15 @@ def test_nginx_names_a_binary_from_the_environment(monkeypatch: pytest.MonkeyPat
         nginx_gateway.NginxServer("/tmp/unused")
 
 
-def test_nginx_not_found_anywhere_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nginx_not_found_anywhere_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Nothing on PATH, and no file in the usual sbin places.
     monkeypatch.delenv("NGINX", raising=False)
-    assert "apt-get install nginx-light" in nginx_gateway._why_not_found(None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(os.path, "isfile", lambda path: False)
+    with pytest.raises(nginx_gateway.NginxError, match=r"^nginx is not installed .*apt-get"):
+        nginx_gateway.NginxServer(tmp_path)
 
 
 @pytest.mark.parametrize(
