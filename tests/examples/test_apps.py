@@ -19,6 +19,7 @@ from examples.payment.apps import (
     serve_app,
     validation_app,
     validation_responder,
+    verdict,
 )
 from tests.e2e.support import fast_options, free_port, pay
 
@@ -133,6 +134,43 @@ async def test_a_huge_card_number_is_refused_by_the_payment_service(
     assert answer.status == 422
     assert answer.text == "9" * 32 + "... validation failed: too long (20000 characters)"
     assert calls == []
+
+
+@pytest.fixture
+async def payment_port() -> AsyncIterator[int]:
+    """A payment service that validates cards locally."""
+
+    async def validate(cardno: str) -> Verdict:
+        return verdict(cardno, "local")
+
+    runner, port = await serve_app(payment_app(validate), "127.0.0.1", 0)
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("digits", [100_000, 500_000])
+async def test_a_huge_url_gets_the_payment_service_own_4xx(
+    session: aiohttp.ClientSession, payment_port: int, digits: int
+) -> None:
+    # aiohttp alone answers 400 with a bytearray(b'/pay/4444...') dump past 8190 bytes.
+    answer = await pay(session, payment_port, "4" * digits)
+    assert answer.status == 422
+    assert answer.text == f"{'4' * 32}... validation failed: too long ({digits} characters)"
+    assert "bytearray" not in answer.text
+
+
+@pytest.mark.parametrize("cardno", ["-4111111111111111", "4111111111111111-", "4111--1111111111"])
+async def test_a_dash_outside_digit_groups_is_refused(
+    session: aiohttp.ClientSession, payment_port: int, cardno: str
+) -> None:
+    answer = await pay(session, payment_port, cardno)
+    assert (answer.status, answer.text) == (
+        422,
+        f"{cardno} validation failed: not a card number: "
+        "a space or dash may only stand between two digits",
+    )
 
 
 async def test_unreachable_or_broken_validation_is_503_with_a_reason(
