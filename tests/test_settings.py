@@ -112,3 +112,56 @@ def test_explicit_options_win_over_the_environment_which_wins_over_defaults() ->
     resolved = DiscoveryOptions(hello_interval=50).resolve(env)
     assert (resolved.hello_interval, resolved.node_timeout) == (50, 5500)
     assert DiscoveryOptions().resolve({}).hello_interval == 2000  # cote's default
+
+
+def test_the_other_scopes_land_in_their_fields() -> None:
+    s = Settings.from_environ(
+        {
+            "COTE_MULTICAST_ADDRESS": "239.1.2.3",
+            "COTERIE_DISCOVERY_REDIS_CHANNEL": " group ",
+            "COTERIE_DISCOVERY_ETCD": " http://198.18.0.9:2379 ",
+            "COTERIE_DISCOVERY_ETCD_PREFIX": " /mesh/ ",
+        }
+    )
+    assert s.discovery == {
+        "multicast": "239.1.2.3",
+        "redis_channel": "group",
+        "etcd": "http://198.18.0.9:2379",
+        "use_host_names": True,
+        "etcd_prefix": "/mesh/",
+    }
+    assert s.scope_chosen
+    assert Settings.from_environ({"COTERIE_DISCOVERY_ETCD": "http://e:2379"}).scope_chosen
+    assert "etcd_prefix" not in Settings.from_environ({"COTERIE_DISCOVERY_ETCD": "e"}).discovery
+    assert Settings.from_environ({"COTERIE_DISCOVERY_ETCD_PREFIX": "/p/"}).discovery == {}
+
+
+def test_a_redis_url_and_the_default_port() -> None:
+    by_url = Settings.from_environ({"COTE_DISCOVERY_REDIS_URL": "redis://r:7/0"})
+    assert by_url.discovery["redis"] == {"host": "localhost", "port": 6379, "url": "redis://r:7/0"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "seconds"),
+    [("COTE_REQUEST_TIMEOUT", "1", 0.001), ("COTE_STATUS_INTERVAL", "0.5", 0.0005)],
+)
+def test_any_positive_milliseconds_are_taken(variable: str, value: str, seconds: float) -> None:
+    s = Settings.from_environ({variable: value})
+    assert getattr(s, variable.removeprefix("COTE_").lower()) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"COTERIE_TLS_CA": "ca"},
+        {"COTERIE_TLS_CERT": "c"},
+        {"COTERIE_TLS_KEY": "k"},
+        {"COTERIE_TLS_CA": "ca", "COTERIE_TLS_CERT": "c"},
+        {"COTERIE_TLS_CERT": "c", "COTERIE_TLS_KEY": "k"},
+    ],
+)
+def test_any_missing_tls_file_is_an_error_naming_all_three(given: dict[str, str]) -> None:
+    with pytest.raises(
+        ValueError, match=r"^COTERIE_TLS_CA, COTERIE_TLS_CERT and COTERIE_TLS_KEY go together$"
+    ):
+        Settings.from_environ(given).tls_files()
