@@ -74,6 +74,7 @@ def test_redis_variables_choose_redis_and_host_names() -> None:
 @pytest.mark.parametrize(
     ("variables", "chosen"),
     [
+        ({"COTE_BROADCAST_ADDRESS": "127.255.255.255"}, True),
         ({"COTE_MULTICAST_ADDRESS": "239.1.2.3"}, True),
         ({"COTERIE_DISCOVERY_SEEDS": "seed"}, True),
         ({"COTERIE_DISCOVERY_SEEDS": "  "}, False),
