@@ -195,21 +195,19 @@ class Spaces:
             return
         if not opening:
             return
-        if adv.get("axon_type") == "rep":
-            if not lists_types(adv):  # cote's Sockend ignores these too
-                if namespace in self.by_namespace:
-                    self.by_namespace[namespace].responders.pop(node.id, None)
-                return
-            space = self._space(namespace, node)
-            if space is None:
-                return
+        responder = adv.get("axon_type") == "rep"
+        if responder and not lists_types(adv):  # cote's Sockend ignores these too
+            if namespace in self.by_namespace:
+                self.by_namespace[namespace].responders.pop(node.id, None)
+            return
+        space = self._space(namespace, node)
+        if space is None:
+            return
+        if responder:
             space.responders[node.id] = advertised_names(adv.get("respondsTo"))
             if space.requester is None:
                 self._owner._start_requester(space)
         else:
-            space = self._space(namespace, node)
-            if space is None:
-                return
             space.publishers[node.id] = advertised_names(adv.get("broadcasts"))
             if space.subscriber is None:
                 self._owner._start_subscriber(space)
