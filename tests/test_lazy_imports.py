@@ -10,6 +10,7 @@ still resolve through the package's lazy attributes.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -31,15 +32,57 @@ HEAVY = (
     "redis",
     "tempfile",
     "pathlib",
+    # listing interfaces (getifaddrs) is for a broadcast to 255.255.255.255 only
+    "ctypes",
+    "_ctypes",
+    # Redis and etcd URLs, seeds and IPv6 addresses only
+    "urllib",
+    "ipaddress",
+    # loaded by uvloop resolving the listen address (getaddrinfo): a plain
+    # listener binds its IP address itself, so no thread pool either
+    "encodings.idna",
+    "unicodedata",
+    # the compiled build's source check uses binascii.crc32
+    "zlib",
 )
 
+#: A started, idle responder in host scope, and a hello heard from a peer.
+STARTED = r"""
+import asyncio, os, threading
+os.environ["COTE_BROADCAST_ADDRESS"] = "127.255.255.255"
+import uvloop
+import coterie
+from coterie.protocol.nodes import _reachable
 
-def loaded_after(code: str) -> set[str]:
-    """Top-level and coterie module names loaded after running ``code``."""
+async def main():
+    r = coterie.Responder("idle", key="lazy-imports-" + str(os.getpid()))
+    r.on("echo", lambda q: q)
+    async with r:
+        await asyncio.sleep(0.2)
+        assert _reachable("192.0.2.7") and not _reachable("127.0.0.1")
+        assert threading.active_count() == 1, threading.enumerate()
+        with open("/proc/self/status") as f:
+            threads = [line for line in f if line.startswith("Threads:")]
+        assert threads == ["Threads:\t1\n"], threads
+
+uvloop.run(main())
+"""
+
+
+def loaded_after(code: str, *, pure: bool | None = None) -> set[str]:
+    """Top-level and coterie module names loaded after running ``code``.
+
+    ``pure`` sets ``COTERIE_NO_EXTENSIONS`` (``None``: as in this process).
+    """
     script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
-    ).stdout
+    env = dict(os.environ)
+    if pure is not None:
+        env["COTERIE_NO_EXTENSIONS"] = "1" if pure else ""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
     return set(json.loads(out.splitlines()[-1]))
 
 
@@ -56,6 +99,13 @@ def test_a_plain_responder_loads_no_optional_part() -> None:
     )
     assert "coterie.components.responder" in modules
     assert heavy(modules) == []
+
+
+def test_a_started_responder_loads_no_optional_part_nor_threads() -> None:
+    for build in ("pure", "compiled"):
+        modules = loaded_after(STARTED, pure=build == "pure")
+        assert "coterie.discovery.transports" in modules
+        assert heavy(modules) == [], build
 
 
 def test_what_is_used_is_loaded() -> None:

@@ -65,12 +65,16 @@ def _source(module: str) -> str:
 
 
 def fingerprint(path: str) -> str:
-    """``size crc32`` of a file: what the manifest records of each source."""
-    import zlib  # only when there are compiled modules to check
+    """``size crc32`` of a file: what the manifest records of each source.
+
+    ``binascii.crc32`` is ``zlib.crc32`` (the build uses the latter), and
+    binascii is loaded anyway (by base64); zlib would not be.
+    """
+    import binascii
 
     with open(path, "rb") as f:
         data = f.read()
-    return f"{len(data)} {zlib.crc32(data):08x}"
+    return f"{len(data)} {binascii.crc32(data):08x}"
 
 
 def read_manifest(path: str) -> dict[str, str]:

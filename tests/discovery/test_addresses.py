@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 from typing import Any
 
 import pytest
 
 from coterie import DiscoveryOptions, Requester, Responder
+from coterie.discovery import transports
 from coterie.discovery.interfaces import Interface, ipv4_interfaces, source_address
 from coterie.discovery.options import DiscoverySettings
 from coterie.discovery.service import Discovery
-from coterie.discovery.transports import Encoder, Outlet, ReceiveCallback, plan_outlets
+from coterie.discovery.transports import (
+    Encoder,
+    Outlet,
+    ReceiveCallback,
+    UdpTransport,
+    lists_interfaces,
+    plan_outlets,
+)
 from tests.helpers import MS, fast_discovery
 
 UP, BROADCAST, LOOPBACK = 0x1, 0x2, 0x8
@@ -93,6 +102,52 @@ def test_unicast_is_grouped_by_the_address_each_route_leaves_from() -> None:
 
 def test_seeds_not_resolved_yet_send_nothing() -> None:
     assert _plan([ETH0], seeds=["mesh.example"]) == []
+
+
+def test_interfaces_are_listed_only_for_the_limited_broadcast(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Elsewhere the plan does not look at them, so they are not listed (nor ctypes loaded).
+    def settings(**options: Any) -> DiscoverySettings:
+        return DiscoveryOptions(**options).resolve({"DISCOVERY_HOSTNAME": "box"})
+
+    routes = {
+        "127.255.255.255": "127.0.0.1",
+        "239.1.2.3": "198.18.1.11",
+        "198.18.1.7": "198.18.1.11",
+    }
+    assert lists_interfaces(settings())
+    for options, unicast in (
+        ({"broadcast": "127.255.255.255"}, ()),
+        ({"multicast": "239.1.2.3"}, ()),
+        ({}, ("198.18.1.7",)),
+    ):
+        assert not lists_interfaces(settings(**options), unicast), options
+        assert _plan([ETH0, ETH1], routes, unicast, **options) == _plan(
+            [], routes, unicast, **options
+        )
+    listed: list[int] = []
+    monkeypatch.setattr(transports, "ipv4_interfaces", lambda: listed.append(1) or [ETH0])
+    assert UdpTransport(settings(broadcast="127.255.255.255")).outlets()[0].address == "127.0.0.1"
+    assert UdpTransport(settings(unicast=["127.0.0.1"])).outlets()[0].address == "127.0.0.1"
+    assert listed == []
+    assert UdpTransport(settings()).outlets() == [Outlet("198.18.1.11", (("198.18.1.255", 12345),))]
+    assert listed == [1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["198.18.1.7", "0.0.0.0", "255.255.255.255", "010.1.1.1", "1.2.3", "256.1.1.1", "1.2.3.4 ",
+     "0x7f.1.1.1", "\u0663.1.1.1", "1.2.3.4\x00", "::1", "svc.example", ""],
+)  # fmt: skip
+def test_an_ipv4_address_is_recognised_as_ipaddress_does(text: str) -> None:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        expected = False
+    else:
+        expected = True
+    assert transports._is_ipv4(text) is expected
 
 
 def test_this_hosts_interfaces_and_routes_are_read() -> None:

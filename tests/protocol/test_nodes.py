@@ -8,11 +8,12 @@ eligible node defers us.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
 
-from coterie.protocol.nodes import Node, NodeTable, ReplyBudget
+from coterie.protocol.nodes import Node, NodeTable, ReplyBudget, _reachable
 from coterie.protocol.packets import HELLO, make_packet
 
 ME, MY_PID = "me", "my-pid"
@@ -166,6 +167,27 @@ def test_loopback_or_missing_announcements_are_ignored() -> None:
     # No source address (Redis) and nothing announced: the host name, as cote.
     assert _announcing("127.0.0.1", "0.0.0.0").connect_host(False) == "h"
     assert _announcing("127.0.0.1", "0.0.0.0", host="").connect_host(False) == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["198.18.1.12", "127.0.0.1", "127.9.9.9", "0.0.0.0", "010.0.0.1", "127.0.0.01", "1.2.3",
+     "256.1.1.1", "0x7f.0.0.1", "1.2.3.4 ", "\u0663.1.1.1", "1.2.3.4\x00", "::1", "::",
+     "::ffff:127.0.0.1", "fe80::1%eth0", "::1%lo", "2001:db8::1", ":::", "svc.example",
+     "LocalHost", ""],
+)  # fmt: skip
+def test_an_announced_address_is_judged_as_ipaddress_judges_it(address: str) -> None:
+    # The fast path (inet_pton, no ipaddress module) decides as ipaddress would.
+    if not address or address.lower() == "localhost":
+        expected = False
+    else:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            expected = True
+        else:
+            expected = not (ip.is_loopback or ip.is_unspecified)
+    assert _reachable(address) is expected
 
 
 # -- silence and goodbye ---------------------------------------------------------------

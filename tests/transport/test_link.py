@@ -7,6 +7,8 @@ or slow peer would: split anywhere, batched, oversized, or not AMP at all.
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 
 from coterie.protocol.messages import encode_request
 from coterie.transport.link import Budget, Link, serve
+from coterie.transport.network import TCP, ip_family
 from tests.helpers import MS, wait_for
 
 SOON = 2_000 * MS
@@ -164,3 +167,22 @@ async def test_close_sends_what_is_queued_then_reports_once(
     assert state.closed == [(link, None)]
     link.write(frame(3))  # writes after close are dropped, not raised
     writer.close()
+
+
+async def test_a_listener_binds_an_ip_address_itself_and_a_name_through_the_loop() -> None:
+    assert ip_family("0.0.0.0") == ip_family("127.0.0.1") == socket.AF_INET
+    assert ip_family("::") == ip_family("::1") == socket.AF_INET6
+    for not_bound_here in ("localhost", "", "fe80::1%lo", "010.0.0.1"):
+        assert ip_family(not_bound_here) is None
+    for host in ("127.0.0.1", "localhost"):
+        listener = await TCP.create_server(asyncio.Protocol, host, 0)
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+            writer.close()
+            # Taken, as the loop says it: EADDRINUSE.
+            with pytest.raises(OSError) as taken:
+                await TCP.create_server(asyncio.Protocol, "127.0.0.1", listener.port)
+            assert taken.value.errno == errno.EADDRINUSE
+        finally:
+            listener.close()
+            await listener.wait_closed()

@@ -10,19 +10,26 @@ is the only place that asks for them:
 - :func:`source_address`: the local address the kernel would send a datagram
   to a destination from (a UDP socket's ``connect`` picks the route and
   sends nothing).
+
+:mod:`ctypes` (with libffi), :mod:`ipaddress` and :mod:`urllib.parse` are
+imported on first use: a component in host scope (127.255.255.255), with a
+multicast group or with unicast never lists the interfaces, and only Redis
+and etcd discovery parse URLs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ipaddress
+import functools
 import logging
 import socket
 import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ctypes
 
 __all__ = ["Interface", "ipv4_interfaces", "route_to", "source_address"]
 
@@ -59,7 +66,11 @@ class Interface:
     @property
     def loopback(self) -> bool:
         """A loopback interface (or a loopback address)."""
-        return bool(self.flags & _IFF_LOOPBACK) or ipaddress.ip_address(self.address).is_loopback
+        if self.flags & _IFF_LOOPBACK:
+            return True
+        import ipaddress
+
+        return ipaddress.ip_address(self.address).is_loopback
 
     @property
     def can_broadcast(self) -> bool:
@@ -73,20 +84,6 @@ class Interface:
         )
 
 
-class _Ifaddrs(ctypes.Structure):
-    pass
-
-
-_Ifaddrs._fields_ = [
-    ("ifa_next", ctypes.POINTER(_Ifaddrs)),
-    ("ifa_name", ctypes.c_char_p),
-    ("ifa_flags", ctypes.c_uint),
-    ("ifa_addr", ctypes.c_void_p),
-    ("ifa_netmask", ctypes.c_void_p),
-    ("ifa_broadaddr", ctypes.c_void_p),
-    ("ifa_data", ctypes.c_void_p),
-]
-
 _BSD_SOCKADDR = sys.platform == "darwin" or "bsd" in sys.platform
 
 
@@ -94,6 +91,8 @@ def _ipv4(pointer: int | None) -> str | None:
     """The IPv4 address in a ``struct sockaddr *``, or ``None``."""
     if not pointer:
         return None
+    import ctypes
+
     raw = ctypes.string_at(pointer, 8)
     # Linux: sa_family is a host-order u16; the BSDs: sa_len (u8), sa_family (u8).
     family = raw[1] if _BSD_SOCKADDR else int.from_bytes(raw[0:2], sys.byteorder)
@@ -102,9 +101,13 @@ def _ipv4(pointer: int | None) -> str | None:
     return socket.inet_ntoa(raw[4:8])
 
 
-def _libc() -> ctypes.CDLL | None:
+@functools.cache
+def _libc() -> tuple[ctypes.CDLL, Any] | None:
+    """libc with ``getifaddrs`` typed, and the ``struct ifaddrs`` type; loaded once."""
     if not (sys.platform.startswith("linux") or _BSD_SOCKADDR):
         return None
+    import ctypes
+
     if sys.platform.startswith("linux"):
         name: str | None = "libc.so.6"
     else:  # ctypes.util (with shutil, tempfile, bz2, lzma) only where it is needed
@@ -113,18 +116,28 @@ def _libc() -> ctypes.CDLL | None:
         name = find_library("c")
     if name is None:
         return None
+
+    class Ifaddrs(ctypes.Structure):
+        pass
+
+    Ifaddrs._fields_ = [
+        ("ifa_next", ctypes.POINTER(Ifaddrs)),
+        ("ifa_name", ctypes.c_char_p),
+        ("ifa_flags", ctypes.c_uint),
+        ("ifa_addr", ctypes.c_void_p),
+        ("ifa_netmask", ctypes.c_void_p),
+        ("ifa_broadaddr", ctypes.c_void_p),
+        ("ifa_data", ctypes.c_void_p),
+    ]
     try:
         libc = ctypes.CDLL(name, use_errno=True)
-        libc.getifaddrs.argtypes = [ctypes.POINTER(ctypes.POINTER(_Ifaddrs))]
+        libc.getifaddrs.argtypes = [ctypes.POINTER(ctypes.POINTER(Ifaddrs))]
         libc.getifaddrs.restype = ctypes.c_int
-        libc.freeifaddrs.argtypes = [ctypes.POINTER(_Ifaddrs)]
+        libc.freeifaddrs.argtypes = [ctypes.POINTER(Ifaddrs)]
         libc.freeifaddrs.restype = None
     except (OSError, AttributeError):
         return None
-    return libc
-
-
-_LIBC = _libc()
+    return libc, Ifaddrs
 
 
 def ipv4_interfaces() -> list[Interface]:
@@ -132,10 +145,14 @@ def ipv4_interfaces() -> list[Interface]:
 
     Returns an empty list where ``getifaddrs`` is unavailable or fails.
     """
-    if _LIBC is None:
+    loaded = _libc()
+    if loaded is None:
         return []
-    head = ctypes.POINTER(_Ifaddrs)()
-    if _LIBC.getifaddrs(ctypes.byref(head)) != 0:
+    import ctypes
+
+    libc, ifaddrs = loaded
+    head = ctypes.POINTER(ifaddrs)()
+    if libc.getifaddrs(ctypes.byref(head)) != 0:
         return []
     found: list[Interface] = []
     try:
@@ -157,7 +174,7 @@ def ipv4_interfaces() -> list[Interface]:
                 )
             node = entry.ifa_next
     finally:
-        _LIBC.freeifaddrs(head)
+        libc.freeifaddrs(head)
     return found
 
 
@@ -186,6 +203,8 @@ async def route_to(url: str, default_port: int) -> str | None:
     route leads to answers; ``None`` for a Unix socket, a name that does not
     resolve, or no route.
     """
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.scheme == "unix" or not parts.hostname:
         return None

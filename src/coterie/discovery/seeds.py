@@ -15,7 +15,6 @@ re-resolves on a timer.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 
@@ -38,6 +37,8 @@ _EMPTY_ANSWERS = frozenset(
 
 
 def _ipv4(text: str) -> str | None:
+    import ipaddress  # only with seeds
+
     try:
         return str(ipaddress.IPv4Address(text))
     except ValueError:
@@ -70,7 +71,7 @@ async def resolve_seed(seed: str, port: int, timeout: float) -> tuple[str, ...] 
         log.debug("seed %s: lookup failed: %s", seed, exc or type(exc).__name__)
         return None
     found = {str(info[4][0]) for info in infos}
-    return tuple(sorted(found, key=ipaddress.IPv4Address))
+    return tuple(sorted(found, key=socket.inet_aton))  # numeric order, as IPv4Address
 
 
 async def refresh(

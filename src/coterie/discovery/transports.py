@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import logging
 import math
 import socket
@@ -31,6 +30,7 @@ __all__ = [
     "Outlet",
     "ReceiveCallback",
     "UdpTransport",
+    "lists_interfaces",
     "make_transport",
     "plan_outlets",
 ]
@@ -60,11 +60,25 @@ _INTERFACES_TTL = 1.0
 
 
 def _is_ipv4(text: str) -> bool:
+    """A dotted IPv4 address (as strict as ``ipaddress.IPv4Address``: no leading zeros)."""
     try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
+        socket.inet_pton(socket.AF_INET, text)
+    except (OSError, ValueError):
         return False
     return True
+
+
+def lists_interfaces(settings: DiscoverySettings, unicast: tuple[str, ...] = ()) -> bool:
+    """Whether :func:`plan_outlets` looks at the interfaces for these settings.
+
+    Only for a broadcast to 255.255.255.255 (cote's default); elsewhere the
+    interfaces are not listed at all (nor :mod:`ctypes` loaded to list them).
+    """
+    return (
+        not (unicast or settings.seeds)
+        and not settings.multicast
+        and settings.broadcast == _LIMITED_BROADCAST
+    )
 
 
 def plan_outlets(
@@ -325,8 +339,9 @@ class UdpTransport:
     def outlets(self) -> list[Outlet]:
         """Where hellos go now, and the address each announces."""
         now = time.monotonic()
-        if now - self._interfaces_at >= _INTERFACES_TTL:
-            self._interfaces = ipv4_interfaces()
+        if now - self._interfaces_at >= _INTERFACES_TTL:  # routes are asked again too
+            if lists_interfaces(self._settings, (*self._settings.unicast, *self._dynamic)):
+                self._interfaces = ipv4_interfaces()
             self._interfaces_at = now
             self._outlets = None
         if self._outlets is None:

@@ -20,7 +20,7 @@ blocking the event loop on every check.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,6 +96,15 @@ def _reachable(address: str) -> bool:
     """Whether an announced address can reach a node from another host."""
     if not address or address.lower() == "localhost":
         return False
+    try:  # the common case without ipaddress (about 0.3 MiB resident)
+        packed = socket.inet_pton(socket.AF_INET, address)
+    except (OSError, ValueError):
+        if ":" not in address:
+            return True  # a host name given on purpose (not IPv4, nor IPv6 without a colon)
+    else:
+        return packed[0] != 127 and packed != b"\0\0\0\0"
+    import ipaddress  # IPv6, or not an address at all
+
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

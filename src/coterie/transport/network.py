@@ -31,7 +31,15 @@ from collections.abc import Callable
 from ssl import SSLContext
 from typing import Protocol
 
-__all__ = ["TCP", "HandshakeGate", "LinkNetwork", "Listener", "ProtocolFactory", "TcpNetwork"]
+__all__ = [
+    "TCP",
+    "HandshakeGate",
+    "LinkNetwork",
+    "Listener",
+    "ProtocolFactory",
+    "TcpNetwork",
+    "ip_family",
+]
 
 log = logging.getLogger("coterie.link")
 
@@ -39,6 +47,22 @@ ProtocolFactory = Callable[[], asyncio.Protocol]
 
 #: Seconds a TLS handshake may take before the connection is dropped.
 TLS_HANDSHAKE_TIMEOUT = 5.0
+#: The listen backlog of a plain listener (``loop.create_server``'s default).
+LISTEN_BACKLOG = 100
+
+
+def ip_family(host: str) -> socket.AddressFamily | None:
+    """``AF_INET`` or ``AF_INET6`` when ``host`` is an IP address, else ``None``.
+
+    Only what binds without a lookup: dotted IPv4 and unscoped IPv6.
+    """
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return family
+    return None
 
 
 class HandshakeGate(Protocol):
@@ -322,19 +346,43 @@ class TcpNetwork:
     ) -> Listener:
         """Listen with ``loop.create_server`` (``SO_REUSEADDR`` on).
 
+        An IP address (``0.0.0.0``, the default) is bound here, as the loop
+        would bind it, and the socket handed over: the loop would resolve
+        it with ``getaddrinfo``, which uvloop runs on libuv's thread pool,
+        four threads that then stay for the life of the process (about
+        0.5 MiB resident, with the ``idna`` codec it loads). A host name,
+        ``""`` or a scoped IPv6 address still goes through the loop.
+
         With ``ssl`` and ``gate``, a :class:`_GatedTlsListener` instead.
         """
         loop = asyncio.get_running_loop()
         if ssl is not None and gate is not None:
             return _GatedTlsListener(factory, host, port, ssl, gate)
-        server = await loop.create_server(
-            factory,
-            host,
-            port,
-            reuse_address=True,
-            ssl=ssl,
-            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if ssl is not None else None,
-        )
+        handshake_timeout = TLS_HANDSHAKE_TIMEOUT if ssl is not None else None
+        family = ip_family(host)
+        if family is None:
+            server = await loop.create_server(
+                factory,
+                host,
+                port,
+                reuse_address=True,
+                ssl=ssl,
+                ssl_handshake_timeout=handshake_timeout,
+            )
+            return _TcpListener(server)
+        # What the loop does for one address: SO_REUSEADDR, IPV6_V6ONLY, bind.
+        sock = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
+        try:
+            server = await loop.create_server(
+                factory,
+                sock=sock,
+                backlog=LISTEN_BACKLOG,
+                ssl=ssl,
+                ssl_handshake_timeout=handshake_timeout,
+            )
+        except BaseException:
+            sock.close()
+            raise
         return _TcpListener(server)
 
     async def create_connection(
