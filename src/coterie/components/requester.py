@@ -23,9 +23,10 @@ waiting, failover, deadline and exactly-once decision. The adapter only:
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from coterie._logbudget import LogBudget
 from coterie.components.monitorable import Monitorable
@@ -59,7 +60,19 @@ log = logging.getLogger("coterie.requester")
 #: Seconds a request may take, waiting included, when nothing else is set.
 DEFAULT_REQUEST_TIMEOUT = 60.0
 
-_UNSET: Any = object()
+
+
+class _Unset(enum.Enum):
+    """The type of :data:`_UNSET`: "no timeout given", unlike ``None`` (no bound).
+
+    A typed sentinel (not a bare ``object()``), so the compiled build's
+    run-time type checks accept it.
+    """
+
+    UNSET = enum.auto()
+
+
+_UNSET: Final = _Unset.UNSET
 #: Distinct "why nothing answers" reasons said at WARNING per requester, at most.
 _MAX_REASONS = 32
 
@@ -72,7 +85,8 @@ class Requester(Monitorable):
         timeout: Default bound in seconds for each request, waiting for a
             responder included; ``None`` waits forever. Defaults to
             ``COTE_REQUEST_TIMEOUT`` (ms) or :data:`DEFAULT_REQUEST_TIMEOUT`.
-        balance: ``"round_robin"``, ``"pending"`` or ``"time"``.
+        balance: ``"round_robin"``, ``"pending"`` or ``"time"``; defaults
+            to the class's :attr:`default_balance` (round robin).
         max_waiting: Most requests that may wait for a responder at once.
         backlog_settle: Seconds to gather responders before spreading a
             backlog that waited for the first one.
@@ -98,13 +112,15 @@ class Requester(Monitorable):
     role = "req"
     opposite = "rep"
     peer_label = "responder"
+    #: The balance used when none is given (subclasses change it).
+    default_balance: Balance = "round_robin"
 
     def __init__(
         self,
         name: str | None = None,
         *,
-        timeout: float | None = _UNSET,
-        balance: Balance = "round_robin",
+        timeout: float | None | _Unset = _UNSET,
+        balance: Balance | None = None,
         max_waiting: int = 10_000,
         backlog_settle: float = 0.05,
         requests: list[str] | None = None,
@@ -123,7 +139,7 @@ class Requester(Monitorable):
             raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
         self.timeout: float | None = timeout
         self._router = Router(
-            balance=balance,
+            balance=self.default_balance if balance is None else balance,
             max_waiting=max_waiting,
             settle=backlog_settle,
             attempt_timeout=attempt_timeout,
@@ -163,7 +179,7 @@ class Requester(Monitorable):
         )
 
     async def send(
-        self, request: dict[str, Any], *, timeout: float | None = _UNSET, retry: bool = True
+        self, request: dict[str, Any], *, timeout: float | None | _Unset = _UNSET, retry: bool = True
     ) -> Any:
         """Send a request and return the responder's result.
 
@@ -454,14 +470,10 @@ class Requester(Monitorable):
 class PendingBalancedRequester(Requester):
     """A requester that sends each request to the responder with fewest in flight."""
 
-    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("balance", "pending")
-        super().__init__(name, **kwargs)
+    default_balance: Balance = "pending"
 
 
 class TimeBalancedRequester(Requester):
     """A requester that favours the responder with the fastest recent replies."""
 
-    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("balance", "time")
-        super().__init__(name, **kwargs)
+    default_balance: Balance = "time"
