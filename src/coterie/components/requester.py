@@ -61,7 +61,6 @@ log = logging.getLogger("coterie.requester")
 DEFAULT_REQUEST_TIMEOUT = 60.0
 
 
-
 class _Unset(enum.Enum):
     """The type of :data:`_UNSET`: "no timeout given", unlike ``None`` (no bound).
 
@@ -119,7 +118,7 @@ class Requester(Monitorable):
         self,
         name: str | None = None,
         *,
-        timeout: float | None | _Unset = _UNSET,
+        timeout: float | _Unset | None = _UNSET,
         balance: Balance | None = None,
         max_waiting: int = 10_000,
         backlog_settle: float = 0.05,
@@ -179,7 +178,11 @@ class Requester(Monitorable):
         )
 
     async def send(
-        self, request: dict[str, Any], *, timeout: float | None | _Unset = _UNSET, retry: bool = True
+        self,
+        request: dict[str, Any],
+        *,
+        timeout: float | _Unset | None = _UNSET,
+        retry: bool = True,
     ) -> Any:
         """Send a request and return the responder's result.
 

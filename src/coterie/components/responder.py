@@ -61,7 +61,7 @@ from coterie.protocol.messages import (
 )
 from coterie.transport.link import Link
 
-__all__ = ["Handler", "Responder"]
+__all__ = ["DEFAULT_CLOSE_TIMEOUT", "Handler", "Responder"]
 
 log = logging.getLogger("coterie.responder")
 
@@ -72,6 +72,8 @@ _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 H = TypeVar("H", bound=Handler)
 #: Seconds ``close`` gives cancelled handlers to finish before their links close.
 _CANCEL_GRACE = 1.0
+#: Seconds ``close`` waits for requests in progress when nothing else is set.
+DEFAULT_CLOSE_TIMEOUT = 10.0
 
 
 async def _result(pending: Awaitable[Any]) -> Any:
@@ -107,7 +109,7 @@ class Responder(ListeningComponent):
         host: str = "0.0.0.0",
         port: int = 0,
         advertise_types: bool = True,
-        close_timeout: float = 10.0,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, host=host, port=port, **kwargs)
