@@ -361,3 +361,30 @@ async def test_node_events_reach_listeners(disc: DiscoveryFactory) -> None:
         async with asyncio.timeout(SOON):
             await removed.wait()
         assert events == [("added", "comer"), ("removed", "comer")]
+
+
+async def test_a_requester_and_a_responder_can_be_subclassed_in_python(
+    coterie_mesh: Mesh,
+) -> None:
+    # Both are compiled in the mypyc build: they must stay open to subclasses
+    # written in Python, whose overrides run (the sockend gateway has one).
+    class Counting(Responder):
+        def __init__(self, name: str | None = None, **kwargs: Any) -> None:
+            super().__init__(name, **kwargs)
+            self.registered: list[str] = []
+
+        def on(self, request_type: str, handler: Any = None) -> Any:
+            self.registered.append(request_type)
+            return super().on(request_type, handler)
+
+    class Tagging(Requester):
+        async def send(self, request: dict[str, Any], **kwargs: Any) -> Any:
+            return {"tagged": await super().send(request, **kwargs)}
+
+    async with (
+        coterie_mesh.add(Counting, "counting") as rep,
+        coterie_mesh.add(Tagging, "tagging", timeout=SOON) as req,
+    ):
+        rep.on("echo", lambda request: request["v"])
+        assert rep.registered == ["echo"]
+        assert await req.send({"type": "echo", "v": 7}) == {"tagged": 7}

@@ -28,6 +28,8 @@ import logging
 import os
 from typing import Any, Final, Literal
 
+from mypy_extensions import mypyc_attr
+
 from coterie._logbudget import LogBudget
 from coterie.components.monitorable import Monitorable
 from coterie.errors import CoterieError, NotRunningError, RequestTimeoutError
@@ -76,6 +78,8 @@ _UNSET: Final = _Unset.UNSET
 _MAX_REASONS = 32
 
 
+# Compiled (mypyc), it stays open to subclasses in Python, yours included.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Requester(Monitorable):
     """Sends requests; round robin over responders by default.
 
