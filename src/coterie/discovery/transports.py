@@ -23,6 +23,7 @@ from typing import Any
 from coterie.discovery.interfaces import Interface, ipv4_interfaces, source_address
 from coterie.discovery.medium import DiscoveryTransport, Encoder, ReceiveCallback
 from coterie.discovery.options import NO_ROUTE_HINT, DiscoverySettings
+from coterie.protocol.nodes import ipv4_numbers
 
 __all__ = [
     "DiscoveryTransport",
@@ -61,11 +62,7 @@ _INTERFACES_TTL = 1.0
 
 def _is_ipv4(text: str) -> bool:
     """A dotted IPv4 address (as strict as ``ipaddress.IPv4Address``: no leading zeros)."""
-    try:
-        socket.inet_pton(socket.AF_INET, text)
-    except (OSError, ValueError):
-        return False
-    return True
+    return ipv4_numbers(text) is not None
 
 
 def lists_interfaces(settings: DiscoverySettings, unicast: tuple[str, ...] = ()) -> bool:

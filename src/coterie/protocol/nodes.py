@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-__all__ = ["Node", "NodeTable", "ReplyBudget", "Sweep"]
+__all__ = ["Node", "NodeTable", "ReplyBudget", "Sweep", "ipv4_numbers"]
 
 
 @dataclass(slots=True)
@@ -91,7 +91,7 @@ class Node:
         return self.address if source_known else "127.0.0.1"
 
 
-def _ipv4(address: str) -> list[int] | None:
+def ipv4_numbers(address: str) -> list[int] | None:
     """The four numbers of a dotted-quad IPv4 address, or ``None``.
 
     As strict as :mod:`ipaddress` (four decimal parts of 0-255, no leading
@@ -118,7 +118,7 @@ def _reachable(address: str) -> bool:
     """Whether an announced address can reach a node from another host."""
     if not address or address.lower() == "localhost":
         return False
-    quad = _ipv4(address)  # the common case, without ipaddress
+    quad = ipv4_numbers(address)  # the common case, without ipaddress
     if quad is not None:
         return quad[0] != 127 and quad != [0, 0, 0, 0]
     if ":" not in address:
