@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import ipaddress
 import json
+import sys
 from typing import Any
 
 import pytest
 
 from coterie import DiscoveryOptions, Requester, Responder
-from coterie.discovery import transports
+from coterie.discovery import interfaces, transports
 from coterie.discovery.interfaces import Interface, ipv4_interfaces, source_address
 from coterie.discovery.options import DiscoverySettings
 from coterie.discovery.service import Discovery
@@ -155,6 +157,25 @@ def test_this_hosts_interfaces_and_routes_are_read() -> None:
     assert any(i.address == "127.0.0.1" and i.loopback for i in found)
     assert source_address("127.0.0.1", 9) == "127.0.0.1"
     assert source_address("127.255.255.255", 9) == "127.0.0.1"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's libc names")
+def test_interfaces_are_read_where_libc_is_not_libc_so_6(monkeypatch: pytest.MonkeyPatch) -> None:
+    # musl (Alpine) has no library named libc.so.6: only the process's own
+    # symbols (CDLL(None)) find getifaddrs there.
+    real = ctypes.CDLL
+
+    def musl(name: str | None, *args: Any, **kwargs: Any) -> ctypes.CDLL:
+        if name is not None and "libc" in name:
+            raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(ctypes, "CDLL", musl)
+    interfaces._libc.cache_clear()
+    try:
+        assert any(i.address == "127.0.0.1" and i.loopback for i in ipv4_interfaces())
+    finally:
+        interfaces._libc.cache_clear()
 
 
 # -- what a hello says -----------------------------------------------------------------

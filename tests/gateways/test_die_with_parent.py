@@ -24,9 +24,8 @@ pytestmark = pytest.mark.skipif(
 PARENT = """
 import subprocess, sys, time
 from coterie.gateways.process import die_with_parent
-preexec = die_with_parent() if sys.argv[1] == "yes" else None
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                         preexec_fn=preexec)
+argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+child = subprocess.Popen(die_with_parent(argv) if sys.argv[1] == "yes" else argv)
 print(child.pid, flush=True)
 time.sleep(60)
 """
@@ -75,8 +74,20 @@ def test_without_it_the_child_outlives_its_parent() -> None:
             os.kill(child, signal.SIGKILL)
 
 
-def test_it_is_a_callable_on_linux() -> None:
-    assert callable(die_with_parent())
+def test_the_command_runs_in_place_with_its_arguments() -> None:
+    # The trampoline execs the command: the child's pid is the command's.
+    argv = [sys.executable, "-c", "import os, sys; print(os.getpid(), sys.argv[1:])", "a b", "-c"]
+    child = subprocess.Popen(die_with_parent(argv), stdout=subprocess.PIPE, text=True)
+    out, _ = child.communicate(timeout=10)
+    assert child.returncode == 0
+    assert out == f"{child.pid} ['a b', '-c']\n"
+
+
+def test_a_missing_command_fails_in_the_parent() -> None:
+    with pytest.raises(FileNotFoundError, match="no-such-command-here"):
+        die_with_parent(["no-such-command-here"])
+    with pytest.raises(ValueError, match="empty argv"):
+        die_with_parent([])
 
 
 def _descendants(pid: int) -> set[int]:

@@ -120,14 +120,13 @@ class Child:
         """Start it in its own session, output to its log file."""
         with self.log_path.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
-                *self.argv,
+                # SIGTERM from the kernel when the demo dies, even by SIGKILL.
+                *die_with_parent(self.argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                # SIGTERM from the kernel when the demo dies, even by SIGKILL.
-                preexec_fn=die_with_parent(),
             )
 
     @property

@@ -109,13 +109,15 @@ def _libc() -> tuple[ctypes.CDLL, Any] | None:
     import ctypes
 
     if sys.platform.startswith("linux"):
-        name: str | None = "libc.so.6"
+        # The symbols the process already has: glibc and musl (Alpine, whose
+        # libc is no libc.so.6) alike, as gateways/process.py loads prctl.
+        name: str | None = None
     else:  # ctypes.util (with shutil, tempfile, bz2, lzma) only where it is needed
         from ctypes.util import find_library
 
         name = find_library("c")
-    if name is None:
-        return None
+        if name is None:
+            return None
 
     class Ifaddrs(ctypes.Structure):
         pass

@@ -137,9 +137,7 @@ class Announcer:
         settings = self._options.resolve()
         # The command dies with the announcer, even a killed one: never an
         # unannounced orphan holding the port.
-        self._process = await asyncio.create_subprocess_exec(
-            *self.command, preexec_fn=die_with_parent()
-        )
+        self._process = await asyncio.create_subprocess_exec(*die_with_parent(self.command))
         log.info(
             "announce: started %s (pid %d); announcing %r on port %d while it answers",
             " ".join(self.command),

@@ -355,14 +355,13 @@ class NginxServer:
         log_path = self.prefix / "stderr.log"
         with log_path.open("ab") as stderr:
             self.process = await asyncio.create_subprocess_exec(
-                *self._argv(),
+                # nginx stops (SIGTERM: fast shutdown, workers included) when
+                # this process dies, even by SIGKILL: no orphan on the port.
+                *die_with_parent(self._argv()),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=stderr,
                 start_new_session=True,
-                # nginx stops (SIGTERM: fast shutdown, workers included) when
-                # this process dies, even by SIGKILL: no orphan on the port.
-                preexec_fn=die_with_parent(),
             )
         deadline = time.monotonic() + timeout
         while True:
