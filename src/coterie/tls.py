@@ -145,6 +145,10 @@ def _ca_certificate(
         .not_valid_before(_EPOCH)
         .not_valid_after(_FAR)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+        )
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -161,6 +165,25 @@ def _ca_certificate(
         )
         .sign(key, algorithm)
     )
+
+
+def _authority_key_id(
+    ca_key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate
+) -> x509.AuthorityKeyIdentifier:
+    """The Authority Key Identifier of certificates ``ca_cert`` signs.
+
+    Strict verification (``ssl.VERIFY_X509_STRICT``, on by default from
+    Python 3.13) refuses a certificate without one. It is the CA's Subject
+    Key Identifier, or, for a CA made before coterie added one, the same
+    SHA-1 of its public key that identifier would hold.
+    """
+    from cryptography import x509
+
+    try:
+        ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
 def _leaf(
@@ -188,6 +211,22 @@ def _leaf(
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_authority_key_id(ca_key, ca_cert), critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(
             x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
