@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -70,3 +71,60 @@ def test_dir_goes_after_the_action_too_and_a_second_init_says_what_to_do(
         "(services trust one CA: reissue every certificate from the new one)"
     ]
     assert (ca / "ca.key").read_bytes() == before
+
+
+def test_keys_are_private_from_their_creation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A key written with the umask's mode and chmodded after is readable by
+    # others for a moment: no chmod may be what makes it private.
+    def no_chmod(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a key file was made private after its creation")
+
+    monkeypatch.setattr(os, "chmod", no_chmod)
+    monkeypatch.setattr(Path, "chmod", no_chmod)
+    old = os.umask(0o022)
+    try:
+        assert certs(tmp_path, "init") == 0
+        assert certs(tmp_path, "issue", "payment") == 0
+        assert certs(tmp_path, "issue", "payment", "--force") == 0
+    finally:
+        os.umask(old)
+    for key in ("ca.key", "payment.key"):
+        assert stat.S_IMODE((tmp_path / key).stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "payment.crt").stat().st_mode) == 0o644
+
+
+def test_a_key_is_never_written_through_a_planted_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stolen = tmp_path / "stolen"
+    (tmp_path / "ca.key").symlink_to(stolen)  # dangling: exists() says no
+    assert certs(tmp_path, "init") == 1
+    assert not stolen.exists()
+    assert "File exists" in capsys.readouterr().err
+
+
+def test_issue_keeps_an_existing_pair_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert certs(tmp_path, "init") == 0
+    assert certs(tmp_path, "issue", "payment service") == 0
+    key, cert = tmp_path / "payment-service.key", tmp_path / "payment-service.crt"
+    before = key.read_bytes(), cert.read_bytes()
+    capsys.readouterr()
+    assert certs(tmp_path, "issue", "payment service") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"coterie certs: {key} and {cert} already exist and are kept; replace them with "
+        f"`coterie certs issue 'payment service' --dir {tmp_path} --force`"
+    ]
+    assert (key.read_bytes(), cert.read_bytes()) == before
+    assert certs(tmp_path, "issue", "payment service", "--force") == 0
+    assert key.read_bytes() != before[0] and cert.read_bytes() != before[1]
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ca.crt",
+        "ca.key",
+        "payment-service.crt",
+        "payment-service.key",
+    ]

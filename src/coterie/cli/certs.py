@@ -7,7 +7,13 @@ goes before or after the action) and refuses to overwrite an existing CA,
 saying how to use it or make another; ``issue NAME`` writes ``<dns-name>.key`` and
 ``<dns-name>.crt`` for service NAME, whose certificate carries the DNS name
 :func:`coterie.tls.service_dns_name` derives from it, so it can serve only
-as that service. Keys are written with mode 0600. Point a component at them
+as that service; it refuses to replace an existing pair unless given
+``--force``. Keys are created with mode 0600 (``os.open`` with ``O_EXCL``:
+never readable by others, not even for a moment, and never written through
+a link planted at their path); ``--force`` writes a fresh file beside the old
+one and renames it over it, so a reader sees the old file or the new one,
+never half of one.
+Point a component at them
 with ``tls=TLSFiles(ca, cert, key)`` or ``COTERIE_TLS_CA`` / ``_CERT`` /
 ``_KEY``. For production, use your own PKI with the same names.
 """
@@ -15,8 +21,11 @@ with ``tls=TLSFiles(ca, cert, key)`` or ``COTERIE_TLS_CA`` / ``_CERT`` /
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 from coterie.cli._common import Subparsers
@@ -30,6 +39,12 @@ _CA_EXISTS = (
     "issue certificates from it with `coterie certs issue NAME --dir {quoted}`, "
     "or make a new CA in another directory with `coterie certs init --dir OTHER` "
     "(services trust one CA: reissue every certificate from the new one)"
+)
+
+#: What ``issue`` says when the service already has a pair.
+_PAIR_EXISTS = (
+    "coterie certs: {key} and {cert} already exist and are kept; "
+    "replace them with `coterie certs issue {name} --dir {quoted} --force`"
 )
 
 
@@ -63,13 +78,37 @@ def register(subparsers: Subparsers) -> None:
     issue_parser.add_argument(
         "--days", type=int, default=397, help="validity in days (default 397)"
     )
+    issue_parser.add_argument(
+        "--force", action="store_true", help="replace an existing key and certificate for NAME"
+    )
     parser.set_defaults(run=run)
 
 
-def _write(path: Path, data: bytes, *, secret: bool) -> None:
-    path.write_bytes(data)
-    if secret:
-        path.chmod(0o600)
+def _write(path: Path, data: bytes, *, secret: bool, replace: bool = False) -> None:
+    """Write a new file, 0600 from its creation when ``secret``.
+
+    Without ``replace`` an existing ``path`` is an error (``FileExistsError``);
+    with it, the data goes to a new file beside it (``mkstemp``: 0600, a name
+    of its own) that is renamed over it.
+    """
+    if replace:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        target = Path(name)
+        if not secret:
+            os.fchmod(fd, 0o644)
+    else:
+        mode = 0o600 if secret else 0o644
+        target = path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if replace:
+            os.replace(target, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            target.unlink()
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,10 +137,19 @@ def run(args: argparse.Namespace) -> int:
         if args.days <= 0:
             print("coterie certs: --days must be positive", file=sys.stderr)
             return 2
-        key, cert = issue(ca_key.read_bytes(), ca_cert.read_bytes(), args.name, days=args.days)
         stem = service_dns_name(args.name)
-        _write(directory / f"{stem}.key", key, secret=True)
-        _write(directory / f"{stem}.crt", cert, secret=False)
+        key_path, cert_path = directory / f"{stem}.key", directory / f"{stem}.crt"
+        if not args.force and (key_path.exists() or cert_path.exists()):
+            name = shlex.quote(args.name)
+            quoted = shlex.quote(str(directory))
+            print(
+                _PAIR_EXISTS.format(key=key_path, cert=cert_path, name=name, quoted=quoted),
+                file=sys.stderr,
+            )
+            return 1
+        key, cert = issue(ca_key.read_bytes(), ca_cert.read_bytes(), args.name, days=args.days)
+        _write(key_path, key, secret=True, replace=args.force)
+        _write(cert_path, cert, secret=False, replace=args.force)
         print(f"wrote {directory / stem}.key and {directory / stem}.crt (DNS name {stem})")
         return 0
     except (OSError, ValueError) as exc:
