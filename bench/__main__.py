@@ -92,7 +92,10 @@ async def run_scenarios(ctx: Context, names: list[str]) -> tuple[list[Row], list
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the bench; 0 when every scenario ran. ``scale`` runs :mod:`bench.scale`."""
+    """Run the bench; 0 when every scenario ran.
+
+    ``scale`` runs :mod:`bench.scale`, ``reconnect`` :mod:`bench.reconnect`.
+    """
     from bench.scenarios import SCENARIOS
 
     argv = sys.argv[1:] if argv is None else argv
@@ -100,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import scale
 
         return scale.main(argv[1:])
+    if argv[:1] == ["reconnect"]:
+        from bench import reconnect
+
+        return reconnect.main(argv[1:])
     args = parse_args(argv)
     started = time.perf_counter()
     params = Params.tiny() if args.smoke else Params.full()

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from coterie import DiscoveryOptions, Requester, Responder
-from tests.helpers import MS, fast_discovery, ms
+from tests.helpers import MS, fast_discovery, ms, wait_for
 from tests.redis_server import REDIS, RedisServer
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
@@ -43,3 +43,25 @@ async def test_mesh_recovers_after_redis_restarts(
     text = caplog.text
     assert "redis discovery at" in text and "lost" in text
     assert "is back; listening again" in text
+
+
+async def test_resubscribing_waits_are_drawn_with_jitter(redis_server: RedisServer) -> None:
+    """The reader's retries go through the one back-off and its injected draw."""
+    from coterie.discovery.redis import RedisTransport
+
+    draws: list[float] = []
+
+    def draw() -> float:
+        draws.append(0.5)
+        return 0.5
+
+    settings = options(redis_server.url).resolve()
+    transport = RedisTransport(settings, retry_max=200 * MS, draw=draw)
+    await transport.start(lambda _data, _address: None)
+    try:
+        redis_server.stop()
+        await wait_for(lambda: len(draws) >= 3, 5_000 * MS, what="three retries")
+        redis_server.start()
+        await wait_for(lambda: transport.reconnects == 1, 5_000 * MS, what="resubscribed")
+    finally:
+        await transport.close()

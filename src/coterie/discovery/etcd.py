@@ -25,7 +25,8 @@ many groups costs each node only its own group's changes.
   HTTP session, one lease and one watch per prefix are shared by every
   component of the process.
 - Outages: a failed keep-alive or a broken watch is logged once, retried
-  with a capped backoff (50 ms doubling to 2 s), and logged again when etcd
+  with the one back-off (up to 50 ms doubling to 2 s, with full jitter:
+  :mod:`coterie.protocol.backoff`), and logged again when etcd
   answers. On recovery the lease is granted again if etcd lost it, every
   key of the process is written again, and each watch reads its prefix anew
   and reconciles: nodes gone meanwhile are dropped, new ones added.
@@ -58,6 +59,7 @@ from coterie.discovery.medium import Encoder, ReceiveCallback
 from coterie.discovery.options import DiscoverySettings, EtcdSettings
 from coterie.errors import DecodeError
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec
+from coterie.transport.retry import Retry
 
 if TYPE_CHECKING:
     from coterie.discovery.service import Discovery
@@ -232,6 +234,7 @@ class _Registry:
         self.lost = False
         self.reconnects = 0
         self._keeper: asyncio.Task[None] | None = None
+        self._keeper_retry = Retry(_RETRY_FIRST, _RETRY_MAX)
         self._writes: dict[str, asyncio.Task[None]] = {}
         self._lease_lock = asyncio.Lock()
 
@@ -261,9 +264,12 @@ class _Registry:
                 await self._write_all()
 
     async def _keep_alive(self) -> None:
-        delay = _RETRY_FIRST
+        retry = self._keeper_retry
         while True:
-            await asyncio.sleep(self.ttl / 3 if not self.lost else delay)
+            if self.lost:
+                await retry.pause()
+            else:
+                await asyncio.sleep(self.ttl / 3)
             try:
                 answer = await self.gateway.call("/v3/lease/keepalive", {"ID": self.lease})
                 if int(answer.get("TTL", 0)) <= 0:
@@ -271,12 +277,11 @@ class _Registry:
                     # we were away past the TTL): register again.
                     await self._renew(self.lease)
                 self._back()
-                delay = _RETRY_FIRST
+                retry.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure of etcd is retried with back-off
                 self._lose("lease keep-alive", exc)
-                delay = min(delay * 2, _RETRY_MAX)
 
     def _lose(self, what: str, exc: BaseException) -> None:
         if not self.lost:
@@ -313,7 +318,7 @@ class _Registry:
             self._writes[key] = task
 
     async def _write(self, key: str) -> None:
-        delay = _RETRY_FIRST
+        retry = Retry(_RETRY_FIRST, _RETRY_MAX)
         try:
             while True:
                 value, lease = self.own.get(key), self.lease
@@ -334,8 +339,7 @@ class _Registry:
                 # Any failure of etcd is retried with back-off.
                 except Exception as exc:  # noqa: BLE001
                     self._lose("write", exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _RETRY_MAX)
+                    await retry.pause()
                     continue
                 if self.own.get(key) is value:
                     return
@@ -382,12 +386,12 @@ class _Registry:
 
     async def _follow(self, watch: _Watch) -> None:
         """Read the prefix, then follow it; on any failure read it anew and go on."""
-        delay = _RETRY_FIRST
+        retry = Retry(_RETRY_FIRST, _RETRY_MAX)
         while True:
             try:
                 revision = await self._read(watch)
                 self._back()
-                delay = _RETRY_FIRST
+                retry.reset()
                 body = {"create_request": {"key": _b64(watch.prefix),
                                            "range_end": _prefix_end(watch.prefix),
                                            "start_revision": revision + 1}}  # fmt: skip
@@ -401,8 +405,7 @@ class _Registry:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure of etcd is retried with back-off
                 self._lose("watch", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX)
+                await retry.pause()
 
     async def _read(self, watch: _Watch) -> int:
         answer = await self.gateway.call(

@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from coterie.discovery.groups import OBSERVERS, group_of, is_observer
 from coterie.discovery.interfaces import route_to
 from coterie.discovery.medium import Encoder, ReceiveCallback
 from coterie.discovery.options import DiscoverySettings
+from coterie.transport.retry import Retry, jitter
 
 __all__ = ["REDIS_CHANNEL", "RedisTransport"]
 
@@ -48,17 +49,26 @@ class RedisTransport:
     same way. Peers connect to it (or to the host name cote announces).
 
     Redis may restart or become unreachable while the mesh runs. The reader
-    then logs one warning, resubscribes with a capped backoff (50 ms doubling
-    to 2 s) and logs once more when it hears Redis again; publishing fails
-    quietly meanwhile (a hello lost is sent again at the next interval). A
-    component never crashes for a Redis outage.
+    then logs one warning, resubscribes with the one back-off (up to 50 ms
+    doubling to 2 s, with full jitter, :mod:`coterie.protocol.backoff`, so
+    the nodes of a mesh do not all come back at once) and logs once more
+    when it hears Redis again; publishing fails quietly meanwhile (a hello
+    lost is sent again at the next interval). A component never crashes for
+    a Redis outage.
 
     Args:
         settings: Resolved settings with ``redis`` set.
         retry_max: Longest wait between resubscribe attempts, in seconds.
+        draw: The jitter of each wait, in ``[0, 1]``; random by default.
     """
 
-    def __init__(self, settings: DiscoverySettings, *, retry_max: float = 2.0) -> None:
+    def __init__(
+        self,
+        settings: DiscoverySettings,
+        *,
+        retry_max: float = 2.0,
+        draw: Callable[[], float] = jitter,
+    ) -> None:
         if settings.redis is None:
             raise ValueError("RedisTransport needs redis settings")
         self._url = settings.redis.connection_url()
@@ -67,7 +77,7 @@ class RedisTransport:
         self.channel = REDIS_CHANNEL
         self.channels: tuple[str, ...] = (REDIS_CHANNEL,)
         self.patterns: tuple[str, ...] = ()
-        self._retry_max = retry_max
+        self._retry = Retry(_REDIS_RETRY_FIRST, retry_max, draw=draw)
         self._pub: Any = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -132,7 +142,7 @@ class RedisTransport:
                 await pubsub.aclose()
 
     async def _read(self, receive: ReceiveCallback) -> None:
-        delay = _REDIS_RETRY_FIRST
+        retry = self._retry
         lost = False
         while True:
             try:
@@ -143,7 +153,7 @@ class RedisTransport:
                         lost = False
                         self.reconnects += 1
                         log.warning("redis discovery at %s is back; listening again", self._url)
-                    delay = _REDIS_RETRY_FIRST
+                    retry.reset()
                 async for message in self._pubsub.listen():
                     if message.get("type") in ("message", "pmessage"):
                         data = message["data"]
@@ -159,11 +169,10 @@ class RedisTransport:
                         "redis discovery at %s lost (%s); retrying every %.2g s at most",
                         self._url,
                         exc or type(exc).__name__,
-                        self._retry_max,
+                        retry.most,
                     )
                 await self._drop_subscription()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max)
+                await retry.pause()
 
     def send(self, data: bytes) -> None:
         """Publish a datagram on the ``cote`` channel (or the group's)."""

@@ -6,14 +6,23 @@ One rule, two users:
   the rotation for :attr:`Backoff.delay`, 1 s doubling to 30 s while its
   probes keep failing;
 - reconnecting (:class:`Reconnect`, driven by
-  :mod:`coterie.transport.peers`) waits :attr:`Backoff.delay` between
+  :mod:`coterie.transport.peers`) waits up to :attr:`Backoff.delay` between
   attempts, 50 ms doubling to 0.5 s, so a host back from a partition is
-  linked again within about a second.
+  linked again within about a second; the etcd and Redis discovery media
+  retry the same way, 50 ms doubling to 2 s
+  (:class:`coterie.transport.retry.Retry`).
 
 A :class:`Backoff` doubles on every failure up to its ceiling and starts
-over on success. :class:`Reconnect` adds the one rule of connecting: a
-refused connection means nothing listens on the advertised port any more,
-so the node is gone (its next hello brings it back) and is not retried.
+over on success. The wait itself has *full jitter*: a draw in ``[0, 1]``
+times the delay, so the nodes that lost one server together (a Redis or
+etcd restart) do not all come back at the same instants. The draw is an
+argument: this module draws nothing; the adapter passes ``random.random()``
+and a test passes the values it wants. Ejection passes ``1.0`` (no jitter):
+its delay is a penalty, not a schedule shared with other nodes.
+
+:class:`Reconnect` adds the one rule of connecting: a refused connection
+means nothing listens on the advertised port any more, so the node is gone
+(its next hello brings it back) and is not retried.
 """
 
 from __future__ import annotations
@@ -62,11 +71,22 @@ class Backoff:
         #: The delay the next failure waits.
         self.delay = first
 
-    def failed(self) -> float:
-        """A failure: the delay to wait now; the next one doubles (up to ``most``)."""
+    def failed(self, draw: float) -> float:
+        """A failure: the seconds to wait now; the next delay doubles (up to ``most``).
+
+        Args:
+            draw: A random value in ``[0, 1]`` that the adapter draws; the
+                wait is ``draw`` times the current delay (full jitter).
+                ``1.0`` waits the whole delay.
+
+        Raises:
+            ValueError: When ``draw`` is outside ``[0, 1]``.
+        """
+        if not 0.0 <= draw <= 1.0:
+            raise ValueError(f"a back-off draw is within [0, 1], got {draw!r}")
         delay = self.delay
         self.delay = min(delay * 2, self.most)
-        return delay
+        return delay * draw
 
     def reset(self) -> None:
         """A success: the next failure waits ``first`` again."""
@@ -86,18 +106,22 @@ class Reconnect:
     def __init__(self, first: float = RECONNECT_FIRST, most: float = RECONNECT_MAX) -> None:
         self.backoff = Backoff(first, most)
 
-    def failed(self, why: ConnectFailure) -> float | None:
+    def failed(self, why: ConnectFailure, draw: float) -> float | None:
         """Seconds to wait before the next attempt, or ``None``: the node is gone.
 
         A refused connection means the process is gone: drop the node now
         (it returns with its next hello) rather than retry until discovery
         times it out. Anything else is retried with back-off.
+
+        Args:
+            why: Why the attempt failed.
+            draw: The jitter, a random value in ``[0, 1]`` (:meth:`Backoff.failed`).
         """
         if why == "refused":
             return None
-        return self.backoff.failed()
+        return self.backoff.failed(draw)
 
-    def lost(self, frames: int, lived: float) -> float:
+    def lost(self, frames: int, lived: float, draw: float) -> float:
         """A link closed while the node is still listed: seconds to wait before reconnecting.
 
         A link that delivered frames worked: the back-off starts over and the
@@ -110,9 +134,10 @@ class Reconnect:
         Args:
             frames: Frames the link delivered.
             lived: Seconds between the link opening and closing.
+            draw: The jitter, a random value in ``[0, 1]`` (:meth:`Backoff.failed`).
         """
         if dropped_at_once(frames, lived):
-            return self.backoff.failed()
+            return self.backoff.failed(draw)
         self.backoff.reset()
         return 0.0
 

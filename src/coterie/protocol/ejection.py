@@ -110,13 +110,13 @@ class Ejection:
         health.failures += 1
         if health.probing:  # the probe failed: out again, for longer
             health.probing = False
-            health.ejected_until = now + health.backoff.failed()
+            health.ejected_until = now + health.backoff.failed(1.0)
             return
         if health.ejected_until is not None or health.failures < self.after:
             return
         if not others():
             return
-        health.ejected_until = now + health.backoff.failed()
+        health.ejected_until = now + health.backoff.failed(1.0)
         self.ejected_n += 1
         self.ejections += 1
 

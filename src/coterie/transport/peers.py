@@ -34,6 +34,7 @@ from coterie.protocol.nodes import Node
 from coterie.tls import TLS, describe_failure
 from coterie.transport.link import FrameHandler, Link, connect
 from coterie.transport.network import TCP, LinkNetwork
+from coterie.transport.retry import jitter
 
 __all__ = ["Peer", "Peers"]
 
@@ -264,7 +265,7 @@ class Peers:
                         port,
                         exc,
                     )
-                delay = rule.failed(why)
+                delay = rule.failed(why, jitter())
                 if delay is None:  # nothing listens there: the process is gone
                     if self.forget is not None:
                         self.forget(node.id)
@@ -321,4 +322,4 @@ class Peers:
                 peer.node.advertisement.get("name"),
                 exc or "closed by peer",
             )
-        self._ensure_connecting(peer, peer.reconnect.lost(link.frames, lived))
+        self._ensure_connecting(peer, peer.reconnect.lost(link.frames, lived, jitter()))
