@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from coterie import Requester, Responder, TLSFiles
+from coterie.protocol.backoff import Reconnect
 from tests.helpers import MS, DiscoveryFactory
 from tests.transport.test_tls import write_pki
 
@@ -29,9 +30,14 @@ def tls_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 async def test_our_certificate_refused_is_said_once(
-    tmp_path: Path, disc: DiscoveryFactory, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    disc: DiscoveryFactory,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="coterie")
+    # Every wait the whole back-off delay (no jitter), so the count below is the rule's.
+    monkeypatch.setattr("coterie.transport.peers.jitter", lambda: 1.0)
     ours = write_pki(tmp_path, "vault", ca_name="ours")
     theirs = write_pki(tmp_path, "client", ca_name="theirs")
     # Trusts the right CA, but presents a certificate from another one.
@@ -45,9 +51,23 @@ async def test_our_certificate_refused_is_said_once(
     assert said.startswith("responder 'vault' at 127.0.0.1:")
     assert "closed the TLS link right after the handshake, before any answer: it most " in said
     assert "likely refused this side's certificate; this side's COTERIE_TLS_CERT must be " in said
-    # Back-off (50 ms doubling to 0.5 s), not a tight loop: a handful of links in a second.
+    # Back-off (50 ms doubling to 0.5 s), not a tight loop: no more links
+    # than the back-off allows within the request's bound, and one more.
     links = [r for r in caplog.records if r.getMessage().startswith("linked to responder")]
-    assert 1 <= len(links) <= 8, len(links)
+    assert 1 <= len(links) <= attempts_within(BOUND) + 1, len(links)
+
+
+def attempts_within(bound: float) -> int:
+    """How many attempts the reconnect back-off, waiting whole delays, makes within ``bound``."""
+    rule, waited, attempts = Reconnect(), 0.0, 1
+    while (waited := waited + rule.lost(0, 0.0, 1.0)) < bound:
+        attempts += 1
+    return attempts
+
+
+def test_the_allowance_is_the_back_off_s() -> None:
+    assert attempts_within(1.0) == 5  # at 0, 0.05, 0.15, 0.35 and 0.75 s
+    assert attempts_within(3.0) == 9
 
 
 async def test_a_peer_certificate_we_cannot_verify_is_said_once(
