@@ -23,6 +23,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -114,6 +115,7 @@ RUNS: dict[str, Run] = {
     "docs/sockend.md#2": Run("fragment"),
     "docs/testbed.md#1": Run("elsewhere"),  # tests/multihost/test_doc_example.py
     "src/coterie/__init__.py#1": Run("script", prints="True"),
+    "src/coterie/sync/__init__.py#1": Run("fragment"),
     "src/coterie/testing/__init__.py#1": Run("pytest"),
     "src/coterie/web/server.py#1": Run(
         "server",
@@ -217,3 +219,17 @@ def test_the_sockend_room_example_registers_its_connect_handler() -> None:
     sockend = Sockend(name="web gateway")
     exec(_program("docs/sockend.md#2"), {"sockend": sockend})
     assert "connect" in sockend.io.handlers["/"]
+
+
+async def test_the_sync_example_calls_a_responder() -> None:
+    import coterie
+
+    namespace: dict[str, Any] = {}
+    exec(_program("src/coterie/sync/__init__.py#1"), namespace)
+    async with coterie.Responder("validation service") as responder:
+        responder.on("validate", lambda req: req["cardno"] == "4111111111111111")
+        try:
+            assert await asyncio.to_thread(namespace["card_is_valid"], "4111111111111111")
+            assert not await asyncio.to_thread(namespace["card_is_valid"], "4111111111111112")
+        finally:
+            await asyncio.to_thread(namespace["requester"].close)

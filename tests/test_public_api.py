@@ -44,6 +44,14 @@ def test_all_is_pinned() -> None:
     assert coterie.__all__ == PUBLIC
 
 
+def test_the_sync_front_end_is_pinned() -> None:
+    import coterie.sync
+
+    assert coterie.sync.__all__ == ["Publisher", "Requester", "Subscriber"]
+    for name in coterie.sync.__all__:
+        assert getattr(coterie.sync, name).__module__ == "coterie.sync._components"
+
+
 def test_every_public_name_exists() -> None:
     missing = [name for name in coterie.__all__ if not hasattr(coterie, name)]
     assert missing == []
@@ -127,6 +135,7 @@ PUBLIC_MODULES = {
     "coterie.testing",
     "coterie.web",
     "coterie.testing.plugin",
+    "coterie.sync",
 }
 
 
