@@ -41,17 +41,26 @@ def rows() -> dict[str, Row]:
     return out
 
 
-async def _start_peer(group: Group, short: str, name: str, warmup: int) -> Proc:
+async def start_peer(
+    group: Group, short: str, name: str, warmup: int, client: tuple[str, str] | None = None
+) -> Proc:
+    """Start a peer's server and a connected, warmed-up client of it.
+
+    ``client`` is ``(module, role)`` of another client than the peer's own
+    (``bench/sync_client.py``'s blocking stub).
+    """
     impl = Impl(name, f"bench-{short}", module="bench.peers")
     server = await group.spawn(impl, f"{short}-server", {}, label=f"{name} server")
     ready = await server.ready()
-    client = await group.spawn(
-        impl, f"{short}-client", {"port": ready["port"]}, label=f"{name} client"
+    module, role = client or ("bench.peers", f"{short}-client")
+    client_impl = Impl(name, f"bench-{short}", module=module)
+    client_proc = await group.spawn(
+        client_impl, role, {"port": ready["port"]}, label=f"{name} {role}"
     )
-    await client.ready(timeout=30.0)
-    await client.expect("added", timeout=15.0)
-    await warm_up(client, warmup)
-    return client
+    await client_proc.ready(timeout=30.0)
+    await client_proc.expect("added", timeout=15.0)
+    await warm_up(client_proc, warmup)
+    return client_proc
 
 
 async def run(ctx: Context) -> list[Row]:
@@ -66,7 +75,7 @@ async def run(ctx: Context) -> list[Row]:
         clients["coterie"] = await start_requester(group, COTERIE, 1, p.warmup)
         for name, short in PEERS.items():
             try:
-                clients[name] = await _start_peer(group, short, name, p.warmup)
+                clients[name] = await start_peer(group, short, name, p.warmup)
             except BenchError as exc:
                 ctx.notes.append(f"{name} left out: {exc} (pip install -e '.[bench]')")
         names = list(clients)

@@ -38,6 +38,9 @@ ROWS = {
     "peer_zmq_p50": "sequential latency p50, vs pyzmq",
     "peer_grpc_c100": "req/resp throughput, 100 in flight, vs grpc.aio",
     "peer_grpc_p50": "sequential latency p50, vs grpc.aio",
+    "sync_t16": "coterie.sync from 16 threads, vs asyncio at 100 in flight",
+    "sync_p50": "coterie.sync sequential latency p50, vs asyncio",
+    "sync_grpc_t16": "coterie.sync from 16 threads, vs grpc's sync stub",
     "contact": "time to first contact (component start -> first reply)",
     "contact_proc": "time to first contact incl. process start",
     "failover_lost": "failover: requests lost",
@@ -93,8 +96,9 @@ def test_smoke_bench_reports_every_scenario(tmp_path: Path) -> None:
         assert _number(row["coterie"]), (key, row)
         if key.startswith("http"):
             assert _number(row["reference_value"]), (key, row)  # nginx ran
-        elif key.startswith("peer_"):
-            assert _number(row["reference_value"]), (key, row)  # pyzmq or grpc.aio ran
+        elif key.startswith(("peer_", "sync_")):
+            # pyzmq, grpc.aio, grpc's sync stub or the asyncio requester ran
+            assert _number(row["reference_value"]), (key, row)
             assert row["ratio"] is not None
         elif key == "async_c100":
             assert _number(row["reference_value"]), (key, row)  # the plain handler ran
