@@ -3,7 +3,8 @@
 Debian's ``chromium`` (``/usr/bin/chromium``, installed by
 ``scripts/system-deps.sh``) runs with ``--headless=new --no-sandbox
 --disable-gpu`` (the tests run as root), a temporary user-data-dir, no
-background networking, and ``--remote-debugging-port=0`` on loopback. It
+background networking, ``TMPDIR`` in its own temporary directory, and
+``--remote-debugging-port=0`` on loopback. It
 writes the port it picked to ``DevToolsActivePort`` in its user-data-dir;
 :class:`Browser` reads it, asks ``/json/list`` for the page target and
 speaks CDP over aiohttp's WebSocket client: ``Page.navigate`` and
@@ -107,6 +108,9 @@ class Browser:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=log,
+            # Its own temporary files (org.chromium.Chromium.* folders, which a
+            # killed chromium leaves behind) go in its directory, removed below.
+            env={**os.environ, "TMPDIR": self._dir},
             start_new_session=True,  # its own process group, killed as one
         )
         os.close(log)
