@@ -12,6 +12,10 @@ reported with that subcommand's usage, not the top-level one.
 The payment example and its demo (``make demo``) and the benchmarks (``make
 bench``) live in the repository's ``examples/`` and ``bench/``, not here.
 
+``-q`` and ``-v`` go before or after the subcommand (``coterie -q call ...``
+or ``coterie call -q ...``): each subcommand's parser has them too, with a
+suppressed default, so a flag given before is not reset after.
+
 Errors: a usage mistake is argparse's usage and one ``error:`` line (exit
 2); any other failure a subcommand does not report itself is one line,
 ``coterie COMMAND: error: ...``, and exit 1 (``-v`` shows the traceback).
@@ -35,7 +39,18 @@ from coterie.errors import CoterieError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under ``coterie.cli``, in help order.
-COMMANDS: tuple[str, ...] = ("announce", "nginx", "monitor", "certs", "doctor")
+COMMANDS: tuple[str, ...] = (
+    "call",
+    "publish",
+    "listen",
+    "services",
+    "bench",
+    "announce",
+    "nginx",
+    "monitor",
+    "certs",
+    "doctor",
+)
 
 
 class _SubcommandParser(argparse.ArgumentParser):
@@ -63,15 +78,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"coterie {__version__} ({_native.describe()})"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    _add_log_flags(parser, default=False)
     subparsers = parser.add_subparsers(
         title="commands", dest="command", metavar="COMMAND", parser_class=_SubcommandParser
     )
     for name in COMMANDS:
         module = importlib.import_module(f"coterie.cli.{name}")
         module.register(subparsers)
+    # -q and -v also after the subcommand; there they default to what came before it.
+    for sub in {id(p): p for p in subparsers.choices.values()}.values():
+        _add_log_flags(sub, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_log_flags(parser: argparse.ArgumentParser, *, default: object) -> None:
+    group = parser.add_argument_group("logging") if default is argparse.SUPPRESS else parser
+    group.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="log warnings and errors only"
+    )
+    group.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="log debug messages"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from coterie.cli._common import Subparsers
+from coterie.cli._common import Subparsers, add_tls_arguments, tls_files
 from coterie.discovery.options import NO_ROUTE_HINT, DiscoveryOptions, DiscoverySettings
 from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
 from coterie.protocol.pairing import build_advertisement, pairs, serves, unserved
@@ -105,9 +105,7 @@ def register(subparsers: Subparsers) -> None:
         metavar="PORT",
         help="a TCP port a service will listen on (repeatable)",
     )
-    parser.add_argument("--tls-ca", default=None, metavar="FILE", help="CA certificate (PEM)")
-    parser.add_argument("--tls-cert", default=None, metavar="FILE", help="certificate (PEM)")
-    parser.add_argument("--tls-key", default=None, metavar="FILE", help="private key (PEM)")
+    add_tls_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_discovery_arguments(parser)
     parser.set_defaults(run=run, _parser=parser)
@@ -122,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     resolved = options.resolve()
     findings = check_discovery(resolved)
     findings += check_ports(resolved, args.ports)
-    files = _tls_files(args, settings)
+    files = tls_files(args, settings)
     if files is not None:
         findings += check_tls(files)
     tls = args.tls or files is not None or settings.link_secret is not None
@@ -138,15 +136,6 @@ def run(args: argparse.Namespace) -> int:
     findings += check_mesh(mine, heard, args.request_type, resolved, args.listen)
     _print(findings, heard, json_out=args.json)
     return 1 if any(f.level == "error" for f in findings) else 0
-
-
-def _tls_files(args: argparse.Namespace, settings: Settings) -> TLSFiles | None:
-    given = (args.tls_ca, args.tls_cert, args.tls_key)
-    if any(given):
-        if not all(given):
-            raise ValueError("--tls-ca, --tls-cert and --tls-key go together")
-        return TLSFiles(*given)
-    return settings.tls_files()
 
 
 # -- discovery and ports ------------------------------------------------------------
