@@ -201,7 +201,10 @@ if (role === 'subscriber') {
 }
 
 async function send(req, timeout) {
-  const msg = timeout ? { ...req, __timeout: timeout } : req
+  // A request that is no object (cote sends send('a string') as it is) keeps
+  // the requester's own timeout (config "timeout").
+  const isObject = typeof req === 'object' && req !== null && !Array.isArray(req)
+  const msg = timeout && isObject ? { ...req, __timeout: timeout } : req
   return component.send(msg)
 }
 

@@ -111,6 +111,19 @@ async def test_a_type_nobody_serves(disc: DiscoveryFactory, disc_port: int) -> N
     ]
 
 
+async def test_a_pattern_handler_serves_its_family(disc: DiscoveryFactory, disc_port: int) -> None:
+    responder = Responder(name="orders service", discovery=disc())
+    responder.on("orders::*", lambda req: True)
+    async with responder:
+        served_code, served = await doctor(disc_port, "--type", "orders::new")
+        code, report = await doctor(disc_port, "--type", "billing")
+    assert served_code == 0 and messages(served, "warning") == []
+    assert code == 1
+    assert messages(report, "warning") == [
+        "responder 'orders service' pairs but does not serve 'billing' (it serves 'orders::*')"
+    ]
+
+
 async def test_an_empty_mesh_is_an_error(disc_port: int) -> None:
     code, report = await doctor(disc_port)
     assert code == 1

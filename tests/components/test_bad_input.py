@@ -272,12 +272,9 @@ async def test_undecodable_frames_are_dropped_and_logged(
             client.close()
 
 
-@pytest.mark.parametrize(
-    "body",
-    [None, "just a string", [1, 2], {"no": "type"}, {"type": 5}],
-    ids=["null", "string", "list", "no-type", "numeric-type"],
-)
-async def test_malformed_requests_get_error_replies(port: int, body: Any) -> None:
+@pytest.mark.parametrize("body", [{"no": "type"}, {"type": 5}], ids=["no-type", "numeric-type"])
+async def test_objects_without_a_usable_type_get_error_replies(port: int, body: Any) -> None:
+    # Beyond cote (which ignores them): the caller learns at once what to change.
     async with service(port) as rep:
         client = await RawClient.connect(rep.port)
         try:
@@ -288,6 +285,28 @@ async def test_malformed_requests_get_error_replies(port: int, body: Any) -> Non
             assert error["message"]
         finally:
             client.close()
+        await still_serves(port)
+
+
+@pytest.mark.parametrize(
+    "body", [None, "just a string", [1, 2], 7], ids=["null", "string", "list", "number"]
+)
+async def test_requests_that_are_no_object_are_ignored_with_a_log_line(
+    port: int, body: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # cote's send('a string') sends it and cote's responder answers nothing: nor do we.
+    async with service(port) as rep:
+        client = await RawClient.connect(rep.port)
+        try:
+            await client.send(encode_frame([body, "bad:1"]) * 20)
+            await client.send(encode_frame([{"type": "ping"}, "after:1"]))
+            assert await client.frame() == [None, "pong", "after:1"]  # nothing came before
+            assert rep.ignored == 20
+        finally:
+            client.close()
+        lines = [r for r in caplog.records if "not an object" in r.getMessage()]
+        assert 1 <= len(lines) <= 5, "rate-limited: a burst of 5 lines, then 1 a second"
+        assert "send an object with a 'type'" in lines[0].getMessage()
         await still_serves(port)
 
 

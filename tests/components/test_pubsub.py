@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from coterie import Publisher, Subscriber
-from coterie.components.subscriber import topic_pattern
 from coterie.protocol.framing import FrameDecoder
 from coterie.testing import Mesh
 from tests.helpers import MS, DiscoveryFactory, wait_for
@@ -171,12 +170,22 @@ async def test_subscribes_to_filters_with_wildcards(coterie_mesh: Mesh) -> None:
         assert sub.received == 3
 
 
-def test_topic_pattern_is_literal_except_star() -> None:
-    rx = topic_pattern("message::a.b*")
-    assert rx.fullmatch("message::a.bc")
-    assert not rx.fullmatch("message::axbc")  # "." is literal
-    assert not rx.fullmatch("message::a.b")  # "*" needs one character
-    assert not rx.fullmatch("xmessage::a.bc")
+async def test_handler_patterns_have_eventemitter2_segments(coterie_mesh: Mesh) -> None:
+    # cote's subscriber.on: "*" is one "::" segment, "user::*" the family, "**" all.
+    async with coterie_mesh.publisher("pub") as pub, coterie_mesh.subscriber("sub") as sub:
+        one, family, every = Inbox(), Inbox(), Inbox()
+        sub.on("*", one)
+        sub.on("user::*", family)
+        sub.on("**", every)
+        await pub.wait_subscribers(1, timeout=SOON)
+        await pub.publish("user::created", 1)
+        await pub.publish("tick", 2)
+        assert await family.get() == ("user::created", 1)
+        assert await every.get() == ("user::created", 1)
+        assert await every.get() == ("tick", 2)
+        assert await one.get() == ("tick", 2)
+        await one.nothing_more()
+        await family.nothing_more(0)
 
 
 async def test_sync_and_async_handlers(disc: DiscoveryFactory) -> None:

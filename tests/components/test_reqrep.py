@@ -117,6 +117,40 @@ async def test_unserved_type_waits_then_times_out(coterie_mesh: Mesh) -> None:
             assert await task == "served"
 
 
+async def test_pattern_handlers_serve_as_eventemitter2_patterns(coterie_mesh: Mesh) -> None:
+    # cote's responder.on('*') / on('orders::*') / on('**'); the exact type wins.
+    async with coterie_mesh.responder("wild") as rep:
+        rep.on("orders::new", lambda r: "exact")
+        rep.on("**", lambda r: f"all {r['type']}")
+        rep.on("orders::*", lambda r: f"family {r['type']}")
+        rep.on("*", lambda r: f"one {r['type']}")
+        assert rep.advertisement["respondsTo"] == ["orders::new", "**", "orders::*", "*"]
+        async with coterie_mesh.requester("client") as req:
+            await req.wait_connected(1, timeout=SOON)
+
+            async def ask(kind: str) -> Any:
+                return await req.send({"type": kind}, timeout=SOON)
+
+            assert await ask("orders::new") == "exact"
+            assert await ask("orders::paid") == "family orders::paid"
+            assert await ask("validate") == "one validate"
+            assert await ask("a::b::c") == "all a::b::c"
+        assert rep.handler("orders::x") is rep.handler("orders::y")
+        assert rep.handler(5) is None
+
+
+async def test_a_requester_routes_by_advertised_patterns(coterie_mesh: Mesh) -> None:
+    async with coterie_mesh.responder("family") as rep:
+        rep.on("orders::*", lambda r: r["type"])
+        async with coterie_mesh.requester("client") as req:
+            await req.wait_connected(1, timeout=SOON)
+            assert await req.send({"type": "orders::paid"}, timeout=SOON) == "orders::paid"
+            # Outside the family it is never sent: the wait says why.
+            with pytest.raises(RequestTimeoutError, match=r"no responder serves 'billing'"):
+                await req.send({"type": "billing"}, timeout=200 * MS)
+        assert rep.handled == 1
+
+
 async def test_bounded_wait_withdraws_the_request(disc: DiscoveryFactory) -> None:
     async with Requester("lonely", discovery=disc()) as req:
         started = time.monotonic()

@@ -317,3 +317,53 @@ async def test_goodbye_and_fast_contact_are_harmless_to_node(
         assert [r["err"] for r in replies] == [None] * 6
         assert {r["res"]["by"] for r in replies} == {"stayer"}
         assert requester.proc.returncode is None  # still running
+
+
+# --- cote's own behaviours a Node team relies on (issue 28) ----------------
+
+
+async def test_node_requester_reaches_python_pattern_handlers(node_peer: NodePeerFactory) -> None:
+    # cote's responders are EventEmitter2 emitters (wildcard, delimiter "::"):
+    # on('*') serves every type without "::", on('orders::*') the family,
+    # on('**') all; coterie's exact type wins over a pattern.
+    async with Responder(name="wild", discovery=python_discovery()) as responder:
+        responder.on("orders::new", lambda r: "exact")
+        responder.on("**", lambda r: f"all {r['type']}")
+        responder.on("orders::*", lambda r: f"family {r['type']}")
+        responder.on("*", lambda r: f"one {r['type']}")
+        requester = await node_peer("requester", {"name": "node caller"})
+        await requester.wait_for("added", timeout=FIRST_CONTACT)
+        replies = {
+            kind: await requester.request({"type": kind}, timeout=5_000 * MS)
+            for kind in ("validate", "orders::paid", "orders::new", "a::b::c")
+        }
+
+    assert {k: (r["err"], r["res"]) for k, r in replies.items()} == {
+        "validate": (None, "one validate"),
+        "orders::paid": (None, "family orders::paid"),
+        "orders::new": (None, "exact"),
+        "a::b::c": (None, "all a::b::c"),
+    }
+
+
+async def test_node_requester_sending_a_string_is_ignored_as_cote_does(
+    node_peer: NodePeerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # cote's send('a string') sends it; cote's responder ignores it (its
+    # requester times out). coterie's own Requester refuses it with a TypeError.
+    async with Responder(name="strict", discovery=python_discovery()) as responder:
+        responder.on("validate", lambda r: "valid")
+        requester = await node_peer("requester", {"name": "node caller", "timeout": 800})
+        await requester.wait_for("added", timeout=FIRST_CONTACT)
+        await requester.send_cmd({"cmd": "send", "seq": 1, "req": "a string"})
+        ignored = await requester.wait_for("reply", 5_000 * MS, lambda e: e.get("seq") == 1)
+        assert ignored["errLocal"] is True and ignored["err"]["message"] == "Request timed out."
+        after = await requester.request({"type": "validate"}, timeout=5_000 * MS)
+        async with Requester(name="py caller", discovery=python_discovery()) as py:
+            with pytest.raises(TypeError):
+                await py.send("a string", timeout=FIRST_CONTACT)  # type: ignore[arg-type]
+        assert responder.ignored == 1
+
+    assert (after["err"], after["res"]) == (None, "valid")
+    lines = [r.getMessage() for r in caplog.records if "not an object" in r.getMessage()]
+    assert len(lines) == 1 and "(str)" in lines[0], lines

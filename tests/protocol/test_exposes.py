@@ -76,10 +76,13 @@ def test_takes_a_listed_type_or_any_with_a_star() -> None:
     assert not takes(frozenset({"a"}), "b")
     assert takes(frozenset({"*"}), "b")
     assert not takes(frozenset(), "a")
+    assert takes(frozenset({"orders::*"}), "orders::new")
+    assert not takes(frozenset({"orders::*"}), "billing")
+    assert not takes(frozenset({"orders::*"}), 5)
 
 
-@pytest.mark.parametrize("types", [[], ["a"], ["*"], ["a", "b"]])
-@pytest.mark.parametrize("request_type", ["a", "b", "*"])
+@pytest.mark.parametrize("types", [[], ["a"], ["*"], ["a", "b"], ["**"], ["a::*"]])
+@pytest.mark.parametrize("request_type", ["a", "b", "*", "a::b", "a::b::c"])
 def test_takes_agrees_with_serves_for_responders_that_list(
     types: list[str], request_type: str
 ) -> None:

@@ -6,11 +6,12 @@ from typing import Any, cast
 
 import pytest
 
-from coterie.errors import FrameTooLargeError
+from coterie.errors import FrameTooLargeError, RemoteError
 from coterie.protocol.framing import FrameDecoder, encode_frame
 from coterie.protocol.liveness import PING
 from coterie.protocol.messages import (
     BAD_FRAME,
+    IGNORED_FRAME,
     PING_FRAME,
     RESERVED_FIELDS,
     SHORT_FRAME,
@@ -22,6 +23,7 @@ from coterie.protocol.messages import (
     encode_reply,
     encode_request,
     error_payload,
+    error_value,
     no_handler_message,
     split_request,
     split_trace,
@@ -57,14 +59,18 @@ def test_a_dict_subclass_with_a_type_is_a_request() -> None:
 
 def test_a_ping_is_told_from_a_request() -> None:
     assert decode_request([PING, 3]) is PING_FRAME
-    assert decode_request(["coterie:pong", 3]) is BAD_FRAME
+    assert decode_request(["coterie:pong", 3]) is IGNORED_FRAME
 
 
-@pytest.mark.parametrize(
-    "first", [{"no": "type"}, "text", 5, None, [1, 2], True, {"TYPE": "x"}, b"raw"]
-)
-def test_anything_else_with_an_id_is_a_bad_frame(first: Any) -> None:
+@pytest.mark.parametrize("first", [{"no": "type"}, {"TYPE": "x"}])
+def test_an_object_without_a_type_is_a_bad_frame(first: Any) -> None:
     assert decode_request([first, "7:1"]) is BAD_FRAME
+
+
+@pytest.mark.parametrize("first", ["text", 5, None, [1, 2], True, b"raw"])
+def test_a_request_that_is_no_object_is_ignored_as_cote_does(first: Any) -> None:
+    # cote's send('a string') sends it; cote's responder answers nothing.
+    assert decode_request([first, "7:1"]) is IGNORED_FRAME
 
 
 @pytest.mark.parametrize("args", [[], [{"type": "x"}], [PING]])
@@ -73,7 +79,9 @@ def test_a_frame_without_an_id_is_short(args: list[Any]) -> None:
 
 
 def test_the_verdicts_say_what_they_are() -> None:
-    assert (PING_FRAME.kind, BAD_FRAME.kind, SHORT_FRAME.kind) == ("ping", "bad", "short")
+    kinds = (PING_FRAME.kind, BAD_FRAME.kind, IGNORED_FRAME.kind, SHORT_FRAME.kind)
+    assert kinds == ("ping", "bad", "ignored", "short")
+    assert "cote" in IGNORED_FRAME.reason
     assert "'type'" in BAD_FRAME.reason
     assert repr(BAD_FRAME) == "<bad frame>"
 
@@ -167,6 +175,15 @@ def test_error_payload_is_what_cote_expects_of_a_thrown_error() -> None:
         "message": "KeyboardInterrupt",
         "name": "KeyboardInterrupt",
     }
+
+
+def test_a_handler_error_value_is_a_remote_errors_payload_or_message_and_name() -> None:
+    assert error_value(ValueError("bad card")) == {"message": "bad card", "name": "ValueError"}
+    assert error_value(RemoteError("declined")) == "declined"  # cote's cb("declined")
+    assert error_value(RemoteError({"code": 7})) == {"code": 7}
+    # A falsy payload would read as success on the wire: message and name instead.
+    assert error_value(RemoteError("")) == {"message": "RemoteError", "name": "RemoteError"}
+    assert error_value(RemoteError(0))["name"] == "RemoteError"
 
 
 # -- the size rule -------------------------------------------------------------------

@@ -150,6 +150,16 @@ def test_serves_respects_responds_to() -> None:
     assert serves({"respondsTo": ["*"]}, "c")
 
 
+def test_serves_reads_patterns_as_eventemitter2_does() -> None:
+    # A responder with a pattern handler advertises the pattern (cote's on('orders::*')).
+    assert serves({"respondsTo": ["**"]}, "orders::new::x")
+    assert serves({"respondsTo": ["orders::*"]}, "orders::new")
+    assert not serves({"respondsTo": ["orders::*"]}, "orders")
+    assert not serves({"respondsTo": ["*"]}, "orders::new")  # "*" is one segment
+    assert not serves({"respondsTo": ["orders::*", None]}, 5)  # no string type to match
+    assert serves({"respondsTo": [None, "a::*"]}, "a::b")  # junk entries are skipped
+
+
 @pytest.mark.parametrize(
     ("advertisement", "role"),
     [

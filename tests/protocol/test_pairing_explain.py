@@ -141,14 +141,20 @@ def test_unserved_names_only_nodes_that_would_take_the_work() -> None:
         adv(namespace="payments"),  # pairs: not unserved
         adv("pub-emitter", namespace="other"),  # not a responder
         {**adv(namespace="x"), "respondsTo": ["other"]},  # does not serve the type
+        {**adv(namespace="y"), "respondsTo": ["orders::*"]},  # nor does this pattern
     ]
     assert unserved(mine, others, "rep", "validate", me=ME) == [
         "a responder named 'validation service' is on the mesh in namespace 'payment';"
         " this requester is in 'payments'"
     ]
-    assert len(unserved(mine, others, "rep", None, me=ME)) == 2
-    assert unserved(mine, others * 3, "rep", None, me=ME, limit=2) == (
-        unserved(mine, others, "rep", None, me=ME)
+    assert len(unserved(mine, others, "rep", None, me=ME)) == 3
+    assert unserved(mine, others, "rep", "orders::new", me=ME)[-1] == (
+        "a responder named 'validation service' is on the mesh in namespace 'y';"
+        " this requester is in 'payments'"
+    )
+    assert (
+        unserved(mine, others * 3, "rep", None, me=ME, limit=2)
+        == (unserved(mine, others, "rep", None, me=ME)[:2])
     )
 
 

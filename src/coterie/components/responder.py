@@ -51,16 +51,18 @@ from coterie.protocol.liveness import ADVERTISED as LIVENESS_ADVERTISED
 from coterie.protocol.liveness import bye_frame, pong_frame
 from coterie.protocol.messages import (
     BAD_FRAME,
+    IGNORED_FRAME,
     PING_FRAME,
     TRACE_FIELD,
     NotARequest,
     decode_request,
     encode_answer,
     encode_refusal,
-    error_payload,
+    error_value,
     no_handler_message,
     split_trace,
 )
+from coterie.protocol.patterns import best, is_pattern
 from coterie.transport.link import Link
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "Handler", "Responder"]
@@ -80,13 +82,6 @@ DEFAULT_CLOSE_TIMEOUT = 10.0
 
 async def _result(pending: Awaitable[Any]) -> Any:
     return await pending
-
-
-def _error_value(exc: Exception) -> Any:
-    """The error a failed handler sends: a RemoteError's own payload, else ``{message, name}``."""
-    if isinstance(exc, RemoteError) and exc.payload:  # a falsy error would read as success
-        return exc.payload
-    return error_payload(exc)
 
 
 # Compiled (mypyc), it stays open to subclasses in Python, yours included.
@@ -119,6 +114,8 @@ class Responder(ListeningComponent):
         super().__init__(name, host=host, port=port, **kwargs)
         self.close_timeout = close_timeout
         self._handlers: dict[str, Handler] = {}
+        #: The names in ``_handlers`` that are patterns (``*``, ``orders::*``, ``**``).
+        self._patterns: list[str] = []
         self._advertise_types = advertise_types and "respondsTo" not in self.advertisement
         if self._advertise_types:
             self.advertisement["respondsTo"] = []
@@ -129,6 +126,9 @@ class Responder(ListeningComponent):
         #: Handlers that raised (logged at ERROR, rate-limited: see :meth:`_raised`).
         self.handler_errors = 0
         self._errors_log = LogBudget(log, per_second=1.0, burst=10)
+        #: Requests that were no object (cote's ``send('a string')``), ignored.
+        self.ignored = 0
+        self._ignored_log = LogBudget(log, per_second=1.0, burst=5)
         field, value = LIVENESS_ADVERTISED
         self.advertisement[field] = value
 
@@ -141,10 +141,17 @@ class Responder(ListeningComponent):
     def on(self, request_type: str, handler: H) -> H: ...
 
     def on(self, request_type: str, handler: H | None = None) -> H | Callable[[H], H]:
-        """Register the handler for a request type; usable as a decorator.
+        """Register the handler for a request type or pattern; usable as a decorator.
 
         The handler gets the request dict and returns the result, or an
         awaitable of it. Raising sends an error reply.
+
+        A ``request_type`` with ``*`` is a pattern, as in cote (EventEmitter2,
+        delimiter ``::``): ``"*"`` serves every type without ``::``,
+        ``"orders::*"`` that family, ``"**"`` every type. A handler for the
+        exact type wins over a pattern, and the most specific pattern over
+        the others (:func:`coterie.protocol.patterns.best`). Patterns are
+        advertised in ``respondsTo`` as they are.
         """
         if not isinstance(request_type, str) or not request_type:
             raise ValueError("request_type must be a non-empty string")
@@ -152,6 +159,8 @@ class Responder(ListeningComponent):
         def register(fn: H) -> H:
             if not callable(fn):
                 raise TypeError(f"handler for {request_type!r} is not callable")
+            if request_type not in self._handlers and is_pattern(request_type):
+                self._patterns.append(request_type)
             self._handlers[request_type] = fn
             if self._advertise_types:
                 types = self.advertisement["respondsTo"]
@@ -169,8 +178,14 @@ class Responder(ListeningComponent):
         return register(handler) if handler is not None else register
 
     def handler(self, request_type: Any) -> Handler | None:
-        """The handler registered for ``request_type``, or ``None``."""
-        return self._handlers.get(request_type) if isinstance(request_type, str) else None
+        """The handler that serves ``request_type`` (its own, else a pattern's), or ``None``."""
+        if not isinstance(request_type, str):
+            return None
+        found = self._handlers.get(request_type)
+        if found is None and self._patterns:
+            pattern = best(self._patterns, request_type)
+            found = self._handlers[pattern] if pattern is not None else None
+        return found
 
     @property
     def types(self) -> list[str]:
@@ -225,6 +240,8 @@ class Responder(ListeningComponent):
         request_id = args[-1]
         request_type = request["type"]
         handler = self._handlers.get(request_type) if isinstance(request_type, str) else None
+        if handler is None and self._patterns:
+            handler = self.handler(request_type)
         if handler is None:
             message = no_handler_message(self.name, request_type)
             self._reply_error(link, request_id, NO_HANDLER, message)
@@ -245,7 +262,7 @@ class Responder(ListeningComponent):
             # A handler's failure, whatever it is, is logged and goes back to the caller.
             except Exception as exc:  # noqa: BLE001
                 self._raised(request_type, exc, link)
-                self._reply(link, request_id, _error_value(exc), None)
+                self._reply(link, request_id, error_value(exc), None)
                 call.done(exc)
                 return
             if type(result) not in _PLAIN and inspect.isawaitable(result):
@@ -258,7 +275,7 @@ class Responder(ListeningComponent):
             result = handler(request)
         except Exception as exc:  # noqa: BLE001 - the handler's failure goes back to the caller
             self._raised(request_type, exc, link)
-            self._reply(link, request_id, _error_value(exc), None)
+            self._reply(link, request_id, error_value(exc), None)
             return
         cls = result.__class__
         if cls is CoroutineType:  # async def: step it here; a task only if it waits
@@ -369,7 +386,7 @@ class Responder(ListeningComponent):
     ) -> None:
         if isinstance(exc, Exception):
             self._raised(request_type, exc, link)
-            self._reply(link, request_id, _error_value(exc), None)
+            self._reply(link, request_id, error_value(exc), None)
         else:  # cancelled (the responder closed, or the handler cancelled itself)
             self._reply_error(link, request_id, CANCELLED, "responder closed mid-request")
         if call is not None:
@@ -381,6 +398,15 @@ class Responder(ListeningComponent):
             if link not in self._pinged:  # a coterie requester: what it serves, on the link
                 link.write(advert_frame(self.advertisement))
                 self._pinged.add(link)
+        elif what is IGNORED_FRAME:  # cote's send('a string'): no reply, as cote
+            self.ignored += 1
+            self._ignored_log.warning(
+                "%s: ignored a request that is not an object (%s) from %s: "
+                "send an object with a 'type'",
+                self.name,
+                type(args[0]).__name__,
+                link.peer,
+            )
         elif what is BAD_FRAME:
             self._reply_error(link, args[-1], BAD_REQUEST, what.reason)
             if self._observer is not None:

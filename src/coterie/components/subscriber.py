@@ -7,23 +7,28 @@ re-opens it while the publisher lives. Every frame is ``[topic, data]``.
 Topics are filtered on this side as cote does: a topic is accepted when it
 matches ``message::[namespace::]<pattern>`` for one of the advertised
 ``subscribesTo`` patterns (default ``["*"]``), where ``*`` stands for one or
-more characters. The event name is the topic without ``message::`` and the
-namespace.
+more characters, ``::`` included (axon's rule,
+:func:`coterie.protocol.patterns.topic_matches`). The event name is the topic
+without ``message::`` and the namespace.
 
 Handlers (``on``):
 
 - ``s.on("update", handler)`` calls ``handler(data)`` for each ``update``
   event (cote's listeners also get just the data).
-- A name with ``*`` is a pattern, with the same meaning as in
-  ``subscribesTo``: ``s.on("*", handler)`` or ``s.on("user.*", handler)``
-  call ``handler(event, data)``, since the caller needs the name.
+- A name with ``*`` is a pattern with EventEmitter2's meaning, as cote's
+  ``subscriber.on`` (:func:`coterie.protocol.patterns.matches`): ``"*"``
+  takes every event without ``::``, ``"user::*"`` that family, ``"**"``
+  everything; ``"user.*"`` (a ``*`` inside a segment) takes ``user.`` and
+  one or more characters, where EventEmitter2 reads a literal ``*``. Such
+  a handler is called ``handler(event, data)``, since it needs the name.
 - A handler may be a plain function or a coroutine function. Plain handlers
   run inside the read callback, in arrival order; coroutine handlers each get
   a task, so they may finish out of order; closing the subscriber cancels
   those still running after a second. A handler's exception is logged and
   does not affect other handlers or the link.
 
-Differences from cote, on purpose: an event matching several
+Differences from cote, on purpose (docs/cote-differences.md): a pattern
+handler gets the event name first; an event matching several
 ``subscribesTo`` patterns is delivered once (cote delivers it once per
 matching pattern); the event name is always the full name (cote renames an
 event matched by a partial pattern such as ``user*`` to the part the ``*``
@@ -38,15 +43,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from coterie.components.monitorable import Monitorable
 from coterie.observe import SubscriberStats
+from coterie.protocol.patterns import is_pattern, matches, topic_regex
 from coterie.transport.link import Link
 
-__all__ = ["EventHandler", "Subscriber", "topic_pattern"]
+__all__ = ["EventHandler", "Subscriber"]
 
 log = logging.getLogger("coterie.subscriber")
 
@@ -55,11 +60,6 @@ EventHandler = Callable[..., Any]
 H = TypeVar("H", bound=EventHandler)
 
 _PREFIX = "message::"
-
-
-def topic_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a cote pattern: literal text where ``*`` is one or more characters."""
-    return re.compile(re.escape(pattern).replace(r"\*", "(.+)"))
 
 
 def _check_names(value: Any, what: str) -> list[str]:
@@ -104,9 +104,9 @@ class Subscriber(Monitorable):
         super().__init__(name, advertisement=extra, **kwargs)
         self.subscribes_to: list[str] = list(self.advertisement["subscribesTo"])
         self._event_prefix = _PREFIX + (f"{self.namespace}::" if self.namespace else "")
-        self._filters = [topic_pattern(self._event_prefix + p) for p in self.subscribes_to]
+        self._filters = [topic_regex(self._event_prefix + p) for p in self.subscribes_to]
         self._handlers: dict[str, list[EventHandler]] = {}
-        self._pattern_handlers: list[tuple[str, re.Pattern[str], EventHandler]] = []
+        self._pattern_handlers: list[tuple[str, EventHandler]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         #: Events accepted (matched ``subscribesTo``), whether handled or not.
         self.received = 0
@@ -131,8 +131,8 @@ class Subscriber(Monitorable):
         def register(fn: H) -> H:
             if not callable(fn):
                 raise TypeError(f"handler for {event!r} is not callable")
-            if "*" in event:
-                self._pattern_handlers.append((event, topic_pattern(event), fn))
+            if is_pattern(event):
+                self._pattern_handlers.append((event, fn))
             else:
                 self._handlers.setdefault(event, []).append(fn)
             return fn
@@ -141,10 +141,10 @@ class Subscriber(Monitorable):
 
     def off(self, event: str, handler: EventHandler | None = None) -> None:
         """Remove one handler of ``event``, or all of them."""
-        if "*" in event:
+        if is_pattern(event):
             self._pattern_handlers = [
-                (p, rx, fn)
-                for p, rx, fn in self._pattern_handlers
+                (p, fn)
+                for p, fn in self._pattern_handlers
                 if not (p == event and (handler is None or fn == handler))
             ]
             return
@@ -196,8 +196,8 @@ class Subscriber(Monitorable):
         data = args[1] if len(args) > 1 else None
         for handler in self._handlers.get(event, ()):
             self._call(handler, event, (data,))
-        for _, rx, handler in self._pattern_handlers:
-            if rx.fullmatch(event):
+        for pattern, handler in self._pattern_handlers:
+            if matches(pattern, event):
                 self._call(handler, event, (event, data))
 
     def _call(self, handler: EventHandler, event: str, args: tuple[Any, ...]) -> None:

@@ -18,6 +18,8 @@ rule is unit tested deterministically. The asyncio adapters in
 | :mod:`~coterie.protocol.routing` | where a request goes, how long it waits, |
 | | when it is resent; exactly-once answers |
 | :mod:`~coterie.protocol.pairing` | advertisements and who pairs with whom |
+| :mod:`~coterie.protocol.patterns` | which names a ``*`` pattern takes: handlers (EventEmitter2), |
+| | ``respondsTo``, and ``subscribesTo`` topics (axon) |
 | :mod:`~coterie.protocol.sockend` | what the Sockend forwards and relays, and its refusals |
 | :mod:`~coterie.protocol.liveness` | telling a silent peer from a slow one |
 | :mod:`~coterie.protocol.packets` | discovery datagrams (hello, goodbye) |

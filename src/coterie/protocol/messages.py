@@ -38,13 +38,14 @@ from typing import Any
 
 import orjson
 
-from coterie.errors import FrameTooLargeError
+from coterie.errors import FrameTooLargeError, RemoteError
 from coterie.protocol.codes import TOO_LARGE, refusal
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, encode_arg, encode_frame, frame_length
 from coterie.protocol.liveness import PING
 
 __all__ = [
     "BAD_FRAME",
+    "IGNORED_FRAME",
     "PING_FRAME",
     "RESERVED_FIELDS",
     "SHORT_FRAME",
@@ -60,6 +61,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "error_payload",
+    "error_value",
     "no_handler_message",
     "split_request",
     "split_trace",
@@ -185,17 +187,30 @@ def error_payload(exc: BaseException) -> dict[str, str]:
     return {"message": str(exc) or type(exc).__name__, "name": type(exc).__name__}
 
 
+def error_value(exc: BaseException) -> Any:
+    """The error value a handler that raised ``exc`` answers with.
+
+    A :class:`~coterie.errors.RemoteError` sends its own payload as it is
+    (cote's ``cb(value)``: a bare string for a Node caller that prints it),
+    unless that payload is falsy, which would read as success; anything else
+    sends :func:`error_payload`.
+    """
+    if isinstance(exc, RemoteError) and exc.payload:
+        return exc.payload
+    return error_payload(exc)
+
+
 # -- the decode side ---------------------------------------------------------------
 
 
 class NotARequest:
     """What :func:`decode_request` returns for a frame that is not a request.
 
-    There are three, compared by identity: :data:`PING_FRAME`,
-    :data:`BAD_FRAME` and :data:`SHORT_FRAME`.
+    There are four, compared by identity: :data:`PING_FRAME`,
+    :data:`BAD_FRAME`, :data:`IGNORED_FRAME` and :data:`SHORT_FRAME`.
 
     Attributes:
-        kind: ``"ping"``, ``"bad"`` or ``"short"``.
+        kind: ``"ping"``, ``"bad"``, ``"ignored"`` or ``"short"``.
         reason: What is wrong, for the error reply or a log line.
     """
 
@@ -211,8 +226,12 @@ class NotARequest:
 
 #: A liveness ping ``[PING, token]``: answer it with a pong echoing ``args[-1]``.
 PING_FRAME = NotARequest("ping", "a liveness ping")
-#: Not a request object with a ``type``: answer ``args[-1]`` with a ``bad_request`` refusal.
+#: An object without a ``type``: answer ``args[-1]`` with a ``bad_request`` refusal
+#: (beyond cote, which ignores it: the caller learns at once what to change).
 BAD_FRAME = NotARequest("bad", "a request must be an object with a 'type' field")
+#: A first argument that is no object (a string, a number, a list, null), as
+#: cote's ``send('a string')`` sends: ignored with no reply, as cote ignores it.
+IGNORED_FRAME = NotARequest("ignored", "a request that is not an object: ignored, as cote does")
 #: Fewer than two arguments: there is no id to answer; drop it.
 SHORT_FRAME = NotARequest("short", "a request frame has at least two arguments")
 
@@ -225,7 +244,8 @@ def decode_request(args: list[Any]) -> dict[str, Any] | NotARequest:
 
     Returns:
         The request dict itself (not a copy) when it is an object with a
-        ``type``; else :data:`PING_FRAME`, :data:`BAD_FRAME` or
+        ``type``; else :data:`PING_FRAME`, :data:`BAD_FRAME` (an object
+        without a ``type``), :data:`IGNORED_FRAME` (no object at all) or
         :data:`SHORT_FRAME`.
     """
     if len(args) < 2:
@@ -235,9 +255,9 @@ def decode_request(args: list[Any]) -> dict[str, Any] | NotARequest:
         return request if "type" in request else BAD_FRAME
     if request.__class__ is str and request == PING:
         return PING_FRAME
-    if isinstance(request, dict) and "type" in request:
-        return request
-    return BAD_FRAME
+    if isinstance(request, dict):
+        return request if "type" in request else BAD_FRAME
+    return IGNORED_FRAME
 
 
 def split_request(request: dict[str, Any]) -> tuple[dict[str, Any], Any, float | None]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from coterie.protocol.patterns import matches_any
+
 __all__ = [
     "EXPOSED_ROLES",
     "MISMATCH_FIELDS",
@@ -117,12 +119,18 @@ def serves(advertisement: Mapping[str, Any], request_type: Any) -> bool:
     """Whether a responder takes a request type: yes unless it lists others.
 
     Responders that advertise no ``respondsTo`` list (Node peers) take any
-    type, as in cote.
+    type, as in cote. A listed pattern takes what its handler would
+    (:func:`coterie.protocol.patterns.matches`): ``**`` every type,
+    ``orders::*`` that family, ``*`` every type without ``::``.
     """
     responds_to = advertisement.get("respondsTo")
     if not isinstance(responds_to, list):
         return True
-    return request_type in responds_to or "*" in responds_to
+    if request_type in responds_to:
+        return True
+    return isinstance(request_type, str) and matches_any(
+        (t for t in responds_to if isinstance(t, str)), request_type
+    )
 
 
 def advertised_names(value: Any) -> frozenset[str]:
@@ -147,8 +155,10 @@ def lists_types(advertisement: Mapping[str, Any]) -> bool:
 
 
 def takes(types: frozenset[str], request_type: Any) -> bool:
-    """Whether a responder that lists ``types`` takes ``request_type`` (``*`` takes any)."""
-    return request_type in types or "*" in types
+    """Whether a responder listing ``types`` takes ``request_type`` (patterns: :func:`serves`)."""
+    if request_type in types:
+        return True
+    return isinstance(request_type, str) and matches_any(types, request_type)
 
 
 #: The roles a gateway exposes: responders (requests) and publishers (relays).
