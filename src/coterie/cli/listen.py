@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 stop.set()
 
         subscriber = Subscriber(subscribes_to=[args.pattern], **options)
-        subscriber.on("*", on_event)
+        subscriber.on("**", on_event)  # every event subscribes_to lets through, "::" too
         async with subscriber:
             try:
                 async with asyncio.timeout(args.duration):

@@ -357,7 +357,7 @@ class Sockend(Component):
         subscriber = Subscriber(
             f"{self.name} subscriber", subscribes_to=["*"], **self._component_kwargs(space)
         )
-        subscriber.on("*", lambda event, data: self._published(space, event, data))
+        subscriber.on("**", lambda event, data: self._published(space, event, data))
         space.subscriber = subscriber
         space.subscriber_ready = self._start(subscriber)
         self._change.set()
