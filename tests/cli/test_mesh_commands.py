@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coterie import Publisher, Requester, RequestTimeoutError, Responder, Subscriber
-from coterie.cli import build_parser
+from coterie.cli import build_parser, main
+from coterie.tls import TLSFiles
 from tests.cli.support import coterie, discovery_flags, request_ids_hidden, start_coterie
 from tests.helpers import MS, DiscoveryFactory
 
@@ -132,6 +134,29 @@ async def test_a_tls_mismatch_is_named_and_the_link_secret_variable_fixes_it(
     ), plain
     assert (secret.code, secret.out) == (0, '{"valid": true, "cardno": null, "by": '
                                             '"validation service"}\n'), secret  # fmt: skip
+
+
+async def test_tls_files_by_flag_and_a_name_to_match_the_certificate(
+    disc: DiscoveryFactory, disc_port: int, tmp_path: Path
+) -> None:
+    for argv in (["init"], ["issue", "validation service"], ["issue", "ops"]):
+        assert main(["-q", "certs", "--dir", str(tmp_path), *argv]) == 0
+    service = TLSFiles(tmp_path / "ca.crt", tmp_path / "validation-service.crt",
+                       tmp_path / "validation-service.key")  # fmt: skip
+    ops = ["--tls-ca", str(tmp_path / "ca.crt"), "--tls-cert", str(tmp_path / "ops.crt"),
+           "--tls-key", str(tmp_path / "ops.key")]  # fmt: skip
+    async with validation(disc, tls=service):
+        run = await coterie(
+            "call", "validate", json.dumps(CARD), "--namespace", "payment", "--name", "ops",
+            *ops, *discovery_flags(disc_port),
+        )  # fmt: skip
+    assert (run.code, run.err) == (0, ""), run
+    assert json.loads(run.out)["by"] == "validation service"
+    half = await coterie("call", "validate", *ops[:2], *discovery_flags(disc_port))
+    assert half.code == 2, half
+    assert half.err.splitlines()[-1] == (
+        "coterie call: error: --tls-ca, --tls-cert and --tls-key go together"
+    )
 
 
 @pytest.mark.parametrize(
