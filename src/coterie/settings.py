@@ -31,12 +31,14 @@ The variables:
 | ``COTERIE_DISCOVERY_SEEDS`` | seeds: host names or addresses, comma-separated |
 | ``COTERIE_DISCOVERY_SEED_INTERVAL`` | how often seeds are resolved again, ms |
 | ``COTERIE_LINK_SECRET`` | a shared secret as the root of mutual TLS |
+| ``COTERIE_LINK_CERT_LIFETIME`` | how long its certificates live, ms (two days) |
 | ``COTERIE_TLS_CA`` / ``_CERT`` / ``_KEY`` | mutual TLS from PEM files |
 | ``NGINX`` | the nginx binary for :mod:`coterie.gateways.nginx` |
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -83,6 +85,16 @@ def _positive_seconds(name: str, value: str | None) -> float | None:
     return ms / 1000
 
 
+def _lifetime(value: str | None) -> float | None:
+    seconds = _positive_seconds("COTERIE_LINK_CERT_LIFETIME", value)
+    if seconds is not None and not 1 <= seconds < math.inf:
+        raise ValueError(
+            "COTERIE_LINK_CERT_LIFETIME must be at least 1000 ms "
+            f"(172800000 is two days, the default), got {value!r}"
+        )
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """What the environment says, parsed and checked.
@@ -90,6 +102,9 @@ class Settings:
     Attributes:
         environment: ``COTE_ENV`` ("" when unset).
         link_secret: ``COTERIE_LINK_SECRET``, or ``None``.
+        link_cert_lifetime: ``COTERIE_LINK_CERT_LIFETIME`` in seconds: how
+            long a certificate rooted in the link secret is valid (renewed
+            after two thirds of it), or ``None`` for the default, two days.
         tls_ca: ``COTERIE_TLS_CA``, or ``None``.
         tls_cert: ``COTERIE_TLS_CERT``, or ``None``.
         tls_key: ``COTERIE_TLS_KEY``, or ``None``.
@@ -107,6 +122,7 @@ class Settings:
 
     environment: str = ""
     link_secret: str | None = None
+    link_cert_lifetime: float | None = None
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -170,6 +186,7 @@ class Settings:
         return cls(
             environment=env.get("COTE_ENV", ""),
             link_secret=env.get("COTERIE_LINK_SECRET") or None,
+            link_cert_lifetime=_lifetime(env.get("COTERIE_LINK_CERT_LIFETIME")),
             tls_ca=env.get("COTERIE_TLS_CA") or None,
             tls_cert=env.get("COTERIE_TLS_CERT") or None,
             tls_key=env.get("COTERIE_TLS_KEY") or None,

@@ -28,8 +28,8 @@ from tests.helpers import MS, DiscoveryFactory
 SOON = 5_000 * MS
 
 
-def handshake(client: ssl.SSLContext, server: ssl.SSLContext, name: str) -> str:
-    """Run a TLS handshake between two contexts in memory; returns the version agreed."""
+def handshake_end(client: ssl.SSLContext, server: ssl.SSLContext, name: str) -> ssl.SSLObject:
+    """Run a TLS handshake between two contexts in memory; returns the client's end."""
     to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
     theirs_in, theirs_out = ssl.MemoryBIO(), ssl.MemoryBIO()
     ours = client.wrap_bio(to_client, to_server, server_hostname=name)
@@ -40,9 +40,13 @@ def handshake(client: ssl.SSLContext, server: ssl.SSLContext, name: str) -> str:
                 side.do_handshake()
         theirs_in.write(to_server.read())
         to_client.write(theirs_out.read())
-    version = ours.version()
-    assert version is not None, "the handshake did not finish"
-    return version
+    assert ours.version() is not None, "the handshake did not finish"
+    return ours
+
+
+def handshake(client: ssl.SSLContext, server: ssl.SSLContext, name: str) -> str:
+    """Run a TLS handshake between two contexts in memory; returns the version agreed."""
+    return str(handshake_end(client, server, name).version())
 
 
 def strict(ctx: ssl.SSLContext) -> ssl.SSLContext:

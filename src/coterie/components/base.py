@@ -147,7 +147,9 @@ class Component:
         self._observed_links = 0
         self._links_gone: asyncio.Event | None = None
         #: The TLS its links use, or ``None`` for plaintext (cote's links).
-        self.tls: TLS | None = _resolve_tls(tls, secret, self.name, server=self._listens)
+        self.tls: TLS | None = _resolve_tls(
+            tls, secret, self.name, server=self._listens, lifetime=self.variables.link_cert_lifetime
+        )
         self.namespace = namespace
         self.max_frame_size = max_frame_size
         self._options = discovery or DiscoveryOptions()
@@ -357,7 +359,12 @@ class Component:
 
 
 def _resolve_tls(
-    tls: ssl.SSLContext | TLSFiles | None, secret: str | None, name: str, *, server: bool
+    tls: ssl.SSLContext | TLSFiles | None,
+    secret: str | None,
+    name: str,
+    *,
+    server: bool,
+    lifetime: float | None = None,
 ) -> TLS | None:
     if isinstance(tls, ssl.SSLContext):
         return TLS.from_context(tls)
@@ -366,7 +373,7 @@ def _resolve_tls(
     if tls is not None:
         raise TypeError(f"tls must be an ssl.SSLContext or TLSFiles, got {type(tls).__name__}")
     if secret is not None:
-        return TLS.from_secret(secret, name, server=server)
+        return TLS.from_secret(secret, name, server=server, lifetime=lifetime)
     return None
 
 

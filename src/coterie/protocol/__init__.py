@@ -25,4 +25,5 @@ rule is unit tested deterministically. The asyncio adapters in
 | :mod:`~coterie.protocol.packets` | discovery datagrams (hello, goodbye) |
 | :mod:`~coterie.protocol.cipher` | cote's discovery encryption |
 | :mod:`~coterie.protocol.nodes` | the node table: who is out there, timeouts, master election |
+| :mod:`~coterie.protocol.renewal` | when a certificate is renewed, and when one is near its end |
 """

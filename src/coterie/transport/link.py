@@ -414,8 +414,10 @@ async def connect(
         TimeoutError: When it takes longer than ``timeout`` seconds.
     """
     hostname = None
-    if tls is not None and tls.checks_names:
-        hostname = service_dns_name(server_name or "")
+    if tls is not None:
+        tls.refresh()  # a certificate due for renewal, or files rotated: before the handshake
+        if tls.checks_names:
+            hostname = service_dns_name(server_name or "")
     try:
         async with asyncio.timeout(timeout):
             link = await network.create_connection(
@@ -450,16 +452,26 @@ async def serve(
     certificate that chains to the CA) before ``on_open`` is called; ``gate``
     then admits each connection before its handshake and says when the
     handshake may start (:class:`~coterie.transport.network.HandshakeGate`).
+    Each accepted connection first lets ``tls`` renew or reload its
+    certificate (:meth:`coterie.tls.TLS.refresh`).
     """
-    return await network.create_server(
-        lambda: Link(
+
+    def accepted() -> Link:
+        # Called as a connection arrives, before its handshake starts: the
+        # certificate is renewed or reloaded here when it is time.
+        if tls is not None:
+            tls.refresh()
+        return Link(
             on_frame,
             on_closed,
             max_frame_size=max_frame_size,
             on_open=on_open,
             budget=budget,
             backpressure=True,
-        ),
+        )
+
+    return await network.create_server(
+        accepted,
         host,
         port,
         ssl=tls.context if tls is not None else None,
