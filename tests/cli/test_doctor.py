@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from coterie import Responder
 from coterie.cli import main
@@ -181,6 +182,22 @@ def test_an_expired_certificate_is_an_error(pki: Path) -> None:
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=4000)
     (finding,) = check_tls(files, now=later)
     assert finding.level == "error" and "expired on" in finding.message
+
+
+def test_a_certificate_near_its_end_is_a_warning_that_says_what_to_do(pki: Path) -> None:
+    files = TLSFiles(pki / "ca.crt", pki / "payment.crt", pki / "payment.key")
+    end = x509.load_pem_x509_certificate(Path(files.cert).read_bytes()).not_valid_after_utc
+    (finding,) = check_tls(files, now=end - dt.timedelta(days=10) + dt.timedelta(hours=1))
+    assert finding.level == "warning"
+    assert finding.message.startswith(f"{pki / 'payment.crt'} is valid for payment until ")
+    assert finding.message.endswith(
+        "(9 days): it is near its end; replace the files before then "
+        "(running components load them at their next handshake)"
+    )
+    (later,) = check_tls(files, now=end - dt.timedelta(hours=11, minutes=30))
+    assert later.level == "warning" and "(11 hours)" in later.message
+    (fine,) = check_tls(files, now=end - dt.timedelta(days=40) + dt.timedelta(hours=1))
+    assert fine.level == "ok" and fine.message.endswith("(39 days)")
 
 
 def test_unreadable_tls_files_are_an_error(tmp_path: Path) -> None:

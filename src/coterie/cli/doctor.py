@@ -12,8 +12,10 @@ checks, in order:
   container) is an error that names ``COTE_BROADCAST_ADDRESS`` and seeds.
 - **ports**: the discovery port and each ``--port`` can be bound.
 - **tls**: the ``COTERIE_TLS_*`` files (or ``--tls-*``): readable, a key
-  that matches its certificate, signed by the CA, valid now and for how long,
-  and which service names it is valid for.
+  that matches its certificate, signed by the CA, valid now and for how long
+  (a warning when it is near its end:
+  :func:`coterie.protocol.renewal.validity`), and which service names it is
+  valid for.
 - **mesh**: a monitor listens for ``--listen`` seconds and lists the nodes it
   heard; for the requester described by ``--namespace``, ``--key``,
   ``--environment``, ``--tls`` and ``--type``, which responders would pair
@@ -43,6 +45,7 @@ from coterie.cli._common import Subparsers, add_tls_arguments, tls_files
 from coterie.discovery.options import NO_ROUTE_HINT, DiscoveryOptions, DiscoverySettings
 from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
 from coterie.protocol.pairing import build_advertisement, pairs, serves, unserved
+from coterie.protocol.renewal import validity
 from coterie.settings import Settings
 from coterie.tls import ADVERTISED as TLS_ADVERTISED
 from coterie.tls import TLSFiles
@@ -260,23 +263,26 @@ def check_tls(files: TLSFiles, *, now: _dt.datetime | None = None) -> list[Findi
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         names = san.value.get_values_for_type(x509.DNSName)
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-    if now < start:
+    state = validity(now.timestamp(), start.timestamp(), end.timestamp())
+    if state == "not yet valid":
         found.append(Finding("error", "tls", f"{files.cert} is not valid before {start:%Y-%m-%d}"))
-    elif now >= end:
+    elif state == "expired":
         found.append(
             Finding("error", "tls", f"{files.cert} expired on {end:%Y-%m-%d}: issue a new one")
         )
     else:
-        days = (end - now).days
-        level: Level = "warning" if days < 30 else "ok"
-        found.append(
-            Finding(
-                level,
-                "tls",
-                f"{files.cert} is valid for {', '.join(names) or 'no DNS name'} "
-                f"until {end:%Y-%m-%d} ({days} days)",
-            )
+        left = end - now
+        when = f"{left.days} days" if left.days else f"{left.seconds // 3600} hours"
+        message = (
+            f"{files.cert} is valid for {', '.join(names) or 'no DNS name'} "
+            f"until {end:%Y-%m-%d} ({when})"
         )
+        if state == "near expiry":
+            message += (
+                ": it is near its end; replace the files before then (running components "
+                "load them at their next handshake)"
+            )
+        found.append(Finding("warning" if state == "near expiry" else "ok", "tls", message))
     return found
 
 
