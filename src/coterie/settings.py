@@ -24,6 +24,8 @@ The variables:
 | ``COTE_DISCOVERY_REDIS_HOST`` / ``_PORT`` / ``_URL`` | Redis discovery |
 | ``COTERIE_DISCOVERY_REDIS_CHANNEL`` | ``group``: one Redis channel per environment and namespace |
 | ``COTERIE_DISCOVERY_ETCD``, ``_ETCD_PREFIX`` | etcd discovery: client URLs, key prefix |
+| ``COTERIE_DISCOVERY_ETCD_CA`` / ``_CERT`` / ``_KEY`` | etcd's CA, a client certificate, its key |
+| ``COTERIE_DISCOVERY_ETCD_USER`` / ``_PASSWORD`` | an etcd user, when etcd has auth enabled |
 | ``COTE_USE_HOST_NAMES``, ``COTE_IGNORE_PROCESS`` | node-discover switches |
 | ``COTE_LOG``, ``COTE_HELLO_LOGS_ENABLED``, ``COTE_STATUS_LOGS_ENABLED`` | log lines |
 | ``DISCOVERY_HOSTNAME`` | the host name announced |
@@ -60,6 +62,13 @@ _DISCOVERY_FLAGS = {
     "COTE_STATUS_LOGS_ENABLED": "status_logs",
 }
 _REDIS_PREFIX = "COTE_DISCOVERY_REDIS_"
+_ETCD_ACCESS = {
+    "COTERIE_DISCOVERY_ETCD_CA": "ca",
+    "COTERIE_DISCOVERY_ETCD_CERT": "cert",
+    "COTERIE_DISCOVERY_ETCD_KEY": "key",
+    "COTERIE_DISCOVERY_ETCD_USER": "user",
+    "COTERIE_DISCOVERY_ETCD_PASSWORD": "password",
+}
 
 
 def _flag(value: str) -> bool:
@@ -112,8 +121,9 @@ class Settings:
         status_interval: ``COTE_STATUS_INTERVAL`` in seconds, or ``None``.
         discovery: Discovery fields the environment sets, by
             :class:`~coterie.discovery.options.DiscoveryOptions` field name
-            (``redis`` as ``{"host", "port", "url"}``; ``etcd`` as the URLs
-            and ``etcd_prefix``).
+            (``redis`` as ``{"host", "port", "url"}``; ``etcd`` as the URLs,
+            ``etcd_prefix``, and ``etcd_access`` with the CA, client
+            certificate and key, user and password given).
         scope_chosen: Whether the environment picks a discovery scope
             (broadcast, multicast, seeds or Redis), for tools that default to host
             scope otherwise.
@@ -173,6 +183,14 @@ class Settings:
             discovery["use_host_names"] = True
             if env.get("COTERIE_DISCOVERY_ETCD_PREFIX", "").strip():
                 discovery["etcd_prefix"] = env["COTERIE_DISCOVERY_ETCD_PREFIX"].strip()
+            # Paths and the user name are stripped; a password is taken as it is.
+            access = {
+                name: env[var] if name == "password" else env[var].strip()
+                for var, name in _ETCD_ACCESS.items()
+                if env.get(var, "").strip() or (name == "password" and var in env)
+            }
+            if access:
+                discovery["etcd_access"] = access
         if env.get("DISCOVERY_HOSTNAME"):
             discovery["hostname"] = env["DISCOVERY_HOSTNAME"]
         if env.get("COTERIE_ADVERTISE_ADDRESS", "").strip():

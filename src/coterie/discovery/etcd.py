@@ -59,12 +59,15 @@ from coterie.discovery.medium import Encoder, ReceiveCallback
 from coterie.discovery.options import DiscoverySettings, EtcdSettings
 from coterie.errors import DecodeError
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec
+from coterie.tls import _REFUSED_OURS
 from coterie.transport.retry import Retry
 
 if TYPE_CHECKING:
+    import ssl
+
     from coterie.discovery.service import Discovery
 
-__all__ = ["EtcdError", "EtcdTransport", "node_key", "watched_prefixes"]
+__all__ = ["EtcdAccessError", "EtcdError", "EtcdTransport", "node_key", "watched_prefixes"]
 
 log = logging.getLogger("coterie.discovery")
 
@@ -124,16 +127,24 @@ class _Gateway:
     """etcd's JSON gateway: unary calls and watch streams, over several endpoints.
 
     A call that cannot reach an endpoint moves to the next one for the
-    following call; the caller retries.
+    following call; the caller retries. With a CA or a client certificate
+    the session speaks TLS with them; with a user, it logs in once
+    (``/v3/auth/authenticate``) and sends the token in every call's
+    ``Authorization`` header, logging in again when etcd says the token is
+    no longer valid (a restart, a password change, its TTL).
     """
 
-    def __init__(self, endpoints: tuple[str, ...]) -> None:
+    def __init__(self, settings: EtcdSettings) -> None:
         import aiohttp
 
         self._aiohttp = aiohttp
-        self._endpoints = endpoints
+        self._settings = settings
+        self._endpoints = settings.endpoints
         self._current = 0
+        self._token: str | None = None
+        self._login_lock = asyncio.Lock()
         self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=_ssl_context(settings)),
             timeout=aiohttp.ClientTimeout(total=None, connect=_CALL_TIMEOUT),
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
         )
@@ -147,32 +158,86 @@ class _Gateway:
 
     async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """One unary call; its JSON answer (``result`` unwrapped for stream RPCs)."""
-        aiohttp = self._aiohttp
-        url = self.endpoint + path
-        try:
-            async with self.session.post(
-                url, json=body, timeout=aiohttp.ClientTimeout(total=_CALL_TIMEOUT)
-            ) as resp:
-                raw = await resp.read()
-        except (aiohttp.ClientError, TimeoutError):
-            self.rotate()
-            raise
-        answer = _parse(raw, url)
-        if resp.status != 200 or "error" in answer:
-            raise EtcdError(f"etcd {url}: {resp.status} {answer.get('message') or answer}")
+        status, answer, url, used = await self._post(path, body)
+        if self._token_refused(answer):
+            # The token died (an etcd restart, a password change, its TTL):
+            # log in again, once (unless a concurrent call did), and repeat.
+            self._forget_token(used)
+            status, answer, url, used = await self._post(path, body)
+        if status != 200 or "error" in answer:
+            raise _error(url, status, answer)
         result = answer.get("result", answer)
         if not isinstance(result, dict):
             raise EtcdError(f"etcd {url}: unexpected answer {answer!r:.200}")
         return result
 
+    async def _post(
+        self, path: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], str, str | None]:
+        """One POST: etcd's status and answer, the URL, and the token it carried."""
+        aiohttp = self._aiohttp
+        headers = await self._headers()
+        url = self.endpoint + path
+        try:
+            async with self.session.post(
+                url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=_CALL_TIMEOUT)
+            ) as resp:
+                raw = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.rotate()
+            _raise_refused(url, exc, self._settings)
+            raise
+        return resp.status, _parse(raw, url, resp.status), url, headers.get("Authorization")
+
+    async def _headers(self) -> dict[str, str]:
+        """The ``Authorization`` header, logging in first when there is no token."""
+        if self._settings.user is None:
+            return {}
+        async with self._login_lock:
+            if self._token is None:
+                self._token = await self._login()
+            return {"Authorization": self._token}
+
+    async def _login(self) -> str:
+        aiohttp, settings = self._aiohttp, self._settings
+        url = self.endpoint + "/v3/auth/authenticate"
+        body = {"name": settings.user, "password": settings.password}
+        try:
+            async with self.session.post(
+                url, json=body, timeout=aiohttp.ClientTimeout(total=_CALL_TIMEOUT)
+            ) as resp:
+                status, answer = resp.status, _parse(await resp.read(), url, resp.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.rotate()
+            _raise_refused(url, exc, settings)
+            raise
+        token = answer.get("token")
+        if status != 200 or not isinstance(token, str) or not token:
+            raise _error(url, status, answer)
+        log.debug("etcd discovery logged in at %s as %s", self.endpoint, settings.user)
+        return token
+
+    def _forget_token(self, token: str | None) -> None:
+        """Drop ``token`` so the next call logs in, unless it was replaced already."""
+        if self._token == token:
+            self._token = None
+
+    def _token_refused(self, answer: dict[str, Any]) -> bool:
+        return self._settings.user is not None and any(
+            stale in str(answer.get("error", "")) for stale in _STALE_TOKEN
+        )
+
     async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """A server stream (watch): one ``result`` object per message."""
         aiohttp = self._aiohttp
+        headers = await self._headers()
+        used = headers.get("Authorization")
         url = self.endpoint + path
         try:
-            async with self.session.post(url, json=body) as resp:
+            async with self.session.post(url, json=body, headers=headers) as resp:
                 if resp.status != 200:
-                    raise EtcdError(f"etcd {url}: {resp.status} {(await resp.read())[:200]!r}")
+                    answer = _parse(await resp.read(), url, resp.status)
+                    raise _error(url, resp.status, answer)
                 buffer = b""
                 async for chunk in resp.content.iter_any():
                     buffer += chunk
@@ -182,21 +247,107 @@ class _Gateway:
                             message = _parse(line, url)
                             if "error" in message:
                                 raise EtcdError(f"etcd {url}: {message['error']}")
-                            yield message.get("result", {})
+                            result = message.get("result", {})
+                            reason = str(result.get("cancel_reason", ""))
+                            if any(stale in reason for stale in _STALE_TOKEN):
+                                self._forget_token(used)  # the next call logs in
+                            yield result
                     if len(buffer) > _MAX_LINE:
                         raise EtcdError(f"etcd {url}: a watch message over {_MAX_LINE} bytes")
-        except (aiohttp.ClientError, TimeoutError):
+        except (aiohttp.ClientError, TimeoutError) as exc:
             self.rotate()
+            _raise_refused(url, exc, self._settings)
             raise
 
     async def close(self) -> None:
         await self.session.close()
 
 
-def _parse(raw: bytes, url: str) -> dict[str, Any]:
+#: What etcd answers when a token it issued is no longer valid.
+_STALE_TOKEN = ("invalid auth token", "revision of auth store is old")
+_SETS_USER = "EtcdSettings user and password (COTERIE_DISCOVERY_ETCD_USER / _PASSWORD)"
+_SETS_CERT = "EtcdSettings cert and key (COTERIE_DISCOVERY_ETCD_CERT / _KEY)"
+#: etcd's own words, and what to change: (its message contains, ours).
+_ADVICE = (
+    ("user name is empty", f"etcd has authentication enabled: set {_SETS_USER}"),
+    ("authentication failed", f"etcd refused the user name or password: check {_SETS_USER}"),
+    ("authentication is not enabled",
+     "etcd has authentication off: leave EtcdSettings user and password unset"),
+    ("permission denied",
+     "etcd refused a key to this user: grant its role readwrite on the discovery prefix "
+     "(etcdctl role grant-permission ROLE --prefix=true readwrite PREFIX)"),
+    ("CommonName of client",
+     "etcd's JSON gateway refuses a client certificate with a Common Name while "
+     "authentication is on: use a certificate without one, or one of the two"),
+)  # fmt: skip
+
+
+class EtcdAccessError(EtcdError):
+    """etcd refused this client: its certificate, user or password (not retried at start)."""
+
+
+def _error(url: str, status: int, answer: dict[str, Any]) -> EtcdError:
+    """The error for a refused call, saying what to change when etcd's words tell."""
+    said = str(answer.get("message") or answer.get("error") or answer)
+    for words, advice in _ADVICE:
+        if words in said:
+            return EtcdAccessError(f"etcd {url}: {said}; {advice}")
+    return EtcdError(f"etcd {url}: {status} {said}")
+
+
+def _raise_refused(url: str, exc: BaseException, settings: EtcdSettings) -> None:
+    """Raise :class:`EtcdAccessError` when ``exc`` is a TLS refusal, with what to change."""
+    text = f"{exc} {exc.__cause__ or ''}"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        where = "EtcdSettings ca (COTERIE_DISCOVERY_ETCD_CA)"
+        raise EtcdAccessError(
+            f"etcd {url}: its certificate is not signed by the CA this side trusts, or not for "
+            f"this host name: set {where} to the CA of etcd's --cert-file"
+        ) from exc
+    # The alerts of a peer that refuses this side's certificate, or its lack of one.
+    refused = (*_REFUSED_OURS, "HANDSHAKE_FAILURE")
+    if settings.cert is None and any(alert in text for alert in refused):
+        raise EtcdAccessError(
+            f"etcd {url} asks for a client certificate (--client-cert-auth): set {_SETS_CERT}"
+        ) from exc
+    if any(alert in text for alert in refused):
+        raise EtcdAccessError(
+            f"etcd {url} refused this client's certificate: it must be issued by etcd's "
+            f"--trusted-ca-file: check {_SETS_CERT}"
+        ) from exc
+
+
+def _ssl_context(settings: EtcdSettings) -> ssl.SSLContext | bool:
+    """The TLS context for ``settings`` (``True``: aiohttp's default checks).
+
+    Raises:
+        ValueError: When a PEM file cannot be read, naming it.
+    """
+    if not settings.uses_tls:
+        return True
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=settings.ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot read the etcd CA file {settings.ca!r}: {exc}") from exc
+    if settings.cert:
+        try:
+            context.load_cert_chain(settings.cert, settings.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"cannot read the etcd client certificate {settings.cert!r} and key "
+                f"{settings.key!r}: {exc}"
+            ) from exc
+    return context
+
+
+def _parse(raw: bytes, url: str, status: int = 200) -> dict[str, Any]:
     try:
         answer = orjson.loads(raw)
     except orjson.JSONDecodeError:
+        if status != 200:  # the gateway's own refusals are plain text
+            return {"error": raw[:200].decode(errors="replace").strip()}
         raise EtcdError(f"etcd {url}: not JSON: {raw[:200]!r}") from None
     if not isinstance(answer, dict):
         raise EtcdError(f"etcd {url}: not a JSON object: {raw[:200]!r}")
@@ -224,7 +375,7 @@ class _Registry:
         self.key = key
         self.settings = settings
         self.ttl = ttl
-        self.gateway = _Gateway(settings.endpoints)
+        self.gateway = _Gateway(settings)
         self.lease: int | None = None
         #: Every key this process registers, with its value (written again
         #: after an outage).
@@ -249,7 +400,20 @@ class _Registry:
         async with self._lease_lock:
             if self._keeper is None:
                 await self._grant()
+                await self._check_access()
                 self._keeper = asyncio.create_task(self._keep_alive(), name="coterie-etcd-lease")
+
+    async def _check_access(self) -> None:
+        """Count the prefix's keys: etcd grants leases to anyone, reads only to its users.
+
+        Raises:
+            EtcdAccessError: When etcd wants a user, or this one may not read.
+        """
+        prefix = self.settings.prefix.rstrip("/") + "/"
+        await self.gateway.call(
+            "/v3/kv/range",
+            {"key": _b64(prefix), "range_end": _prefix_end(prefix), "count_only": True},
+        )
 
     async def _grant(self) -> None:
         answer = await self.gateway.call("/v3/lease/grant", {"TTL": self.ttl})
@@ -525,7 +689,7 @@ class EtcdTransport:
             ) from exc
         loop = asyncio.get_running_loop()
         ttl = _ttl(self._settings)
-        rkey = (loop, self._etcd.endpoints, self._etcd.prefix, ttl)
+        rkey = (loop, self._etcd, ttl)
         registry = _REGISTRIES.get(rkey)
         if registry is None:
             registry = _REGISTRIES[rkey] = _Registry(rkey, self._etcd, ttl)
@@ -533,6 +697,9 @@ class EtcdTransport:
         self._registry = registry
         try:
             await registry.start()
+        except EtcdAccessError as exc:
+            await self.close()
+            raise PermissionError(f"etcd discovery: {exc}") from exc
         except Exception as exc:
             await self.close()
             raise OSError(f"etcd discovery cannot reach {self._etcd.endpoints}: {exc}") from exc

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from coterie.settings import Settings
@@ -59,27 +59,56 @@ DEFAULT_ETCD_PREFIX = "/coterie"
 
 @dataclass(frozen=True, slots=True)
 class EtcdSettings:
-    """Where etcd discovery registers: the cluster's client URLs and a key prefix.
+    """Where etcd discovery registers, and how it proves who it is.
 
     Attributes:
-        endpoints: ``http://host:port`` client URLs of the etcd members; a
-            call that fails moves on to the next.
+        endpoints: ``http://`` or ``https://`` client URLs of the etcd
+            members; a call that fails moves on to the next.
         prefix: Every key of the mesh starts with it, so meshes may share a
             cluster (``/coterie``).
+        ca: PEM file of the CA that signs etcd's server certificate
+            (``--trusted-ca-file`` on a Kubernetes control plane); without
+            it, ``https://`` endpoints are checked against the system's CAs.
+        cert: PEM file of this client's certificate, for an etcd started
+            with ``--client-cert-auth``.
+        key: PEM file of ``cert``'s private key (leave it out when ``cert``
+            holds both).
+        user: etcd user name, for an etcd with authentication enabled
+            (``etcdctl auth enable``): coterie logs in through the JSON
+            gateway (``/v3/auth/authenticate``) and logs in again when etcd
+            drops the token.
+        password: ``user``'s password (never shown in ``repr``).
     """
 
     endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
     prefix: str = DEFAULT_ETCD_PREFIX
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @classmethod
-    def parse(cls, urls: str, prefix: str | None = None) -> EtcdSettings:
-        """From comma-separated URLs (``http://`` may be left out) and a prefix."""
+    def parse(cls, urls: str, prefix: str | None = None, **access: str | None) -> EtcdSettings:
+        """From comma-separated URLs (``http://`` may be left out), a prefix and ``access``.
+
+        Args:
+            urls: Client URLs, comma-separated.
+            prefix: The key prefix (``/coterie`` when ``None``).
+            **access: Any of ``ca``, ``cert``, ``key``, ``user`` and
+                ``password``.
+        """
         endpoints = tuple(
             (u if "://" in u else f"http://{u}").rstrip("/")
             for u in (part.strip() for part in urls.split(","))
             if u
         )
-        return cls(endpoints, prefix or DEFAULT_ETCD_PREFIX)
+        return cls(endpoints, prefix or DEFAULT_ETCD_PREFIX, **access)
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether a CA or a client certificate is given."""
+        return bool(self.ca or self.cert or self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +207,10 @@ class DiscoveryOptions:
             for meshes without Node peers
             (``COTERIE_DISCOVERY_REDIS_CHANNEL``).
         etcd: Register in etcd instead of sending hellos: comma-separated
-            client URLs or an :class:`EtcdSettings`
-            (``COTERIE_DISCOVERY_ETCD``, ``COTERIE_DISCOVERY_ETCD_PREFIX``).
+            client URLs or an :class:`EtcdSettings`, which also holds a CA,
+            a client certificate and a user and password
+            (``COTERIE_DISCOVERY_ETCD``, ``COTERIE_DISCOVERY_ETCD_PREFIX``,
+            ``_CA``, ``_CERT``, ``_KEY``, ``_USER``, ``_PASSWORD``).
             Node cote cannot take part. See :mod:`coterie.discovery.etcd`.
         use_host_names: Connect to peers by host name rather than source
             address (``COTE_USE_HOST_NAMES``; on with Redis).
@@ -231,13 +262,18 @@ class DiscoveryOptions:
             ValueError: When a value is out of range or inconsistent.
         """
         from_env = Settings.from_environ(environ).discovery
+        etcd_access = from_env.get("etcd_access", {})
         merged: dict[str, Any] = {
-            k: v for k, v in from_env.items() if k not in ("redis", "etcd", "etcd_prefix")
+            k: v
+            for k, v in from_env.items()
+            if k not in ("redis", "etcd", "etcd_prefix", "etcd_access")
         }
         if "redis" in from_env:
             merged["redis"] = RedisSettings(**from_env["redis"])
         if "etcd" in from_env:
-            merged["etcd"] = EtcdSettings.parse(from_env["etcd"], from_env.get("etcd_prefix"))
+            merged["etcd"] = EtcdSettings.parse(
+                from_env["etcd"], from_env.get("etcd_prefix"), **etcd_access
+            )
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:
@@ -250,7 +286,9 @@ class DiscoveryOptions:
         if self.redis is not None and self.use_host_names is None:
             merged["use_host_names"] = True
         if isinstance(merged.get("etcd"), str):
-            merged["etcd"] = EtcdSettings.parse(merged["etcd"], from_env.get("etcd_prefix"))
+            merged["etcd"] = EtcdSettings.parse(
+                merged["etcd"], from_env.get("etcd_prefix"), **etcd_access
+            )
         if merged.get("etcd") is not None and self.use_host_names is None:
             # As with Redis: no source address, so peers dial what a hello announces.
             merged["use_host_names"] = True
@@ -310,6 +348,7 @@ def _check(s: DiscoverySettings) -> None:
                 raise ValueError(f"etcd client URLs are http:// or https://, got {url!r}")
         if not s.etcd.prefix.startswith("/"):
             raise ValueError(f"the etcd prefix must start with '/', got {s.etcd.prefix!r}")
+        _check_etcd_access(s.etcd)
     if s.redis_channel not in ("cote", "group"):
         raise ValueError(f"redis_channel is 'cote' or 'group', got {s.redis_channel!r}")
     if s.advertise_address is not None and s.advertise_address in ("0.0.0.0", "::"):
@@ -320,3 +359,24 @@ def _check(s: DiscoverySettings) -> None:
         raise ValueError(f"discovery port must be 1-65535, got {s.port}")
     if s.multicast_ttl < 0 or s.multicast_ttl > 255:
         raise ValueError(f"multicast_ttl must be 0-255, got {s.multicast_ttl}")
+
+
+def _check_etcd_access(etcd: EtcdSettings) -> None:
+    if etcd.uses_tls:
+        plain = [url for url in etcd.endpoints if url.startswith("http://")]
+        if plain:
+            raise ValueError(
+                f"an etcd CA or client certificate needs https:// client URLs, got {plain[0]!r}"
+            )
+    if etcd.key and not etcd.cert:
+        raise ValueError(
+            "an etcd client key needs its certificate: set EtcdSettings cert "
+            "(COTERIE_DISCOVERY_ETCD_CERT) too"
+        )
+    if (etcd.user is None) != (etcd.password is None):
+        raise ValueError(
+            "etcd user and password go together: set both EtcdSettings user and password "
+            "(COTERIE_DISCOVERY_ETCD_USER and COTERIE_DISCOVERY_ETCD_PASSWORD)"
+        )
+    if etcd.user is not None and not etcd.user:
+        raise ValueError("the etcd user name is empty: leave user out when etcd has no auth")
