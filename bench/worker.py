@@ -11,7 +11,8 @@ the bench uses:
   (cote's camelCase names), ``firstContact``, ``quiet``, ``expect``,
   ``metrics`` (coterie only: the component keeps Prometheus metrics), and
   ``handler`` (coterie only: ``"async"`` makes the responder's echo an
-  ``async def`` that never waits, instead of a plain function);
+  ``async def`` that never waits, instead of a plain function; ``"msgspec"``
+  a typed one taking and returning msgspec Structs, ``bench/typed_handler.py``);
 - stdin: ``bench``, ``publish_bench``, ``stats``, ``exit``;
 - stdout: ``ready``, ``added``, ``bench``, ``first_contact``,
   ``published_bench``, ``received``, ``stats``, ``error``, ``closed``.
@@ -93,7 +94,12 @@ class Worker:
             async def async_echo(req: dict[str, Any]) -> dict[str, Any]:
                 return {**req, "by": name, "pid": pid}
 
-            handler = async_echo if self.config.get("handler") == "async" else echo
+            kind = self.config.get("handler")
+            handler: Any = async_echo if kind == "async" else echo
+            if kind == "msgspec":
+                from bench.typed_handler import typed_echo
+
+                handler = typed_echo(name, pid)
             for request_type in self.config.get("respondsTo") or ["echo"]:
                 responder.on(request_type, handler)
             return responder

@@ -109,11 +109,17 @@ RUNS: dict[str, Run] = {
     "README.md#1": Run("elsewhere"),  # tests/test_readme.py
     "README.md#2": Run("elsewhere"),  # tests/test_readme.py, under pytest
     "README.md#3": Run("script"),
+    "README.md#4": Run("script", prints="True\ninvalid $.cardno: expected str, got int"),
     "docs/metrics.md#1": Run("script", prints="0"),
     "docs/monitor.md#1": Run("server", prints="open http://127.0.0.1:5555/", url="/"),
     "docs/sockend.md#1": Run("server", url="/socket.io/?EIO=4&transport=polling"),
     "docs/sockend.md#2": Run("fragment"),
-    "docs/testbed.md#1": Run("elsewhere"),  # tests/multihost/test_doc_example.py
+    "docs/testbed.md#1": Run("elsewhere"),
+    "docs/typed.md#1": Run(
+        "script",
+        prints="Receipt(amount=12, by='pay')\ninvalid $.amount: input should be a valid integer, "
+        "unable to parse string as an integer, got str",
+    ),  # tests/multihost/test_doc_example.py
     "src/coterie/__init__.py#1": Run("script", prints="True"),
     "src/coterie/sync/__init__.py#1": Run("fragment"),
     "src/coterie/testing/__init__.py#1": Run("pytest"),

@@ -30,6 +30,10 @@ HEAVY = (
     "prometheus_client",
     "opentelemetry",
     "redis",
+    # typed contracts (coterie.typed) load their library only for a model
+    "msgspec",
+    "pydantic",
+    "pydantic_core",
     "tempfile",
     "pathlib",
     # listing interfaces (getifaddrs) is for a broadcast to 255.255.255.255 only
@@ -106,6 +110,32 @@ def test_a_started_responder_loads_no_optional_part_nor_threads() -> None:
         modules = loaded_after(STARTED, pure=build == "pure")
         assert "coterie.discovery.transports" in modules
         assert heavy(modules) == [], build
+
+
+def test_typed_contracts_load_nothing_until_a_model_is_used() -> None:
+    """Annotated handlers and a requester's typed call path import no model library."""
+    modules = loaded_after(
+        "from typing import Any\n"
+        "import coterie\n"
+        "def check(req: dict[str, Any]) -> bool: return True\n"
+        "r = coterie.Responder('annotated')\n"
+        "r.on('check', check)\n"
+        "assert r.handler('check') is check\n"
+        "coterie.Requester('caller')\n"
+        "assert coterie.Contract.__name__ == 'Contract'"
+    )
+    assert "coterie.typed" in modules
+    assert [m for m in heavy(modules) if m != "coterie.components.requester"] == []
+    used = loaded_after(
+        "import msgspec, coterie\n"
+        "class Card(msgspec.Struct): n: int\n"
+        "def check(card: Card) -> bool: return True\n"
+        "r = coterie.Responder('typed')\n"
+        "r.on('check', check)\n"
+        "assert r.handler('check') is not check"
+    )
+    assert "msgspec" in used
+    assert not {"pydantic", "pydantic_core"} & used
 
 
 def test_what_is_used_is_loaded() -> None:

@@ -14,6 +14,7 @@ import coterie
 
 PUBLIC = [
     "DEFAULT_REQUEST_TIMEOUT",
+    "Contract",
     "CoterieError",
     "DiscoveryOptions",
     "DiscoveryTransport",
@@ -128,6 +129,7 @@ PUBLIC_MODULES = {
     "coterie.observe",
     "coterie.metrics",
     "coterie.tracing",
+    "coterie.typed",
     "coterie.gateways.sockend",
     "coterie.gateways.nginx",
     "coterie.gateways.announce",

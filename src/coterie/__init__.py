@@ -55,11 +55,13 @@ if TYPE_CHECKING:
         TimeBalancedRequester,
     )
     from coterie.components.subscriber import Subscriber
+    from coterie.typed import Contract
 
 #: Names imported on first use (PEP 562), so a process loads only the
 #: components it uses: a plain responder never loads the requester, the
 #: monitor or pub/sub. Name -> module.
 _LAZY = {
+    "Contract": "coterie.typed",
     "DEFAULT_REQUEST_TIMEOUT": "coterie.components.requester",
     "Monitor": "coterie.components.monitor",
     "PendingBalancedRequester": "coterie.components.requester",
@@ -71,6 +73,7 @@ _LAZY = {
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
+    "Contract",
     "CoterieError",
     "DiscoveryOptions",
     "DiscoveryTransport",

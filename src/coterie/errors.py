@@ -96,6 +96,9 @@ class RemoteError(CoterieError):
     Attributes:
         message: The error's message.
         name: The error's class name on the responder side, when known.
+        code: The outcome code of an error coterie answered itself rather than
+            a handler (``"invalid"``, ``"no_handler"``, ...: see
+            :mod:`coterie.protocol.codes`), when the payload has one.
         payload: The error value exactly as it arrived.
     """
 
@@ -105,9 +108,12 @@ class RemoteError(CoterieError):
             self.message = str(payload.get("message", "") or payload)
             name = payload.get("name")
             self.name: str | None = str(name) if name is not None else None
+            code = payload.get("code")
+            self.code: str | None = code if isinstance(code, str) else None
         else:
             self.message = str(payload)
             self.name = None
+            self.code = None
         # "KeyError: 'cardno'", not "'cardno'": the remote exception's name says what failed.
         shown = self.message
         if self.name and self.name != self.message:

@@ -33,6 +33,7 @@ ROWS = {
     "lat_p99": "sequential latency p99",
     "rr_c100_metrics": "req/resp throughput, 100 in flight, metrics on",
     "async_c100": "async def handler, 100 in flight",
+    "typed_c100": "typed handler (msgspec), 100 in flight",
     "async_spread": "async def handler, slowest round / median",
     "peer_zmq_c100": "req/resp throughput, 100 in flight, vs pyzmq",
     "peer_zmq_p50": "sequential latency p50, vs pyzmq",
@@ -100,7 +101,7 @@ def test_smoke_bench_reports_every_scenario(tmp_path: Path) -> None:
             # pyzmq, grpc.aio, grpc's sync stub or the asyncio requester ran
             assert _number(row["reference_value"]), (key, row)
             assert row["ratio"] is not None
-        elif key == "async_c100":
+        elif key in ("async_c100", "typed_c100"):
             assert _number(row["reference_value"]), (key, row)  # the plain handler ran
         elif key == "async_spread":
             assert 0 < row["coterie"] <= 1, (key, row)

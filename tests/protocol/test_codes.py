@@ -68,6 +68,7 @@ def test_the_vocabulary_is_exactly_these_codes() -> None:
         "error",
         "bad_request",
         "no_handler",
+        "invalid",
         "too_large",
         "timeout",
         "link_lost",
@@ -91,6 +92,11 @@ def test_a_responder_refusal_keeps_its_name_and_gains_the_code() -> None:
     assert refusal("bad_request", "m")["name"] == "BadRequest"
     assert refusal("too_large", "m")["name"] == "FrameTooLargeError"
     assert refusal("cancelled", "m")["name"] == "CancelledError"
+    assert refusal("invalid", "$.cardno: expected str, got int") == {
+        "message": "$.cardno: expected str, got int",
+        "name": "ValidationError",
+        "code": "invalid",
+    }
 
 
 def test_a_refusal_names_who_refused() -> None:

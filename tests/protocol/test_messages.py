@@ -12,6 +12,7 @@ from coterie.protocol.liveness import PING
 from coterie.protocol.messages import (
     BAD_FRAME,
     IGNORED_FRAME,
+    MAX_PROBLEMS,
     PING_FRAME,
     RESERVED_FIELDS,
     SHORT_FRAME,
@@ -24,6 +25,9 @@ from coterie.protocol.messages import (
     encode_request,
     error_payload,
     error_value,
+    field_path,
+    invalid_refusal,
+    json_kind,
     no_handler_message,
     split_request,
     split_trace,
@@ -256,3 +260,39 @@ def test_a_refusal_frame_carries_the_code_and_the_id() -> None:
         ]
     ]
     assert frame == encode_frame((frames(frame)[0][0], "9:9"))
+
+
+# -- typed contracts: the invalid error ---------------------------------------
+
+
+def test_field_path_names_fields_and_indexes_from_the_root() -> None:
+    assert field_path(()) == "$"
+    assert field_path(("cardno",)) == "$.cardno"
+    assert field_path(("items", 0, "x", 12)) == "$.items[0].x[12]"
+
+
+def test_json_kind_uses_json_words_and_tells_bool_from_int() -> None:
+    values: list[Any] = [{}, [], "s", True, 1, 1.5, None, b"x"]
+    kinds = [json_kind(v) for v in values]
+    assert kinds == ["object", "array", "str", "bool", "int", "float", "null", "bytes"]
+
+
+def test_invalid_refusal_names_each_path_and_what_was_expected() -> None:
+    assert invalid_refusal([("$.cardno", "expected str, got int")]) == {
+        "message": "$.cardno: expected str, got int",
+        "name": "ValidationError",
+        "code": "invalid",
+    }
+    two = invalid_refusal([("$.a", "field required"), ("$.b[1]", "expected int, got str")])
+    assert two["message"] == "$.a: field required; $.b[1]: expected int, got str"
+
+
+def test_invalid_refusal_is_bounded_and_never_empty() -> None:
+    many = invalid_refusal((f"$.f{n}", "field required") for n in range(MAX_PROBLEMS + 3))
+    listed = many["message"].split("; ")
+    assert len(listed) == MAX_PROBLEMS + 1
+    assert listed[-1] == "and 3 more"
+    assert listed[MAX_PROBLEMS - 1] == f"$.f{MAX_PROBLEMS - 1}: field required"
+    exactly = invalid_refusal((f"$.f{n}", "x") for n in range(MAX_PROBLEMS))
+    assert "more" not in exactly["message"]
+    assert invalid_refusal([])["message"] == "$: does not match the contract"

@@ -26,7 +26,7 @@ import asyncio
 import enum
 import logging
 import os
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar, overload
 
 from mypy_extensions import mypyc_attr
 
@@ -49,6 +49,7 @@ from coterie.protocol.routing import Balance, Drained, Fail, Outcome, Request, R
 from coterie.transport.link import Link
 from coterie.transport.peers import Peer
 from coterie.transport.timer import Alarm
+from coterie.typed import Contract, answer_checker, request_body
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -61,6 +62,8 @@ log = logging.getLogger("coterie.requester")
 
 #: Seconds a request may take, waiting included, when nothing else is set.
 DEFAULT_REQUEST_TIMEOUT = 60.0
+#: The answer type of a typed call (coterie.typed).
+R = TypeVar("R")
 
 
 class _Unset(enum.Enum):
@@ -250,6 +253,59 @@ class Requester(Monitorable):
             if observer is not None:
                 observer.request_end(request_id, request["type"], asyncio.CancelledError())
             raise
+
+    @overload
+    async def call(
+        self,
+        request: Any,
+        *,
+        returns: type[R],
+        timeout: float | _Unset | None = _UNSET,
+        retry: bool = True,
+    ) -> R: ...
+
+    @overload
+    async def call(
+        self,
+        request: Contract[R],
+        *,
+        timeout: float | _Unset | None = _UNSET,
+        retry: bool = True,
+    ) -> R: ...
+
+    @overload
+    async def call(
+        self,
+        request: dict[str, Any],
+        *,
+        timeout: float | _Unset | None = _UNSET,
+        retry: bool = True,
+    ) -> Any: ...
+
+    async def call(
+        self,
+        request: Any,
+        *,
+        returns: Any = None,
+        timeout: float | _Unset | None = _UNSET,
+        retry: bool = True,
+    ) -> Any:
+        """Send a request model (or dict) and return its answer, checked against its type.
+
+        A typed :meth:`send` (see :mod:`coterie.typed`): a msgspec ``Struct``
+        or pydantic ``BaseModel`` is sent as its fields plus ``type`` (its
+        class variable); the answer is checked against ``returns``, else the
+        model's ``Contract[R]``, and converted when that type is a model.
+
+        Raises:
+            TypeError: The request cannot be sent as JSON or has no type, or
+                the answer is not of the expected type.
+            RemoteError: As :meth:`send`; ``code == "invalid"`` when the
+                request does not match the handler's contract.
+        """
+        check = answer_checker(request, returns)
+        answer = await self.send(request_body(request), timeout=timeout, retry=retry)
+        return answer if check is None else check(answer)
 
     def _status_traffic(self) -> dict[str, dict[str, int]]:
         # The router counts requests and error replies per link.

@@ -64,6 +64,7 @@ from coterie.protocol.messages import (
 )
 from coterie.protocol.patterns import best, is_pattern
 from coterie.transport.link import Link
+from coterie.typed import typed_handler
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "Handler", "Responder"]
 
@@ -73,7 +74,8 @@ Handler = Callable[[dict[str, Any]], Any]
 
 #: Result types that are never awaitable: skip the (slower) awaitable check.
 _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
-H = TypeVar("H", bound=Handler)
+#: Any one-argument callable: a typed handler's parameter is a model (coterie.typed).
+H = TypeVar("H", bound=Callable[[Any], Any])
 #: Seconds ``close`` gives cancelled handlers to finish before their links close.
 _CANCEL_GRACE = 1.0
 #: Seconds ``close`` waits for requests in progress when nothing else is set.
@@ -144,7 +146,10 @@ class Responder(ListeningComponent):
         """Register the handler for a request type or pattern; usable as a decorator.
 
         The handler gets the request dict and returns the result, or an
-        awaitable of it. Raising sends an error reply.
+        awaitable of it. Raising sends an error reply. A handler whose first
+        parameter is annotated with a msgspec ``Struct`` or a pydantic
+        ``BaseModel`` gets a validated instance instead, and a request that
+        does not match gets an ``invalid`` error (:mod:`coterie.typed`).
 
         A ``request_type`` with ``*`` is a pattern, as in cote (EventEmitter2,
         delimiter ``::``): ``"*"`` serves every type without ``::``,
@@ -161,7 +166,7 @@ class Responder(ListeningComponent):
                 raise TypeError(f"handler for {request_type!r} is not callable")
             if request_type not in self._handlers and is_pattern(request_type):
                 self._patterns.append(request_type)
-            self._handlers[request_type] = fn
+            self._handlers[request_type] = typed_handler(request_type, fn)  # decided once
             if self._advertise_types:
                 types = self.advertisement["respondsTo"]
                 if request_type not in types:

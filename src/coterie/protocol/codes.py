@@ -16,6 +16,7 @@ same string is used wherever the outcome is told:
 | ``error`` | reached a handler, which failed (its error as sent) | ``RemoteError`` |
 | ``bad_request`` | is not an object with a ``type``, or not JSON | ``TypeError``, ``ValueError`` |
 | ``no_handler`` | has a type nothing here serves | ``RemoteError`` |
+| ``invalid`` | does not match its handler's typed contract | ``RemoteError`` |
 | ``too_large`` | or its reply exceeds a size limit | ``FrameTooLargeError`` |
 | ``timeout`` | got no answer within its bound | ``RequestTimeoutError`` |
 | ``link_lost`` | (``retry=False``) lost its link mid-flight | ``LinkLostError`` |
@@ -52,6 +53,7 @@ __all__ = [
     "ERROR",
     "FAILED",
     "GONE",
+    "INVALID",
     "LINK_LOST",
     "NO_HANDLER",
     "OK",
@@ -68,6 +70,7 @@ OK: Final = "ok"
 ERROR: Final = "error"
 BAD_REQUEST: Final = "bad_request"
 NO_HANDLER: Final = "no_handler"
+INVALID: Final = "invalid"
 TOO_LARGE: Final = "too_large"
 TIMEOUT: Final = "timeout"
 LINK_LOST: Final = "link_lost"
@@ -85,6 +88,7 @@ CODES: Final = frozenset(
         ERROR,
         BAD_REQUEST,
         NO_HANDLER,
+        INVALID,
         TOO_LARGE,
         TIMEOUT,
         LINK_LOST,
@@ -102,6 +106,7 @@ CODES: Final = frozenset(
 RESPONDER_NAMES: Final = {
     BAD_REQUEST: "BadRequest",
     NO_HANDLER: "NoHandlerError",
+    INVALID: "ValidationError",
     TOO_LARGE: "FrameTooLargeError",
     CANCELLED: "CancelledError",
 }

@@ -27,6 +27,11 @@ or publish larger than ``max_size`` raises
 :class:`~coterie.errors.FrameTooLargeError`, and a reply too large (or that
 cannot be serialised) becomes an error reply (:func:`encode_answer`).
 
+A request that does not match a typed handler's contract (:mod:`coterie.typed`)
+is refused with an ``invalid`` error whose message names each field's path and
+what was expected (:func:`invalid_refusal`); the adapters for msgspec and
+pydantic only translate their library's errors into ``(path, problem)`` pairs.
+
 These functions are on the request path: they return the caller's own dict
 when there is nothing to take out, and plain values or tuples, never new
 classes.
@@ -34,18 +39,20 @@ classes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
 from coterie.errors import FrameTooLargeError, RemoteError
-from coterie.protocol.codes import TOO_LARGE, refusal
+from coterie.protocol.codes import INVALID, TOO_LARGE, refusal
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, encode_arg, encode_frame, frame_length
 from coterie.protocol.liveness import PING
 
 __all__ = [
     "BAD_FRAME",
     "IGNORED_FRAME",
+    "MAX_PROBLEMS",
     "PING_FRAME",
     "RESERVED_FIELDS",
     "SHORT_FRAME",
@@ -62,6 +69,9 @@ __all__ = [
     "encode_request",
     "error_payload",
     "error_value",
+    "field_path",
+    "invalid_refusal",
+    "json_kind",
     "no_handler_message",
     "split_request",
     "split_trace",
@@ -198,6 +208,55 @@ def error_value(exc: BaseException) -> Any:
     if isinstance(exc, RemoteError) and exc.payload:
         return exc.payload
     return error_payload(exc)
+
+
+#: At most this many problems are listed in one ``invalid`` error.
+MAX_PROBLEMS = 10
+#: JSON's names for what a decoded request can hold (``bool`` before ``int``).
+_JSON_KINDS: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "str",
+    bool: "bool",
+    int: "int",
+    float: "float",
+    type(None): "null",
+}
+
+
+def json_kind(value: Any) -> str:
+    """The JSON kind of a decoded value, as an ``invalid`` error names it.
+
+    ``"object"``, ``"array"``, ``"null"``, ``"str"``, ``"int"``, ``"float"``
+    or ``"bool"`` (msgspec's words); any other value by its class name.
+    """
+    return _JSON_KINDS.get(type(value)) or type(value).__name__
+
+
+def field_path(location: Sequence[str | int]) -> str:
+    """A field's path from the request's root: ``("items", 0, "x")`` is ``$.items[0].x``."""
+    return "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
+
+
+def invalid_refusal(problems: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The error a request gets when it does not match its handler's contract.
+
+    Args:
+        problems: ``(path, what)`` pairs, such as
+            ``("$.cardno", "expected str, got int")``; the first
+            :data:`MAX_PROBLEMS` are listed.
+
+    Returns:
+        ``{"message", "name": "ValidationError", "code": "invalid"}``, the
+        message ``"$.cardno: expected str, got int"`` with problems joined by
+        ``"; "``.
+    """
+    listed = [f"{path}: {what}" for path, what in problems]
+    more = len(listed) - MAX_PROBLEMS
+    message = "; ".join(listed[:MAX_PROBLEMS]) or "$: does not match the contract"
+    if more > 0:
+        message += f"; and {more} more"
+    return refusal(INVALID, message)
 
 
 # -- the decode side ---------------------------------------------------------------
