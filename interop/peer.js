@@ -41,6 +41,9 @@
 //   {"event":"received","count":N,"seconds":S}  subscriber: first to expect-th event
 //   {"event":"stats","count":N,"seconds":S}       subscriber: answer to "stats"
 //   {"event":"error","message":...}                bad command or crash
+//   {"event":"connect"}                            a TCP connection of the component's
+//       axon socket came up (accepted or opened): counts (re)connections
+//   {"event":"hellos_paused"} / {"event":"hellos_resumed"}   pause_hellos
 //   {"event":"closed"}                             last line before exit
 //
 // stdin, one JSON object a line:
@@ -50,6 +53,8 @@
 //   {"cmd":"publish_bench","topic":"...","data":...,"n":N,"batch":B}   publisher
 //   {"cmd":"stats","reset":true}      subscriber: report counts, then reset them
 //   {"cmd":"publish","topic":"...","data":...}           publisher
+//   {"cmd":"pause_hellos","ms":N}   send no discovery hello for N ms (a discovery
+//       gap, as cote's own tests stub discovery.hello); the TCP links stay up
 //   {"cmd":"exit"}   or end of stdin: close the component and exit.
 //
 // Node cote broadcasts discovery to 255.255.255.255 unless told otherwise, so
@@ -276,10 +281,24 @@ function close() {
   process.exit(0)
 }
 
+function pauseHellos(ms) {
+  const discovery = component.discovery
+  if (!discovery) return emit({ event: 'error', message: 'no discovery to pause yet' })
+  discovery.hello = () => {} // the interval calls discovery.hello()
+  emit({ event: 'hellos_paused' })
+  setTimeout(() => {
+    delete discovery.hello // back to the prototype's
+    discovery.hello()
+    emit({ event: 'hellos_resumed' })
+  }, ms)
+}
+
 function handle(cmd) {
   switch (cmd.cmd) {
     case 'exit':
       return close()
+    case 'pause_hellos':
+      return pauseHellos(cmd.ms)
     case 'send':
       if (role !== 'requester') break
       send(cmd.req, cmd.timeout).then(
@@ -340,6 +359,12 @@ function announceWhenListening() {
     sock.once('listening', announce)
   }
 }
+// Publishers, subscribers and monitors wrap their axon socket in an emitter socket.
+const axonSock = ['publisher', 'subscriber', 'monitor'].includes(role)
+  ? component.sock.sock
+  : component.sock
+axonSock.on('connect', () => emit({ event: 'connect' }))
+
 if (component.discovery) announceWhenListening()
 else (role === 'publisher' || role === 'monitor' ? component.sock.sock : component.sock).on(
   'bind',

@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import ipaddress
 import json
+import socket
 import sys
 from typing import Any
 
@@ -232,12 +233,13 @@ async def test_the_advertise_address_wins_in_every_copy() -> None:
     assert disc.advertised == ("203.0.113.5",)
 
 
-async def test_with_host_names_and_no_host_name_given_the_address_is_the_host_name() -> None:
-    # cote peers dial the host name; the machine's name may not resolve elsewhere.
+async def test_with_host_names_and_no_host_name_given_the_host_name_is_the_machines() -> None:
+    # What cote sends: cote matches its links to nodes by the name it dialled,
+    # and Node keeps no name for an address. coterie peers dial the address.
     _, sent = await _hellos(use_host_names=True)
     assert [(h["hostName"], h["data"]["address"]) for _, h in sent] == [
-        ("198.18.1.11", "198.18.1.11"),
-        ("198.18.2.11", "198.18.2.11"),
+        (socket.gethostname(), "198.18.1.11"),
+        (socket.gethostname(), "198.18.2.11"),
     ]
 
 
@@ -263,7 +265,7 @@ def test_address_and_seed_variables() -> None:
     assert DiscoveryOptions(seeds=["a"]).resolve({"COTERIE_DISCOVERY_SEEDS": "b"}).seeds == ("a",)
     plain = DiscoveryOptions().resolve({})
     assert plain.advertise_address is None and plain.seeds == () and plain.seed_interval == 5000
-    assert not plain.hostname_from_address
+    assert plain.hostname == socket.gethostname()
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from coterie import Monitor, Publisher, Requester, Responder, Subscriber
+from coterie import Monitor, Observer, Publisher, Requester, Responder, Subscriber
 from tests.helpers import MS, ms
 from tests.interop.conftest import NodePeerFactory
 from tests.interop.nodepeer import FAST_DISCOVERY, NodePeer, python_discovery
@@ -193,6 +193,62 @@ async def test_python_publisher_wildcard_node_subscriber(node_peer: NodePeerFact
         assert messages == [("a", 0), ("b", 1), ("c", 2)]
 
 
+# --- links through discovery gaps and closes (issue 28) ---------------------
+
+
+class LinkCount(Observer):
+    """Counts the links a component opens and loses."""
+
+    def __init__(self) -> None:
+        self.opened: list[bool] = []  # each link's ``again`` flag
+        self.lost = asyncio.Event()
+
+    def link_opened(self, address: str, again: bool) -> None:
+        self.opened.append(again)
+
+    def link_closed(self, address: str, error: BaseException | None) -> None:
+        self.lost.set()
+
+
+async def test_a_discovery_gap_keeps_the_link_to_a_node_publisher(
+    node_peer: NodePeerFactory,
+) -> None:
+    # cote's "Does not try to reconnect twice to the same publisher".
+    publisher = await node_peer("publisher", {"name": "node prices"})
+    links = LinkCount()
+    async with Subscriber("py ticker", discovery=python_discovery(), observer=links) as sub:
+        inbox = Inbox()
+        sub.on("*", inbox)
+        await sub.wait_connected(1, timeout=FIRST_CONTACT)
+        await publish_until_delivered(publisher, inbox)
+        gap = 3 * FAST_DISCOVERY["nodeTimeout"]
+        await publisher.send_cmd({"cmd": "pause_hellos", "ms": gap})
+        await publisher.wait_for("hellos_resumed", timeout=gap / 1000 + 5_000 * MS)
+        await drain(inbox, 0)
+        await publisher.send_cmd({"cmd": "publish", "topic": "after", "data": 1})
+        assert await inbox.get() == ("after", 1)
+    assert len(publisher.find("connect")) == 1, publisher.describe()
+    assert links.opened == [False]
+
+
+async def test_a_subscriber_does_not_reconnect_to_a_closing_node_publisher(
+    node_peer: NodePeerFactory,
+) -> None:
+    publisher = await node_peer("publisher", {"name": "node prices"})
+    links = LinkCount()
+    async with Subscriber("py ticker", discovery=python_discovery(), observer=links) as sub:
+        gone = asyncio.Event()
+        assert sub.discovery is not None
+        sub.discovery.on(lambda event, node: gone.set() if event == "removed" else None)
+        await sub.wait_connected(1, timeout=FIRST_CONTACT)
+        await publisher.close()  # cote's close(): its links, then its server, no goodbye
+        async with asyncio.timeout(FIRST_CONTACT):
+            await links.lost.wait()
+            await gone.wait()  # refused: gone at once, not after the node timeout
+        assert sub.connected == 0
+    assert links.opened == [False], "a link was opened again to a publisher that closed"
+
+
 # --- Monitoring across languages -----------------------------------------------
 
 
@@ -267,3 +323,26 @@ async def test_python_monitor_sees_node_requester_links(node_peer: NodePeerFacto
         assert client.role == "requester"
         assert snap.nodes[rep.id].role == "responder"
         assert (client.id, rep.id) in snap.edges
+
+
+async def test_node_monitor_sees_a_python_responder_with_host_names(
+    node_peer: NodePeerFactory,
+) -> None:
+    # cote's "Discover req&res" with useHostNames: a cote requester names the
+    # node of each link by comparing the name it dialled (socket._host) with
+    # the hello's hostName; Node leaves _host empty for an IP address, so a
+    # coterie hostName that is an address made it report null.
+    host_names = {"COTE_USE_HOST_NAMES": "true"}
+    discovery = {**FAST_DISCOVERY, "statusInterval": ms(200)}
+    monitor = await node_peer("monitor", {"name": "node monitor"}, env=host_names)
+    async with Responder("py time", discovery=python_discovery(use_host_names=True)) as rep:
+        rep.on("time", lambda r: 1)
+        requester = await node_peer(
+            "requester", {"name": "node client", "discovery": discovery}, env=host_names
+        )
+        reply = await requester.request({"type": "time"}, timeout=FIRST_CONTACT)
+        assert (reply["err"], reply["res"]) == (None, 1)
+        event = await monitor.wait_for(
+            "status", timeout=FIRST_CONTACT, predicate=lambda e: e["status"]["nodes"] != []
+        )
+    assert event["status"]["nodes"] == [rep.id], monitor.describe()

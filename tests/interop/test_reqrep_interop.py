@@ -367,3 +367,27 @@ async def test_node_requester_sending_a_string_is_ignored_as_cote_does(
     assert (after["err"], after["res"]) == (None, "valid")
     lines = [r.getMessage() for r in caplog.records if "not an object" in r.getMessage()]
     assert len(lines) == 1 and "(str)" in lines[0], lines
+
+
+async def test_a_discovery_gap_keeps_the_link_to_a_node_responder(
+    node_peer: NodePeerFactory,
+) -> None:
+    # cote's "Does not try to reconnect twice to the same responder": its
+    # hellos stop for 3 node timeouts while the TCP link stays up.
+    responder = await node_peer("responder", {"name": "node validation"})
+    removed: list[str] = []
+    async with Requester(name="payments", discovery=python_discovery()) as requester:
+        first = await requester.send({"type": "validate", "n": 1}, timeout=FIRST_CONTACT)
+        assert first["by"] == "node validation"
+        assert requester.discovery is not None
+        requester.discovery.on(
+            lambda event, node: removed.append(node.id) if event == "removed" else None
+        )
+        gap = 3 * FAST_DISCOVERY["nodeTimeout"]
+        await responder.send_cmd({"cmd": "pause_hellos", "ms": gap})
+        await responder.wait_for("hellos_resumed", timeout=gap / 1000 + 5_000 * MS)
+        after = await requester.send({"type": "validate", "n": 2}, timeout=FIRST_CONTACT)
+
+    assert after["by"] == "node validation"
+    assert len(responder.find("connect")) == 1, responder.describe()
+    assert removed == [], "the node was dropped although its link was up"

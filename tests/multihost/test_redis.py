@@ -2,8 +2,10 @@
 
 Broadcasts stop at the router, so a node on segment a and one on segment b
 find each other only through Redis. coterie announces the local address of
-its route to Redis (as its address and, with no host name given, as its host
-name, which Node cote dials); Node cote announces ``DISCOVERY_HOSTNAME``.
+its route to Redis as its address (coterie peers dial it) and, as cote, the
+machine's name as its host name, which Node cote dials: a node that Node
+peers dial is given ``DISCOVERY_HOSTNAME`` (its address), as cote's own
+nodes are.
 """
 
 from __future__ import annotations
@@ -25,12 +27,18 @@ def _env(redis: RedisOnRouter, host: Host, node: bool = False) -> dict[str, str]
     return env
 
 
+def _dialled_by_node(redis: RedisOnRouter, host: Host) -> dict[str, str]:
+    """A coterie node a Node peer dials: its host name must lead to it, as for cote."""
+    return {**_env(redis, host), "DISCOVERY_HOSTNAME": host.address}
+
+
 async def test_coterie_and_node_pair_across_subnets_over_redis_and_survive_a_restart(
     bed: Bed, peer: PeerFactory, redis: RedisOnRouter
 ) -> None:
     a1, a2, a3, b1, b2, b3 = (bed[n] for n in ("a1", "a2", "a3", "b1", "b2", "b3"))
     py_rep, node_rep, node_req, py_req_k2, py_req = await asyncio.gather(
-        peer(a1, "python", "responder", {"name": "py-rep", "key": "k1"}, env=_env(redis, a1)),
+        peer(a1, "python", "responder", {"name": "py-rep", "key": "k1"},
+             env=_dialled_by_node(redis, a1)),
         peer(a2, "node", "responder", {"name": "node-rep", "key": "k2"},
              env=_env(redis, a2, node=True)),
         peer(b1, "node", "requester", {"name": "node-req", "key": "k1"},
@@ -40,7 +48,7 @@ async def test_coterie_and_node_pair_across_subnets_over_redis_and_survive_a_res
     )  # fmt: skip
     assert py_rep.ready is not None and py_rep.ready["advertised"] == [a1.address]
 
-    # Node -> coterie: cote dials the host name coterie announces, its address.
+    # Node -> coterie: cote dials the host name coterie announces.
     reply = await node_req.request({"type": "echo", "n": 1}, timeout=5)
     assert reply["err"] is None and reply["res"]["by"] == "py-rep", node_req.describe()
 

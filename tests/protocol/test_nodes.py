@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from coterie.protocol.nodes import Node, NodeTable, ReplyBudget, _reachable
+from coterie.protocol.nodes import GAP_TIMEOUTS, Node, NodeTable, ReplyBudget, _reachable
 from coterie.protocol.packets import HELLO, make_packet
 
 ME, MY_PID = "me", "my-pid"
@@ -385,13 +385,40 @@ def test_a_goodbye_for_a_linked_node_is_left_to_its_link() -> None:
 def test_traffic_on_a_link_keeps_a_node_whose_hellos_are_lost() -> None:
     t = table(node_timeout=5.0)
     t.hello(hello("busy"), "127.0.0.2", 0.0)
-    t.hello(hello("idle"), "127.0.0.3", 0.0)
-    heard = {"busy": 4.0, "idle": 0.2}
+    t.hello(hello("unlinked"), "127.0.0.3", 0.0)
+    heard = {"busy": 4.0}
     swept = t.sweep(6.0, heard.get)
-    assert [n.id for n in swept.removed] == ["idle"]
+    assert [n.id for n in swept.removed] == ["unlinked"]
     assert t.nodes["busy"].last_seen == 4.0
     assert t.sweep(9.0, heard.get).removed == []  # heard 5 s ago: still alive
-    assert [n.id for n in t.sweep(9.5, heard.get).removed] == ["busy"]
+
+
+def test_an_open_idle_link_keeps_a_node_through_a_discovery_gap_up_to_the_bound() -> None:
+    # cote keeps its links whatever discovery says; lost hellos must not tear one down.
+    t = table(node_timeout=5.0)
+    assert t.gap_bound == GAP_TIMEOUTS * 5.0 == 60.0
+    t.hello(hello("idle"), "127.0.0.2", 0.0)
+    t.hello(hello("back"), "127.0.0.3", 0.0)
+    open_links = {"idle": 0.0, "back": 0.0}  # open, never a byte
+    for now in (6.0, 18.0, 30.0):  # hellos gone for 1, 3, 6 node timeouts
+        assert t.sweep(now, open_links.get).removed == []
+    assert t.nodes["idle"].last_seen == 30.0 and t.nodes["idle"].last_hello == 0.0
+    t.hello(hello("back"), "127.0.0.3", 40.0)  # hellos return: the gap is over
+    assert t.sweep(59.0, open_links.get).removed == []
+    # Past the bound, checked with the node timeout: gone within one more.
+    assert t.sweep(61.0, open_links.get).removed == []  # kept at 59 s: not read yet
+    swept = t.sweep(64.5, open_links.get)
+    assert [n.id for n in swept.removed] == ["idle"]
+    assert "back" in t.nodes
+
+
+def test_a_link_that_dies_in_a_gap_takes_the_node_with_it() -> None:
+    t = table(node_timeout=5.0, gap_bound=100.0)
+    t.hello(hello("n"), "127.0.0.2", 0.0)
+    links = {"n": 0.0}
+    assert t.sweep(6.0, links.get).removed == []
+    del links["n"]  # the link closed (reset, keepalive, the peer left)
+    assert [n.id for n in t.sweep(12.0, links.get).removed] == ["n"]
 
 
 def test_a_sweep_reads_only_the_silent_nodes() -> None:

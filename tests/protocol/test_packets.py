@@ -25,7 +25,7 @@ from coterie.discovery.service import PROCESS_ID, Discovery
 from coterie.discovery.transports import ReceiveCallback
 from coterie.errors import DecodeError
 from coterie.protocol.cipher import DiscoveryCipher, evp_bytes_to_key
-from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, host_name, make_packet
+from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, make_packet
 
 PLAINTEXT = b'{"event":"hello"}'
 CIPHERTEXT = bytes.fromhex("2e82af4a55d63e405ac38ee943ee4e8434cad636bd8f482787195d0e38827cdb")
@@ -192,13 +192,6 @@ def test_each_decryption_refusal_says_why() -> None:
         with pytest.raises(DecodeError) as caught:
             codec.decode(datagram)
         assert str(caught.value) == reason
-
-
-def test_a_packet_names_its_address_as_host_only_when_told_to() -> None:
-    assert host_name("box", False, "10.0.0.7") == "box"
-    assert host_name("box", True, "10.0.0.7") == "10.0.0.7"
-    assert host_name("box", True, None) == "box"  # no address known yet
-    assert host_name("box", True, "") == "box"
 
 
 def test_goodbye_needs_no_advertisement() -> None:

@@ -134,7 +134,6 @@ class DiscoverySettings:
     use_host_names: bool = False
     hostname: str = ""
     advertise_address: str | None = None
-    hostname_from_address: bool = False
     ignore_process: bool = False
     fast_contact: bool = True
     goodbye: bool = True
@@ -294,14 +293,13 @@ class DiscoveryOptions:
             merged["use_host_names"] = True
         for name in ("unicast", "seeds"):
             merged[name] = _address_list(merged.get(name))
-        if merged.get("use_host_names"):
-            # Peers connect by host name: a host name given on purpose is
-            # where to reach this node; otherwise announce the address, which
-            # reaches it where the machine's name may not resolve.
-            if hostname_given:
-                merged.setdefault("advertise_address", merged["hostname"])
-            else:
-                merged["hostname_from_address"] = True
+        if merged.get("use_host_names") and hostname_given:
+            # Peers connect by host name: one given on purpose is where to
+            # reach this node, for coterie peers (its announced address) too.
+            # Otherwise hellos carry the machine's name, as cote's do: cote
+            # matches its links to nodes by the name it dialled, which Node
+            # leaves empty for an IP address (docs/cote-differences.md).
+            merged.setdefault("advertise_address", merged["hostname"])
         if not merged.get("advertise_address"):
             merged["advertise_address"] = None
         settings = DiscoverySettings(**merged)

@@ -61,7 +61,7 @@ from coterie.discovery.seeds import SeedSet, refresh
 from coterie.discovery.transports import make_transport
 from coterie.errors import DecodeError
 from coterie.protocol.nodes import Node, NodeTable, ReplyBudget
-from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, host_name, make_packet
+from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, make_packet
 from coterie.transport.timer import Alarm
 
 __all__ = ["PROCESS_ID", "Discovery", "NodeListener", "TransportFactory"]
@@ -564,10 +564,7 @@ class Discovery:
         data = self.me(address)
         if address is None:
             self._announced = (data["address"],)
-        host = host_name(
-            self.settings.hostname, self.settings.hostname_from_address, data["address"]
-        )
-        return self._encode(make_packet(HELLO, PROCESS_ID, self.iid, host, data))
+        return self._encode(make_packet(HELLO, PROCESS_ID, self.iid, self.settings.hostname, data))
 
     async def close(self) -> None:
         """Say goodbye (unless disabled) and leave the process's discovery."""
@@ -575,8 +572,7 @@ class Discovery:
         if not self._running or hub is None:
             return
         if self.settings.goodbye:
-            announced = self._announced[0] if self._announced else None
-            host = host_name(self.settings.hostname, self.settings.hostname_from_address, announced)
+            host = self.settings.hostname
             datagram = self._encode(
                 make_packet(GOODBYE, PROCESS_ID, self.iid, host, {"id": self.iid})
             )

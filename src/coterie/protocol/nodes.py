@@ -25,7 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-__all__ = ["Node", "NodeTable", "ReplyBudget", "Sweep", "ipv4_numbers"]
+__all__ = ["GAP_TIMEOUTS", "Node", "NodeTable", "ReplyBudget", "Sweep", "ipv4_numbers"]
+
+#: How many node timeouts a node silent on discovery is kept while a link to
+#: it stays open (and idle: traffic keeps it with no bound). An open link is
+#: watched by TCP keepalive, so a dead one closes within seconds and the node
+#: goes then; the bound only ends a gap that never ends (60 s at cote's 5 s;
+#: read at the sweeps, so the node goes within one more node timeout).
+GAP_TIMEOUTS = 12
 
 
 @dataclass(slots=True)
@@ -42,7 +49,9 @@ class Node:
         is_master: Whether it claims to be the elected master.
         is_master_eligible: Whether it may be elected.
         weight: Election weight; older processes weigh more.
-        last_seen: Clock reading (seconds) of its last hello.
+        last_seen: Clock reading (seconds) of its last sign of life: a
+            hello, traffic on its link, or its open link in a discovery gap.
+        last_hello: Clock reading (seconds) of its last hello.
         data: The last hello's ``data`` object as received.
     """
 
@@ -55,6 +64,7 @@ class Node:
     is_master_eligible: bool = False
     weight: float = 0.0
     last_seen: float = 0.0
+    last_hello: float = 0.0
     data: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -165,6 +175,9 @@ class NodeTable:
         max_nodes: Most nodes tracked at once; hellos of further new ids
             are ignored (a flood of forged ids cannot grow the table) and
             counted in ``ignored["full"]``.
+        gap_bound: Seconds without a hello after which a node reached only
+            by an idle open link is dropped all the same
+            (:data:`GAP_TIMEOUTS` node timeouts by default; see :meth:`sweep`).
 
     Forgery rules (beyond node-discover; a datagram's source address is the
     one fact a forger on another host does not choose freely):
@@ -190,8 +203,10 @@ class NodeTable:
         weight: float = 0.0,
         master_eligible: bool = True,
         max_nodes: int = 10_000,
+        gap_bound: float | None = None,
     ) -> None:
         self.max_nodes = max_nodes
+        self.gap_bound = GAP_TIMEOUTS * node_timeout if gap_bound is None else gap_bound
         #: Hellos and goodbyes ignored, by reason: forged ``address`` or
         #: ``port``, a ``full`` table, a ``goodbye`` from another address, a
         #: goodbye for a ``linked`` node.
@@ -276,7 +291,7 @@ class NodeTable:
         node.is_master = data.get("isMaster") is True
         node.is_master_eligible = data.get("isMasterEligible") is True
         node.weight = float(weight) if isinstance(weight, int | float) else 0.0
-        node.last_seen = now
+        node.last_seen = node.last_hello = now
         node.data = data
         self._elect(node)
         if node.is_master and self.is_master and node.weight > self.weight:
@@ -297,7 +312,7 @@ class NodeTable:
         node = self.nodes.get(iid)
         if node is None or node.address != address:
             return False
-        node.last_seen = now
+        node.last_seen = node.last_hello = now
         self._order.move_to_end(iid)
         if node.is_master and self.is_master and node.weight > self.weight:
             self.is_master = False  # another master outranks us: step down
@@ -340,10 +355,15 @@ class NodeTable:
 
         Args:
             now: The clock.
-            heard: When a link last carried a frame from a node. Traffic on a
-                live link is a sign of life: a node silent on discovery but
-                heard on its link within ``node_timeout`` is kept, so a busy
-                node is not dropped because its hellos were lost.
+            heard: When an open link to a node last carried bytes (any
+                value, 0 too, for an open link that carried none), ``None``
+                without one. A link is a sign of life, so lost hellos (a
+                discovery gap) do not tear down a working link: a node silent
+                on discovery but heard on its link within ``node_timeout`` is
+                kept (a busy link); one whose link is open but idle is kept
+                until it has said no hello for :attr:`gap_bound` (TCP
+                keepalive closes a dead link within seconds, and the node
+                goes with it). cote never drops a link for a missing hello.
 
         Returns:
             The nodes dropped, and whether this node was promoted to master.
@@ -358,10 +378,15 @@ class NodeTable:
             if silent <= self.node_timeout:
                 break
             link = heard(iid) if heard is not None else None
-            if link is not None and now - link <= self.node_timeout:
-                node.last_seen = link  # later than its last hello: it is alive
-                self._order.move_to_end(iid)
-                continue
+            if link is not None:
+                if now - link <= self.node_timeout:
+                    node.last_seen = link  # later than its last hello: it is alive
+                    self._order.move_to_end(iid)
+                    continue
+                if now - node.last_hello <= self.gap_bound:
+                    node.last_seen = now  # its open link outlives the gap
+                    self._order.move_to_end(iid)
+                    continue
             if node.is_master and silent < self.master_timeout:
                 masters += 1
             removed.append(node)

@@ -6,6 +6,10 @@ and raises :class:`~coterie.errors.DecodeError` for anything that is not a
 usable packet, so the socket adapter can drop it with one log line.
 
 Packets are ``{"event", "pid", "iid", "hostName", "data"}`` in that order.
+``hostName`` is what cote puts there: the host name setting
+(``DISCOVERY_HOSTNAME``, else the machine's name), never an address, since
+cote tells its links apart by the name it dialled and Node keeps none for an
+address.
 cote sends only ``hello``; coterie adds ``goodbye`` (a closing node), which
 node-discover emits to nobody, so Node peers ignore it.
 """
@@ -19,7 +23,7 @@ import orjson
 from coterie.errors import DecodeError
 from coterie.protocol.cipher import DiscoveryCipher
 
-__all__ = ["GOODBYE", "HELLO", "PacketCodec", "host_name", "make_packet"]
+__all__ = ["GOODBYE", "HELLO", "PacketCodec", "make_packet"]
 
 HELLO = "hello"
 GOODBYE = "goodbye"
@@ -28,20 +32,6 @@ GOODBYE = "goodbye"
 def make_packet(event: str, pid: str, iid: str, host_name: str, data: Any) -> dict[str, Any]:
     """Build a packet with node-discover's field order."""
     return {"event": event, "pid": pid, "iid": iid, "hostName": host_name, "data": data}
-
-
-def host_name(configured: str, from_address: bool, address: str | None) -> str:
-    """The ``hostName`` a packet (hello or goodbye) carries.
-
-    Args:
-        configured: The host name setting (the machine's name by default).
-        from_address: Whether peers connect by host name but no name was
-            given on purpose (``hostname_from_address``): then the packet
-            names the address it announces, which reaches this node where the
-            machine's name may not resolve.
-        address: The address the packet announces, if known.
-    """
-    return address if from_address and address else configured
 
 
 class PacketCodec:
