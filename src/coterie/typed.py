@@ -46,6 +46,7 @@ import importlib
 import inspect
 import logging
 import sys
+import types
 import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, TypeVar
@@ -177,7 +178,7 @@ def typed_handler(request_type: str, fn: Callable[..., Any]) -> Callable[[Any], 
     library = _library(hint)
     if library is None:
         return fn
-    return _wrap(fn, _decoder(library, hint), functools.partial(_to_plain, library))
+    return _wrap(fn, _decoder(library, hint), _encoder(library))
 
 
 def _decoder(library: str, model: Any) -> Converter:
@@ -249,30 +250,46 @@ def _pydantic_problems(exc: Any) -> list[tuple[str, str]]:
     return problems
 
 
-def _to_plain(library: str, result: Any) -> Any:
-    """``result`` as plain JSON values: models converted, scalars as they are.
+def _encoder(library: str) -> Converter:
+    """What turns a handler's result into plain JSON values: models converted.
 
-    A list or dict is converted too, whatever the return annotation says:
-    a model may hide inside it.
+    A list or dict is converted too, whatever the return annotation says: a
+    model may hide inside it. Scalars come out as they are.
 
     Raises:
-        TypeError: When ``result`` holds a value JSON cannot carry.
+        TypeError: (from the converter) When a result holds a value JSON
+            cannot carry.
     """
-    if result.__class__ in _SCALARS:
-        return result
-    if _library(result.__class__) == "pydantic" or library == "pydantic":
-        from pydantic_core import PydanticSerializationError, to_jsonable_python
+    if library == "msgspec":
+        import msgspec
 
-        try:
-            return to_jsonable_python(result)
-        except PydanticSerializationError as exc:
-            raise TypeError(f"the handler's result cannot be sent as JSON: {exc}") from None
-    import msgspec
+        to_builtins = msgspec.to_builtins
+
+        def encode(result: Any) -> Any:
+            try:
+                return to_builtins(result)
+            except TypeError as exc:
+                if _library(result.__class__) == "pydantic":  # a pydantic model after all
+                    return _pydantic_plain(result)
+                raise TypeError(f"the handler's result cannot be sent as JSON: {exc}") from None
+
+        return encode
+    return _pydantic_plain
+
+
+def _pydantic_plain(result: Any) -> Any:
+    from pydantic_core import PydanticSerializationError, to_jsonable_python
 
     try:
-        return msgspec.to_builtins(result)
-    except TypeError as exc:
+        return to_jsonable_python(result)
+    except PydanticSerializationError as exc:
         raise TypeError(f"the handler's result cannot be sent as JSON: {exc}") from None
+
+
+@functools.lru_cache(maxsize=512)
+def _awaitable_class(cls: type) -> bool:
+    """Whether instances of ``cls`` may be awaitable (asked once per class)."""
+    return issubclass(cls, Awaitable) or issubclass(cls, types.GeneratorType)
 
 
 def _wrap(fn: Callable[..., Any], decode: Converter, encode: Converter) -> Converter:
@@ -287,9 +304,11 @@ def _wrap(fn: Callable[..., Any], decode: Converter, encode: Converter) -> Conve
 
         def typed(request: Any) -> Any:
             result = fn(decode(request))
-            if result.__class__ in _SCALARS:
+            cls = result.__class__
+            if cls in _SCALARS:
                 return result
-            if inspect.isawaitable(result):
+            # A class check, cached: inspect.isawaitable costs more than the encoding.
+            if _awaitable_class(cls) and inspect.isawaitable(result):
                 return _encoded_later(result, encode)
             return encode(result)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, ClassVar
 
 import msgspec
@@ -99,7 +99,12 @@ async def test_a_msgspec_handler_gets_a_validated_instance_and_its_model_is_sent
     def plain(o: dict[str, Any]) -> dict[str, Any]:
         return {"total": sum(i["qty"] for i in o["items"]), "skus": [i["sku"] for i in o["items"]]}
 
+    @rep.on("mixed")
+    def mixed(v: Validate) -> Account:  # a msgspec request answered with a pydantic model
+        return Account(owner=v.cardno, balance=v.amount)
+
     request = {"items": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 3}]}
+    assert await req.send({"type": "mixed", "cardno": "4"}) == {"owner": "4", "balance": 0}
     typed = await req.send({"type": "order", **request})
     untyped = await req.send({"type": "plain-order", **request})
     assert typed == untyped == {"total": 5, "skus": ["a", "b"]}
@@ -128,6 +133,22 @@ async def test_a_pydantic_handler_gets_a_validated_instance(
         [1],
         {"owner": "x", "balance": 1},
     ]
+
+
+async def test_a_plain_handler_that_returns_an_awaitable_has_its_model_answer_encoded(
+    pair: tuple[Responder, Requester],
+) -> None:
+    rep, req = pair
+
+    async def receipt(o: Order) -> Receipt:
+        await asyncio.sleep(0)
+        return Receipt(total=len(o.items), skus=[])
+
+    @rep.on("order")
+    def order(o: Order) -> Awaitable[Receipt]:
+        return receipt(o)  # not an async def itself: its result is awaited, then encoded
+
+    assert await req.send({"type": "order", "items": []}) == {"total": 0, "skus": []}
 
 
 async def test_invalid_input_never_reaches_the_handler_and_names_the_field(
@@ -255,6 +276,8 @@ async def test_a_typed_call_sends_the_plain_request_and_checks_the_answer(
     assert str(caught.value) == "the answer is not a bool: $: expected bool, got str"
     assert await req.call({"type": "validate", "cardno": "5", "amount": 0}, returns=bool) is False
     assert await req.call(Validate(cardno="4111"), returns=Any) is True
+    with pytest.raises(TypeError, match=r"answer is not a int: \$: expected int, got bool"):
+        await req.call(Validate(cardno="4111"), returns=int)  # JSON true is not a number
     ints = await req.call({"type": "order", "items": [{"sku": "x", "qty": 1}]}, returns=dict)
     assert ints == {"total": 1, "skus": ["x"]}
     with pytest.raises(TypeError, match=r"answer is not a int: \$: expected int, got object"):
