@@ -30,6 +30,8 @@ demo: $(STAMP)
 # The whole suite runs twice: as pure Python (COTERIE_NO_EXTENSIONS=1), under
 # coverage (compiled modules have none), then on the compiled build (CI sets
 # COTERIE_REQUIRE_EXTENSIONS=1, so a build without its compiled modules fails).
+# scripts/check_native.py fails a compiled build older than its sources (run
+# `make native`); with no build at all (no C compiler) the last run is pure.
 test: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/ruff format --check src tests examples bench
@@ -41,9 +43,11 @@ test: $(STAMP)
 	COTERIE_NO_EXTENSIONS=1 $(BIN)/coterie --version
 	COTERIE_NO_EXTENSIONS=1 $(BIN)/python -m coverage run -m pytest -q
 	$(BIN)/python scripts/coverage_packages.py
-	$(BIN)/coterie --version
+	$(BIN)/python scripts/check_native.py
 	$(BIN)/python -m pytest -q
 
+# The bench refuses a stale compiled build (coterie._native.stale) and
+# prints which build it measures.
 bench: $(STAMP)
 	$(BIN)/python -m bench
 

@@ -92,13 +92,20 @@ async def run_scenarios(ctx: Context, names: list[str]) -> tuple[list[Row], list
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the bench; 0 when every scenario ran.
+    """Run the bench; 0 when every scenario ran, 2 on a stale compiled build.
 
     ``scale`` runs :mod:`bench.scale`, ``reconnect`` :mod:`bench.reconnect`.
     """
     from bench.scenarios import SCENARIOS
+    from coterie import _native
 
     argv = sys.argv[1:] if argv is None else argv
+    problem = _native.stale()
+    if problem is not None:
+        # Measuring pure Python while believing it compiled is the one wrong
+        # number this bench must never print.
+        print(f"bench: not measuring: {problem}", file=sys.stderr)
+        return 2
     if argv[:1] == ["scale"]:
         from bench import scale
 
@@ -136,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(params=params, impls=impls, notes=notes, verbose=not args.quiet)
     ctx.log(f"bench: {', '.join(i.name for i in impls)}; network: {network}")
     ctx.log(f"coterie {system.coterie_source()} from {system.coterie_path()}")
+    ctx.log(f"coterie build: {_native.describe()}")
     names = [s for s in args.only.split(",") if s] or list(SCENARIOS)
     rows, failed = asyncio.run(run_scenarios(ctx, names))
     elapsed = time.perf_counter() - started

@@ -40,12 +40,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """Say where the discovery traffic of this run goes, and the timing factor."""
+    """Say which build runs, where the discovery traffic goes, and the timing factor."""
+    from coterie import _native
+
     if netns.reason_unavailable is None:
         where = "coterie: tests run in a private network namespace"
     else:
         where = f"coterie: host network namespace ({netns.reason_unavailable}); host scope only"
-    return [where, f"coterie: COTERIE_TESTS_TIMEOUT_FACTOR={TIMEOUT_FACTOR:g}"]
+    return [
+        f"coterie build: {_native.describe()}",
+        where,
+        f"coterie: COTERIE_TESTS_TIMEOUT_FACTOR={TIMEOUT_FACTOR:g}",
+    ]
 
 
 @pytest.fixture

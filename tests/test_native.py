@@ -8,11 +8,14 @@ coterie is first imported. The compiled checks need the extensions that
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -89,7 +92,7 @@ try:
 except ImportError as exc:
     print(json.dumps({{"error": str(exc)}}))
     sys.exit(0)
-print(json.dumps({{"compiled": sorted(n.COMPILED)}}))
+print(json.dumps({{"compiled": sorted(n.COMPILED), "stale": n.stale(), "describe": n.describe()}}))
 """
 
     def run(**env: str) -> dict[str, object]:
@@ -105,5 +108,61 @@ print(json.dumps({{"compiled": sorted(n.COMPILED)}}))
 
     lenient = run()
     assert lenient["compiled"] == []  # all or nothing: routing calls framing natively
+    # Not silent: the build says why it is not running, and stale() fails make test and bench.
+    assert "framing.py changed since it was compiled" in str(lenient["describe"])
+    assert str(lenient["describe"]).startswith("pure Python, though a build exists")
+    assert "make native" in str(lenient["stale"])
     strict = run(COTERIE_REQUIRE_EXTENSIONS="1")
     assert "framing.py changed since it was compiled" in str(strict["error"])
+
+
+def _check_native() -> Callable[[], int]:
+    """``main`` of scripts/check_native.py, which ``make test`` runs before its compiled run."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "check_native.py"
+    spec = importlib.util.spec_from_file_location("check_native", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    main: Callable[[], int] = module.main
+    return main
+
+
+STALE = "/src/coterie/protocol/framing.py changed since it was compiled"
+
+
+def test_a_stale_build_fails_the_check_and_the_bench(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Imported by name: mypy checks bench/ in its own run, not through the tests.
+    bench: Callable[[list[str]], int] = importlib.import_module("bench.__main__").main
+    check = _check_native()
+    monkeypatch.delenv("COTERIE_NO_EXTENSIONS", raising=False)
+    # What install() leaves after finding the stale source: nothing compiled.
+    monkeypatch.setattr(_native, "PROBLEM", STALE)
+    monkeypatch.setattr(_native, "COMPILED", {})
+    assert check() == 1
+    out = capsys.readouterr()
+    assert f"{STALE}: the compiled build is stale; rebuild it with `make native`" in out.err
+    assert bench(["--smoke", "--no-docs"]) == 2
+    assert "bench: not measuring: " + STALE in capsys.readouterr().err
+    # Pure Python asked for on purpose is what runs: nothing to fail.
+    monkeypatch.setenv("COTERIE_NO_EXTENSIONS", "1")
+    assert check() == 0
+    assert capsys.readouterr().out == "coterie build: pure Python (COTERIE_NO_EXTENSIONS)\n"
+
+
+def test_no_build_at_all_passes_the_check_as_pure_python(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A machine without a C compiler: no manifest, nothing compiled, nothing stale.
+    monkeypatch.delenv("COTERIE_NO_EXTENSIONS", raising=False)
+    monkeypatch.setattr(_native, "PROBLEM", None)
+    monkeypatch.setattr(_native, "COMPILED", {})
+    assert _check_native()() == 0
+    assert capsys.readouterr().out == "coterie build: pure Python (no compiled modules built)\n"
+
+
+def test_the_pytest_header_says_which_build_runs(pytestconfig: pytest.Config) -> None:
+    from tests.conftest import pytest_report_header
+
+    assert pytest_report_header(pytestconfig)[0] == f"coterie build: {_native.describe()}"

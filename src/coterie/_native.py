@@ -24,8 +24,10 @@ unchanged since the build. So:
 - ``COTERIE_REQUIRE_EXTENSIONS=1`` (CI) turns each of those fallbacks into an
   ``ImportError``, so a build that silently lost its compiled modules fails.
 
-:func:`describe` says which modules run compiled; ``coterie --version``
-prints it.
+:func:`describe` says which modules run compiled, or why none does;
+``coterie --version``, the pytest header and the bench header print it.
+:func:`stale` says what to fix when a build exists but does not run; ``make
+test``'s compiled run and the bench fail on it rather than fall back silently.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-__all__ = ["COMPILED", "describe", "fingerprint", "install", "read_manifest"]
+__all__ = ["COMPILED", "PROBLEM", "describe", "fingerprint", "install", "read_manifest", "stale"]
 
 log = logging.getLogger("coterie")
 
@@ -107,57 +109,95 @@ def _fail(reason: str) -> None:
     if _flag("COTERIE_REQUIRE_EXTENSIONS"):
         raise ImportError(
             f"coterie's compiled modules are required (COTERIE_REQUIRE_EXTENSIONS) "
-            f"but {reason}; rebuild them with `make setup` (needs gcc)"
+            f"but {reason}; rebuild them with `make native` (needs gcc)"
         )
 
 
-def install() -> None:
-    """Load the compiled modules from now on, unless pure Python is asked for (idempotent)."""
-    if COMPILED or _flag("COTERIE_NO_EXTENSIONS"):
-        return
+def _scan() -> tuple[dict[str, str], str | None]:
+    """The extensions to load, or why the build there is cannot be used.
+
+    Returns:
+        ``(found, problem)``: module name -> extension path and ``None``
+        when the build is usable; ``({}, None)`` when there is no build at
+        all (no compiler, or a pure build); ``({}, reason)`` for a build
+        that exists but would run stale or not at all.
+    """
     try:
         manifest = read_manifest(MANIFEST)
     except OSError:
-        _fail(f"there is no build manifest at {MANIFEST}")
-        return
+        return {}, None
     suffix = _suffix()
     runtime = os.path.join(DIRECTORY, f"{RUNTIME}{suffix}")
     if not os.path.exists(runtime):
-        _fail(f"{runtime} is missing (built for another interpreter?)")
-        return
+        return {}, f"{runtime} is missing (built for another interpreter?)"
     found: dict[str, str] = {}
     for module, digest in sorted(manifest.items()):
         extension = os.path.join(DIRECTORY, f"{module}{suffix}")
         source = _source(module)
         if not os.path.exists(extension):
-            _fail(f"{extension} is missing")
-            return
+            return {}, f"{extension} is missing"
         if not os.path.exists(source) or fingerprint(source) != digest:
             # All or nothing: compiled modules call each other natively, so one
             # rebuilt from stale source next to a pure one would run old code.
-            log.warning(
-                "%s changed since it was compiled: running every module as pure Python "
-                "(rebuild with `make native`)",
-                source,
-            )
-            _fail(f"{source} changed since it was compiled")
-            return
+            return {}, f"{source} changed since it was compiled"
         found[module] = extension
     if not found:
-        _fail("no module could be loaded")
-        return
+        return {}, f"{MANIFEST} lists no module"
     found[RUNTIME] = runtime
+    return found, None
+
+
+#: Why the build that exists is not running (a stale source, a missing
+#: extension), or ``None``: compiled, or no build at all.
+PROBLEM: str | None = None
+
+
+def install() -> None:
+    """Load the compiled modules from now on, unless pure Python is asked for (idempotent)."""
+    global PROBLEM
+    if COMPILED or _flag("COTERIE_NO_EXTENSIONS"):
+        return
+    found, PROBLEM = _scan()
+    if PROBLEM is not None:
+        log.warning("%s: running every module as pure Python (rebuild with `make native`)", PROBLEM)
+        _fail(PROBLEM)
+        return
+    if not found:
+        _fail(f"there is no build manifest at {MANIFEST}")
+        return
     COMPILED.update(found)
     sys.meta_path.insert(0, _Finder())
 
 
 def describe() -> str:
-    """Which build is running: the compiled modules, or pure Python."""
+    """Which build is running: the compiled modules, or pure Python and why."""
     names = sorted(m.removeprefix("coterie.") for m in COMPILED if m != RUNTIME)
-    if not names:
-        why = " (COTERIE_NO_EXTENSIONS)" if _flag("COTERIE_NO_EXTENSIONS") else ""
-        return f"pure Python{why}"
-    return "compiled with mypyc: " + ", ".join(names)
+    if names:
+        return "compiled with mypyc: " + ", ".join(names)
+    if _flag("COTERIE_NO_EXTENSIONS"):
+        return "pure Python (COTERIE_NO_EXTENSIONS)"
+    if PROBLEM is not None:
+        return f"pure Python, though a build exists: {PROBLEM} (rebuild with `make native`)"
+    return "pure Python (no compiled modules built)"
+
+
+def stale() -> str | None:
+    """What to fix when a build exists but is not what runs; ``None`` when all is well.
+
+    ``make test`` (``scripts/check_native.py``) checks it before its compiled
+    run and the bench before measuring, so an edit to a compiled module
+    without ``make native`` fails there rather than running pure Python
+    unnoticed. No build at all (no C compiler) is not stale: pure Python is
+    what such a machine runs (``COTERIE_REQUIRE_EXTENSIONS`` has already
+    failed the import there). Nor is a stale build under
+    ``COTERIE_NO_EXTENSIONS``, which asks for pure Python.
+    """
+    if PROBLEM is None or _flag("COTERIE_NO_EXTENSIONS"):
+        return None
+    return (
+        f"{PROBLEM}: the compiled build is stale; rebuild it with `make native` "
+        "(or set COTERIE_NO_EXTENSIONS=1 to run pure Python on purpose)"
+    )
 
 
 install()
