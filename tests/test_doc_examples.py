@@ -110,10 +110,13 @@ RUNS: dict[str, Run] = {
     "README.md#2": Run("elsewhere"),  # tests/test_readme.py, under pytest
     "README.md#3": Run("script"),
     "README.md#4": Run("script", prints="True\ninvalid $.cardno: expected str, got int"),
+    "README.md#5": Run("fragment"),  # test_the_sync_examples_call_a_responder
     "docs/metrics.md#1": Run("script", prints="0"),
     "docs/monitor.md#1": Run("server", prints="open http://127.0.0.1:5555/", url="/"),
     "docs/sockend.md#1": Run("server", url="/socket.io/?EIO=4&transport=polling"),
     "docs/sockend.md#2": Run("fragment"),
+    "docs/sync.md#1": Run("fragment"),  # test_the_sync_examples_call_a_responder
+    "docs/sync.md#2": Run("script", prints="rate {'eur': 1.08}"),
     "docs/testbed.md#1": Run("elsewhere"),
     "docs/typed.md#1": Run(
         "script",
@@ -227,15 +230,32 @@ def test_the_sockend_room_example_registers_its_connect_handler() -> None:
     assert "connect" in sockend.io.handlers["/"]
 
 
-async def test_the_sync_example_calls_a_responder() -> None:
+async def test_the_sync_examples_call_a_responder(capsys: pytest.CaptureFixture[str]) -> None:
     import coterie
 
-    namespace: dict[str, Any] = {}
-    exec(_program("src/coterie/sync/__init__.py#1"), namespace)
+    card = "4111111111111111"
     async with coterie.Responder("validation service") as responder:
-        responder.on("validate", lambda req: req["cardno"] == "4111111111111111")
+        responder.on("validate", lambda req: req["cardno"] == card)
+
+        # coterie.sync's docstring: a function any thread may call.
+        namespace: dict[str, Any] = {}
+        exec(_program("src/coterie/sync/__init__.py#1"), namespace)
         try:
-            assert await asyncio.to_thread(namespace["card_is_valid"], "4111111111111111")
-            assert not await asyncio.to_thread(namespace["card_is_valid"], "4111111111111112")
+            assert await asyncio.to_thread(namespace["card_is_valid"], card)
+            assert not await asyncio.to_thread(namespace["card_is_valid"], card[:-1] + "2")
         finally:
             await asyncio.to_thread(namespace["requester"].close)
+
+        # The README's: a with block that prints the answer.
+        await asyncio.to_thread(exec, _program("README.md#5"), {})
+        assert capsys.readouterr().out == "True\n"
+
+        # docs/sync.md's Flask app, through Flask's test client.
+        flask_app: dict[str, Any] = {"__name__": "__main__"}  # as run by gunicorn or flask
+        exec(_program("docs/sync.md#1"), flask_app)
+        client = flask_app["app"].test_client()
+        try:
+            answer = await asyncio.to_thread(client.get, f"/pay/{card}")
+            assert answer.get_json() == {"valid": True}
+        finally:
+            await asyncio.to_thread(flask_app["requester"].close)

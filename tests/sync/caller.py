@@ -4,7 +4,8 @@
 
 MODE ``close`` calls once, closes and ends; ``no-close`` calls once and
 ends without closing; ``stuck`` leaves a request without a responder pending
-in a daemon thread as it ends; ``fork`` makes the requester at import, forks
+in a daemon thread as it ends; ``interrupt`` waits for an answer that never
+comes until SIGINT; ``fork`` makes the requester at import, forks
 two children that call once each, then calls itself; ``used-fork`` calls
 once before forking too. Each answer is printed as a JSON line with
 ``time.monotonic()`` (one clock for every process on Linux) and the pid.
@@ -63,5 +64,11 @@ elif MODE in ("fork", "used-fork"):
     for pid in children:
         os.waitpid(pid, 0)
     say(answer=requester.send(CARD), role="parent")
+elif MODE == "interrupt":
+    say(answer="waiting")
+    try:
+        requester.send({"type": "nobody"}, timeout=None)
+    except KeyboardInterrupt:
+        say(answer="interrupted", waiting=requester.stats().waiting)
 else:
     raise SystemExit(f"unknown mode {MODE!r}")

@@ -12,6 +12,7 @@ import ast
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -94,3 +95,27 @@ async def test_forked_children_call_on_their_own_loop(
     assert len({line["pid"] for line in children} | {parent_pid}) == 3
     assert all(line["answer"] == {"ok": True, "pid": os.getpid()} for line in lines)
     assert lines[-1]["role"] == "parent"
+
+
+async def test_ctrl_c_interrupts_a_waiting_call_and_withdraws_it(disc_port: int) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.sync.caller", str(disc_port), "interrupt", cwd=ROOT,
+        env={**os.environ, "COTE_BROADCAST_ADDRESS": "127.255.255.255"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(30_000 * MS):
+            assert json.loads(await proc.stdout.readline())["answer"] == "waiting"
+            await asyncio.sleep(300 * MS)  # it is in send() by then
+            proc.send_signal(signal.SIGINT)
+            line = json.loads(await proc.stdout.readline())
+            assert proc.stderr is not None
+            err = await proc.stderr.read()
+            await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert line["answer"] == "interrupted"
+    assert line["waiting"] == 0  # the request was withdrawn from the requester
+    assert proc.returncode == 0, err.decode()

@@ -38,6 +38,7 @@ from coterie.components.requester import _UNSET, _Unset
 from coterie.components.requester import Requester as AsyncRequester
 from coterie.components.subscriber import Subscriber as AsyncSubscriber
 from coterie.errors import NotRunningError
+from coterie.observe import RequesterStats, Stats
 from coterie.sync import _loop
 from coterie.sync._loop import LoopThread, in_event_loop
 
@@ -68,6 +69,10 @@ async def _start(core: Component, thread: LoopThread) -> None:
 async def _stop(core: Component, thread: LoopThread) -> None:
     thread.running.discard(core)
     await core.close()
+
+
+async def _stats(core: Component) -> Stats:
+    return core.stats()
 
 
 def _stop_soon(core: Component, thread: LoopThread, generation: int) -> None:
@@ -159,6 +164,18 @@ class _SyncComponent(Generic[C]):
         self._running()
         return self
 
+    def stats(self) -> Stats:
+        """The asyncio component's ``stats()`` (:mod:`coterie.observe`), read on its loop."""
+        if in_event_loop():
+            raise _in_loop_error(f"{type(self).__name__}.stats()", "the asyncio API")
+        with _loop.lock():
+            thread = self._thread if self._generation == _loop.generation else None
+            core = self._core
+        if thread is None:  # not running here: nothing else touches it
+            return core.stats()
+        stats: Stats = thread.call(_stats, (core,))
+        return stats
+
     def close(self) -> None:
         """Leave the mesh (bounded: a few seconds at most). Idempotent.
 
@@ -206,6 +223,12 @@ class Requester(_SyncComponent[AsyncRequester]):
 
     def __init__(self, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name, kwargs)
+
+    def stats(self) -> RequesterStats:
+        """Requests in flight and waiting, per responder (``RequesterStats``)."""
+        stats = super().stats()
+        assert isinstance(stats, RequesterStats)
+        return stats
 
     def send(
         self,

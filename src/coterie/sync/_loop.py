@@ -75,7 +75,7 @@ def in_event_loop() -> bool:
 class _Waiter:
     """One blocking call: a lock held until the loop has the outcome."""
 
-    __slots__ = ("error", "lock", "ok", "value", "waiting")
+    __slots__ = ("error", "lock", "ok", "resume", "value", "waiting")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -83,8 +83,9 @@ class _Waiter:
         self.ok = False
         self.value: Any = None
         self.error: BaseException | None = None
-        #: The future the coroutine waits on now (to cancel it).
+        #: The future the coroutine waits on now (to cancel it), and its callback.
         self.waiting: asyncio.Future[Any] | None = None
+        self.resume: Callable[[Any], None] | None = None
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -151,9 +152,12 @@ class LoopThread:
                 raise RuntimeError(
                     "coterie.sync's event loop is closed (the process is exiting)"
                 ) from exc
-        lock = waiter.lock
-        if not lock.acquire(timeout=_SLICE):
-            self._wait_longer(waiter, bound)
+        try:
+            if not waiter.lock.acquire(timeout=_SLICE):
+                self._wait_longer(waiter, bound)
+        except BaseException:  # KeyboardInterrupt too: the call is withdrawn
+            self.loop.call_soon_threadsafe(_cancel, waiter)
+            raise
         if waiter.ok:
             return waiter.value
         error = waiter.error
@@ -163,18 +167,14 @@ class LoopThread:
     def _wait_longer(self, waiter: _Waiter, bound: float | None) -> None:
         started = time.monotonic() - _SLICE
         give_up = None if bound is None else started + bound + _GRACE
-        try:
-            while not waiter.lock.acquire(timeout=_SLICE):
-                if not self.thread.is_alive():
-                    raise RuntimeError("coterie.sync's event-loop thread has stopped")
-                if give_up is not None and time.monotonic() >= give_up:
-                    raise RequestTimeoutError(
-                        f"coterie.sync's event loop gave no answer within {bound} s + "
-                        f"{_GRACE} s: it is blocked (an observer or callback that blocks?)"
-                    )
-        except BaseException:  # KeyboardInterrupt too: the call is abandoned
-            self.loop.call_soon_threadsafe(_cancel, waiter)
-            raise
+        while not waiter.lock.acquire(timeout=_SLICE):
+            if not self.thread.is_alive():
+                raise RuntimeError("coterie.sync's event-loop thread has stopped")
+            if give_up is not None and time.monotonic() >= give_up:
+                raise RequestTimeoutError(
+                    f"coterie.sync's event loop gave no answer within {bound} s + "
+                    f"{_GRACE} s: it is blocked (an observer or callback that blocks?)"
+                )
 
     # -- on the loop ------------------------------------------------------------------
 
@@ -227,7 +227,8 @@ def _step(coro: Coroutine[Any, Any, Any], waiter: _Waiter, context: contextvars.
     if getattr(yielded, "_asyncio_future_blocking", None):
         yielded._asyncio_future_blocking = False
         waiter.waiting = yielded
-        yielded.add_done_callback(lambda _: _step(coro, waiter, context))
+        waiter.resume = resume = lambda _: _step(coro, waiter, context)
+        yielded.add_done_callback(resume)
     elif yielded is None:  # a bare yield (asyncio.sleep(0)): go on next turn
         asyncio.get_running_loop().call_soon(_step, coro, waiter, context)
     else:
@@ -236,8 +237,16 @@ def _step(coro: Coroutine[Any, Any, Any], waiter: _Waiter, context: contextvars.
 
 
 def _cancel(waiter: _Waiter) -> None:
-    if waiter.waiting is not None:
-        waiter.waiting.cancel()
+    """Withdraw an abandoned call: at once when stepped by hand, as a task's cancel otherwise."""
+    waiting, resume = waiter.waiting, waiter.resume
+    if waiting is None or waiting.done():
+        return
+    if resume is None:  # a task
+        waiting.cancel()
+        return
+    waiting.remove_done_callback(resume)
+    waiting.cancel()
+    resume(waiting)  # the coroutine meets CancelledError now, not a loop turn later
 
 
 # -- the process's one loop thread ------------------------------------------------------
