@@ -4,8 +4,8 @@ Python 3.13's default context sets that flag, and OpenSSL then refuses a
 certificate without an Authority Key Identifier, a CA without a Subject Key
 Identifier, and so on. Each test here verifies a chain with the flag on: with
 this interpreter's ``ssl`` (a handshake in memory, and a mesh over real
-sockets), and with a Python 3.13 interpreter's default context in a
-subprocess when one is installed.
+sockets), and with the default context of Python 3.12 (flag added) and 3.13
+(strict by default) in a subprocess, when they are installed.
 """
 
 from __future__ import annotations
@@ -145,23 +145,31 @@ async def test_a_mesh_with_strict_verification_on_both_sides(disc: DiscoveryFact
 
 
 @functools.cache
-def python313() -> str | None:
-    """A Python 3.13 (or later) interpreter on this machine, if there is one."""
-    pyenv = sorted(glob.glob("/root/.pyenv/versions/3.1[3-9]*/bin/python3"), reverse=True)
-    named = [shutil.which(name) for name in ("python3.14", "python3.13")]
-    for candidate in [*pyenv, *(found for found in named if found)]:
-        probe = [candidate, "-I", "-c", "import sys; sys.exit(sys.version_info < (3, 13))"]
+def python(minor: int) -> str | None:
+    """A Python 3.``minor`` interpreter on this machine (pyenv's, or on PATH), if there is one."""
+    pyenv = sorted(glob.glob(f"/root/.pyenv/versions/3.{minor}.*/bin/python3"), reverse=True)
+    named = shutil.which(f"python3.{minor}")
+    for candidate in [*pyenv, *([named] if named else [])]:
+        probe = [
+            candidate,
+            "-I",
+            "-c",
+            f"import sys; sys.exit(sys.version_info[:2] != (3, {minor}))",
+        ]
         if subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode == 0:
             return candidate
     return None
 
 
-#: Run by the other interpreter: a handshake with its default context (strict from 3.13).
+#: Run by another interpreter: a handshake with its default context, made
+#: strict where it is not already (it is from 3.13 on).
 _VERIFY = """
 import ssl, sys
 ca, cert, key, name = sys.argv[1:]
 client = ssl.create_default_context(cafile=ca)
-assert client.verify_flags & ssl.VERIFY_X509_STRICT, "not a strict default context"
+if sys.version_info >= (3, 13):
+    assert client.verify_flags & ssl.VERIFY_X509_STRICT, "not a strict default context"
+client.verify_flags |= ssl.VERIFY_X509_STRICT
 server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 server.load_cert_chain(cert, key)
 to_server, to_client, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
@@ -179,10 +187,13 @@ print(sys.version_info[:2], ours.version())
 """
 
 
-@pytest.mark.skipif(python313() is None, reason="no Python 3.13 interpreter on this machine")
-def test_python_313s_default_context_accepts_the_chain(tmp_path: Path) -> None:
-    interpreter = python313()
-    assert interpreter is not None
+@pytest.mark.parametrize("minor", [12, 13])
+def test_another_pythons_strict_default_context_accepts_the_chain(
+    minor: int, tmp_path: Path
+) -> None:
+    interpreter = python(minor)
+    if interpreter is None:
+        pytest.skip(f"no Python 3.{minor} interpreter on this machine")
     files = write_pair(tmp_path, "payment service")
     done = subprocess.run(
         [interpreter, "-I", "-c", _VERIFY, *map(str, files), "payment-service"],
@@ -192,4 +203,4 @@ def test_python_313s_default_context_accepts_the_chain(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("TLSv1.3"), done.stdout
+    assert done.stdout.strip() == f"(3, {minor}) TLSv1.3", done.stdout
