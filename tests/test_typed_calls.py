@@ -40,6 +40,8 @@ def test_mypy_infers_the_answer_type_of_typed_calls() -> None:
         "reveal_type(await requester.call(Untyped(), returns=list[int]))": "list[int]",
         'reveal_type(await requester.send({"type": "validate"}))': "Any",
         "reveal_type(Validate.type)": "str",
+        'reveal_type(requester.call(Order(skus=["a"])))': "tests.typecheck.calls.Receipt",
+        'reveal_type(requester.call({"type": "validate", "cardno": "4111"}, returns=int))': "int",
     }, stdout
     assert "error" not in stdout, stdout
     assert status == 0, (stdout, stderr)

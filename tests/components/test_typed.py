@@ -19,6 +19,7 @@ import msgspec
 import pydantic
 import pytest
 
+import coterie.sync
 from coterie import Contract, RemoteError, Requester, Responder
 from tests.helpers import MS, DiscoveryFactory
 
@@ -284,6 +285,36 @@ async def test_a_typed_call_sends_the_plain_request_and_checks_the_answer(
         await req.call({"type": "order", "items": []}, returns=int)
     with pytest.raises(TypeError, match=r"answer is not a list\[int\]: \$: expected array"):
         await req.call({"type": "order", "items": []}, returns=list[int])
+
+
+async def test_the_blocking_requester_makes_the_same_typed_calls(
+    pair: tuple[Responder, Requester], disc: DiscoveryFactory
+) -> None:
+    rep, _ = pair
+
+    @rep.on("validate")
+    def validate(v: Validate) -> Any:
+        return v.cardno.startswith("4") if v.amount >= 0 else "not a bool"
+
+    @rep.on("order")
+    def order(o: Order) -> Receipt:
+        return Receipt(total=len(o.items), skus=[i.sku for i in o.items])
+
+    requester = coterie.sync.Requester("blocking caller", discovery=disc(), timeout=SOON)
+    try:
+        assert await asyncio.to_thread(requester.call, Validate(cardno="4111")) is True
+        receipt = await asyncio.to_thread(requester.call, Order(items=[Item("a", 1)]))
+        assert receipt == Receipt(total=1, skus=["a"])
+        with pytest.raises(TypeError, match=r"^the answer is not a bool: \$: expected bool"):
+            await asyncio.to_thread(requester.call, Validate(cardno="4", amount=-1))
+        with pytest.raises(RemoteError) as caught:
+            await asyncio.to_thread(requester.send, {"type": "validate", "cardno": 1})
+        assert (caught.value.code, caught.value.message) == (
+            "invalid",
+            "$.cardno: expected str, got int",
+        )
+    finally:
+        await asyncio.to_thread(requester.close)
 
 
 async def test_a_model_that_cannot_be_sent_is_refused_before_anything_is_sent(

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, reveal_type
 import msgspec
 import pydantic
 
+import coterie.sync
 from coterie import Contract, Requester
 
 
@@ -42,6 +43,11 @@ async def calls(requester: Requester) -> None:
     reveal_type(await requester.call(Untyped(), returns=list[int]))
     reveal_type(await requester.send({"type": "validate"}))
     del ok
+
+
+def blocking_calls(requester: coterie.sync.Requester) -> None:
+    reveal_type(requester.call(Order(skus=["a"])))
+    reveal_type(requester.call({"type": "validate", "cardno": "4111"}, returns=int))
 
 
 def answer_type(value: Any) -> None:

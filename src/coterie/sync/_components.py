@@ -41,6 +41,7 @@ from coterie.errors import NotRunningError
 from coterie.observe import RequesterStats, Stats
 from coterie.sync import _loop
 from coterie.sync._loop import LoopThread, in_event_loop
+from coterie.typed import Contract, answer_checker, request_body
 
 __all__ = ["Publisher", "Requester", "Subscriber"]
 
@@ -52,6 +53,8 @@ CLOSE_TIMEOUT: Final = 10.0
 
 C = TypeVar("C", bound=Component)
 H = TypeVar("H", bound=Callable[..., Any])
+#: The answer type of a typed call (coterie.typed).
+R = TypeVar("R")
 
 
 def _in_loop_error(what: str, instead: str) -> RuntimeError:
@@ -264,6 +267,50 @@ class Requester(_SyncComponent[AsyncRequester]):
         else:
             bound = timeout
         return thread.call(_send, (core, request, timeout, retry), bound)
+
+    @overload
+    def call(
+        self,
+        request: Any,
+        *,
+        returns: type[R],
+        timeout: float | _Unset | None = _UNSET,
+        retry: bool = True,
+    ) -> R: ...
+
+    @overload
+    def call(
+        self,
+        request: Contract[R],
+        *,
+        timeout: float | _Unset | None = _UNSET,
+        retry: bool = True,
+    ) -> R: ...
+
+    @overload
+    def call(
+        self,
+        request: dict[str, Any],
+        *,
+        timeout: float | _Unset | None = _UNSET,
+        retry: bool = True,
+    ) -> Any: ...
+
+    def call(
+        self,
+        request: Any,
+        *,
+        returns: Any = None,
+        timeout: float | _Unset | None = _UNSET,
+        retry: bool = True,
+    ) -> Any:
+        """A typed :meth:`send`: a request model in, its checked answer out.
+
+        As :meth:`coterie.Requester.call` (see :mod:`coterie.typed`), blocking.
+        """
+        check = answer_checker(request, returns)
+        answer = self.send(request_body(request), timeout=timeout, retry=retry)
+        return answer if check is None else check(answer)
 
 
 def _send(core: AsyncRequester, request: Any, timeout: Any, retry: bool) -> Any:
