@@ -103,11 +103,12 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             lines = []
             for module_path in modules:
                 name = module_path.removesuffix(".py").replace("/", ".")
-                leaf = name.rsplit(".", 1)[-1] + suffix
-                found = [p for p in (work / "lib").rglob(leaf) if p.parent.name != "lib"]
-                if len(found) != 1:
-                    raise RuntimeError(f"mypyc built no single {leaf} for {name}: {found}")
-                shutil.copy2(found[0], target / f"{name}{suffix}")
+                # By its full path: two modules may share a leaf name
+                # (protocol/requester.py, components/requester.py).
+                found = work / "lib" / (module_path.removesuffix(".py") + suffix)
+                if not found.is_file():
+                    raise RuntimeError(f"mypyc built no {found.name} for {name} at {found}")
+                shutil.copy2(found, target / f"{name}{suffix}")
                 lines.append(f"{name} {_fingerprint(src / module_path)}\n")
             runtime = f"{GROUP}__mypyc{suffix}"
             if runtime not in built:

@@ -253,3 +253,11 @@ def test_the_checks_catch_a_cycle_an_upward_import_and_an_observer_leak(
         ("coterie.transport.link", "coterie.components.other"),
     ]
     assert observer_leaks(edges) == [("coterie.metrics", "coterie.transport.link")]
+
+
+def test_the_protocol_packages_table_names_every_module() -> None:
+    import coterie.protocol
+
+    modules = sorted(p.stem for p in (CODE / "protocol").glob("*.py") if p.stem != "__init__")
+    table = coterie.protocol.__doc__ or ""
+    assert [m for m in modules if f":mod:`~coterie.protocol.{m}`" not in table] == []

@@ -198,6 +198,42 @@ async def test_python_requester_balances_over_python_and_node_responders(
     assert sorted(node_numbers + python_numbers) == list(range(20))
 
 
+async def test_gather_and_send_to_one_node_reach_node_cote_responders(
+    node_peer: NodePeerFactory,
+) -> None:
+    node_responder = await node_peer(
+        "responder", {"name": "node validation", "respondsTo": ["validate"]}
+    )
+    async with (
+        Responder(name="python one", discovery=python_discovery()) as one,
+        Responder(name="python two", discovery=python_discovery()) as two,
+        Requester(name="payment requester", discovery=python_discovery()) as requester,
+    ):
+        one.on("validate", lambda req: {"by": "python one"})
+        two.on("validate", lambda req: {"by": "python two"})
+        await node_responder.wait_for("added", timeout=FIRST_CONTACT)
+        await requester.wait_connected(3, timeout=FIRST_CONTACT)
+        answers = await requester.gather({"type": "validate", "n": 1}, timeout=5_000 * MS)
+        by = {node: answer["by"] for node, answer in answers.items()}
+        assert sorted(by.values()) == ["node validation", "python one", "python two"]
+        assert by[one.id] == "python one" and by[two.id] == "python two"
+        (node_id,) = [node for node, name in by.items() if name == "node validation"]
+        # The same Node responder, pinned: it takes every request.
+        pinned = await asyncio.gather(
+            *(
+                requester.send({"type": "validate", "n": n}, node=node_id, timeout=5_000 * MS)
+                for n in range(2, 12)
+            )
+        )
+        assert {r["by"] for r in pinned} == {"node validation"}
+        assert sorted(r["n"] for r in pinned) == list(range(2, 12))
+        assert one.handled == 1 and two.handled == 1
+    # It saw the gathered request and the ten pinned ones, and nothing else new.
+    requests = await node_responder.wait_for_count("request", 11, timeout=2_000 * MS)
+    assert sorted(e["req"]["n"] for e in requests) == list(range(1, 12))
+    assert all(set(e["req"]) == {"type", "n"} for e in requests)
+
+
 # --- isolation --------------------------------------------------------------
 
 

@@ -1,23 +1,23 @@
 """Requester: sends requests to matching responders and awaits the answers.
 
 Design: this module is the asyncio adapter of the sans-I/O
-:class:`~coterie.protocol.routing.Router`, which makes every routing,
-waiting, failover, deadline and exactly-once decision. The adapter only:
+:class:`~coterie.protocol.requester.RequesterProtocol`, the one machine that
+makes every routing, waiting, failover, deadline, liveness and exactly-once
+decision of the requester side. The adapter only:
 
 - keeps one link per discovered responder, reconnected while the node
   lives (:class:`~coterie.components.connecting.ConnectingComponent`);
-- turns what happens (a send, a reply frame, a link up or lost, a node
-  leaving) into router inputs, with ``loop.time()`` as ``now``;
-- carries out the outcomes: writes frames, resolves or fails the caller's
-  future, closes a drained link;
-- owns two :class:`~coterie.transport.timer.Alarm` timers, kept at the
-  wake-ups the protocol names: :meth:`Router.next_deadline` (and
-  :meth:`Router.due` for a request just sent), and
-  :meth:`Liveness.next_tick <coterie.protocol.liveness.Liveness.next_tick>`
-  (and what :meth:`Liveness.sent` returns). Coterie responders with requests
-  in flight that fall quiet are pinged, and one quiet past its bound has its
-  link dropped, which the router turns into a resend; idle links are not
-  pinged at all.
+- feeds the machine what happens (a send, a cancelled caller, a frame, a link
+  up or down, a node announced, changed or dropped, the timer), with
+  ``loop.time()`` as ``now``;
+- carries out its outputs: writes frames (requests and pings), resolves or
+  fails the caller's future, closes a drained link, aborts a dead one, logs
+  an ignored hello;
+- owns the futures, the sockets and the one
+  :class:`~coterie.transport.timer.Alarm`, kept at or before the machine's
+  :attr:`~coterie.protocol.requester.RequesterProtocol.wakeup` after every
+  input;
+- explains, from discovery, why a request finds no responder (logging only).
 """
 
 from __future__ import annotations
@@ -34,18 +34,25 @@ from coterie._logbudget import LogBudget
 from coterie.components.monitorable import Monitorable
 from coterie.errors import CoterieError, NotRunningError, RequestTimeoutError
 from coterie.observe import RequesterStats
-from coterie.protocol.binding import Bindings
 from coterie.protocol.liveness import (
     DEFAULT_INTERVAL as DEFAULT_LIVENESS_INTERVAL,
 )
 from coterie.protocol.liveness import (
     DEFAULT_TIMEOUT as DEFAULT_LIVENESS_TIMEOUT,
 )
-from coterie.protocol.liveness import Liveness, ping_frame, supports_ping
+from coterie.protocol.liveness import Liveness
 from coterie.protocol.messages import encode_request, split_request
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import pairs, serves, unserved
-from coterie.protocol.routing import Balance, Drained, Fail, Outcome, Request, Resolve, Router, Send
+from coterie.protocol.requester import (
+    Abort,
+    Close,
+    Forged,
+    Output,
+    RequesterProtocol,
+    check_request,
+)
+from coterie.protocol.routing import Balance, Fail, Request, Resolve, Router, Send
 from coterie.transport.link import Link
 from coterie.transport.peers import Peer
 from coterie.transport.timer import Alarm
@@ -144,19 +151,19 @@ class Requester(Monitorable):
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
         self.timeout: float | None = timeout
-        self._router = Router(
-            balance=self.default_balance if balance is None else balance,
-            max_waiting=max_waiting,
-            settle=backlog_settle,
-            attempt_timeout=attempt_timeout,
+        self._machine = RequesterProtocol(
+            Router(
+                balance=self.default_balance if balance is None else balance,
+                max_waiting=max_waiting,
+                settle=backlog_settle,
+                attempt_timeout=attempt_timeout,
+            ),
+            Liveness(interval=liveness_interval, timeout=liveness_timeout),
         )
-        self._deadlines = Alarm(self._on_timer)
+        self._router = self._machine.router  # its queries, for stats()
+        self._alarm = Alarm(self._on_timer)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._liveness = Liveness(interval=liveness_interval, timeout=liveness_timeout)
-        #: Linked coterie responders' routed fields (coterie.protocol.binding).
-        self._bindings = Bindings()
         self._forgeries = LogBudget(log)
-        self._liveness_alarm = Alarm(self._on_liveness)
         self._ids = 0
         self._started_at = 0.0
         #: Reasons already said at WARNING (bounded by _MAX_REASONS).
@@ -190,6 +197,7 @@ class Requester(Monitorable):
         *,
         timeout: float | _Unset | None = _UNSET,
         retry: bool = True,
+        node: str | None = None,
     ) -> Any:
         """Send a request and return the responder's result.
 
@@ -202,11 +210,15 @@ class Requester(Monitorable):
             retry: Resend to another responder if the link carrying it is
                 lost (default). ``False`` for work that must not run twice: it
                 then fails fast with :class:`~coterie.LinkLostError`.
+            node: Send to this responder only (its node id, as
+                :meth:`gather` and ``stats().in_flight_on`` name it); if its
+                link drops, the request waits for that node within the bound.
 
         Raises:
             RemoteError: The handler failed; carries its message.
             RequestTimeoutError: No answer within the bound (a ``TimeoutError``).
             LinkLostError: ``retry=False`` and the link was lost mid-flight.
+            LookupError: ``node`` names no linked responder that serves the type.
             QueueFullError: Too many requests are already waiting.
             FrameTooLargeError: The request exceeds ``max_frame_size``.
             TypeError, ValueError: The request is not a dict with a type.
@@ -214,10 +226,7 @@ class Requester(Monitorable):
         """
         if not self._started or self._closing:
             raise NotRunningError(f"{self!r} is not running: use 'async with' or await start()")
-        if not isinstance(request, dict):
-            raise TypeError(f"a request must be a dict, got {type(request).__name__}")
-        if "type" not in request:
-            raise ValueError("a request needs a 'type' field")
+        check_request(request)
         request, subset, wire_timeout = split_request(request)
         if timeout is _UNSET:
             timeout = wire_timeout if wire_timeout is not None else self.timeout
@@ -230,26 +239,30 @@ class Requester(Monitorable):
             frame = encode_request(request, request_id, self.max_frame_size)
             loop = self._loop or asyncio.get_running_loop()
             pending = Request(
-                request_id, frame, request["type"], subset=subset, retry=retry, timeout=timeout
+                request_id,
+                frame,
+                request["type"],
+                subset=subset,
+                retry=retry,
+                timeout=timeout,
+                node=node,
             )
             now = loop.time()
-            outcomes = self._router.submit(pending, now)
+            outputs = self._machine.submit(pending, now)
         except BaseException as exc:
             if observer is not None:
                 observer.request_end(request_id, request["type"], exc)
             raise
         future: asyncio.Future[Any] = loop.create_future()
         pending.waiter = future
-        self._apply(outcomes, now)
+        self._apply(outputs)
         if pending.peer is None and not pending.done:
             self._waiting(pending.type)
-        # The timer already fires by every older request's due time.
-        self._deadlines.keep(self._router.due(pending))
         try:
             return await future
         except asyncio.CancelledError:
             pending.waiter = None
-            self._apply(self._router.cancel(request_id), self._now())
+            self._apply(self._machine.cancel(request_id, self._now()))
             if observer is not None:
                 observer.request_end(request_id, request["type"], asyncio.CancelledError())
             raise
@@ -307,6 +320,48 @@ class Requester(Monitorable):
         answer = await self.send(request_body(request), timeout=timeout, retry=retry)
         return answer if check is None else check(answer)
 
+    async def gather(
+        self, request: dict[str, Any], *, timeout: float | _Unset | None = _UNSET
+    ) -> dict[str, Any]:
+        """Send ``request`` to every linked responder that serves it; collect the answers.
+
+        Each responder gets its own copy (pinned with ``node=``, as
+        :meth:`send` does it), so nothing new goes on the wire: Node cote
+        responders answer too.
+
+        Args:
+            request: As for :meth:`send`.
+            timeout: Seconds for every answer; defaults as for :meth:`send`.
+
+        Returns:
+            ``{node id: answer or error}`` once every responder answered or the
+            bound ended: an error is the exception the :meth:`send` to it raised
+            (:class:`~coterie.RemoteError` for a failed handler,
+            :class:`~coterie.RequestTimeoutError` for one that did not answer in
+            time, which marks it as timed out).
+
+        Raises:
+            LookupError: No linked responder serves the request's type (and
+                ``__subset``): there is no one to ask.
+            TypeError, ValueError: The request is not a dict with a type.
+            NotRunningError: The requester is not started or is closing.
+        """
+        if not self._started or self._closing:
+            raise NotRunningError(f"{self!r} is not running: use 'async with' or await start()")
+        check_request(request)
+        nodes = self._machine.serving(request["type"], request.get("__subset"))
+        if not nodes:
+            raise LookupError(
+                f"gather: no linked responder serves {request['type']!r}"
+                + ("" if request.get("__subset") is None else f" in subset {request['__subset']!r}")
+                + f"; {self.connected} responder(s) linked"
+            )
+        answers = await asyncio.gather(
+            *(self.send(dict(request), timeout=timeout, node=node) for node in nodes),
+            return_exceptions=True,
+        )
+        return dict(zip(nodes, answers, strict=True))
+
     def _status_traffic(self) -> dict[str, dict[str, int]]:
         # The router counts requests and error replies per link.
         return {
@@ -316,32 +371,56 @@ class Requester(Monitorable):
 
     # -- the router's outcomes and timer -------------------------------------------
 
-    def _apply(self, outcomes: list[Outcome], now: float) -> None:
+    def _apply(self, outputs: list[Output]) -> None:
+        """Carry out the machine's outputs, then keep the timer by its wake-up."""
         observer = self._observer
-        for outcome in outcomes:
-            if type(outcome) is Send:
-                peer = self._links.peers.get(outcome.peer)
+        for output in outputs:
+            if type(output) is Send:
+                peer = self._links.peers.get(output.peer)
                 if peer is not None and peer.link is not None:
-                    peer.link.write(outcome.frame)
-                    self._liveness_alarm.keep(self._liveness.sent(outcome.peer, now))
-            elif type(outcome) is Resolve:
-                future = outcome.request.waiter
+                    peer.link.write(output.frame)
+            elif type(output) is Resolve:
+                future = output.request.waiter
                 if future is not None and not future.done():
-                    future.set_result(outcome.value)
+                    future.set_result(output.value)
                 if observer is not None:
-                    observer.request_end(outcome.request.id, outcome.request.type, None)
-            elif type(outcome) is Fail:
-                if outcome.request.peer is None and type(outcome.error) is RequestTimeoutError:
-                    outcome = Fail(outcome.request, self._explained(outcome))
-                future = outcome.request.waiter
+                    observer.request_end(output.request.id, output.request.type, None)
+            elif type(output) is Fail:
+                if output.request.peer is None and type(output.error) is RequestTimeoutError:
+                    output = Fail(output.request, self._explained(output))
+                future = output.request.waiter
                 if future is not None and not future.done():
-                    future.set_exception(outcome.error)
+                    future.set_exception(output.error)
                 if observer is not None:
-                    observer.request_end(outcome.request.id, outcome.request.type, outcome.error)
-            elif type(outcome) is Drained:
-                drained = self._links.peers.get(outcome.peer)
-                if drained is not None and drained.removed and drained.link is not None:
+                    observer.request_end(output.request.id, output.request.type, output.error)
+            elif type(output) is Close:
+                drained = self._links.peers.get(output.peer)
+                if drained is not None and drained.link is not None:
                     drained.link.close()
+            elif type(output) is Abort:
+                dead = self._links.peers.get(output.peer)
+                if dead is not None and dead.link is not None:
+                    log.warning(
+                        "responder %s at %s silent for %.2g s with %d request(s) in flight; "
+                        "dropping its link",
+                        dead.node.advertisement.get("name"),
+                        dead.link.peer,
+                        output.silent,
+                        output.inflight,
+                    )
+                    dead.link.abort()
+            elif type(output) is Forged:
+                self._forgeries.warning(
+                    "ignored a hello for responder %s that would change what its live link "
+                    "verified (types, subset, namespace, key): forged? (%d so far)",
+                    output.peer,
+                    output.so_far,
+                )
+            # Cancel: issue 25 writes the cancel frame here; no responder
+            # advertises it yet, so nothing new goes on the wire.
+        wakeup = self._machine.wakeup
+        if wakeup is not None:
+            self._alarm.keep(wakeup)
 
     # -- saying why nothing answers -------------------------------------------------
 
@@ -398,14 +477,8 @@ class Requester(Monitorable):
         self._warn_why(failed.request.type, why)
         return RequestTimeoutError(f"{failed.error}: {why}")
 
-    def _arm(self) -> None:
-        """Keep the one timer at or before the router's next deadline."""
-        self._deadlines.keep(self._router.next_deadline())
-
     def _on_timer(self) -> None:
-        now = self._now()
-        self._apply(self._router.expire(now), now)
-        self._arm()
+        self._apply(self._machine.wake(self._now()))
 
     def _now(self) -> float:
         return (self._loop or asyncio.get_running_loop()).time()
@@ -421,111 +494,56 @@ class Requester(Monitorable):
         super()._node_added(node)
         if not self._closing:
             # It may have come back before its old link dropped.
-            now = self._now()
-            self._apply(self._router.peer_returned(node.id, now), now)
-            self._arm()
+            self._apply(self._machine.node_added(node.id, self._now()))
 
     def _node_updated(self, node: Node) -> None:
-        if not self._bindings.from_discovery(node.id, node.advertisement):
-            # A linked coterie responder's types change only through its link.
-            self._forgeries.warning(
-                "ignored a hello for responder %s that would change what its live link "
-                "verified (types, subset, namespace, key): forged? (%d so far)",
-                node.id,
-                self._bindings.forged,
-            )
+        outputs = self._machine.node_updated(node.id, node.advertisement, self._now())
+        if outputs and type(outputs[0]) is Forged:
+            self._apply(outputs)  # logged; the hello goes no further
             return
         super()._node_updated(node)
-        now = self._now()
-        self._apply(self._router.peer_changed(node.id, node.advertisement, now), now)
-        self._arm()
+        self._apply(outputs)
 
     def _node_removed(self, node: Node) -> None:
         # Stop reconnecting; send nothing new; close once its replies are in.
         super()._node_removed(node)
-        self._apply(self._router.peer_leaving(node.id), self._now())
+        self._apply(self._machine.node_removed(node.id, self._now()))
 
     # -- links --------------------------------------------------------------------
 
     def _link_up(self, peer: Peer) -> None:
         super()._link_up(peer)
-        now = self._now()
-        if supports_ping(peer.node.advertisement):
-            self._bindings.bind(peer.id, peer.node.advertisement)
-            self._liveness.watch(peer.id, now)
-            if peer.link is not None:  # at once: the responder learns this link pings
-                peer.link.write(ping_frame(0))
         if peer.link is not None:
             peer.link.on_bad_frame = self._bad_frame
-        self._apply(self._router.peer_up(peer.id, peer.node.advertisement, now), now)
-        self._arm()
+        self._apply(self._machine.link_up(peer.id, peer.node.advertisement, self._now()))
 
     def _link_down(self, peer: Peer, exc: Exception | None) -> None:
         super()._link_down(peer, exc)
-        self._liveness.forget(peer.id)
-        self._bindings.unbind(peer.id)
         before = self._router.resent
-        now = self._now()
-        outcomes = self._router.link_lost(peer.id, now)
+        outputs = self._machine.link_down(peer.id, self._now())
         if self._router.resent > before:
             log.info(
                 "resending %d request(s) lost with %s",
                 self._router.resent - before,
                 peer.node.advertisement.get("name"),
             )
-        self._apply(outcomes, now)
-        self._arm()
+        self._apply(outputs)
 
     def _on_frame(self, link: Link, args: list[Any]) -> None:
         peer: Peer | None = link.context
         if peer is not None and peer.link is link:
             now = self._loop.time()  # type: ignore[union-attr]  # set when started
-            kind = self._liveness.frame(peer.id, args, now)
-            if kind == "reply":
-                self._apply(self._router.reply(peer.id, args, now), now)
-            elif kind == "bye":  # it is closing: nothing new goes there
-                self._apply(self._router.peer_leaving(peer.id), now)
-            elif kind == "advert":  # what it serves, said where no one else can
-                advertisement = self._bindings.from_link(peer.id, args[1])
-                if advertisement is not None:
-                    self._apply(self._router.peer_changed(peer.id, advertisement, now), now)
+            self._apply(self._machine.frame(peer.id, args, now))
 
     def _bad_frame(self, link: Link, reason: str) -> None:
         peer: Peer | None = link.context
         if peer is not None and peer.link is link:
-            now = self._now()
-            self._apply(self._router.peer_failed(peer.id, now), now)
-
-    # -- liveness ------------------------------------------------------------------
-
-    def _on_liveness(self) -> None:
-        now = self._now()
-        pings, dead = self._liveness.tick(now, self._router.inflight_on)
-        for peer_id, token in pings:
-            peer = self._links.peers.get(peer_id)
-            if peer is not None and peer.link is not None:
-                peer.link.write(ping_frame(token))
-        for peer_id in dead:
-            peer = self._links.peers.get(peer_id)
-            if peer is not None and peer.link is not None:
-                log.warning(
-                    "responder %s at %s silent for %.2g s with %d request(s) in flight; "
-                    "dropping its link",
-                    peer.node.advertisement.get("name"),
-                    peer.link.peer,
-                    self._liveness.timeout,
-                    self._router.inflight_on(peer_id),
-                )
-                self._apply(self._router.peer_failed(peer_id, now), now)
-                peer.link.abort()
-        self._liveness_alarm.keep(self._liveness.next_tick())
+            self._apply(self._machine.bad_frame(peer.id, self._now()))
 
     async def _shutdown(self) -> None:
-        self._deadlines.cancel()
-        self._liveness_alarm.cancel()
+        self._alarm.cancel()
         self._apply(
-            self._router.close(NotRunningError(f"{self!r} closed before the request was answered")),
-            self._now(),
+            self._machine.close(NotRunningError(f"{self!r} closed before the request was answered"))
         )
         await super()._shutdown()
 

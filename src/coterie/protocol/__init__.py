@@ -15,15 +15,26 @@ rule is unit tested deterministically. The asyncio adapters in
 | :mod:`~coterie.protocol.messages` | axon's request, reply, publish and status shapes; |
 | | decoding request frames; reserved fields; the size of what is sent |
 | :mod:`~coterie.protocol.codes` | the one vocabulary of outcome codes (wire, metrics, traces) |
+| :mod:`~coterie.protocol.requester` | the requester side, whole: one machine over routing, |
+| | liveness and binding, and the rules between them (inputs with ``now``, outputs) |
 | :mod:`~coterie.protocol.routing` | where a request goes, how long it waits, |
 | | when it is resent; exactly-once answers |
+| :mod:`~coterie.protocol.ejection` | which failing responder leaves the rotation, and its probes |
+| :mod:`~coterie.protocol.slowstart` | a newly linked responder's small share of requests |
+| :mod:`~coterie.protocol.liveness` | telling a silent peer from a slow one |
+| :mod:`~coterie.protocol.binding` | what routing trusts of a linked responder: its link's word |
+| :mod:`~coterie.protocol.admission` | who a listener lets in: link cap, shares, handshakes |
+| :mod:`~coterie.protocol.backoff` | how long to stay away after a failure; when a peer is gone |
 | :mod:`~coterie.protocol.pairing` | advertisements and who pairs with whom |
 | :mod:`~coterie.protocol.patterns` | which names a ``*`` pattern takes: handlers (EventEmitter2), |
 | | ``respondsTo``, and ``subscribesTo`` topics (axon) |
 | :mod:`~coterie.protocol.sockend` | what the Sockend forwards and relays, and its refusals |
-| :mod:`~coterie.protocol.liveness` | telling a silent peer from a slow one |
+| :mod:`~coterie.protocol.namespaces` | which namespaces a gateway serves; reaping idle ones |
 | :mod:`~coterie.protocol.packets` | discovery datagrams (hello, goodbye) |
 | :mod:`~coterie.protocol.cipher` | cote's discovery encryption |
 | :mod:`~coterie.protocol.nodes` | the node table: who is out there, timeouts, master election |
 | :mod:`~coterie.protocol.renewal` | when a certificate is renewed, and when one is near its end |
+| :mod:`~coterie.protocol.seeds` | the seed set: which addresses are members of a seeded mesh |
+
+A test (``tests/test_imports.py``) checks that this table names every module.
 """

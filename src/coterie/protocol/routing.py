@@ -28,8 +28,13 @@ The rules:
   time with none, the first takes the oldest request at once and the rest of
   the backlog waits ``settle`` seconds so that it is spread over every peer
   that turned up meanwhile, not poured onto the first;
-- each request may have a deadline; past it the request is withdrawn wherever
-  it is and fails with :class:`~coterie.errors.RequestTimeoutError`;
+- a request pinned to one node (``node=``) goes to that peer only, and is
+  refused at once (``LookupError``) when that peer is not up or does not
+  serve it;
+- each request may have a deadline, a timeout from submission or an absolute
+  time (the earlier holds); past it the request is withdrawn wherever it is
+  and fails with :class:`~coterie.errors.RequestTimeoutError`, and one whose
+  absolute deadline is already past fails at once, unsent;
 - when a link is lost, its requests in flight go back to the front of the
   queue and are sent elsewhere, unless marked ``retry=False``: those fail
   fast with :class:`~coterie.errors.LinkLostError`;
@@ -103,6 +108,11 @@ class Request:
         subset: Only peers advertising this ``subset`` take it (``__subset``).
         retry: Resend it elsewhere when its link is lost (default), or fail.
         timeout: Seconds from submission to give up; ``None`` for no bound.
+        deadline: An absolute time (the clock of ``now``) to give up by,
+            whatever ``timeout`` says: the earlier of the two holds. A
+            deadline already past fails the request at once, unsent. (For
+            deadlines handed down by a caller, issue 25.)
+        node: Only this peer takes it (``send(node=...)``); ``None`` for any.
     """
 
     __slots__ = (
@@ -112,6 +122,7 @@ class Request:
         "done",
         "frame",
         "id",
+        "node",
         "peer",
         "retry",
         "sent_at",
@@ -129,14 +140,18 @@ class Request:
         subset: Any = None,
         retry: bool = True,
         timeout: float | None = None,
+        deadline: float | None = None,
+        node: str | None = None,
     ) -> None:
         self.id = request_id
         self.frame = frame
         self.type = request_type
         self.subset = subset
         self.retry = retry
-        #: Set on submit to now + timeout; infinity without a timeout.
-        self.deadline = math.inf
+        self.node = node
+        #: The given deadline until submit, then the earlier of it and
+        #: now + timeout; infinity without either.
+        self.deadline = math.inf if deadline is None else deadline
         #: The peer carrying it, or ``None`` while it waits.
         self.peer: str | None = None
         self.sent_at = 0.0
@@ -232,6 +247,8 @@ class _Route:
 
     def takes(self, request: Request) -> bool:
         if self.leaving:
+            return False
+        if request.node is not None and request.node != self.id:
             return False
         adv = self.advertisement
         if request.subset is not None and adv.get("subset") != request.subset:
@@ -340,6 +357,20 @@ class Router:
         """
         return {peer: (r.requests, r.errors) for peer, r in self._routes.items()}
 
+    def get(self, request_id: str) -> Request | None:
+        """The live request ``request_id`` (waiting or in flight), or ``None``."""
+        return self._requests.get(request_id)
+
+    def advertisement(self, peer: str) -> Mapping[str, Any] | None:
+        """What ``peer`` advertises, as routing uses it, or ``None`` when it is not up."""
+        route = self._routes.get(peer)
+        return route.advertisement if route is not None else None
+
+    def serving(self, request_type: Any, subset: Any = None) -> list[str]:
+        """The peers up and not leaving that take a request of this type (and subset)."""
+        probe = Request("", b"", request_type, subset=subset)
+        return [peer for peer, route in self._routes.items() if route.takes(probe)]
+
     def inflight_on(self, peer: str) -> int:
         """Requests in flight on ``peer`` (0 for an unknown one)."""
         route = self._routes.get(peer)
@@ -421,6 +452,15 @@ class Router:
         """
         if request.id in self._requests:
             raise ValueError(f"request id {request.id!r} is already pending")
+        if request.node is not None:
+            self._check_node(request)
+        timeout = request.bound
+        if request.deadline != math.inf:  # a deadline given: the earlier bound holds
+            if request.deadline <= now:
+                return [self._finish_failed(request, self._late_error(request))]
+            if timeout is None or request.deadline < now + timeout:
+                # Its own key: one more (short) deadline queue.
+                timeout = request.bound = request.deadline - now
         route = None if self._settle_until is not None else self._pick(request, now)
         if route is None and len(self._waiting) >= self.max_waiting:
             raise QueueFullError(
@@ -428,9 +468,10 @@ class Router:
                 f"(max_waiting={self.max_waiting})"
             )
         self._requests[request.id] = request
-        timeout = request.bound
         if timeout is not None:
-            request.deadline = now + timeout
+            end = now + timeout
+            if end < request.deadline:
+                request.deadline = end
             queue = self._deadlines.get(timeout)
             if queue is None:
                 queue = self._deadlines[timeout] = deque()
@@ -788,6 +829,27 @@ class Router:
         if request.bound is not None:
             self._trim_deadlines(request)
         return Fail(request, error)
+
+    def _check_node(self, request: Request) -> None:
+        """A request pinned to one node: that node must be up and take it."""
+        route = self._routes.get(request.node)  # type: ignore[arg-type]
+        if route is None or route.leaving:
+            linked = ", ".join(sorted(self.serving(request.type, request.subset))) or "none"
+            raise LookupError(
+                f"node {request.node!r} is not linked (or is leaving), so it cannot take "
+                f"request {request.id} ({request.type!r}); linked responders that serve it: "
+                f"{linked}"
+            )
+        if not route.takes(request):
+            raise LookupError(
+                f"node {request.node!r} ({route.name}) does not serve {request.type!r}"
+                + ("" if request.subset is None else f" in subset {request.subset!r}")
+            )
+
+    def _late_error(self, request: Request) -> RequestTimeoutError:
+        return RequestTimeoutError(
+            f"request {request.id} ({request.type!r}) was not sent: its deadline had already passed"
+        )
 
     def _timeout_error(self, request: Request) -> RequestTimeoutError:
         route = self._routes.get(request.peer) if request.peer is not None else None
