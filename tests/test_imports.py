@@ -13,7 +13,8 @@ below, never one above):
       chooses the compiled or pure-Python modules and imports none itself)
 1     ``coterie.protocol``
 2     ``coterie.observe``, ``coterie.metrics``, ``coterie.tracing``,
-      ``coterie.tls``, ``coterie.settings``
+      ``coterie.tls``, ``coterie.settings``, ``coterie._logbudget`` (over
+      the protocol's token bucket)
 3     ``coterie.transport``
 4     ``coterie.discovery``
 5     ``coterie.components``
@@ -41,7 +42,7 @@ import coterie
 #: Module (or package) -> its layer; a module's layer is its longest prefix's.
 LAYERS: dict[str, int] = {
     "coterie._version": 0,
-    "coterie._logbudget": 0,
+    "coterie._logbudget": 2,
     "coterie.errors": 0,
     "coterie._native": 0,
     "coterie.protocol": 1,

@@ -1,9 +1,9 @@
 """Log lines a hostile peer can trigger, rate-limited so a flood is not a flood of lines.
 
-Design: a token bucket per :class:`LogBudget` (``burst`` lines at once,
-then ``per_second``). A line over budget is counted, not written; the next
-line written says how many like it were left out. Time is
-``time.monotonic()`` unless a clock is given.
+Design: the one token bucket (:class:`coterie.protocol.budget.TokenBucket`)
+per :class:`LogBudget`: ``burst`` lines at once, then ``per_second``. A line
+over budget is counted, not written; the next line written says how many
+like it were left out. Time is ``time.monotonic()`` unless a clock is given.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+
+from coterie.protocol.budget import TokenBucket
 
 __all__ = ["LogBudget"]
 
@@ -26,7 +28,7 @@ class LogBudget:
         clock: Seconds, monotonic; ``time.monotonic`` by default.
     """
 
-    __slots__ = ("_clock", "_logger", "_tokens", "_updated", "burst", "per_second", "suppressed")
+    __slots__ = ("_bucket", "_clock", "_logger", "suppressed")
 
     def __init__(
         self,
@@ -37,11 +39,8 @@ class LogBudget:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._logger = logger
-        self.per_second = per_second
-        self.burst = burst
+        self._bucket = TokenBucket(per_second, burst)
         self._clock = clock
-        self._tokens = float(burst)
-        self._updated = clock()
         #: Lines left out since the last one written.
         self.suppressed = 0
 
@@ -49,15 +48,9 @@ class LogBudget:
         """Write the line if the budget allows; returns whether it was written."""
         if not self._logger.isEnabledFor(level):
             return False
-        now = self._clock()
-        self._tokens = min(
-            float(self.burst), self._tokens + (now - self._updated) * self.per_second
-        )
-        self._updated = now
-        if self._tokens < 1.0:
+        if not self._bucket.take(self._clock()):
             self.suppressed += 1
             return False
-        self._tokens -= 1.0
         if self.suppressed:
             msg += " (%d more like it left out of the log)"
             args = (*args, self.suppressed)

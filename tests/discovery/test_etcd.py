@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from coterie import DiscoveryOptions, EtcdSettings, Publisher, Requester, Responder, Subscriber
-from coterie.discovery.etcd import node_key, watched_prefixes
-from coterie.discovery.groups import group_of
+from coterie.protocol.groups import group_of, node_key
 from tests.etcd_server import ETCD, EtcdServer
 from tests.helpers import MS, ms, wait_for
 
@@ -60,24 +59,6 @@ def etcd_leases(url: str) -> list[str]:
     """The ids of the leases etcd holds."""
     with urllib.request.urlopen(url + "/v3/lease/leases", b"{}", timeout=2) as resp:
         return [lease["ID"] for lease in json.loads(resp.read()).get("leases", [])]
-
-
-# -- the key layout (pure) ----------------------------------------------------
-
-
-def test_keys_name_environment_and_namespace() -> None:
-    rep = {"key": "prod:$$pay", "namespace": "eu/1", "axon_type": "rep"}
-    assert group_of(rep) == ("prod", "eu%2F1")
-    assert node_key("/coterie", rep, "i1") == "/coterie/prod/eu%2F1/i1"
-    assert watched_prefixes("/coterie/", rep) == ("/coterie/prod/eu%2F1/", "/coterie/prod/+/")
-    plain = {"key": "$$", "axon_type": "req"}
-    assert node_key("/c", plain, "i2") == "/c//*/i2"
-    # A namespace spelt like the reserved segments cannot take their place.
-    assert group_of({"key": "$$", "namespace": "*", "axon_type": "req"})[1] == "%2A"
-    assert group_of({"key": "$$", "namespace": "+", "axon_type": "req"})[1] == "%2B"
-    monitor = {"key": "prod:$$", "type": "monitor"}
-    assert node_key("/c", monitor, "m") == "/c/prod/+/m"
-    assert watched_prefixes("/c", monitor) == ("/c/prod/",)
 
 
 def test_etcd_options_and_environment() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from coterie import DiscoveryOptions, EtcdSettings, Requester, Responder
-from coterie.discovery.etcd import node_key
+from coterie.protocol.groups import node_key
 from tests.etcd_server import ETCD, EtcdServer, EtcdTLS
 from tests.helpers import MS, ms
 

@@ -10,7 +10,9 @@ many groups costs each node only its own group's changes.
   datagram exactly as the discovery service encodes it (encrypted when a
   discovery ``key`` is set). ``<group>`` is the namespace, percent-encoded,
   or ``*`` without one; observers (nodes without ``axon_type``: monitors,
-  gateways) register under ``+`` (:mod:`coterie.discovery.groups`).
+  gateways) register under ``+``. The layout is a rule, in
+  :mod:`coterie.protocol.groups` (``node_key``, ``watched_prefixes``,
+  ``range_end``, ``lease_ttl``).
 - Watches: a component watches its group's prefix and ``+`` (to report to
   monitors); an observer watches the whole environment.
 - Liveness is the lease: a node that dies is removed by every peer when its
@@ -46,18 +48,17 @@ import asyncio
 import base64
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from coterie.discovery.groups import OBSERVERS, group_of
 from coterie.discovery.interfaces import route_to
 from coterie.discovery.medium import Encoder, ReceiveCallback
 from coterie.discovery.options import DiscoverySettings, EtcdSettings
 from coterie.errors import DecodeError
+from coterie.protocol.groups import lease_ttl, node_key, range_end, watched_prefixes
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec
 from coterie.tls import _REFUSED_OURS
 from coterie.transport.retry import Retry
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 
     from coterie.discovery.service import Discovery
 
-__all__ = ["EtcdAccessError", "EtcdError", "EtcdTransport", "node_key", "watched_prefixes"]
+__all__ = ["EtcdAccessError", "EtcdError", "EtcdTransport"]
 
 log = logging.getLogger("coterie.discovery")
 
@@ -94,30 +95,8 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text)
 
 
-def _prefix_end(prefix: str) -> str:
-    """The range end that covers every key starting with ``prefix`` (etcd's rule)."""
-    raw = bytearray(prefix.encode())
-    while raw and raw[-1] == 0xFF:
-        raw.pop()
-    if not raw:
-        return base64.b64encode(b"\0").decode()
-    raw[-1] += 1
-    return base64.b64encode(bytes(raw)).decode()
-
-
-def node_key(prefix: str, advertisement: dict[str, Any], iid: str) -> str:
-    """The key a node registers under."""
-    env, group = group_of(advertisement)
-    return f"{prefix.rstrip('/')}/{env}/{group}/{iid}"
-
-
-def watched_prefixes(prefix: str, advertisement: dict[str, Any]) -> tuple[str, ...]:
-    """The prefixes a node watches: its group and the observers, or its whole environment."""
-    env, group = group_of(advertisement)
-    root = f"{prefix.rstrip('/')}/{env}/"
-    if group == OBSERVERS:
-        return (root,)
-    return (f"{root}{group}/", f"{root}{OBSERVERS}/")
+def _range_end(prefix: str) -> str:
+    return base64.b64encode(range_end(prefix.encode())).decode()
 
 
 # -- the gateway client ------------------------------------------------------
@@ -412,7 +391,7 @@ class _Registry:
         prefix = self.settings.prefix.rstrip("/") + "/"
         await self.gateway.call(
             "/v3/kv/range",
-            {"key": _b64(prefix), "range_end": _prefix_end(prefix), "count_only": True},
+            {"key": _b64(prefix), "range_end": _range_end(prefix), "count_only": True},
         )
 
     async def _grant(self) -> None:
@@ -557,7 +536,7 @@ class _Registry:
                 self._back()
                 retry.reset()
                 body = {"create_request": {"key": _b64(watch.prefix),
-                                           "range_end": _prefix_end(watch.prefix),
+                                           "range_end": _range_end(watch.prefix),
                                            "start_revision": revision + 1}}  # fmt: skip
                 async for result in self.gateway.stream("/v3/watch", body):
                     if result.get("canceled"):
@@ -574,7 +553,7 @@ class _Registry:
     async def _read(self, watch: _Watch) -> int:
         answer = await self.gateway.call(
             "/v3/kv/range",
-            {"key": _b64(watch.prefix), "range_end": _prefix_end(watch.prefix),
+            {"key": _b64(watch.prefix), "range_end": _range_end(watch.prefix),
              "limit": _RANGE_LIMIT},
         )  # fmt: skip
         if answer.get("more"):
@@ -636,10 +615,6 @@ class _Registry:
 _REGISTRIES: dict[tuple[Any, ...], _Registry] = {}
 
 
-def _ttl(settings: DiscoverySettings) -> int:
-    return max(2, math.ceil(settings.node_timeout / 1000))
-
-
 # -- the transport -------------------------------------------------------------
 
 
@@ -688,7 +663,7 @@ class EtcdTransport:
                 "etcd discovery needs the 'aiohttp' package: pip install 'coterie[etcd]'"
             ) from exc
         loop = asyncio.get_running_loop()
-        ttl = _ttl(self._settings)
+        ttl = lease_ttl(self._settings.node_timeout)
         rkey = (loop, self._etcd, ttl)
         registry = _REGISTRIES.get(rkey)
         if registry is None:

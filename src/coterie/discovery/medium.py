@@ -19,7 +19,7 @@ for attribute names:
   departures itself (leases), so the service attaches the component to it
   and never times its nodes out for silence;
 - :class:`Scoped`: the medium carries each group (environment and
-  namespace, :mod:`coterie.discovery.groups`) apart, so it needs the
+  namespace, :mod:`coterie.protocol.groups`) apart, so it needs the
   component's advertisement before it starts (Redis with one channel per
   group).
 

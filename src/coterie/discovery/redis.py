@@ -13,7 +13,7 @@ Node peers, which listen on ``cote`` only) a component publishes on
 ``cote:<environment>/<namespace>`` and listens there and on
 ``cote:<environment>/+``, where observers (monitors, gateways) publish; an
 observer listens to ``cote:<environment>/*``. A node then hears its own
-group only (:mod:`coterie.discovery.groups`), and the mesh costs
+group only (:mod:`coterie.protocol.groups`), and the mesh costs
 Σ group² / 2 deliveries a second.
 """
 
@@ -25,10 +25,10 @@ import logging
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from coterie.discovery.groups import OBSERVERS, group_of, is_observer
 from coterie.discovery.interfaces import route_to
 from coterie.discovery.medium import Encoder, ReceiveCallback
 from coterie.discovery.options import DiscoverySettings
+from coterie.protocol.groups import OBSERVERS, group_of, is_observer
 from coterie.transport.retry import Retry, jitter
 
 __all__ = ["REDIS_CHANNEL", "RedisTransport"]

@@ -24,7 +24,8 @@ rule is unit tested deterministically. The asyncio adapters in
 | :mod:`~coterie.protocol.liveness` | telling a silent peer from a slow one |
 | :mod:`~coterie.protocol.binding` | what routing trusts of a linked responder: its link's word |
 | :mod:`~coterie.protocol.admission` | who a listener lets in: link cap, shares, handshakes |
-| :mod:`~coterie.protocol.backoff` | how long to stay away after a failure; when a peer is gone |
+| :mod:`~coterie.protocol.backoff` | how long to stay away after a failure (full jitter, drawn |
+| | by the adapter); when a peer is gone |
 | :mod:`~coterie.protocol.pairing` | advertisements and who pairs with whom |
 | :mod:`~coterie.protocol.patterns` | which names a ``*`` pattern takes: handlers (EventEmitter2), |
 | | ``respondsTo``, and ``subscribesTo`` topics (axon) |
@@ -34,6 +35,8 @@ rule is unit tested deterministically. The asyncio adapters in
 | :mod:`~coterie.protocol.cipher` | cote's discovery encryption |
 | :mod:`~coterie.protocol.nodes` | the node table: who is out there, timeouts, master election |
 | :mod:`~coterie.protocol.renewal` | when a certificate is renewed, and when one is near its end |
+| :mod:`~coterie.protocol.groups` | discovery groups: who hears of whom; the etcd key layout |
+| :mod:`~coterie.protocol.budget` | the one token bucket (fast-contact replies, log lines) |
 | :mod:`~coterie.protocol.seeds` | the seed set: which addresses are members of a seeded mesh |
 
 A test (``tests/test_imports.py``) checks that this table names every module.

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from coterie.protocol.budget import TokenBucket
+
 __all__ = ["GAP_TIMEOUTS", "Node", "NodeTable", "ReplyBudget", "Sweep", "ipv4_numbers"]
 
 #: How many node timeouts a node silent on discovery is kept while a link to
@@ -436,37 +438,22 @@ class NodeTable:
         return node
 
 
-class ReplyBudget:
-    """A token bucket for fast-contact replies (time by argument).
+class ReplyBudget(TokenBucket):
+    """The fast-contact budget: the one token bucket with its defaults (time by argument).
 
     Fast contact answers a newcomer's hello at once. Without a bound, a flood
     of hellos with fresh ids makes every node answer each one: an amplifier.
     At most ``rate`` replies a second (``burst`` at once) are allowed; the
     discovery service also coalesces the newcomers of one loop turn into one
     reply, and past the budget newcomers wait for the next regular hello.
+    :attr:`refused` counts the replies refused for want of budget.
 
     Args:
         rate: Replies a second in the long run.
         burst: Replies allowed back to back.
     """
 
-    def __init__(self, rate: float = 10.0, burst: int = 5) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("a reply budget needs rate > 0 and burst >= 1")
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
-        self._at: float | None = None
-        #: Replies refused for want of budget.
-        self.refused = 0
+    __slots__ = ()
 
-    def take(self, now: float) -> bool:
-        """Spend one reply at ``now`` if the budget allows it."""
-        if self._at is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        self.refused += 1
-        return False
+    def __init__(self, rate: float = 10.0, burst: int = 5) -> None:
+        super().__init__(rate, burst)

@@ -18,6 +18,7 @@ from coterie.protocol.patterns import matches_any
 __all__ = [
     "EXPOSED_ROLES",
     "MISMATCH_FIELDS",
+    "PAIRING_ROLES",
     "ROLE_NAMES",
     "Mismatch",
     "advertised_names",
@@ -257,16 +258,8 @@ def describe(theirs: Mapping[str, Any], mismatches: list[Mismatch], me: str) -> 
     return f"{who} is on the mesh {clauses}"
 
 
-_ROLE_WORDS = {
-    "req": "requester",
-    "rep": "responder",
-    "pub-emitter": "publisher",
-    "sub-emitter": "subscriber",
-}
-
-
 def _role_word(role: Any) -> str:
-    return _ROLE_WORDS.get(role, "component") if isinstance(role, str) else "component"
+    return ROLE_NAMES.get(role, "component") if isinstance(role, str) else "component"
 
 
 def split_key(advertised: Any) -> tuple[str | None, str | None]:
@@ -350,7 +343,8 @@ def unserved(
     return said
 
 
-#: Human role names by ``axon_type``.
+#: Human role names by ``axon_type``: cote's four pairing roles, and the
+#: Sockend's, which pairs with none (it watches the mesh).
 ROLE_NAMES = {
     "req": "requester",
     "rep": "responder",
@@ -358,6 +352,8 @@ ROLE_NAMES = {
     "sub-emitter": "subscriber",
     "sockend": "sockend",
 }
+#: The ``axon_type`` values that pair; a node with another or none observes.
+PAIRING_ROLES = frozenset(ROLE_NAMES) - {"sockend"}
 
 
 def role_of(advertisement: Mapping[str, Any]) -> str:
