@@ -2,8 +2,9 @@
 
 The graph is read from the source with :mod:`ast`: every ``import`` and
 ``from ... import`` of a coterie module, at module level and inside
-functions, relative ones resolved. Imports under ``if TYPE_CHECKING:`` are
-left out: they never run, they only name types for annotations.
+functions, relative ones resolved. Imports under ``if TYPE_CHECKING:`` never
+run, so the layer check leaves them out; the cycle check counts them too: a
+circle hidden from the interpreter is still one for a reader and for mypy.
 
 The layers, lowest first (a module may import its own layer and those
 below, never one above):
@@ -91,13 +92,17 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def imported(module: str, path: Path, known: set[str]) -> set[str]:
-    """The known modules ``module`` imports at run time (module level or in functions)."""
+def imported(module: str, path: Path, known: set[str], *, typing: bool = False) -> set[str]:
+    """The known modules ``module`` imports (module level or in functions).
+
+    Args:
+        typing: Count the imports under ``if TYPE_CHECKING:`` too.
+    """
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
+        if isinstance(node, ast.If) and _is_type_checking(node.test) and not typing:
             for child in node.orelse:
                 visit(child)
             return
@@ -127,11 +132,15 @@ def imported(module: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def graph(root: Path) -> Graph:
-    """Module -> the modules it imports, for the package at ``root``."""
+def graph(root: Path, *, typing: bool = False) -> Graph:
+    """Module -> the modules it imports, for the package at ``root``.
+
+    Args:
+        typing: Count the imports under ``if TYPE_CHECKING:`` too.
+    """
     found = modules(root)
     known = set(found)
-    return {module: imported(module, path, known) for module, path in found.items()}
+    return {module: imported(module, path, known, typing=typing) for module, path in found.items()}
 
 
 def layer(module: str) -> int | None:
@@ -196,6 +205,12 @@ def test_the_import_graph_has_no_cycle() -> None:
     assert cycle(edges) == []
 
 
+def test_no_cycle_even_counting_type_checking_imports() -> None:
+    edges = graph(CODE, typing=True)
+    assert "coterie.discovery.medium" in edges["coterie.discovery.etcd"]
+    assert cycle(edges) == []
+
+
 def test_no_module_imports_a_higher_layer() -> None:
     assert upward(graph(CODE)) == []
 
@@ -248,6 +263,13 @@ def test_the_checks_catch_a_cycle_an_upward_import_and_an_observer_leak(
     edges = graph(bad_package)
     assert edges["coterie.components.base"] == {"coterie.transport.link", "coterie.errors"}
     assert edges["coterie.transport.link"] == {"coterie.components.other"}
+    # Counting the types-only import closes a circle: link -> base -> link.
+    typed = graph(bad_package, typing=True)
+    assert typed["coterie.transport.link"] == {
+        "coterie.components.other",
+        "coterie.components.base",
+    }
+    assert set(cycle(typed)) >= {"coterie.transport.link", "coterie.components.base"}
     assert set(cycle(edges)) == {"coterie.protocol.a", "coterie.protocol.b"}
     assert upward(edges) == [
         ("coterie.metrics", "coterie.transport.link"),

@@ -140,6 +140,39 @@ async def test_idle_mesh_writes_nothing(etcd_server: EtcdServer) -> None:
         await asyncio.gather(req.close(), *(rep.close() for rep in reps))
 
 
+async def test_a_changed_advertisement_is_written_and_closing_unregisters(
+    etcd_server: EtcdServer,
+) -> None:
+    """The service hands the registry a hello only when it changed; closing removes the key."""
+    url = etcd_server.url
+    rep = Responder(name="grows", discovery=etcd_discovery(url))
+    rep.on("first", lambda r: 1)
+    await rep.start()
+    try:
+        key = node_key("/coterie", rep.advertisement, rep.id)
+
+        def registered() -> dict[str, Any]:
+            hello: dict[str, Any] = etcd_keys(url)["keys"].get(key, {})
+            data: dict[str, Any] = hello.get("data", {})
+            return data
+
+        # Alone, it becomes the master (after master_timeout): that hello is written too.
+        await wait_for(lambda: registered().get("isMaster"), 10_000 * MS, what="master")
+        revision = etcd_keys(url)["revision"]
+        await asyncio.sleep(500 * MS)  # five hello intervals, nothing new to say
+        assert etcd_keys(url)["revision"] == revision
+        assert registered()["advertisement"]["respondsTo"] == ["first"]
+        rep.on("second", lambda r: 2)  # changes the advertisement in place: a new hello
+        await wait_for(
+            lambda: registered()["advertisement"]["respondsTo"] == ["first", "second"],
+            what="rewritten",
+        )
+        assert etcd_keys(url)["revision"] == revision + 1
+    finally:
+        await rep.close()
+    await wait_for(lambda: key not in etcd_keys(url)["keys"], what="unregistered")
+
+
 _CHILD = textwrap.dedent(
     """
     import asyncio, sys

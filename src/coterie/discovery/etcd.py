@@ -20,7 +20,9 @@ many groups costs each node only its own group's changes.
   node that closes deletes its key, and peers drop it at once. The node
   table's silence timeout is off for these nodes: nothing is ever silent.
 - A hello is written only when it changes (its advertisement, its master
-  flag), never per hello interval. Each hello tick also re-delivers, from the
+  flag), never per hello interval: the discovery service hands this medium
+  a hello only then (:class:`~coterie.discovery.medium.Registry`), and the
+  datagram stays opaque here. Each hello tick also re-delivers, from the
   watch's local copy, a registered node that a component had dropped (a link
   that broke), so it comes back as it would with the next hello elsewhere.
 - One :class:`_Registry` per event loop, etcd endpoint list and prefix: the
@@ -55,18 +57,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from coterie.discovery.interfaces import route_to
-from coterie.discovery.medium import Encoder, ReceiveCallback
+from coterie.discovery.medium import Encoder, ReceiveCallback, Registration
 from coterie.discovery.options import DiscoverySettings, EtcdSettings
-from coterie.errors import DecodeError
+from coterie.discovery.shared import PerLoop
 from coterie.protocol.groups import lease_ttl, node_key, range_end, watched_prefixes
-from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec
 from coterie.tls import _REFUSED_OURS
 from coterie.transport.retry import Retry
 
 if TYPE_CHECKING:
     import ssl
-
-    from coterie.discovery.service import Discovery
 
 __all__ = ["EtcdAccessError", "EtcdError", "EtcdTransport"]
 
@@ -612,7 +611,8 @@ class _Registry:
         await self.gateway.close()
 
 
-_REGISTRIES: dict[tuple[Any, ...], _Registry] = {}
+#: The registry of each event loop, by etcd settings (endpoints, prefix, TLS, user) and lease.
+_REGISTRIES: PerLoop[_Registry] = PerLoop("etcd registry")
 
 
 # -- the transport -------------------------------------------------------------
@@ -621,9 +621,11 @@ _REGISTRIES: dict[tuple[Any, ...], _Registry] = {}
 class EtcdTransport:
     """One component's etcd discovery (see the module docstring).
 
-    The discovery service calls :meth:`attach` with itself before
-    :meth:`start`: the transport learns the component's id and advertisement
-    (its key and group) and reports departures with ``Discovery.forget``.
+    The discovery service calls :meth:`attach` with the component's
+    :class:`~coterie.discovery.medium.Registration` before :meth:`start`:
+    the transport learns its id and advertisement (its key and group),
+    reports departures with ``depart`` and asks ``knows`` which registered
+    nodes the component dropped.
     """
 
     def __init__(self, settings: DiscoverySettings) -> None:
@@ -631,20 +633,18 @@ class EtcdTransport:
             raise ValueError("EtcdTransport needs DiscoveryOptions(etcd=...)")
         self._settings = settings
         self._etcd = settings.etcd
-        self._codec = PacketCodec(settings.key, settings.max_datagram_size)
-        self._discovery: Discovery | None = None
+        self._member: Registration | None = None
         self._registry: _Registry | None = None
         self._receive: ReceiveCallback | None = None
         self._key: str | None = None
         self._prefixes: tuple[str, ...] = ()
-        self._written: Any = None
         self._iids: dict[str, str] = {}
         #: The local address of the route to etcd, which hellos announce.
         self.local_address = "127.0.0.1"
 
-    def attach(self, discovery: Discovery) -> None:
-        """Serve this discovery service (called once, before :meth:`start`)."""
-        self._discovery = discovery
+    def attach(self, registration: Registration) -> None:
+        """Serve this component (called once, before :meth:`start`)."""
+        self._member = registration
 
     async def start(self, receive: ReceiveCallback) -> None:
         """Join the process's registry, read the group and start hearing it.
@@ -653,21 +653,18 @@ class EtcdTransport:
             ImportError: Without aiohttp (``coterie[etcd]``).
             OSError: When etcd cannot be reached at start.
         """
-        discovery = self._discovery
-        if discovery is None:
-            raise RuntimeError("EtcdTransport.attach(discovery) must come before start()")
+        member = self._member
+        if member is None:
+            raise RuntimeError("EtcdTransport.attach(registration) must come before start()")
         try:
             import aiohttp  # noqa: F401
         except ImportError as exc:  # pragma: no cover - optional extra
             raise ImportError(
                 "etcd discovery needs the 'aiohttp' package: pip install 'coterie[etcd]'"
             ) from exc
-        loop = asyncio.get_running_loop()
         ttl = lease_ttl(self._settings.node_timeout)
-        rkey = (loop, self._etcd, ttl)
-        registry = _REGISTRIES.get(rkey)
-        if registry is None:
-            registry = _REGISTRIES[rkey] = _Registry(rkey, self._etcd, ttl)
+        rkey = (self._etcd, ttl)
+        registry = _REGISTRIES.setdefault(rkey, lambda: _Registry(rkey, self._etcd, ttl))
         registry.users += 1
         self._registry = registry
         try:
@@ -679,9 +676,9 @@ class EtcdTransport:
             await self.close()
             raise OSError(f"etcd discovery cannot reach {self._etcd.endpoints}: {exc}") from exc
         await self._find_local_address()
-        self._key = node_key(self._etcd.prefix, discovery.advertisement, discovery.iid)
+        self._key = node_key(self._etcd.prefix, member.advertisement, member.iid)
         self._receive = receive
-        self._prefixes = watched_prefixes(self._etcd.prefix, discovery.advertisement)
+        self._prefixes = watched_prefixes(self._etcd.prefix, member.advertisement)
         try:
             for prefix in self._prefixes:
                 records = await registry.watch(prefix, self)
@@ -706,17 +703,17 @@ class EtcdTransport:
         if value is not None:
             self._iids[key] = iid
             self._receive(value, "0.0.0.0")
-        elif self._iids.pop(key, None) is not None and self._discovery is not None:
-            self._discovery.forget(iid)
+        elif self._iids.pop(key, None) is not None and self._member is not None:
+            self._member.depart(iid)
 
     # what the service sends -------------------------------------------------
 
     def send(self, data: bytes) -> None:
-        """Register a hello (when it changed), or unregister on a goodbye."""
+        """Register ``data``, the component's new hello (an opaque datagram)."""
         self.send_each(lambda _address: data)
 
     def send_each(self, encode: Encoder) -> None:
-        """Register ``encode(local_address)`` if it says something new.
+        """Register ``encode(local_address)`` unless it is ``None`` (nothing changed).
 
         Also hands back, from the watch's copy, registered nodes that the
         component dropped meanwhile (see the module docstring).
@@ -725,36 +722,22 @@ class EtcdTransport:
         if registry is None or key is None:
             return
         data = encode(self.local_address)
-        if data is None:
-            return
-        try:
-            packet = self._codec.decode(data)
-        except DecodeError as exc:  # pragma: no cover - we encoded it
-            log.error("etcd discovery cannot read its own hello: %s", exc)
-            return
-        if packet["event"] == GOODBYE:
-            self._written = None
-            registry.delete(key)
-            return
-        if packet["event"] != HELLO:
-            return
-        if packet["data"] != self._written:
-            self._written = packet["data"]
+        if data is not None:
             registry.put(key, data)
         self._restore()
 
     def _restore(self) -> None:
-        discovery, registry = self._discovery, self._registry
-        if discovery is None or registry is None or self._receive is None:
+        member, registry = self._member, self._registry
+        if member is None or registry is None or self._receive is None:
             return
-        known = discovery.nodes
+        knows = member.knows
         for prefix in self._prefixes:
             watch = registry.watches.get(prefix)
             if watch is None:
                 continue
             for key, value in list(watch.records.items()):
                 iid = key.rsplit("/", 1)[-1]
-                if key != self._key and iid not in known:
+                if key != self._key and not knows(iid):
                     self._iids[key] = iid
                     self._receive(value, "0.0.0.0")
 
@@ -770,8 +753,7 @@ class EtcdTransport:
             await registry.unwatch(prefix, self)
         registry.users -= 1
         if registry.users <= 0:
-            if _REGISTRIES.get(registry.key) is registry:
-                del _REGISTRIES[registry.key]
+            _REGISTRIES.discard(registry.key, registry)
             await registry.close()
 
     @property

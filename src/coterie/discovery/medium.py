@@ -16,8 +16,13 @@ for attribute names:
 - :class:`Unicasting`: hellos can be sent to a list of addresses that changes
   while it runs (the addresses DNS seeds resolve to);
 - :class:`Registry`: the medium keeps one entry per component and reports
-  departures itself (leases), so the service attaches the component to it
-  and never times its nodes out for silence;
+  departures itself (leases), so the service gives it a
+  :class:`Registration` (the component's id and advertisement, and two
+  callbacks) and never times its nodes out for silence. A registry stays
+  opaque too: the service hands it a hello only when the hello changed
+  (``send_each``'s encoder returns ``None`` otherwise), sends it no goodbye
+  (closing unregisters), and hears of departures through the
+  registration's ``depart``;
 - :class:`Scoped`: the medium carries each group (environment and
   namespace, :mod:`coterie.protocol.groups`) apart, so it needs the
   component's advertisement before it starts (Redis with one channel per
@@ -32,16 +37,15 @@ a registry).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from coterie.discovery.service import Discovery
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "Announcing",
     "DiscoveryTransport",
     "Encoder",
     "ReceiveCallback",
+    "Registration",
     "Registry",
     "Scoped",
     "Unicasting",
@@ -89,12 +93,35 @@ class Unicasting(DiscoveryTransport, Protocol):
         """Send to these addresses too, besides any static list (resolved seeds)."""
 
 
-@runtime_checkable
-class Registry(DiscoveryTransport, Protocol):
-    """A medium that registers each component and reports its departure itself."""
+@dataclass(frozen=True, eq=False)
+class Registration:
+    """What a registry medium knows of the one component it registers.
 
-    def attach(self, discovery: Discovery) -> None:
-        """Serve this component (its id and advertisement); called before ``start``."""
+    Attributes:
+        iid: The component's instance id (its key names it).
+        advertisement: Its advertisement (its group, by reference).
+        depart: Called with a registered node's id when it leaves (its key
+            removed, its lease expired): the component drops it now.
+        knows: Whether the component still lists a node; one it dropped (a
+            link that broke) is handed back from the registry's copy.
+    """
+
+    iid: str
+    advertisement: dict[str, Any]
+    depart: Callable[[str], None]
+    knows: Callable[[str], bool]
+
+
+@runtime_checkable
+class Registry(Announcing, Protocol):
+    """A medium that registers each component and reports its departure itself.
+
+    ``send_each`` is called on every hello tick; its encoder gives the hello
+    to register, or ``None`` when it has not changed since the last one.
+    """
+
+    def attach(self, registration: Registration) -> None:
+        """Serve this component; called once, before ``start``."""
 
 
 @runtime_checkable

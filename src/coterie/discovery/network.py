@@ -11,7 +11,8 @@ discovery medium on top, so the transport layer never imports discovery.
 
 :data:`DEFAULT_NETWORK` (a :class:`SocketNetwork`) is what components use
 unless given another: real TCP sockets, and UDP, Redis or etcd for discovery
-as the settings say.
+as the settings say. That choice is made here and nowhere else
+(:func:`make_transport`); the discovery service's default is this network's.
 """
 
 from __future__ import annotations
@@ -20,10 +21,23 @@ from typing import Protocol
 
 from coterie.discovery.medium import DiscoveryTransport
 from coterie.discovery.options import DiscoverySettings
-from coterie.discovery.transports import make_transport
+from coterie.discovery.transports import UdpTransport
 from coterie.transport.network import LinkNetwork, TcpNetwork
 
-__all__ = ["DEFAULT_NETWORK", "Network", "SocketNetwork"]
+__all__ = ["DEFAULT_NETWORK", "Network", "SocketNetwork", "make_transport"]
+
+
+def make_transport(settings: DiscoverySettings) -> DiscoveryTransport:
+    """The medium the settings ask for: etcd or Redis when set, else UDP."""
+    if settings.etcd is not None:
+        from coterie.discovery.etcd import EtcdTransport
+
+        return EtcdTransport(settings)
+    if settings.redis is not None:
+        from coterie.discovery.redis import RedisTransport
+
+        return RedisTransport(settings)
+    return UdpTransport(settings)
 
 
 class Network(LinkNetwork, Protocol):

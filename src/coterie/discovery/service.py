@@ -40,25 +40,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import math
 import sys
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from coterie.discovery.medium import (
     Announcing,
     DiscoveryTransport,
+    Registration,
     Registry,
     Scoped,
     Unicasting,
 )
+from coterie.discovery.network import DEFAULT_NETWORK
 from coterie.discovery.options import DiscoverySettings
 from coterie.discovery.seeds import SeedSet, refresh
-from coterie.discovery.transports import make_transport
+from coterie.discovery.shared import PerLoop
 from coterie.errors import DecodeError
 from coterie.protocol.nodes import Node, NodeTable, ReplyBudget
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, make_packet
@@ -112,11 +114,9 @@ class _Peers(Mapping[str, Node]):
         return len(self._nodes) - (self._iid in self._nodes)
 
 
-#: Fast-contact budgets, one per event loop: a process answers newcomers
+#: The fast-contact budget of each event loop: a process answers newcomers
 #: within one budget however many components it runs.
-_BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReplyBudget] = (
-    weakref.WeakKeyDictionary()
-)
+_BUDGETS: PerLoop[ReplyBudget] = PerLoop("fast-contact budget")
 #: Departed members remembered, so their last hellos still in flight are ignored.
 _DEPARTED_MEMORY = 1024
 
@@ -159,7 +159,6 @@ class _Hub:
             self.table.node_timeout = self.table.master_timeout = math.inf
         self.members: dict[str, Discovery] = {}
         self.seeds = SeedSet(settings.seeds, settings.unicast) if settings.seeds else None
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._loop = asyncio.get_running_loop()
         self._hello_alarm = Alarm(self._hello_tick)
         self._check_alarm = Alarm(self._check_tick)
@@ -204,8 +203,8 @@ class _Hub:
         if self.members:
             return
         self._running = False
-        if self.key is not None and _HUBS.get(self.key) is self:
-            del _HUBS[self.key]
+        if self.key is not None:
+            _HUBS.discard(self.key, self)
         self._hello_alarm.cancel()
         self._check_alarm.cancel()
         if self._seed_task is not None:
@@ -355,9 +354,7 @@ class _Hub:
         """Answer newcomers: one round of hellos per loop turn, within the process's budget."""
         if self._reply_pending or not self._running:
             return
-        budget = _BUDGETS.get(self._loop)
-        if budget is None:
-            budget = _BUDGETS[self._loop] = ReplyBudget()
+        budget = _BUDGETS.setdefault((), ReplyBudget)
         if not budget.take(self._loop.time()):
             return  # they hear the next regular hello
         self._reply_pending = True
@@ -378,8 +375,8 @@ class _Hub:
                 member._emit(event, node)
 
 
-#: Shared hubs by event loop, transport factory and settings.
-_HUBS: dict[tuple[Any, ...], _Hub] = {}
+#: Shared hubs of each event loop, by transport factory, settings and scope.
+_HUBS: PerLoop[_Hub] = PerLoop("discovery hub")
 
 
 class Discovery:
@@ -408,12 +405,14 @@ class Discovery:
         self.settings = settings
         self.iid = str(uuid.uuid4())
         self.advertisement = advertisement
-        self._factory = transport_factory or make_transport
+        self._factory = transport_factory or DEFAULT_NETWORK.discovery_transport
         self._hub: _Hub | None = None
         self._listeners: list[NodeListener] = []
         self._running = False
         self._hellos_sent = 0
         self._announced: tuple[str, ...] = ()
+        # What a registry medium holds of this node (the last hello's data).
+        self._registered: dict[str, Any] | None = None
         #: Set by the component: whether it holds a live link to a node. A
         #: goodbye for such a node is left to the link
         #: (:meth:`~coterie.protocol.nodes.NodeTable.goodbye`).
@@ -512,31 +511,16 @@ class Discovery:
             log.info("%s advertises %s", adv.get("name"), ", ".join(self._announced))
 
     async def _acquire(self) -> _Hub:
-        loop = asyncio.get_running_loop()
         transport = self._factory(self.settings)  # not started: costs nothing if unused
+        if isinstance(transport, Registry):  # one registration per component: not shared
+            transport.attach(Registration(self.iid, self.advertisement, self.forget, self._knows))
+            hub = _Hub(None, self.settings, transport)
+            await hub.start()
+            return hub
         # A medium that carries groups apart is shared only within a group.
         scope = transport.scope(self.advertisement) if isinstance(transport, Scoped) else None
-        key = (loop, self._factory, self.settings, scope)
-        hub = _HUBS.get(key)
-        if hub is not None:
-            await asyncio.shield(hub.ready)
-            return hub
-        private = isinstance(transport, Registry)  # one registration per component
-        hub = _Hub(None if private else key, self.settings, transport)
-        if isinstance(transport, Registry):
-            transport.attach(self)
-        else:
-            _HUBS[key] = hub
-        try:
-            await hub.start()
-        except BaseException as exc:
-            if _HUBS.get(key) is hub:
-                del _HUBS[key]
-            hub.ready.set_exception(exc)
-            hub.ready.exception()  # retrieved: no "never retrieved" warning
-            raise
-        hub.ready.set_result(None)
-        return hub
+        key = (self._factory, self.settings, scope)
+        return await _HUBS.join(key, lambda: _Hub(key, self.settings, transport), _Hub.start)
 
     def hello(self) -> None:
         """Send a hello now, naming in each copy the address it leaves from."""
@@ -544,7 +528,9 @@ class Discovery:
         if not self._running or hub is None:
             return
         transport = hub.transport
-        if not isinstance(transport, Announcing) or self.settings.advertise_address:
+        if isinstance(transport, Registry):
+            transport.send_each(self._encode_change)
+        elif not isinstance(transport, Announcing) or self.settings.advertise_address:
             datagram = self._encode_hello(None)
             if datagram is not None:
                 transport.send(datagram)
@@ -560,6 +546,21 @@ class Discovery:
                 self._announced = tuple(dict.fromkeys(announced))
         self._hellos_sent += 1
 
+    def _encode_change(self, address: str) -> bytes | None:
+        """This node's hello for a registry: only when it says something new, else ``None``.
+
+        A registry holds one entry per node, so an unchanged hello (its
+        advertisement, master flag, address) is not written again.
+        """
+        data = self.me(address)
+        self._announced = (data["address"],)
+        if data == self._registered:
+            return None
+        datagram = self._encode_hello(address)
+        if datagram is not None:
+            self._registered = copy.deepcopy(data)
+        return datagram
+
     def _encode_hello(self, address: str | None) -> bytes | None:
         data = self.me(address)
         if address is None:
@@ -571,7 +572,8 @@ class Discovery:
         hub = self._hub
         if not self._running or hub is None:
             return
-        if self.settings.goodbye:
+        # A registry's entry goes when its transport closes: no goodbye to it.
+        if self.settings.goodbye and not isinstance(hub.transport, Registry):
             host = self.settings.hostname
             datagram = self._encode(
                 make_packet(GOODBYE, PROCESS_ID, self.iid, host, {"id": self.iid})
@@ -585,6 +587,9 @@ class Discovery:
         """Drop a node now (a link proved it dead); it returns with its next hello."""
         if self._hub is not None:
             self._hub.forget(iid)
+
+    def _knows(self, iid: str) -> bool:
+        return iid in self.nodes
 
     # -- internals --------------------------------------------------------
 

@@ -1,10 +1,10 @@
-"""UDP discovery (broadcast, multicast, unicast), and the choice of medium.
+"""UDP discovery: broadcast, multicast, unicast.
 
 Design: :class:`UdpTransport` meets the typed protocols of
 :mod:`coterie.discovery.medium` (a transport moves opaque datagrams; the
 service above it parses them). :func:`plan_outlets` holds the pure rules of
-where hellos go; :func:`make_transport` picks the medium the settings ask
-for (Redis lives in :mod:`coterie.discovery.redis`).
+where hellos go. The medium a component gets (UDP, Redis or etcd) is chosen
+in one place, :func:`coterie.discovery.network.make_transport`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from coterie.discovery.interfaces import Interface, ipv4_interfaces, source_address
 from coterie.discovery.medium import DiscoveryTransport, Encoder, ReceiveCallback
 from coterie.discovery.options import NO_ROUTE_HINT, DiscoverySettings
+from coterie.discovery.shared import PerLoop
 from coterie.protocol.nodes import ipv4_numbers
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "ReceiveCallback",
     "UdpTransport",
     "lists_interfaces",
-    "make_transport",
     "plan_outlets",
 ]
 
@@ -168,18 +168,17 @@ class _Endpoint:
     interval sends another).
 
     Args:
-        key: Its key in ``_ENDPOINTS``.
+        key: Its key in :data:`_ENDPOINTS`.
         pace: Seconds a socket rests after a wake-up that read something.
     """
 
-    def __init__(self, key: tuple[Any, ...], pace: float = PACE) -> None:
+    def __init__(self, key: Hashable, pace: float = PACE) -> None:
         self.key = key
         self.pace = pace
         self._resting: dict[int, asyncio.TimerHandle] = {}
         self._woke = -math.inf
         self.receivers: list[ReceiveCallback] = []
         self.sockets: list[socket.socket] = []
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._loop = asyncio.get_running_loop()
         self._warned_no_route = False
         #: The receive buffer the kernel granted, in bytes (of the first socket).
@@ -294,7 +293,8 @@ def size_receive_buffer(sock: socket.socket, wanted: int = RECEIVE_BUFFER) -> in
     return granted
 
 
-_ENDPOINTS: dict[tuple[Any, ...], _Endpoint] = {}
+#: The discovery sockets of each event loop, by binding (unicast) or transport.
+_ENDPOINTS: PerLoop[_Endpoint] = PerLoop("discovery socket")
 
 
 class UdpTransport:
@@ -386,6 +386,13 @@ class UdpTransport:
             raise
         return sock
 
+    async def _open_or_close(self, endpoint: _Endpoint) -> None:
+        try:
+            await self._open(endpoint)
+        except BaseException:
+            endpoint.close()
+            raise
+
     async def _open(self, endpoint: _Endpoint) -> None:
         s = self._settings
         multicast = self._binding()[2]
@@ -421,25 +428,11 @@ class UdpTransport:
 
     async def start(self, receive: ReceiveCallback) -> None:
         """Bind the discovery port (or share this process's socket) and start receiving."""
-        loop = asyncio.get_running_loop()
         s = self._settings
         # Only unicast needs the sharing; broadcast and multicast reach every socket.
-        key = (loop, *self._binding()) if s.unicast or s.seeds else (loop, id(self))
-        endpoint = _ENDPOINTS.get(key)
-        if endpoint is None:
-            pace = min(PACE, s.hello_interval / 1000 / 20)
-            endpoint = _ENDPOINTS[key] = _Endpoint(key, pace)
-            try:
-                await self._open(endpoint)
-            except BaseException as exc:
-                del _ENDPOINTS[key]
-                endpoint.close()
-                endpoint.ready.set_exception(exc)
-                endpoint.ready.exception()  # retrieved: no "never retrieved" warning
-                raise
-            endpoint.ready.set_result(None)
-        else:
-            await asyncio.shield(endpoint.ready)
+        key = self._binding() if s.unicast or s.seeds else id(self)
+        pace = min(PACE, s.hello_interval / 1000 / 20)
+        endpoint = await _ENDPOINTS.join(key, lambda: _Endpoint(key, pace), self._open_or_close)
         endpoint.receivers.append(receive)
         self._endpoint, self._receive = endpoint, receive
 
@@ -468,19 +461,5 @@ class UdpTransport:
         with contextlib.suppress(ValueError):
             endpoint.receivers.remove(receive)
         if not endpoint.receivers:
-            if _ENDPOINTS.get(endpoint.key) is endpoint:
-                del _ENDPOINTS[endpoint.key]
+            _ENDPOINTS.discard(endpoint.key, endpoint)
             endpoint.close()
-
-
-def make_transport(settings: DiscoverySettings) -> DiscoveryTransport:
-    """The transport the settings ask for: etcd or Redis when set, else UDP."""
-    if settings.etcd is not None:
-        from coterie.discovery.etcd import EtcdTransport
-
-        return EtcdTransport(settings)
-    if settings.redis is not None:
-        from coterie.discovery.redis import RedisTransport
-
-        return RedisTransport(settings)
-    return UdpTransport(settings)
