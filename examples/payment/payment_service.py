@@ -46,7 +46,7 @@ import aiohttp
 
 import coterie.metrics
 from coterie import Requester
-from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+from coterie.gateways.hostscope import add_discovery_arguments, discovery_options_from_args
 
 if not __package__:  # run as a script: import the example's modules from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[2])

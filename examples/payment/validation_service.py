@@ -30,7 +30,7 @@ import os
 import sys
 from pathlib import Path
 
-from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+from coterie.gateways.hostscope import add_discovery_arguments, discovery_options_from_args
 
 if not __package__:  # run as a script: import the example's modules from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[2])

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from coterie import Requester, Responder
-from coterie.discovery import seeds as seeds_module
+from coterie.discovery import lookups as seeds_module
+from coterie.discovery.lookups import SeedSet, record, resolve_seed
 from coterie.discovery.options import DiscoveryOptions, DiscoverySettings
-from coterie.discovery.seeds import SeedSet, record, resolve_seed
 from coterie.discovery.service import Discovery
 from coterie.discovery.transports import ReceiveCallback
 from coterie.protocol.packets import PacketCodec, make_packet

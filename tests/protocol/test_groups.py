@@ -8,6 +8,7 @@ from coterie.protocol.groups import (
     MIN_LEASE,
     NO_NAMESPACE,
     OBSERVERS,
+    Entry,
     group_of,
     is_observer,
     lease_ttl,
@@ -88,3 +89,16 @@ def test_the_lease_is_the_node_timeout_rounded_up_to_seconds(
     node_timeout_ms: float, ttl: int
 ) -> None:
     assert lease_ttl(node_timeout_ms) == ttl
+
+
+def test_an_entry_is_written_again_only_when_the_hello_changes() -> None:
+    entry = Entry()
+    advertisement: dict[str, object] = {"name": "pay", "respondsTo": ["a"]}
+    data = {"isMaster": False, "address": "10.0.0.1", "advertisement": advertisement}
+    assert entry.changed(data)  # the first hello is written
+    assert not entry.changed(dict(data))  # the same again: nothing to write
+    assert entry.changed({**data, "isMaster": True})  # promoted
+    assert not entry.changed({**data, "isMaster": True})
+    advertisement["respondsTo"] = ["a", "b"]  # changed in place, as a component does
+    assert entry.changed({**data, "isMaster": True})
+    assert not entry.changed({**data, "isMaster": True})

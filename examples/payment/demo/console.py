@@ -13,7 +13,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING
 
-from coterie.gateways.options import HOST_SCOPE
+from coterie.gateways.hostscope import HOST_SCOPE
 from examples.payment.demo.processes import EXAMPLES, Child, Processes
 from examples.payment.demo.tour import GOOD_CARD, Answer
 

@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coterie.gateways.options import HOST_SCOPE
+from coterie.gateways.hostscope import HOST_SCOPE
 from coterie.gateways.process import die_with_parent, stop_process
 
 __all__ = [

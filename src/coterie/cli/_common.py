@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeAlias
 
-from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+from coterie.gateways.hostscope import add_discovery_arguments, discovery_options_from_args
 from coterie.settings import Settings
 from coterie.tls import TLSFiles
 
@@ -94,7 +94,7 @@ def add_component_arguments(parser: argparse.ArgumentParser, role: str, name: st
 
     ``--name`` (``name`` by default), ``--namespace``, ``--key``,
     ``--environment``, the ``--tls-*`` files and the discovery flags
-    (:func:`coterie.gateways.options.add_discovery_arguments`).
+    (:func:`coterie.gateways.hostscope.add_discovery_arguments`).
     """
     group = parser.add_argument_group(
         "pairing", f"The {role} pairs only with components of the same namespace, key, "

@@ -14,7 +14,7 @@ import logging
 
 from coterie.cli._common import Subparsers, run_until_signal
 from coterie.gateways.announce import Announcer
-from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+from coterie.gateways.hostscope import add_discovery_arguments, discovery_options_from_args
 
 __all__ = ["register", "run"]
 

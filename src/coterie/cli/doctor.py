@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 from coterie.cli._common import Subparsers, add_tls_arguments, tls_files
 from coterie.discovery.options import NO_ROUTE_HINT, DiscoveryOptions, DiscoverySettings
-from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+from coterie.gateways.hostscope import add_discovery_arguments, discovery_options_from_args
 from coterie.protocol.pairing import build_advertisement, pairs, serves, unserved
 from coterie.protocol.renewal import validity
 from coterie.settings import Settings

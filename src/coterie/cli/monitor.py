@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from coterie.cli._common import Subparsers, run_until_signal
 from coterie.components.monitor import TABLE_COLUMNS, Monitor, MonitorSnapshot
-from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+from coterie.gateways.hostscope import add_discovery_arguments, discovery_options_from_args
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -18,6 +18,7 @@ import tempfile
 
 from coterie.cli._common import Subparsers, run_until_signal
 from coterie.discovery.options import DiscoveryOptions
+from coterie.gateways.hostscope import add_discovery_arguments, discovery_options_from_args
 from coterie.gateways.nginx import (
     NginxError,
     NginxServer,
@@ -25,7 +26,6 @@ from coterie.gateways.nginx import (
     parse_listen,
     render_config,
 )
-from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
 
 __all__ = ["register", "run"]
 

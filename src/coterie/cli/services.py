@@ -30,7 +30,7 @@ from typing import Any
 from coterie.cli._common import Subparsers
 from coterie.components.monitor import Monitor
 from coterie.discovery.options import DiscoveryOptions
-from coterie.gateways.options import add_discovery_arguments, discovery_options_from_args
+from coterie.gateways.hostscope import add_discovery_arguments, discovery_options_from_args
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import role_of, serves
 from coterie.tls import ADVERTISED as TLS_ADVERTISED

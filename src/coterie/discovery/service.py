@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import math
 import sys
@@ -49,6 +48,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from coterie.discovery.lookups import SeedSet, refresh
 from coterie.discovery.medium import (
     Announcing,
     DiscoveryTransport,
@@ -59,9 +59,9 @@ from coterie.discovery.medium import (
 )
 from coterie.discovery.network import DEFAULT_NETWORK
 from coterie.discovery.options import DiscoverySettings
-from coterie.discovery.seeds import SeedSet, refresh
 from coterie.discovery.shared import PerLoop
 from coterie.errors import DecodeError
+from coterie.protocol.groups import Entry
 from coterie.protocol.nodes import Node, NodeTable, ReplyBudget
 from coterie.protocol.packets import GOODBYE, HELLO, PacketCodec, make_packet
 from coterie.transport.timer import Alarm
@@ -411,8 +411,8 @@ class Discovery:
         self._running = False
         self._hellos_sent = 0
         self._announced: tuple[str, ...] = ()
-        # What a registry medium holds of this node (the last hello's data).
-        self._registered: dict[str, Any] | None = None
+        # What a registry medium holds of this node.
+        self._entry = Entry()
         #: Set by the component: whether it holds a live link to a node. A
         #: goodbye for such a node is left to the link
         #: (:meth:`~coterie.protocol.nodes.NodeTable.goodbye`).
@@ -549,17 +549,11 @@ class Discovery:
     def _encode_change(self, address: str) -> bytes | None:
         """This node's hello for a registry: only when it says something new, else ``None``.
 
-        A registry holds one entry per node, so an unchanged hello (its
-        advertisement, master flag, address) is not written again.
+        The rule is :meth:`coterie.protocol.groups.Entry.changed`.
         """
         data = self.me(address)
         self._announced = (data["address"],)
-        if data == self._registered:
-            return None
-        datagram = self._encode_hello(address)
-        if datagram is not None:
-            self._registered = copy.deepcopy(data)
-        return datagram
+        return self._encode_hello(address) if self._entry.changed(data) else None
 
     def _encode_hello(self, address: str | None) -> bytes | None:
         data = self.me(address)

@@ -20,20 +20,23 @@ spelt by any namespace.
 The etcd registry (:mod:`coterie.discovery.etcd`) lays its keys out by
 group: a node registers at :func:`node_key`, watches
 :func:`watched_prefixes` (each read as the key range up to
-:func:`range_end`), under a lease of :func:`lease_ttl` seconds.
+:func:`range_end`), under a lease of :func:`lease_ttl` seconds. Its entry
+is written again only when its hello says something new (:class:`Entry`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from coterie.protocol.pairing import PAIRING_ROLES, split_key
 
 __all__ = [
     "NO_NAMESPACE",
     "OBSERVERS",
+    "Entry",
     "group_of",
     "is_observer",
     "lease_ttl",
@@ -62,6 +65,9 @@ def group_of(advertisement: dict[str, Any]) -> tuple[str, str]:
     (:func:`~coterie.protocol.pairing.split_key`), ``""`` without one; the
     group is the namespace, ``*`` without one, or ``+`` for an observer.
     """
+    # Imported here: urllib.parse (and what it loads) only where groups are used.
+    from urllib.parse import quote
+
     environment, _key = split_key(advertisement.get("key"))
     env = quote(environment or "", safe="")
     if is_observer(advertisement):
@@ -109,3 +115,28 @@ def lease_ttl(node_timeout_ms: float) -> int:
     well apart from the next.
     """
     return max(MIN_LEASE, math.ceil(node_timeout_ms / 1000))
+
+
+class Entry:
+    """A node's one entry in a registry: written again only when its hello changes.
+
+    A registry holds one value per node, so a hello that says nothing new
+    (the same advertisement, master flag and address) is not written again;
+    the hello interval then costs the registry nothing.
+    """
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[str, Any] | None = None
+
+    def changed(self, data: Mapping[str, Any]) -> bool:
+        """Whether the hello ``data`` differs from the entry's; if so the entry takes it.
+
+        The entry keeps a deep copy: an advertisement changed in place later
+        still reads as a change.
+        """
+        if data == self._held:
+            return False
+        self._held = copy.deepcopy(dict(data))
+        return True

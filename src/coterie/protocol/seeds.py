@@ -5,7 +5,7 @@ the seeds define the mesh. :class:`SeedSet` keeps the last good answer per
 seed, tells a failed lookup (keep what was known) from an empty answer (the
 name has no address now: its nodes leave), and says whose hellos count
 (:meth:`SeedSet.admits`). Lookups and their log lines belong to the adapter
-(:mod:`coterie.discovery.seeds`), which feeds answers in with
+(:mod:`coterie.discovery.lookups`), which feeds answers in with
 :meth:`SeedSet.update`.
 """
 

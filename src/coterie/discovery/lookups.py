@@ -1,4 +1,4 @@
-"""Seeds: host names or addresses whose A records get unicast hellos.
+"""Seed lookups: host names or addresses whose A records get unicast hellos.
 
 Design: a seed is a name (a Kubernetes headless Service, a DNS round robin,
 a host name) or an IPv4 address. :func:`resolve_seed` turns one into its
