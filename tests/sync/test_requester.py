@@ -8,6 +8,7 @@ coterie.sync's own loop thread.
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import threading
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 import coterie
 import coterie.sync
 from coterie import NotRunningError, RemoteError, RequestTimeoutError
-from tests.helpers import MS, DiscoveryFactory
+from tests.helpers import MS, DiscoveryFactory, wait_for
 
 
 def _without_ids(message: str) -> str:
@@ -140,3 +141,23 @@ async def test_a_call_from_a_running_event_loop_names_the_async_api(
     with pytest.raises(RuntimeError, match="asyncio API"), requester:
         pass
     await asyncio.to_thread(requester.close)
+
+
+async def test_a_requester_dropped_without_close_leaves_the_mesh(disc: DiscoveryFactory) -> None:
+    responder = await _responder(disc)
+
+    def use_and_drop() -> None:
+        requester = coterie.sync.Requester("payment", discovery=disc(), timeout=10_000 * MS)
+        assert requester.send({"type": "validate", "cardno": "4111111111111111"}) is True
+        assert requester.stats().links == 1
+        del requester
+        gc.collect()
+
+    try:
+        await asyncio.to_thread(use_and_drop)
+        assert responder.stats().links <= 1
+        # Garbage collected, it is closed on the loop: its link goes and its node leaves.
+        await wait_for(lambda: responder.stats().links == 0, 5_000 * MS)
+        await wait_for(lambda: not responder.peers, 5_000 * MS)
+    finally:
+        await responder.close()
