@@ -15,21 +15,23 @@ decides the output and the exit code:
   anything joins the mesh.
 
 ``--all`` asks every instance that serves TYPE. The requester listens for one
-and a half hello intervals (every live node hellos once per interval), then
-sends one copy to each instance through a requester pinned to it (it pairs
+and a half hello intervals, at most half the timeout (every live node hellos
+once per interval), and pins a requester to each instance it hears (it pairs
 with that node only, so the router's balancing cannot send two copies to one
-instance). It prints one JSON line per instance, sorted by name and
-address: ``{"name", "id", "address", "answer"}``, with ``"error"`` (the
-error as the responder sent it) or ``"timeout"`` (the message) in place of
-``"answer"``. The exit code is 124 when any instance timed out, else 1 when
-any failed, else 0. With no instance heard before the deadline it fails as a
-single call does.
+instance); when the window closes, each pinned requester sends one copy.
+It prints one JSON line per instance, sorted by name and address:
+``{"name", "id", "address", "answer"}``, with ``"error"`` (the error as the
+responder sent it) or ``"timeout"`` (the message) in place of ``"answer"``.
+The exit code is 124 when any instance timed out, else 1 when any failed,
+else 0. With no instance heard before the deadline it fails as a single
+call does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from typing import Any
@@ -183,27 +185,33 @@ async def _call_all(request: dict[str, Any], timeout: float, options: dict[str, 
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + timeout
-    async with Requester(timeout=timeout, requests=[request_type], **options) as r:
+    pinned: dict[str, tuple[Node, _PinnedRequester]] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        r = Requester(timeout=timeout, requests=[request_type], **options)
+        await stack.enter_async_context(r)
         heard = asyncio.Event()
         r.on_node(lambda event, node: heard.set() if event == "added" else None)
         settings = r.discovery_settings
-        window = 1.5 * (settings.hello_interval if settings is not None else 2000) / 1000
-
-        def serving() -> list[Node]:
-            return [n for n in r.peers if serves(n.advertisement, request_type)]
-
-        # Every live instance hellos once per interval: wait for one, and a window.
-        while not serving() and loop.time() < deadline:
-            heard.clear()
-            try:
-                async with asyncio.timeout(deadline - loop.time()):
-                    await heard.wait()
-            except TimeoutError:
+        interval = (settings.hello_interval if settings is not None else 2000) / 1000
+        # Every live instance hellos once per interval: listen that long and a half
+        # (at most half the time), pinning a requester to each as it is heard, so
+        # each has its own instance's next hello by the time the copies go out.
+        window_end = started + min(1.5 * interval, timeout / 2)
+        while True:
+            for node in r.peers:
+                if node.id not in pinned and serves(node.advertisement, request_type):
+                    one = _PinnedRequester(
+                        node.id, timeout=timeout, requests=[request_type], **options
+                    )
+                    pinned[node.id] = (node, await stack.enter_async_context(one))
+            until = window_end if pinned else deadline
+            if loop.time() >= until:
                 break
-        window_end = min(deadline, started + window)
-        await asyncio.sleep(max(window_end - loop.time(), 0.0))
-        targets = serving()
-        if not targets:
+            heard.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(until - loop.time()):
+                    await heard.wait()
+        if not pinned:
             # The deadline passed with no instance: the API's own words for why.
             try:
                 answer = await r.send(request, timeout=1e-3)
@@ -214,10 +222,10 @@ async def _call_all(request: dict[str, Any], timeout: float, options: dict[str, 
             write_json_line({"name": None, "id": None, "address": None, "answer": answer})
             return 0
         host_names = settings is not None and settings.use_host_names
-    remaining = max(deadline - loop.time(), 1e-3)
-    results = await asyncio.gather(
-        *(_ask(n, host_names, request, remaining, options) for n in targets)
-    )
+        remaining = max(deadline - loop.time(), 1e-3)
+        results = await asyncio.gather(
+            *(_ask(n, p, host_names, request, remaining) for n, p in pinned.values())
+        )
     results.sort(key=lambda line: (str(line["name"]), str(line["address"])))
     for line in results:
         write_json_line(line)
@@ -228,10 +236,10 @@ async def _call_all(request: dict[str, Any], timeout: float, options: dict[str, 
 
 async def _ask(
     node: Node,
+    pinned: Requester,
     use_host_names: bool,
     request: dict[str, Any],
     timeout: float,
-    options: dict[str, Any],
 ) -> dict[str, Any]:
     """One instance's answer, error or timeout, as its ``--all`` output line."""
     line: dict[str, Any] = {
@@ -239,14 +247,12 @@ async def _ask(
         "id": node.id,
         "address": f"{node.connect_host(use_host_names)}:{node.port}",
     }
-    pinned = _PinnedRequester(node.id, timeout=timeout, requests=[request["type"]], **options)
-    async with pinned:
-        try:
-            line["answer"] = await pinned.send(request)
-        except RemoteError as exc:
-            line["error"] = exc.payload
-        except RequestTimeoutError as exc:
-            line["timeout"] = str(exc)
+    try:
+        line["answer"] = await pinned.send(request, timeout=timeout)
+    except RemoteError as exc:
+        line["error"] = exc.payload
+    except RequestTimeoutError as exc:
+        line["timeout"] = str(exc)
     return line
 
 
