@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from coterie import Publisher, Requester, RequestTimeoutError, Responder, Subscriber
+from coterie import Monitor, Publisher, Requester, RequestTimeoutError, Responder, Subscriber
 from coterie.cli import build_parser, main
 from coterie.tls import TLSFiles
 from tests.cli.support import coterie, discovery_flags, request_ids_hidden, start_coterie
@@ -295,6 +296,22 @@ async def test_publish_reaches_listen(disc_port: int) -> None:
     assert run.code == 0, run
     assert out == b'{"topic": "orders::created", "data": "world"}\n', err
     assert listen.returncode == 0
+
+
+async def test_listen_ends_on_its_duration_and_on_ctrl_c(
+    disc: DiscoveryFactory, disc_port: int
+) -> None:
+    quiet = await coterie("listen", "--duration", str(300 * MS), *discovery_flags(disc_port))
+    assert (quiet.code, quiet.out) == (0, ""), quiet
+    async with Monitor("watch", discovery=disc()) as monitor:
+        proc = await start_coterie("listen", *discovery_flags(disc_port))
+        await monitor.wait_until(  # it is on the mesh: Ctrl-C now is the user's
+            lambda snap: any(n.name == "coterie listen" for n in snap.nodes.values()),
+            timeout=5_000 * MS,
+        )
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 5_000 * MS)
+    assert (proc.returncode, out) == (0, b""), err
 
 
 # -- services -------------------------------------------------------------------------
