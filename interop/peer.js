@@ -55,6 +55,9 @@
 //   {"cmd":"publish","topic":"...","data":...}           publisher
 //   {"cmd":"pause_hellos","ms":N}   send no discovery hello for N ms (a discovery
 //       gap, as cote's own tests stub discovery.hello); the TCP links stay up
+//   {"cmd":"end_links"}   end every TCP link of the component (FIN) while it keeps
+//       listening: what a peer sees of a closing cote component whose port
+//       is still (or again) open
 //   {"cmd":"exit"}   or end of stdin: close the component and exit.
 //
 // Node cote broadcasts discovery to 255.255.255.255 unless told otherwise, so
@@ -299,6 +302,9 @@ function handle(cmd) {
       return close()
     case 'pause_hellos':
       return pauseHellos(cmd.ms)
+    case 'end_links':
+      axonSock.socks.slice().forEach(s => s.end())
+      return emit({ event: 'links_ended' })
     case 'send':
       if (role !== 'requester') break
       send(cmd.req, cmd.timeout).then(

@@ -234,18 +234,28 @@ async def test_a_discovery_gap_keeps_the_link_to_a_node_publisher(
 async def test_a_subscriber_does_not_reconnect_to_a_closing_node_publisher(
     node_peer: NodePeerFactory,
 ) -> None:
+    # A closing cote publisher ends its links and says no goodbye; its port may
+    # still accept, or already serve another component (cote's tests reuse
+    # 8000 at once). cote's subscriber never reconnects; coterie's must not either.
     publisher = await node_peer("publisher", {"name": "node prices"})
     links = LinkCount()
     async with Subscriber("py ticker", discovery=python_discovery(), observer=links) as sub:
+        inbox = Inbox()
+        sub.on("*", inbox)
         gone = asyncio.Event()
         assert sub.discovery is not None
         sub.discovery.on(lambda event, node: gone.set() if event == "removed" else None)
         await sub.wait_connected(1, timeout=FIRST_CONTACT)
-        await publisher.close()  # cote's close(): its links, then its server, no goodbye
+        await publish_until_delivered(publisher, inbox)  # a link that worked
+        await publisher.send_cmd({"cmd": "pause_hellos", "ms": 60_000})  # closing: no more
+        await publisher.send_cmd({"cmd": "end_links"})
         async with asyncio.timeout(FIRST_CONTACT):
             await links.lost.wait()
-            await gone.wait()  # refused: gone at once, not after the node timeout
+            await gone.wait()  # dropped at once, not after the node timeout
+        await publisher.send_cmd({"cmd": "publish", "topic": "probe", "data": 1})
+        await publisher.wait_for("published", predicate=lambda e: e["topic"] == "probe")
         assert sub.connected == 0
+    assert len(publisher.find("connect")) == 1, publisher.describe()
     assert links.opened == [False], "a link was opened again to a publisher that closed"
 
 

@@ -128,6 +128,10 @@ def test_a_link_dropped_at_once_backs_off_and_a_working_one_starts_over() -> Non
     assert rule.lost(1, 0.01, 1.0) == 0.0  # it delivered: reconnect at once
     assert rule.lost(0, 0.01, 0.5) == RECONNECT_FIRST / 2  # back-off started over, jittered
     assert rule.lost(0, CONNECT_TIMEOUT, 1.0) == 0.0  # an idle link that lived is no failure
+    # A link that worked and that the peer ended cleanly: it is closing, drop the node.
+    assert rule.lost(1, 0.01, 1.0, by_peer=True) is None
+    assert rule.lost(0, CONNECT_TIMEOUT, 1.0, by_peer=True) is None
+    assert rule.lost(0, 0.01, 1.0, by_peer=True) == RECONNECT_FIRST  # dropped at once: back off
 
 
 @pytest.mark.parametrize(

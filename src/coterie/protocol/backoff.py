@@ -121,7 +121,9 @@ class Reconnect:
             return None
         return self.backoff.failed(draw)
 
-    def lost(self, frames: int, lived: float, draw: float) -> float:
+    def lost(
+        self, frames: int, lived: float, draw: float, *, by_peer: bool = False
+    ) -> float | None:
         """A link closed while the node is still listed: seconds to wait before reconnecting.
 
         A link that delivered frames worked: the back-off starts over and the
@@ -131,15 +133,23 @@ class Reconnect:
         certificate after the handshake, a crashing process) is retried
         with back-off, never in a tight loop.
 
+        A link that worked and that the peer closed cleanly (``by_peer``: an
+        end of stream, not a reset or a timeout) means the peer is closing,
+        as cote's components close without a goodbye: ``None``, drop the
+        node and do not reconnect (it returns with its next hello, if it
+        lives on). cote never reconnects; reconnecting to a closing node
+        would reach a closed port, or another component that took it.
+
         Args:
             frames: Frames the link delivered.
             lived: Seconds between the link opening and closing.
             draw: The jitter, a random value in ``[0, 1]`` (:meth:`Backoff.failed`).
+            by_peer: Whether the peer ended the stream (TCP FIN or TLS close).
         """
         if dropped_at_once(frames, lived):
             return self.backoff.failed(draw)
         self.backoff.reset()
-        return 0.0
+        return None if by_peer else 0.0
 
 
 def dropped_at_once(frames: int, lived: float) -> bool:

@@ -141,6 +141,8 @@ class Link(asyncio.Protocol):
         #: ``loop.time()`` when bytes last arrived (discovery counts them as a
         #: sign of life of the node at the other end).
         self.heard_at = 0.0
+        #: The peer ended the stream (end of file): it closed the link on purpose.
+        self.ended_by_peer = False
         self._on_frame = on_frame
         self._on_closed = on_closed
         self._decoder = FrameDecoder(max_frame_size)
@@ -308,6 +310,10 @@ class Link(asyncio.Protocol):
                 budget.limit if budget is not None else self.max_unsent,
             )
             self.abort()
+
+    def eof_received(self) -> bool | None:  # noqa: D102
+        self.ended_by_peer = True
+        return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
         if self.closed:

@@ -13,6 +13,12 @@ until the discovery timeout), is one pure rule:
 :class:`coterie.protocol.backoff.Reconnect`, the same back-off outlier
 ejection uses.
 
+A link that worked and that the peer closed cleanly (an end of stream, not
+a reset) is not reopened: the peer is closing, as cote's components close
+without a goodbye, and its port may soon serve another component; the node
+is dropped and returns with its next hello if it lives on
+(:meth:`Reconnect.lost <coterie.protocol.backoff.Reconnect.lost>`).
+
 When discovery drops a node, reconnecting stops but a live link is kept
 until it drops by itself: a node that merely missed hellos keeps its link
 (no events lost to a discovery hiccup), while a node that is really gone
@@ -304,6 +310,17 @@ class Peers:
                 del self.peers[peer.id]
             return
         lived = asyncio.get_running_loop().time() - link.opened_at
+        delay = peer.reconnect.lost(link.frames, lived, jitter(), by_peer=link.ended_by_peer)
+        if delay is None:  # it closed a link that worked: it is closing (cote says no goodbye)
+            log.info(
+                "%s %r closed its link; not reconnecting (it returns with its next hello)",
+                self.label,
+                peer.node.advertisement.get("name"),
+            )
+            del self.peers[peer.id]
+            if self.forget is not None:
+                self.forget(peer.id)
+            return
         if self.tls is not None and dropped_at_once(link.frames, lived):
             self._tls_trouble(
                 peer,
@@ -322,4 +339,4 @@ class Peers:
                 peer.node.advertisement.get("name"),
                 exc or "closed by peer",
             )
-        self._ensure_connecting(peer, peer.reconnect.lost(link.frames, lived, jitter()))
+        self._ensure_connecting(peer, delay)
