@@ -41,13 +41,22 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any
 
 from coterie._logbudget import LogBudget
 from coterie.components.base import ListeningComponent
-from coterie.components.monitorable import TRAFFIC_FIELD
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import ROLE_NAMES, role_of
+from coterie.protocol.status import (
+    DEFAULT_MAX_EDGES,
+    Counts,
+    LinkRate,
+    counts,
+    decode_status,
+    rates,
+    reports_for,
+    targets,
+)
 from coterie.transport.link import Link
 
 __all__ = [
@@ -68,11 +77,6 @@ ROLE_ORDER = ("responder", "requester", "publisher", "subscriber", "monitor")
 
 #: Columns of the monitor's table (:meth:`MonitorSnapshot.rows`).
 TABLE_COLUMNS = ("Name", "Role", "Id", "Address", "Port", "Key", "Namespace", "Linked to")
-
-#: Default most links one node's status report may name.
-DEFAULT_MAX_EDGES = 256
-#: Longest target id kept from a status report (cote's ids are 36 characters).
-MAX_ID_LENGTH = 64
 
 #: ``callback(kind, node_id)``; kind is ``added``, ``updated``, ``removed`` or ``status``.
 ChangeHandler = Callable[[str, str], None]
@@ -109,16 +113,6 @@ class NodeInfo:
     namespace: str | None
     advertisement: dict[str, Any]
     connections: tuple[str, ...] = ()
-
-
-class LinkRate(NamedTuple):
-    """Traffic on one link, per second, between a reporter's last two status reports.
-
-    ``requests`` is events on a subscriber's link (``errors`` then stays 0).
-    """
-
-    requests: float
-    errors: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +216,7 @@ class Monitor(ListeningComponent):
         # Which links each node's status came on, to drop edges when they close.
         self._reporters: dict[str, set[Link]] = {}
         # Each reporter's last traffic counts and when they came; the rates from them.
-        self._counts: dict[str, tuple[float, dict[str, tuple[int, int]]]] = {}
+        self._counts: dict[str, tuple[float, Counts]] = {}
         self._rates: dict[str, dict[str, LinkRate]] = {}
         self._callbacks: list[ChangeHandler] = []
         self._change = asyncio.Event()
@@ -336,47 +330,36 @@ class Monitor(ListeningComponent):
     # -- status ----------------------------------------------------------------
 
     def _on_frame(self, link: Link, args: list[Any]) -> None:
-        if len(args) < 2 or args[0] != "status":
-            log.debug("ignored a non-status frame from %s", link.peer)
+        status = decode_status(args)  # the rules: coterie.protocol.status
+        if status is None:
+            log.debug("ignored a frame that is no status from %s", link.peer)
             return
-        status = args[1]
-        node_id = status.get("id") if isinstance(status, dict) else None
-        nodes = status.get("nodes") if isinstance(status, dict) else None
-        if not isinstance(node_id, str) or not isinstance(nodes, list):
-            log.debug("ignored a malformed status from %s: %r", link.peer, status)
-            return
+        node_id = status.id
         self.statuses += 1
         reporter = link.context
-        if not isinstance(reporter, _Reporter):
-            if len(node_id) > MAX_ID_LENGTH:
-                self.ignored_statuses += 1
-                return
-            reporter = link.context = _Reporter(node_id)
-        elif reporter.id != node_id:  # a link reports for its own node only
+        claimed = reporter.id if isinstance(reporter, _Reporter) else None
+        if not reports_for(claimed, node_id):
             self.ignored_statuses += 1
             return
-        # cote sends null for a link it cannot name; keep the ones it can.
-        targets = tuple(
-            sorted({n for n in nodes if isinstance(n, str) and len(n) <= MAX_ID_LENGTH})
-        )
-        if len(targets) > self.max_edges:
-            if node_id not in self._truncated:
-                self._truncated.add(node_id)
-                self._warnings.warning(
-                    "%s kept %d of the %d links node %s reported from %s (max_edges)",
-                    self.name,
-                    self.max_edges,
-                    len(targets),
-                    node_id[:MAX_ID_LENGTH],
-                    link.peer,
-                )
-            targets = targets[: self.max_edges]
+        if not isinstance(reporter, _Reporter):
+            reporter = link.context = _Reporter(node_id)
+        kept, named = targets(status.nodes, self.max_edges)
+        if named > len(kept) and node_id not in self._truncated:
+            self._truncated.add(node_id)
+            self._warnings.warning(
+                "%s kept %d of the %d links node %s reported from %s (max_edges)",
+                self.name,
+                len(kept),
+                named,
+                node_id,
+                link.peer,
+            )
         if node_id not in self._nodes:  # not discovered (yet): only its latest report waits
             self.ignored_statuses += 1
-            reporter.waiting = (targets, status.get(TRAFFIC_FIELD))
+            reporter.waiting = (kept, status.traffic)
             self._waiting.setdefault(node_id, set()).add(link)
             return
-        self._record(link, node_id, targets, status.get(TRAFFIC_FIELD))
+        self._record(link, node_id, kept, status.traffic)
 
     def _record(self, link: Link, node_id: str, targets: tuple[str, ...], traffic: Any) -> None:
         if not link.proven:  # a known node reporting for itself: keep its link at the cap
@@ -387,41 +370,23 @@ class Monitor(ListeningComponent):
             self._connections[node_id] = targets
             self._changed("status", node_id)
 
-    def _traffic(self, node_id: str, targets: tuple[str, ...], field: Any) -> bool:
+    def _traffic(self, node_id: str, kept: tuple[str, ...], field: Any) -> bool:
         """Turn a report's cumulative counts into rates; returns whether they changed.
 
-        ``field`` is ``{target: {"requests": n, "errors": n}}`` (coterie
-        requesters) or ``{target: {"events": n}}`` (coterie subscribers; see
-        :mod:`coterie.components.monitorable`), or absent (cote).
-        Only the reported targets count, and only non-negative integers; a
-        count that went down (a new link) has no rate until the next report.
+        The counts and the rates are :mod:`coterie.protocol.status`'s
+        (:func:`~coterie.protocol.status.counts`,
+        :func:`~coterie.protocol.status.rates`); a report without traffic
+        (cote's) forgets the node's.
         """
-        if not isinstance(field, dict):
+        now_counts = counts(field, kept)
+        if now_counts is None:
             return self._forget_traffic(node_id)
-        counts: dict[str, tuple[int, int]] = {}
-        for target in targets:
-            entry = field.get(target)
-            if isinstance(entry, dict):
-                requests, errors = entry.get("requests"), entry.get("errors")
-                events = entry.get("events")
-                if _count(requests) and _count(errors):
-                    counts[target] = (requests, errors)
-                elif _count(events):  # a subscriber's: events, no errors
-                    counts[target] = (events, 0)
         now = asyncio.get_running_loop().time()
         before = self._counts.get(node_id)
-        self._counts[node_id] = (now, counts)
-        rates: dict[str, LinkRate] = {}
-        if before is not None and now > before[0]:
-            seconds = now - before[0]
-            for target, (requests, errors) in counts.items():
-                earlier = before[1].get(target)
-                if earlier is not None and requests >= earlier[0] and errors >= earlier[1]:
-                    rates[target] = LinkRate(
-                        (requests - earlier[0]) / seconds, (errors - earlier[1]) / seconds
-                    )
-        changed = self._rates.get(node_id, {}) != rates
-        self._rates[node_id] = rates
+        self._counts[node_id] = (now, now_counts)
+        found = rates(before, now, now_counts)
+        changed = self._rates.get(node_id, {}) != found
+        self._rates[node_id] = found
         return changed
 
     def _forget_traffic(self, node_id: str) -> bool:
@@ -448,11 +413,6 @@ class Monitor(ListeningComponent):
             self._forget_traffic(node_id)
             if self._connections.pop(node_id, None) is not None:
                 self._changed("status", node_id)
-
-
-def _count(value: Any) -> TypeGuard[int]:
-    """Whether ``value`` is a count: a non-negative int (not a bool)."""
-    return type(value) is int and value >= 0
 
 
 class _Reporter:

@@ -8,7 +8,8 @@ component's key (cote's rule, so a monitor with the bare key ``"$$"`` sees
 every component of its environment), a :class:`~coterie.transport.peers.Peers`
 keeps an outgoing link, and every status interval this component sends
 ``["status", {"id": <own iid>, "nodes": [<linked peer iids>]}]``, framed like
-a publish, on each of them. Monitors send nothing back.
+a publish, on each of them (the message is :mod:`coterie.protocol.status`'s).
+Monitors send nothing back.
 
 Beyond cote, a requester's status also carries ``"traffic"``: for each
 responder link, the requests sent on it and the error replies from it since
@@ -33,9 +34,9 @@ import logging
 from typing import Any, Self
 
 from coterie.components.connecting import ConnectingComponent
-from coterie.protocol.framing import encode_frame
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import reports_to
+from coterie.protocol.status import TRAFFIC_FIELD, encode_status, status_report
 from coterie.transport.peers import Peer, Peers
 from coterie.transport.timer import Alarm
 
@@ -45,10 +46,6 @@ log = logging.getLogger("coterie.monitorable")
 
 #: Seconds between status reports, as in cote.
 DEFAULT_STATUS_INTERVAL = 5.0
-
-STATUS_TOPIC = "status"
-#: The status field beyond cote's that carries per-link request and error counts.
-TRAFFIC_FIELD = "traffic"
 
 
 class Monitorable(ConnectingComponent):
@@ -111,11 +108,7 @@ class Monitorable(ConnectingComponent):
         "errors": n}}`` and a subscriber ``{<publisher iid>: {"events": n}}``,
         counted since each link came up; cote's monitor ignores the field.
         """
-        report: dict[str, Any] = {"id": self.id, "nodes": self._status_nodes()}
-        traffic = self._status_traffic()
-        if traffic is not None:
-            report[TRAFFIC_FIELD] = traffic
-        return report
+        return status_report(self.id, self._status_nodes(), self._status_traffic())
 
     def _status_traffic(self) -> dict[str, dict[str, int]] | None:
         """Counts per linked peer for the status, or ``None`` for none (roles override it)."""
@@ -124,7 +117,7 @@ class Monitorable(ConnectingComponent):
     def _monitor_linked(self, peer: Peer) -> None:
         self._link_opened(peer.address, peer.linked > 1)
         if peer.link is not None:
-            peer.link.write(encode_frame((STATUS_TOPIC, self.status())))
+            peer.link.write(encode_status(self.status()))
             self.statuses_sent += 1
 
     def _monitor_unlinked(self, peer: Peer, exc: Exception | None) -> None:
@@ -135,7 +128,7 @@ class Monitorable(ConnectingComponent):
             return
         linked = self._monitors.linked()
         if linked:
-            frame = encode_frame((STATUS_TOPIC, self.status()))
+            frame = encode_status(self.status())
             for peer in linked:
                 if peer.link is not None:
                     peer.link.write(frame)

@@ -29,6 +29,8 @@ rule is unit tested deterministically. The asyncio adapters in
 | :mod:`~coterie.protocol.pairing` | advertisements and who pairs with whom |
 | :mod:`~coterie.protocol.patterns` | which names a ``*`` pattern takes: handlers (EventEmitter2), |
 | | ``respondsTo``, and ``subscribesTo`` topics (axon) |
+| :mod:`~coterie.protocol.status` | status reports to monitors: their shape, what a monitor keeps, |
+| | traffic counts and rates |
 | :mod:`~coterie.protocol.sockend` | what the Sockend forwards and relays, and its refusals |
 | :mod:`~coterie.protocol.namespaces` | which namespaces a gateway serves; reaping idle ones |
 | :mod:`~coterie.protocol.packets` | discovery datagrams (hello, goodbye) |

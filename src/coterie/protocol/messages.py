@@ -8,7 +8,8 @@ through :func:`~coterie.protocol.framing.encode_frame`. The shapes are cote 1.2.
 - request: ``[request_object, id]``;
 - reply: ``[error_or_null, result..., id]``, the id echoed last;
 - publish: ``[topic, data]`` with topic ``message::[namespace::]event``;
-- status (to monitors): ``["status", {"id": ..., "nodes": [...]}]``.
+- status (to monitors): ``["status", {"id": ..., "nodes": [...]}]``, whose
+  rules, both sides, live in :mod:`coterie.protocol.status`.
 
 The decode side is here too, for the frames a responder reads:
 :func:`decode_request` tells a request from a liveness ping and from a bad
