@@ -426,6 +426,8 @@ async def test_bench_counts_error_replies(disc: DiscoveryFactory, disc_port: int
         (["-v", "doctor"], False, True),
         (["doctor", "--verbose"], False, True),
         (["certs", "-q", "init"], True, False),
+        (["certs", "init", "-v"], False, True),
+        (["-q", "certs", "issue", "x", "-v"], True, True),
         (["monitor", "--once", "-v"], False, True),
     ],
 )

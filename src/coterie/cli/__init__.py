@@ -85,10 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"coterie.cli.{name}")
         module.register(subparsers)
-    # -q and -v also after the subcommand; there they default to what came before it.
-    for sub in {id(p): p for p in subparsers.choices.values()}.values():
+    # -q and -v also after the subcommand (and its action: certs init -q); there they
+    # default to what came before it.
+    for sub in _subcommand_parsers(parser):
         _add_log_flags(sub, default=argparse.SUPPRESS)
     return parser
+
+
+def _subcommand_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser under ``parser``'s subcommands, nested ones included, once each."""
+    found: dict[int, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                for each in (sub, *_subcommand_parsers(sub)):
+                    found.setdefault(id(each), each)
+    return list(found.values())
 
 
 def _add_log_flags(parser: argparse.ArgumentParser, *, default: object) -> None:
