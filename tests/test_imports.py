@@ -19,7 +19,7 @@ below, never one above):
 3     ``coterie.transport``
 4     ``coterie.discovery``
 5     ``coterie.components``
-6     ``coterie.gateways``, ``coterie.sync``
+6     ``coterie.gateways``, ``coterie.sync``, ``coterie.serving``
 7     ``coterie.web``
 8     ``coterie.cli``
 9     ``coterie.testing``
@@ -57,6 +57,7 @@ LAYERS: dict[str, int] = {
     "coterie.components": 5,
     "coterie.gateways": 6,
     "coterie.sync": 6,
+    "coterie.serving": 6,
     "coterie.web": 7,
     "coterie.cli": 8,
     "coterie.testing": 9,

@@ -38,6 +38,7 @@ PUBLIC = [
     "TLSFiles",
     "TimeBalancedRequester",
     "__version__",
+    "serve",
 ]
 
 
@@ -138,6 +139,7 @@ PUBLIC_MODULES = {
     "coterie.web",
     "coterie.testing.plugin",
     "coterie.sync",
+    "coterie.serving",
 }
 
 

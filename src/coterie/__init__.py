@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         TimeBalancedRequester,
     )
     from coterie.components.subscriber import Subscriber
+    from coterie.serving import serve
     from coterie.typed import Contract
 
 #: Names imported on first use (PEP 562), so a process loads only the
@@ -69,6 +70,7 @@ _LAZY = {
     "Requester": "coterie.components.requester",
     "Subscriber": "coterie.components.subscriber",
     "TimeBalancedRequester": "coterie.components.requester",
+    "serve": "coterie.serving",
 }
 
 __all__ = [
@@ -97,6 +99,7 @@ __all__ = [
     "TLSFiles",
     "TimeBalancedRequester",
     "__version__",
+    "serve",
 ]
 
 

@@ -26,7 +26,7 @@ from tests.e2e.support import NGINX, free_port, needs_nginx
 
 def test_every_listed_module_registers_its_subcommand() -> None:
     assert set(COMMANDS) == {
-        *("call", "publish", "listen", "services", "bench"),
+        *("run", "call", "publish", "listen", "services", "bench"),
         *("announce", "nginx", "monitor", "certs", "doctor"),
     }
     # The commands the help lists, each with its one-line summary.

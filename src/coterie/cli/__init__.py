@@ -40,6 +40,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under ``coterie.cli``, in help order.
 COMMANDS: tuple[str, ...] = (
+    "run",
     "call",
     "publish",
     "listen",

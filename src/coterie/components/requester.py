@@ -191,6 +191,14 @@ class Requester(Monitorable):
             late_replies=router.late_replies,
         )
 
+    def serves(self, request_type: str) -> bool:
+        """Whether a linked responder, not leaving, serves ``request_type`` now.
+
+        What ``/readyz`` checks (:mod:`coterie.serving`) for each type in
+        ``requests=``.
+        """
+        return bool(self._machine.serving(request_type))
+
     async def send(
         self,
         request: dict[str, Any],
