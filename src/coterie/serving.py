@@ -56,6 +56,7 @@ __all__ = [
     "UNREADY_LEAD",
     "Health",
     "Serving",
+    "quit_at_once",
     "serve",
 ]
 
@@ -73,6 +74,13 @@ UNREADY_LEAD = 0.1
 _CLOSE_SLACK = 0.5
 #: The signals that drain (the first) and quit (the second).
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def quit_at_once(sig: signal.Signals) -> None:
+    """The second signal: say so and exit the process now, with ``128 + sig``."""
+    log.warning("%s again: quitting at once", sig.name)
+    logging.shutdown()
+    os._exit(128 + int(sig))
 
 
 class Health:
@@ -267,9 +275,7 @@ class Serving:
             )
             self.begin_stop()
             return
-        log.warning("%s again: quitting at once", sig.name)
-        logging.shutdown()
-        os._exit(128 + int(sig))
+        quit_at_once(sig)
 
     def begin_stop(self) -> None:
         """Turn ``/readyz`` to 503 now and start the drain (as the first signal does)."""

@@ -47,7 +47,14 @@ from typing import Any
 
 from coterie.cli._common import Subparsers
 from coterie.components.base import Component
-from coterie.serving import DEFAULT_GRACE, HEARTBEAT, SIGNALS, Health, Serving
+from coterie.serving import (
+    DEFAULT_GRACE,
+    HEARTBEAT,
+    SIGNALS,
+    Health,
+    Serving,
+    quit_at_once,
+)
 
 __all__ = ["TargetError", "load_target", "register", "resolve_components", "run"]
 
@@ -334,9 +341,7 @@ async def _supervise(args: argparse.Namespace) -> int:
             )
             stop.set()
             return
-        log.warning("%s again: quitting at once", sig.name)
-        logging.shutdown()
-        os._exit(128 + int(sig))
+        quit_at_once(sig)
 
     health = None
     if args.health_port is not None:
