@@ -148,11 +148,9 @@ def typed_handler(request_type: str, fn: Callable[..., Any]) -> Callable[[Any], 
     """The handler to register for ``fn``: a validating wrapper, or ``fn`` itself.
 
     Decided once, here: ``fn`` is wrapped only when its first parameter is
-    annotated with a msgspec ``Struct`` or a pydantic ``BaseModel``.
-
-    Raises:
-        TypeError: When the first parameter's annotation names a model but
-            cannot be resolved, or the model cannot decode a request.
+    annotated with a msgspec ``Struct`` or a pydantic ``BaseModel``. A string
+    annotation that cannot be resolved is logged at WARNING, and ``fn`` is
+    registered as it is.
     """
     first = _first_parameter(fn)
     if first is None:
