@@ -14,8 +14,8 @@ below, never one above):
       chooses the compiled or pure-Python modules and imports none itself)
 1     ``coterie.protocol``
 2     ``coterie.observe``, ``coterie.metrics``, ``coterie.tracing``,
-      ``coterie.tls``, ``coterie.settings``, ``coterie._logbudget`` (over
-      the protocol's token bucket)
+      ``coterie.tls``, ``coterie.settings``, ``coterie.typed``,
+      ``coterie._logbudget`` (over the protocol's token bucket)
 3     ``coterie.transport``
 4     ``coterie.discovery``
 5     ``coterie.components``
@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "coterie.tracing": 2,
     "coterie.tls": 2,
     "coterie.settings": 2,
+    "coterie.typed": 2,
     "coterie.transport": 3,
     "coterie.discovery": 4,
     "coterie.components": 5,
