@@ -356,3 +356,28 @@ async def test_node_monitor_sees_a_python_responder_with_host_names(
             "status", timeout=FIRST_CONTACT, predicate=lambda e: e["status"]["nodes"] != []
         )
     assert event["status"]["nodes"] == [rep.id], monitor.describe()
+
+
+async def test_node_requester_with_host_names_does_not_connect_twice_after_a_gap(
+    node_peer: NodePeerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # cote's "Does not try to reconnect twice to the same responder", coterie
+    # as the responder: after the gap cote re-adds the node and looks for a
+    # link whose socket._host is the hello's hostName before it connects.
+    links = LinkCount()
+    discovery = python_discovery(use_host_names=True)
+    async with Responder("py time", discovery=discovery, observer=links) as rep:
+        rep.on("time", lambda r: 1)
+        requester = await node_peer(
+            "requester", {"name": "node client"}, env={"COTE_USE_HOST_NAMES": "true"}
+        )
+        assert (await requester.request({"type": "time"}, timeout=FIRST_CONTACT))["res"] == 1
+        assert rep.discovery is not None
+        # Hellos lost, as cote's own test stubs discovery.hello; the link stays up.
+        monkeypatch.setattr(rep.discovery, "hello", lambda: None)
+        await requester.wait_for("removed", timeout=FIRST_CONTACT)
+        monkeypatch.undo()
+        rep.discovery.hello()
+        await requester.wait_for_count("added", 2, timeout=FIRST_CONTACT)
+        assert (await requester.request({"type": "time"}, timeout=FIRST_CONTACT))["res"] == 1
+    assert links.opened == [False], "the Node requester connected twice"
