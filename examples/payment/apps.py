@@ -43,6 +43,7 @@ from yarl import URL
 
 from coterie import (
     DiscoveryOptions,
+    NotRunningError,
     QueueFullError,
     RemoteError,
     Requester,
@@ -54,6 +55,7 @@ from examples.payment.cards import check_card
 
 __all__ = [
     "MAX_INPUT_CHARS",
+    "STOPPED",
     "VERDICT_REQUEST",
     "HttpValidation",
     "MeshValidation",
@@ -69,6 +71,8 @@ __all__ = [
 
 log = logging.getLogger("payment")
 
+#: Why a payment still waiting for validation when the service stops fails.
+STOPPED = "the payment service stopped before validation answered"
 #: Inputs longer than this are refused by the payment service itself.
 MAX_INPUT_CHARS = 256
 #: aiohttp refuses request lines over 8190 bytes with a bare 400 that dumps
@@ -204,6 +208,8 @@ class MeshValidation:
             raise ValidationUnavailable(f"validation service error: {exc.message}") from None
         except QueueFullError:
             raise ValidationUnavailable("too many payments already waiting") from None
+        except NotRunningError:  # the service stops: its grace ended first
+            raise ValidationUnavailable(STOPPED) from None
         return _as_verdict(answer, "validation service")
 
 

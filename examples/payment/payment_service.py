@@ -28,9 +28,15 @@ Answers are JSON strings: ``"<cardno> validated"`` (200), or
 ``"<cardno> validation failed: <reason>"`` (422 refused card, 503 validation
 unreachable). Never a 500.
 
-Ctrl-C (or SIGTERM) stops it: no new payments, the ones in progress get
-``--grace`` seconds (default 2) and then a 503; a second Ctrl-C quits at once.
-A port in use is one line and exit code 1.
+Ctrl-C (or SIGTERM) stops it (:func:`coterie.serve`): no new payments, the
+ones in progress get ``--grace`` seconds (default 2) and then a 503; a second
+Ctrl-C quits at once. ``--health-port`` serves ``/livez`` and ``/readyz``
+(ready once a validator is linked). A port in use is one line and exit code 1.
+
+In a container it runs under the runner, on every interface, port 3003,
+mesh validation, discovery from the environment (``examples/payment/k8s/``)::
+
+    coterie run examples.payment.payment_service:service --health-port 8081
 """
 
 from __future__ import annotations
@@ -39,11 +45,12 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 
+import coterie
 import coterie.metrics
 from coterie import Requester
 from coterie.gateways.hostscope import add_discovery_arguments, discovery_options_from_args
@@ -55,10 +62,11 @@ from examples.payment.apps import (
     HttpValidation,
     MeshValidation,
     Validate,
+    Verdict,
     payment_app,
     serve_app,
 )
-from examples.payment.lifecycle import Draining, Stopper, add_grace_argument, run_service
+from examples.payment.lifecycle import DEFAULT_GRACE, add_serve_arguments, run_service
 
 log = logging.getLogger("payment")
 
@@ -85,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="http://127.0.0.1:8080",
         help="with --via nginx: where validation answers (default http://127.0.0.1:8080)",
     )
-    add_grace_argument(parser)
+    add_serve_arguments(parser)
     add_discovery_arguments(parser)
     args = parser.parse_args(argv)
     if args.timeout <= 0:
@@ -116,6 +124,7 @@ async def validation(
             discovery=discovery_options_from_args(args),
             timeout=args.timeout,
             metrics=metrics,
+            requests=["validate"],  # /readyz: ready once a validator is linked
         )
         async with requester:
             yield MeshValidation(requester, args.timeout)
@@ -124,35 +133,92 @@ async def validation(
             yield HttpValidation(args.validation_url, session, args.timeout)
 
 
+class Counted:
+    """A :data:`Validate` that counts the payments waiting on it.
+
+    Args:
+        validate: The validation to count.
+    """
+
+    def __init__(self, validate: Validate) -> None:
+        self.validate = validate
+        #: Payments waiting for validation right now.
+        self.held = 0
+
+    async def __call__(self, cardno: str) -> Verdict:
+        self.held += 1
+        try:
+            return await self.validate(cardno)
+        finally:
+            self.held -= 1
+
+
+async def _start_http(
+    validate: Validate,
+    metrics: coterie.metrics.Metrics | None,
+    host: str,
+    port: int,
+    grace: float,
+    via: str = "the mesh",
+) -> Callable[[], Awaitable[None]]:
+    """Serve the payments; the function returned stops them (no new ones, held ones finish).
+
+    Stopping twice is stopping once.
+    """
+    counted = Counted(validate)
+    runner, bound = await serve_app(
+        payment_app(counted, metrics), host, port, shutdown_timeout=grace + 1
+    )
+    log.info("payment service on http://%s:%d/pay/<cardno>, validating via %s", host, bound, via)
+    stopped = False
+
+    async def stop() -> None:
+        nonlocal stopped
+        if stopped:
+            return
+        stopped = True
+        log.info(
+            "stopping: no new payments; %d in progress get %g s to finish "
+            "(Ctrl-C again to quit at once)",
+            counted.held,
+            grace,
+        )
+        await runner.cleanup()  # the port closes at once; held payments finish
+
+    return stop
+
+
+async def service() -> AsyncIterator[Requester]:
+    """The target of ``coterie run``: port 3003 on every interface, validating over the mesh.
+
+    At the first signal the HTTP side takes no new payments and finishes the
+    ones it holds, within the runner's grace, before the requester closes.
+    """
+    exposed = process_metrics()
+    requester = Requester("payment service", timeout=30.0, metrics=exposed, requests=["validate"])
+    await requester.start()
+    stop = await _start_http(
+        MeshValidation(requester, 30.0), exposed, "0.0.0.0", 3003, DEFAULT_GRACE
+    )
+    try:
+        yield requester
+    finally:
+        await stop()
+
+
 async def main(args: argparse.Namespace) -> None:
-    stopper = Stopper("payment service", log)
-    stopper.install()
     exposed = process_metrics()
     async with validation(args, exposed) as validate:
-        draining = Draining(validate)
-        runner, port = await serve_app(
-            payment_app(draining, exposed), args.host, args.port, shutdown_timeout=args.grace + 1
-        )
         target = "the mesh" if args.via == "mesh" else args.validation_url
-        log.info(
-            "payment service on http://%s:%d/pay/<cardno>, validating via %s",
-            args.host,
-            port,
-            target,
-        )
+        stop = await _start_http(validate, exposed, args.host, args.port, args.grace, target)
+        components = [validate.requester] if isinstance(validate, MeshValidation) else []
         try:
-            await stopper.wait()
-            log.info(
-                "stopping: no new payments; %d in progress get %g s to finish "
-                "(Ctrl-C again to quit at once)",
-                draining.held,
-                args.grace,
-            )
-            for site in list(runner.sites):
-                await site.stop()
-            await draining.drain(args.grace)
+            await coterie.serve(
+                *components, grace=args.grace, health_port=args.health_port,
+                health_host=args.host, on_stop=stop,
+            )  # fmt: skip
         finally:
-            await runner.cleanup()
+            await stop()
 
 
 if __name__ == "__main__":

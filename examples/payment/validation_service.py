@@ -17,9 +17,15 @@ Discovery stays on this host unless COTE_BROADCAST_ADDRESS says otherwise.
 From the repository root, ``python -m examples.payment.validation_service``
 works too.
 
-Ctrl-C (or SIGTERM) stops it: it says goodbye, takes no new requests and
-gives the ones it holds ``--grace`` seconds (default 2); a second Ctrl-C
-quits at once. A port in use is one line and exit code 1.
+Ctrl-C (or SIGTERM) stops it (:func:`coterie.serve`): it says goodbye,
+takes no new requests and gives the ones it holds ``--grace`` seconds
+(default 2); a second Ctrl-C quits at once. ``--health-port`` serves
+``/livez`` and ``/readyz``. A port in use is one line and exit code 1.
+
+In a container it runs under the runner, on every interface, with discovery
+from the environment (``examples/payment/k8s/``)::
+
+    coterie run examples.payment.validation_service:service --health-port 8081
 """
 
 from __future__ import annotations
@@ -30,13 +36,15 @@ import os
 import sys
 from pathlib import Path
 
+import coterie
+from coterie import Responder
 from coterie.gateways.hostscope import add_discovery_arguments, discovery_options_from_args
 
 if not __package__:  # run as a script: import the example's modules from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
 from examples.payment.apps import serve_app, validation_app, validation_responder
-from examples.payment.lifecycle import Stopper, add_grace_argument, run_service
+from examples.payment.lifecycle import add_serve_arguments, run_service
 
 log = logging.getLogger("payment")
 
@@ -54,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="serve GET /validate/<cardno> over HTTP on PORT instead of the mesh",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    add_grace_argument(parser)
+    add_serve_arguments(parser)
     add_discovery_arguments(parser)
     args = parser.parse_args(argv)
     if args.grace < 0:
@@ -62,28 +70,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+async def service() -> Responder:
+    """The target of ``coterie run``: the mesh validator on every interface."""
+    return validation_responder(f"validator-{os.getpid()}", host="0.0.0.0")
+
+
 async def main(args: argparse.Namespace) -> None:
-    stopper = Stopper(args.id, log)
-    stopper.install()
+    async def stopping() -> None:
+        log.info(_STOPPING, args.id, args.grace)
+
     if args.http is not None:
         runner, port = await serve_app(
             validation_app(args.id), args.host, args.http, shutdown_timeout=args.grace
         )
         log.info("%s: GET /validate/<cardno> on http://%s:%d", args.id, args.host, port)
+
+        async def stop_http() -> None:
+            await stopping()
+            await runner.cleanup()
+
         try:
-            await stopper.wait()
-            log.info(_STOPPING, args.id, args.grace)
+            await coterie.serve(
+                grace=args.grace, health_port=args.health_port, health_host=args.host,
+                on_stop=stop_http,
+            )  # fmt: skip
         finally:
             await runner.cleanup()
         return
     responder = validation_responder(
         args.id, discovery=discovery_options_from_args(args), host=args.host
     )
-    responder.close_timeout = args.grace
-    async with responder:
-        log.info("%s: answering 'validate' on the mesh (port %d)", args.id, responder.port)
-        await stopper.wait()
-        log.info(_STOPPING, args.id, args.grace)
+    await responder.start()
+    log.info("%s: answering 'validate' on the mesh (port %d)", args.id, responder.port)
+    await coterie.serve(
+        responder, grace=args.grace, health_port=args.health_port, health_host=args.host,
+        on_stop=stopping,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ them in an order a load balancer and the mesh can follow:
    (requesters stop sending to it), takes nothing new and finishes what it
    holds, within what is left of ``grace``; an ``on_stop`` hook (an HTTP
    front end's own drain) runs alongside;
-3. then the other components close (requesters last, so handlers still
-   finishing can call out);
-4. what is left when the grace ends is cancelled, and :func:`serve` returns.
+3. then (or when the grace ends) the other components close, requesters
+   last so handlers still finishing can call out; what a requester still
+   holds then fails with :class:`~coterie.NotRunningError`, which a handler
+   (or the ``on_stop`` hook's HTTP handlers) can still answer with;
+4. what is left :data:`_CLOSE_SLACK` seconds later is cancelled, and
+   :func:`serve` returns.
 
 A second signal exits the process at once (``128 + signal``).
 
@@ -266,7 +269,7 @@ class Serving:
         self._signals += 1
         if self._signals == 1:
             log.info(
-                "%s: stopping: not ready; goodbye in %g s, then %g s for work in progress "
+                "%s: draining: not ready; goodbye in %g s, then %g s for work in progress "
                 "(%s again quits at once)",
                 sig.name,
                 min(UNREADY_LEAD, self.grace),
@@ -312,19 +315,28 @@ class Serving:
         others = [c for c in self.components if not isinstance(c, Responder)]
         for responder in responders:
             responder.close_timeout = max(0.0, deadline - loop.time())
-        first: list[Awaitable[None]] = [r.close() for r in responders]
+        first = [asyncio.ensure_future(r.close()) for r in responders]
         if self.on_stop is not None:
-            first.append(self.on_stop())
+            first.append(asyncio.ensure_future(self.on_stop()))
+        if first:
+            await asyncio.wait(first, timeout=max(0.0, deadline - loop.time()))
+        # The others (requesters) close now, in the grace or at its end: what
+        # they still hold fails with an error a handler can answer with.
         try:
-            async with asyncio.timeout_at(deadline + _CLOSE_SLACK):
-                results = await asyncio.gather(*first, return_exceptions=True)
-                for result in results:
-                    if isinstance(result, Exception):
-                        log.error("while stopping: %s", result, exc_info=result)
+            async with asyncio.timeout(_CLOSE_SLACK):
                 for component in others:
                     await component.close()
+                held = [task for task in first if not task.done()]
+                if held:
+                    await asyncio.wait(held)
         except TimeoutError:
             log.warning("the grace of %g s is over: cancelling what is left", self.grace)
+        for task in first:
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled() and task.exception() is not None:
+                error = task.exception()
+                log.error("while stopping: %s", error, exc_info=error)
 
 
 async def serve(

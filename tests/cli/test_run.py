@@ -368,11 +368,19 @@ async def test_sigterm_to_one_of_two_responders_under_load_loses_nothing(
                     seen["link goodbye"] = loop.time()
                 await asyncio.sleep(0.001)
 
+        async def probe() -> None:
+            if await status(ports["a"], "/readyz") == 503:
+                seen.setdefault("503", loop.time())
+
         async def poll() -> None:
+            # Overlapping probes, one every 2 ms: a slow answer does not delay the next.
+            probes: set[asyncio.Task[None]] = set()
             while "503" not in seen:
-                if await status(ports["a"], "/readyz") == 503:
-                    seen["503"] = loop.time()
+                task = asyncio.ensure_future(probe())
+                probes.add(task)
+                task.add_done_callback(probes.discard)
                 await asyncio.sleep(0.002)
+            await asyncio.gather(*probes)
 
         load = Load(requester)
         stop = asyncio.Event()
@@ -387,18 +395,19 @@ async def test_sigterm_to_one_of_two_responders_under_load_loses_nothing(
         await loading
         async with asyncio.timeout(5_000 * MS):
             await asyncio.gather(watching, polling)
-        print(
+        figures = (
             f"\ndrain: {load.figures()}; a exited {took:.2f} s after SIGTERM (grace {GRACE:g}); "
             f"/readyz 503 at +{(seen['503'] - signalled) * 1000:.0f} ms, link goodbye at "
             f"+{(seen['link goodbye'] - signalled) * 1000:.0f} ms, discovery goodbye at "
             f"+{(seen.get('discovery goodbye', float('nan')) - signalled) * 1000:.0f} ms"
         )
-        assert load.errors == []
-        assert load.answered == load.sent
-        assert load.sent >= 1000 and set(load.by) == {"a", "b"}
-        assert took <= GRACE + 1000 * MS, took
-        assert seen["503"] < seen["link goodbye"]
-        assert "discovery goodbye" not in seen or seen["503"] < seen["discovery goodbye"]
+        print(figures)
+        assert load.errors == [], figures
+        assert load.answered == load.sent, figures
+        assert load.sent >= 1000 and set(load.by) == {"a", "b"}, figures
+        assert took <= GRACE + 1000 * MS, figures
+        assert seen["503"] < seen["link goodbye"], figures
+        assert seen["503"] < seen.get("discovery goodbye", float("inf")), figures
         assert b.returncode is None
 
 
@@ -434,11 +443,12 @@ async def test_a_rolling_restart_of_both_responders_under_load_loses_nothing(
             await asyncio.sleep(0.3)
             stop.set()
             await loading
-            print(f"\nrolling restart: {load.figures()}; exits {took_a:.2f} s, {took_b:.2f} s")
-            assert load.errors == []
-            assert load.answered == load.sent
-            assert {"a", "b", "a2", "b2"} <= set(load.by), load.by
-            assert max(took_a, took_b) <= GRACE + 1000 * MS
+            figures = f"\nrolling restart: {load.figures()}; exits {took_a:.2f} s, {took_b:.2f} s"
+            print(figures)
+            assert load.errors == [], figures
+            assert load.answered == load.sent, figures
+            assert {"a", "b", "a2", "b2"} <= set(load.by), figures
+            assert max(took_a, took_b) <= GRACE + 1000 * MS, figures
     finally:
         for proc in procs:
             if proc.returncode is None:

@@ -1,6 +1,7 @@
 """The payment example as ``examples/payment/k8s/`` deploys it, on two segments of the bed.
 
-The same commands and variables as the manifests: each pod announces its own
+The same commands (``coterie run`` of each module's ``service``) and variables as
+the manifests: each pod announces its own
 address (the downward API's pod IP there), and its seed is the short name of
 a headless Service (here dnsmasq's ``payment-mesh.bed.test``, found through the
 hosts' search domain). A payment made on one segment is validated on the
@@ -32,14 +33,15 @@ async def test_a_payment_is_validated_across_the_router(bed: Bed, dns: Dnsmasq) 
     await dns.start({"payment-mesh": [validation_host, payment_host]})
     services = [
         await validation_host.spawn(
-            [sys.executable, "-m", "examples.payment.validation_service", "--host", "0.0.0.0"],
+            [sys.executable, "-m", "coterie", "run", "examples.payment.validation_service:service",
+             "--health-port", "8081"],
             env=_pod_env(validation_host),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         ),
         await payment_host.spawn(
-            [sys.executable, "-m", "examples.payment.payment_service", "--host", "0.0.0.0",
-             "--port", "3003"],
+            [sys.executable, "-m", "coterie", "run", "examples.payment.payment_service:service",
+             "--health-port", "8081"],
             env=_pod_env(payment_host),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -50,6 +52,9 @@ async def test_a_payment_is_validated_across_the_router(bed: Bed, dns: Dnsmasq) 
         # request made as soon as the HTTP port answers is enough.
         url = f"http://{payment_host.address}:3003/pay/{CARD}"
         assert (await fetch(client, url)).strip() == f'"{CARD} validated"'
+        # The manifests' httpGet probes: both pods ready (the payment's validator is linked).
+        for host in (validation_host, payment_host):
+            assert (await fetch(client, f"http://{host.address}:8081/readyz")).strip() == "ready"
     finally:
         logs = await stop_all(services)
     validation_log, payment_log = logs
