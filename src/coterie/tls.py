@@ -75,6 +75,7 @@ __all__ = [
     "describe_failure",
     "issue",
     "make_ca",
+    "resolve_tls",
     "service_dns_name",
 ]
 
@@ -576,3 +577,39 @@ class TLS:
     def from_context(cls, context: ssl.SSLContext) -> TLS:
         """Use an ``ssl.SSLContext`` you built; its purpose decides the side."""
         return cls(context, context.protocol == ssl.PROTOCOL_TLS_SERVER)
+
+
+def resolve_tls(
+    tls: ssl.SSLContext | TLSFiles | None,
+    secret: str | None,
+    name: str,
+    *,
+    server: bool,
+    lifetime: float | None = None,
+) -> TLS | None:
+    """A component's TLS from what it was given: a context, PEM files, or a link secret.
+
+    Args:
+        tls: An ``ssl.SSLContext`` (its purpose decides the side), a
+            :class:`TLSFiles`, or ``None``.
+        secret: A shared secret to root the mesh's CA in, when ``tls`` is ``None``.
+        name: The component's service name (its certificate's, from a secret).
+        server: Whether it listens (the TLS server side).
+        lifetime: Seconds a secret-rooted certificate lives (default
+            :data:`SECRET_CERT_LIFETIME`).
+
+    Returns:
+        The TLS to run links with, or ``None`` for plaintext.
+
+    Raises:
+        TypeError: ``tls`` is neither a context nor files.
+    """
+    if isinstance(tls, ssl.SSLContext):
+        return TLS.from_context(tls)
+    if isinstance(tls, TLSFiles):
+        return TLS.from_files(ca=tls.ca, cert=tls.cert, key=tls.key, server=server)
+    if tls is not None:
+        raise TypeError(f"tls must be an ssl.SSLContext or TLSFiles, got {type(tls).__name__}")
+    if secret is not None:
+        return TLS.from_secret(secret, name, server=server, lifetime=lifetime)
+    return None

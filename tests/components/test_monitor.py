@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from coterie import Monitor, Publisher, Requester, Responder, Subscriber
-from coterie.components.monitorable import DEFAULT_STATUS_INTERVAL, Monitorable
+from coterie.components.monitorable import DEFAULT_STATUS_INTERVAL
 from coterie.protocol.framing import encode_frame
 from tests.helpers import MS, DiscoveryFactory
 
@@ -158,7 +158,7 @@ async def test_traffic_counts_become_rates_and_hostile_counts_are_ignored(
 
 
 def test_status_interval_option_and_environment() -> None:
-    assert Monitorable(environ={}).status_interval == DEFAULT_STATUS_INTERVAL
+    assert Requester(environ={}).status_interval == DEFAULT_STATUS_INTERVAL
     env = {"COTE_STATUS_INTERVAL": "250"}
     assert Requester("r", environ=env).status_interval == 0.25
     assert Subscriber("s", status_interval=2, environ=env).status_interval == 2

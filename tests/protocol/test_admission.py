@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from coterie.protocol.admission import Admission, Verdict
+from coterie.protocol.admission import Admission, Verdict, idle
 
 
 def test_a_source_holds_at_most_its_share() -> None:
@@ -125,3 +125,18 @@ def test_a_handshake_is_asked_once_and_only_for_an_admitted_key() -> None:
     assert gate.want_handshake("a") and gate.in_handshake == 1
     assert not gate.want_handshake("a")  # already shaking
     assert gate.handshake_over("stranger") == []
+
+
+class _Link:
+    def __init__(self, opened_at: float, frames: int = 0) -> None:
+        self.opened_at = opened_at
+        self.frames = frames
+
+
+def test_a_link_silent_past_the_idle_timeout_is_closed_and_checked_again_while_one_waits() -> None:
+    old, young, talked = _Link(0.0), _Link(9.0), _Link(0.0, frames=1)
+    assert idle([old, young, talked], 10.0, 10.0) == ([old], 2.5)  # young is still silent
+    assert idle([young, talked], 19.0, 10.0) == ([young], None)  # nothing left to wait for
+    assert idle([talked], 100.0, 10.0) == ([], None)  # a link that spoke is never idle
+    assert idle([], 0.0, 10.0) == ([], None)
+    assert idle([_Link(0.0)], 9.999, 10.0) == ([], 2.5)  # not quite yet

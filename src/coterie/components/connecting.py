@@ -1,14 +1,15 @@
 """The connecting roles' base: one outgoing link to each paired node.
 
 Design: Requesters and Subscribers *open* links (to responders, to
-publishers), and as :class:`~coterie.components.monitorable.Monitorable`
-components more (to monitors). What they share is here, once: a
-:class:`~coterie.transport.peers.Peers` per kind of peer, made by
-:meth:`ConnectingComponent._make_peers` with this component's TLS, network,
-frame bound and host-name setting, reporting a refused connection to
-discovery (``forget``) and every link to the observer; discovery's added,
-updated and removed nodes reach the paired peers' ``Peers``; ``connected``,
-``wait_connected``, the status report's nodes and closing follow from it.
+publishers), and more to monitors, through the
+:class:`~coterie.components.monitorable.StatusReports` part each holds. What
+they share is here, once: a :class:`~coterie.transport.peers.Peers` per kind
+of peer, made by :meth:`ConnectingComponent._make_peers` with this
+component's TLS, network, frame bound and host-name setting, reporting a
+refused connection to discovery (``forget``) and every link to the observer;
+discovery's added, updated and removed nodes reach the paired peers'
+``Peers``; ``connected``, ``wait_connected``, the status report's nodes and
+closing follow from it.
 
 A role only says what its links carry: it overrides :meth:`_on_frame`,
 :meth:`_link_up` and :meth:`_link_down` (each calling the base first), and
@@ -19,9 +20,10 @@ router).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from coterie.components.base import Component
+from coterie.components.monitorable import DEFAULT_STATUS_INTERVAL, StatusReports
 from coterie.protocol.nodes import Node
 from coterie.transport.link import Link
 from coterie.transport.peers import Peer, Peers
@@ -33,6 +35,8 @@ class ConnectingComponent(Component):
     """A component that links to the nodes it pairs with: Requester, Subscriber.
 
     Args:
+        status_interval: Seconds between status reports to monitors; see
+            :mod:`coterie.components.monitorable`.
         *args: Passed on to :class:`~coterie.components.base.Component`.
         **kwargs: Passed on to :class:`~coterie.components.base.Component`.
     """
@@ -40,12 +44,18 @@ class ConnectingComponent(Component):
     #: What the paired peers are, for log lines and task names.
     peer_label: ClassVar[str] = "peer"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, status_interval: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: The links to paired peers.
         self._links = self._make_peers(
             self.peer_label, on_frame=self._on_frame, on_up=self._link_up, on_down=self._link_down
         )
+        if status_interval is None:
+            status_interval = self.variables.status_interval or DEFAULT_STATUS_INTERVAL
+        if not status_interval > 0:
+            raise ValueError(f"status_interval must be positive seconds, got {status_interval!r}")
+        #: Status reports to monitors (a part, :mod:`coterie.components.monitorable`).
+        self._reports = StatusReports(self, status_interval)
 
     # -- public ------------------------------------------------------------------
 
@@ -61,6 +71,52 @@ class ConnectingComponent(Component):
             TimeoutError: When they are not within ``timeout`` seconds.
         """
         await self._links.wait_linked(count, timeout)
+
+    @property
+    def status_interval(self) -> float:
+        """Seconds between status reports to monitors."""
+        return self._reports.status_interval
+
+    @property
+    def monitors(self) -> int:
+        """How many monitors this component has a live status link to."""
+        return self._reports.monitors
+
+    @property
+    def statuses_sent(self) -> int:
+        """Status reports sent to monitors so far."""
+        return self._reports.statuses_sent
+
+    def status(self) -> dict[str, Any]:
+        """The status object this component reports to monitors.
+
+        ``{"id": <own iid>, "nodes": [<linked peer iids>]}`` as cote's; a
+        requester adds ``"traffic": {<responder iid>: {"requests": n,
+        "errors": n}}`` and a subscriber ``{<publisher iid>: {"events": n}}``,
+        counted since each link came up; cote's monitor ignores the field.
+        """
+        return self._reports.status()
+
+    async def start(self) -> Self:
+        """Start the component; status reports begin when a monitor appears."""
+        self._reports.start()
+        return await super().start()
+
+    async def close(self) -> None:
+        """Stop reporting, close the monitor links, then leave the mesh."""
+        await self._reports.close()
+        await super().close()
+
+    def _stats_fields(self) -> dict[str, Any]:
+        return {**super()._stats_fields(), "monitors": self.monitors}
+
+    def _foreign_node(self, event: str, node: Node) -> None:
+        super()._foreign_node(event, node)
+        self._reports.foreign_node(event, node)
+
+    def _status_traffic(self) -> dict[str, dict[str, int]] | None:
+        """Counts per linked peer for the status, or ``None`` for none (roles override it)."""
+        return None
 
     # -- for roles ---------------------------------------------------------------
 

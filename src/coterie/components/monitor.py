@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coterie._logbudget import LogBudget
-from coterie.components.base import ListeningComponent
+from coterie.components.listening import ListeningComponent
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import ROLE_NAMES, role_of
 from coterie.protocol.status import (

@@ -1,9 +1,11 @@
 """Status reports to monitors, as cote's Requesters and Subscribers send them.
 
-Design: :class:`Monitorable` is a mixin base for connecting roles. Monitors
-never pair with anything (they advertise ``type: "monitor"`` and no
-``axon_type``), so they arrive through the component's ``_foreign_node``
-hook. For each monitor whose advertisement key is a prefix of this
+Design: :class:`StatusReports` is a part that every connecting component
+(:class:`~coterie.components.connecting.ConnectingComponent`: Requester,
+Subscriber) holds, not a base class it inherits. Monitors never pair with
+anything (they advertise ``type: "monitor"`` and no ``axon_type``), so they
+arrive through the component's ``_foreign_node`` hook, which hands them to
+:meth:`StatusReports.foreign_node`. For each monitor whose advertisement key is a prefix of this
 component's key (cote's rule, so a monitor with the bare key ``"$$"`` sees
 every component of its environment), a :class:`~coterie.transport.peers.Peers`
 keeps an outgoing link, and every status interval this component sends
@@ -31,16 +33,16 @@ equivalent is its ``statusInterval`` discovery option), else 5 s.
 from __future__ import annotations
 
 import logging
-from typing import Any, Self
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from coterie.components.connecting import ConnectingComponent
 from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import reports_to
 from coterie.protocol.status import TRAFFIC_FIELD, encode_status, status_report
 from coterie.transport.peers import Peer, Peers
 from coterie.transport.timer import Alarm
 
-__all__ = ["DEFAULT_STATUS_INTERVAL", "TRAFFIC_FIELD", "Monitorable"]
+__all__ = ["DEFAULT_STATUS_INTERVAL", "TRAFFIC_FIELD", "Reporter", "StatusReports"]
 
 log = logging.getLogger("coterie.monitorable")
 
@@ -48,22 +50,42 @@ log = logging.getLogger("coterie.monitorable")
 DEFAULT_STATUS_INTERVAL = 5.0
 
 
-class Monitorable(ConnectingComponent):
-    """A connecting component that reports its links to monitors.
+class Reporter(Protocol):
+    """What :class:`StatusReports` asks of the component that holds it."""
+
+    @property
+    def id(self) -> str:
+        """The component's instance id."""
+        ...
+
+    advertisement: dict[str, Any]
+    _closing: bool
+
+    @property
+    def _make_peers(self) -> Callable[..., Peers]:
+        """``ConnectingComponent._make_peers``: outgoing links of one kind."""
+        ...
+
+    def _link_opened(self, address: str, again: bool) -> None: ...
+
+    def _link_closed(self, address: str, error: BaseException | None) -> None: ...
+
+    def _status_nodes(self) -> list[str]: ...
+
+    def _status_traffic(self) -> dict[str, dict[str, int]] | None: ...
+
+
+class StatusReports:
+    """The status reports of one connecting component to the monitors that want them.
 
     Args:
-        status_interval: Seconds between status reports; see the module doc.
-        *args: Passed on to the next base.
-        **kwargs: Passed on to the next base.
+        owner: The component it reports for (its id, links and counts).
+        interval: Seconds between reports (positive); see the module doc.
     """
 
-    def __init__(self, *args: Any, status_interval: float | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if status_interval is None:
-            status_interval = self.variables.status_interval or DEFAULT_STATUS_INTERVAL
-        if not status_interval > 0:
-            raise ValueError(f"status_interval must be positive seconds, got {status_interval!r}")
-        self.status_interval = status_interval
+    def __init__(self, owner: Reporter, interval: float) -> None:
+        self._owner = owner
+        self.status_interval = interval
         self._monitors: Peers | None = None
         self._status_alarm = Alarm(self._status_tick)
         self._reporting = True
@@ -74,23 +96,21 @@ class Monitorable(ConnectingComponent):
         """How many monitors this component has a live status link to."""
         return self._monitors.connected if self._monitors is not None else 0
 
-    def _stats_fields(self) -> dict[str, Any]:
-        return {**super()._stats_fields(), "monitors": self.monitors}
-
     # -- discovery -------------------------------------------------------------
 
-    def _foreign_node(self, event: str, node: Node) -> None:
-        super()._foreign_node(event, node)
+    def foreign_node(self, event: str, node: Node) -> None:
+        """A node that does not pair appeared, changed or left: a monitor, maybe."""
         if event == "removed":
             if self._monitors is not None:
                 self._monitors.remove(node.id)
             return
-        if not self._reporting or self._closing:
+        owner = self._owner
+        if not self._reporting or owner._closing:
             return
-        if not reports_to(self.advertisement, node.advertisement):
+        if not reports_to(owner.advertisement, node.advertisement):
             return
         if self._monitors is None:
-            self._monitors = self._make_peers(
+            self._monitors = owner._make_peers(
                 "monitor", on_up=self._monitor_linked, on_down=self._monitor_unlinked
             )
             self._status_alarm.after(self.status_interval)
@@ -102,29 +122,21 @@ class Monitorable(ConnectingComponent):
     # -- status ------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """The status object this component reports.
-
-        A requester adds ``"traffic": {<responder iid>: {"requests": n,
-        "errors": n}}`` and a subscriber ``{<publisher iid>: {"events": n}}``,
-        counted since each link came up; cote's monitor ignores the field.
-        """
-        return status_report(self.id, self._status_nodes(), self._status_traffic())
-
-    def _status_traffic(self) -> dict[str, dict[str, int]] | None:
-        """Counts per linked peer for the status, or ``None`` for none (roles override it)."""
-        return None
+        """The status object the component reports (see its ``status()``)."""
+        owner = self._owner
+        return status_report(owner.id, owner._status_nodes(), owner._status_traffic())
 
     def _monitor_linked(self, peer: Peer) -> None:
-        self._link_opened(peer.address, peer.linked > 1)
+        self._owner._link_opened(peer.address, peer.linked > 1)
         if peer.link is not None:
             peer.link.write(encode_status(self.status()))
             self.statuses_sent += 1
 
     def _monitor_unlinked(self, peer: Peer, exc: Exception | None) -> None:
-        self._link_closed(peer.address, exc)
+        self._owner._link_closed(peer.address, exc)
 
     def _status_tick(self) -> None:
-        if not self._reporting or self._closing or self._monitors is None:
+        if not self._reporting or self._owner._closing or self._monitors is None:
             return
         linked = self._monitors.linked()
         if linked:
@@ -135,16 +147,14 @@ class Monitorable(ConnectingComponent):
             self.statuses_sent += len(linked)
         self._status_alarm.after(self.status_interval)
 
-    async def start(self) -> Self:
-        """Start the component; status reports begin when a monitor appears."""
+    def start(self) -> None:
+        """The component starts: reports begin when a monitor appears."""
         self._reporting = True
-        return await super().start()
 
     async def close(self) -> None:
-        """Stop reporting, close the monitor links, then leave the mesh."""
+        """Stop reporting and close the monitor links."""
         self._reporting = False
         self._status_alarm.cancel()
         monitors, self._monitors = self._monitors, None
         if monitors is not None:
             await monitors.close()
-        await super().close()

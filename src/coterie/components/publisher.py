@@ -30,7 +30,7 @@ import asyncio
 import logging
 from typing import Any
 
-from coterie.components.base import ListeningComponent
+from coterie.components.listening import ListeningComponent
 from coterie.errors import NotRunningError
 from coterie.observe import PublisherStats
 from coterie.protocol.messages import encode_publish, topic_for
@@ -108,7 +108,7 @@ class Publisher(ListeningComponent):
     @property
     def subscribers(self) -> int:
         """How many subscriber links are open."""
-        return len(self._links)
+        return len(self._accepted)
 
     def stats(self) -> PublisherStats:
         """What this publisher holds now (see :class:`coterie.observe.PublisherStats`)."""
@@ -123,7 +123,7 @@ class Publisher(ListeningComponent):
             TimeoutError: When they are not within ``timeout`` seconds.
         """
         async with asyncio.timeout(timeout):
-            while len(self._links) < count:
+            while len(self._accepted) < count:
                 self._change.clear()
                 await self._change.wait()
 
@@ -155,7 +155,7 @@ class Publisher(ListeningComponent):
         self.published += 1
         if self._observer is not None:
             self._observer.published(event)
-        if not self._links:
+        if not self._accepted:
             return 0
         self._batch.append(frame)
         self._batch_bytes += len(frame)
@@ -163,7 +163,7 @@ class Publisher(ListeningComponent):
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
-        return len(self._links)
+        return len(self._accepted)
 
     # -- output ------------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class Publisher(ListeningComponent):
         data = batch[0] if count == 1 else b"".join(batch)
         self._batch = []
         self._batch_bytes = 0
-        for link in list(self._links):
+        for link in list(self._accepted):
             transport = link.transport
             if transport is None or link.closed or transport.is_closing():
                 continue
@@ -208,7 +208,7 @@ class Publisher(ListeningComponent):
         self._flush()
         if self._server is not None:
             self._server.close()
-        for link in list(self._links):
+        for link in list(self._accepted):
             link.close()
 
     async def _unbind(self) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Final, Literal, TypeVar, overload
 from mypy_extensions import mypyc_attr
 
 from coterie._logbudget import LogBudget
-from coterie.components.monitorable import Monitorable
+from coterie.components.connecting import ConnectingComponent
 from coterie.errors import CoterieError, NotRunningError, RequestTimeoutError
 from coterie.observe import RequesterStats
 from coterie.protocol.liveness import (
@@ -90,7 +90,7 @@ _MAX_REASONS = 32
 
 # Compiled (mypyc), it stays open to subclasses in Python, yours included.
 @mypyc_attr(allow_interpreted_subclasses=True)
-class Requester(Monitorable):
+class Requester(ConnectingComponent):
     """Sends requests; round robin over responders by default.
 
     Args:

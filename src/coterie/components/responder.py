@@ -42,7 +42,7 @@ from mypy_extensions import mypyc_attr
 
 from coterie._logbudget import LogBudget
 from coterie.components._eager import resume
-from coterie.components.base import ListeningComponent
+from coterie.components.listening import ListeningComponent
 from coterie.errors import RemoteError
 from coterie.observe import Handling, ResponderStats
 from coterie.protocol.binding import advert_frame
@@ -174,7 +174,7 @@ class Responder(ListeningComponent):
                     # Tell requesters at once: coterie ones trust only their link
                     # for what it serves (coterie.protocol.binding), others discovery.
                     for link in list(self._pinged):
-                        if link in self._links:
+                        if link in self._accepted:
                             link.write(advert_frame(self.advertisement))
                     if self.discovery is not None:
                         self.discovery.hello()
@@ -215,7 +215,7 @@ class Responder(ListeningComponent):
         # coterie requesters hear it on the link (which no one can forge),
         # everyone else through discovery.
         for link in list(self._pinged):
-            if link in self._links:
+            if link in self._accepted:
                 link.write(bye_frame())
         if self.discovery is not None:
             await self.discovery.close()
@@ -229,7 +229,7 @@ class Responder(ListeningComponent):
             task.cancel()
         if self._tasks:  # let cancelled handlers clean up and write their replies
             await asyncio.wait(set(self._tasks), timeout=_CANCEL_GRACE)
-        for link in list(self._links):
+        for link in list(self._accepted):
             link.close()
 
     # -- requests --------------------------------------------------------------

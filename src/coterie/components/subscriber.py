@@ -46,7 +46,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from coterie.components.monitorable import Monitorable
+from coterie.components.connecting import ConnectingComponent
 from coterie.observe import SubscriberStats
 from coterie.protocol.patterns import is_pattern, matches, topic_regex
 from coterie.transport.link import Link
@@ -71,7 +71,7 @@ def _check_names(value: Any, what: str) -> list[str]:
     return list(value)
 
 
-class Subscriber(Monitorable):
+class Subscriber(ConnectingComponent):
     """Receives published events.
 
     Args:

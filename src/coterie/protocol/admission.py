@@ -21,20 +21,64 @@ The rules, against a peer that opens connections and never uses them:
   ``handshakes`` are in progress, and fewer than ``handshakes_per_source``
   from its source. The others wait in arrival order, holding nothing but
   their socket.
+- **Say something soon.** A link that sent no frame within ``idle_timeout``
+  seconds of opening is closed (:func:`idle`); while any link is still
+  silent, the adapter checks again a quarter of that later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Generic, NamedTuple, TypeVar
+from collections.abc import Hashable, Iterable
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
-__all__ = ["Admission", "Verdict"]
+__all__ = ["Admission", "Opened", "Verdict", "idle"]
 
 K = TypeVar("K", bound=Hashable)
 
 #: Defaults: handshakes in progress at once, in all and from one source.
 DEFAULT_HANDSHAKES = 16
 DEFAULT_HANDSHAKES_PER_SOURCE = 4
+
+
+class Opened(Protocol):
+    """What :func:`idle` reads of a link."""
+
+    @property
+    def frames(self) -> int:
+        """Frames received on it so far."""
+        ...
+
+    @property
+    def opened_at(self) -> float:
+        """When it opened (the clock of ``now``)."""
+        ...
+
+
+L = TypeVar("L", bound=Opened)
+
+
+def idle(links: Iterable[L], now: float, timeout: float) -> tuple[list[L], float | None]:
+    """The links silent too long since they opened, and when to look again.
+
+    Args:
+        links: The open links.
+        now: The time, on the clock of their ``opened_at``.
+        timeout: Seconds a new link may stay silent before its first frame.
+
+    Returns:
+        ``(close, again)``: the links that sent no frame within ``timeout``
+        of opening, and the delay before the next check (a quarter of
+        ``timeout``) while another link is still silent, else ``None``.
+    """
+    close: list[L] = []
+    waiting = False
+    for link in links:
+        if link.frames == 0:
+            if now - link.opened_at >= timeout:
+                close.append(link)
+            else:
+                waiting = True
+    return close, (timeout / 4 if waiting else None)
 
 
 class Verdict(NamedTuple, Generic[K]):

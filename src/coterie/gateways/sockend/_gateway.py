@@ -27,7 +27,7 @@ from aiohttp import web
 from coterie.components.base import Component
 from coterie.components.subscriber import Subscriber
 from coterie.errors import CoterieError, NotRunningError, RemoteError
-from coterie.gateways.sockend._spaces import GatewayRequester, Space, Spaces
+from coterie.gateways.sockend._spaces import Space, Spaces, gateway_requester
 from coterie.protocol.codes import CLOSED, FAILED, NO_HANDLER, REJECTED, TIMEOUT
 from coterie.protocol.namespaces import Namespace
 from coterie.protocol.nodes import Node
@@ -342,7 +342,7 @@ class Sockend(Component):
         return kwargs
 
     def _start_requester(self, space: Space) -> None:
-        requester = GatewayRequester(
+        requester = gateway_requester(
             f"{self.name} requester",
             timeout=self.request_timeout,
             max_waiting=self.max_waiting,

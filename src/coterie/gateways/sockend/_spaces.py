@@ -27,7 +27,7 @@ from coterie.protocol.nodes import Node
 from coterie.protocol.pairing import advertised_names, exposes, lists_types, takes
 from coterie.protocol.sockend import Refused, gone, no_handler, socketio_namespace
 
-__all__ = ["GatewayRequester", "Space", "Spaces"]
+__all__ = ["Space", "Spaces", "gateway_requester"]
 
 log = logging.getLogger("coterie.sockend")
 
@@ -38,18 +38,24 @@ _REFUSAL_WARNINGS = 10
 _MEMORY = 1024
 
 
-class GatewayRequester(Requester):
-    """A requester that links only to responders listing their types (as cote's Sockend)."""
+def gateway_requester(*args: Any, **kwargs: Any) -> Requester:
+    """A requester that links only to responders listing their types (as cote's Sockend).
 
-    def _node_added(self, node: Node) -> None:
-        if lists_types(node.advertisement):
-            super()._node_added(node)
+    A plain :class:`~coterie.Requester`, narrowed by the one filter hook
+    components have (``_accepts``), not subclassed: a responder whose hello
+    stops listing types is dropped as if it had left.
 
-    def _node_updated(self, node: Node) -> None:
-        if lists_types(node.advertisement):
-            super()._node_updated(node)
-        else:
-            super()._node_removed(node)
+    Args:
+        *args: Passed on to :class:`~coterie.Requester`.
+        **kwargs: Passed on to :class:`~coterie.Requester`.
+    """
+    requester = Requester(*args, **kwargs)
+    requester._accepts = _lists_types
+    return requester
+
+
+def _lists_types(node: Node) -> bool:
+    return lists_types(node.advertisement)
 
 
 @dataclass
