@@ -336,3 +336,35 @@ async def test_a_model_that_cannot_be_sent_is_refused_before_anything_is_sent(
     with pytest.raises(TypeError, match=r"a request must be a dict or a msgspec\.Struct"):
         await req.call(["validate"])  # type: ignore[call-overload]
     assert rep.handled == 0
+
+
+async def test_metrics_count_an_invalid_request_as_invalid(disc: DiscoveryFactory) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from coterie.metrics import Metrics
+    from tests.test_metrics import parse, value
+
+    metrics = Metrics(registry=CollectorRegistry())
+    async with (
+        Responder("typed", discovery=disc(), metrics=metrics) as rep,
+        Requester("caller", discovery=disc(), timeout=SOON, metrics=metrics) as req,
+    ):
+
+        @rep.on("validate")
+        def validate(v: Validate) -> bool:
+            return True
+
+        assert await req.call(Validate(cardno="4111")) is True
+        with pytest.raises(RemoteError):
+            await req.send({"type": "validate", "cardno": 1})
+        # The responder counts its outcome after the reply is written: wait for it.
+        handled = "coterie_requests_handled_total"
+        for _ in range(100):
+            samples = parse(metrics.exposition()[0].decode())
+            if value(samples, handled, type="validate", outcome="invalid"):
+                break
+            await asyncio.sleep(10 * MS)
+    for name in ("coterie_requests_total", handled):
+        assert value(samples, name, type="validate", outcome="ok") == 1, name
+        assert value(samples, name, type="validate", outcome="invalid") == 1, name
+        assert value(samples, name, type="validate", outcome="error") == 0, name

@@ -29,6 +29,9 @@ class _MyRemote(RemoteError):
     [
         (None, "ok"),
         (RemoteError({"message": "no", "name": "ValueError"}), "error"),
+        (RemoteError({"message": "$.a: field required", "code": "invalid"}), "invalid"),
+        (_MyRemote({"message": "$.a: field required", "code": "invalid"}), "invalid"),
+        (RemoteError({"message": "x has no handler", "code": "no_handler"}), "error"),
         (_MyRemote("sub"), "error"),
         (RequestTimeoutError("late"), "timeout"),
         (TimeoutError(), "timeout"),

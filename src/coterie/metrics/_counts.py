@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from coterie.observe import outcome_of
+from coterie.protocol.codes import INVALID
 
 __all__ = ["Count", "Counters", "Gauges", "Handled", "Sent", "Timed"]
 
@@ -74,7 +75,11 @@ class Handled:
         if error is None:
             self.ok += 1
         else:
-            outcome = "error" if isinstance(error, Exception) else outcome_of(error)
+            # A handler's failure is an error, whatever it raised; but a typed
+            # handler's refusal of invalid input (code "invalid") is its own outcome.
+            outcome = outcome_of(error)
+            if isinstance(error, Exception) and outcome != INVALID:
+                outcome = "error"
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 

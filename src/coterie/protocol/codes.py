@@ -133,19 +133,20 @@ def code_of(error: BaseException | None) -> str:
     ``asyncio.CancelledError`` (told by its class name: this module imports no
     asyncio) is :data:`CANCELLED`; a plain ``TimeoutError`` is
     :data:`TIMEOUT`; a ``TypeError`` or ``ValueError`` (the request could not
-    be framed) is :data:`BAD_REQUEST`; anything else is :data:`FAILED`.
+    be framed) is :data:`BAD_REQUEST`; anything else is :data:`FAILED`. A
+    ``RemoteError`` is :data:`ERROR`, or :data:`INVALID` when a typed handler's
+    contract refused the request (its ``code`` says so).
     """
     if error is None:
         return OK
     code = _CODES_OF.get(type(error))
-    if code is not None:
-        return code
-    if type(error).__name__ == "CancelledError":
-        return CANCELLED
-    for kind, code in _CODES_OF.items():
-        if isinstance(error, kind):
-            return code
-    return FAILED
+    if code is None:
+        if type(error).__name__ == "CancelledError":
+            return CANCELLED
+        code = next((c for kind, c in _CODES_OF.items() if isinstance(error, kind)), FAILED)
+    if code == ERROR and getattr(error, "code", None) == INVALID:
+        return INVALID
+    return code
 
 
 def refusal(code: str, message: str, name: str | None = None) -> dict[str, str]:
