@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import pickle
 import pkgutil
 from pathlib import Path
 
@@ -52,6 +53,17 @@ def test_the_sync_front_end_is_pinned() -> None:
     assert coterie.sync.__all__ == ["Publisher", "Requester", "Subscriber"]
     for name in coterie.sync.__all__:
         assert getattr(coterie.sync, name).__module__ == "coterie.sync._components"
+
+
+def test_public_classes_print_as_coterie_names_and_pickle_by_them() -> None:
+    classes = [n for n in coterie.__all__ if isinstance(getattr(coterie, n), type)]
+    assert len(classes) >= 20
+    for name in classes:
+        cls = getattr(coterie, name)
+        assert repr(cls) == f"<class 'coterie.{name}'>"
+        assert pickle.loads(pickle.dumps(cls)) is cls
+    error = pickle.loads(pickle.dumps(coterie.RemoteError({"name": "KeyError", "message": "boom"})))
+    assert type(error) is coterie.RemoteError and str(error) == "KeyError: boom"
 
 
 def test_every_public_name_exists() -> None:
@@ -167,7 +179,7 @@ def test_every_public_error_derives_from_coterie_error() -> None:
         for obj in vars(errors).values()
         if isinstance(obj, type)
         and issubclass(obj, Exception)
-        and obj.__module__ == errors.__name__
+        and obj.__module__ in (errors.__name__, "coterie")  # public ones print as coterie.X
     ]
     assert all(issubclass(e, coterie.CoterieError) for e in defined)
     assert sorted(e.__name__ for e in defined) == sorted(errors.__all__)

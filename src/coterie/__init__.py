@@ -103,11 +103,28 @@ __all__ = [
 ]
 
 
+def _present(value: Any) -> Any:
+    """A public class prints as ``coterie.Name``, where users import it from (as anyio does).
+
+    Its ``__module__`` is rewritten; ``coterie.Name`` resolves it, so pickling
+    and ``repr`` name a path that works. Called for every public name as it
+    is first found here (the lazy ones on first access).
+    """
+    if isinstance(value, type) and value.__module__.startswith("coterie."):
+        value.__module__ = __name__
+    return value
+
+
+for _name in __all__:
+    if _name in globals():
+        _present(globals()[_name])
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'coterie' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = _present(getattr(importlib.import_module(module), name))
     globals()[name] = value  # found directly from now on
     return value
 
