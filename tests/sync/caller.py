@@ -36,7 +36,9 @@ requester = coterie.sync.Requester(
 
 
 def say(**fields: Any) -> None:
-    print(json.dumps({"pid": os.getpid(), "at": time.monotonic(), **fields}), flush=True)
+    # One write per line: forked processes share the pipe, and a short write is atomic.
+    line = json.dumps({"pid": os.getpid(), "at": time.monotonic(), **fields}) + "\n"
+    os.write(1, line.encode())
 
 
 if MODE in ("close", "no-close"):
