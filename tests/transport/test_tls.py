@@ -285,3 +285,21 @@ async def test_a_relay_sees_only_ciphertext_and_cannot_inject(
         assert rep.handled == handled
         link.close()
         server.close()
+
+
+async def test_a_connection_that_never_starts_its_handshake_is_dropped_at_the_deadline(
+    disc: DiscoveryFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import coterie.transport.network as network
+
+    monkeypatch.setattr(network, "TLS_HANDSHAKE_TIMEOUT", 200 * MS)
+    async with Responder("silent-tls", discovery=disc(), secret="deadline") as rep:
+        loop = asyncio.get_running_loop()
+        reader, writer = await asyncio.open_connection("127.0.0.1", rep.port)
+        opened = loop.time()
+        try:
+            # Nothing sent: no handshake starts; the deadline drops it (EOF here).
+            assert await asyncio.wait_for(reader.read(), 5_000 * MS) == b""
+            assert loop.time() - opened >= 190 * MS
+        finally:
+            writer.close()

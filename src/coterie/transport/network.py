@@ -31,6 +31,8 @@ from collections.abc import Callable
 from ssl import SSLContext
 from typing import Protocol
 
+from coterie.transport.timer import Alarm
+
 __all__ = [
     "TCP",
     "HandshakeGate",
@@ -180,7 +182,8 @@ class _Waiting:
     def __init__(self, sock: socket.socket, protocol: asyncio.Protocol) -> None:
         self.sock = sock
         self.protocol = protocol
-        self.deadline: asyncio.TimerHandle | None = None
+        #: Fires when its handshake is overdue (the one timer helper, transport/timer).
+        self.deadline: Alarm | None = None
         self.task: asyncio.Task[None] | None = None
 
 
@@ -206,6 +209,8 @@ class _GatedTlsListener:
         gate: HandshakeGate,
     ) -> None:
         self._loop = asyncio.get_running_loop()
+        #: Accepting again after a pause (out of descriptors, say).
+        self._paused = Alarm(self._resume)
         self._factory = factory
         self._context = context
         self._gate = gate
@@ -224,6 +229,7 @@ class _GatedTlsListener:
         if self._closed.is_set():
             return
         self._closed.set()
+        self._paused.cancel()
         self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
         for waiting in list(self._waiting.values()):
@@ -241,7 +247,7 @@ class _GatedTlsListener:
             except OSError as exc:  # out of descriptors, say: pause, not spin
                 log.warning("accepting a TLS connection failed: %s; pausing for 0.1 s", exc)
                 self._loop.remove_reader(self._sock.fileno())
-                self._loop.call_later(0.1, self._resume)
+                self._paused.after(0.1)
                 return
             sock.setblocking(False)
             protocol = self._factory()
@@ -250,7 +256,8 @@ class _GatedTlsListener:
                 sock.close()
                 continue
             self._waiting[protocol] = waiting
-            waiting.deadline = self._loop.call_later(TLS_HANDSHAKE_TIMEOUT, self._expired, waiting)
+            waiting.deadline = Alarm(functools.partial(self._expired, waiting))
+            waiting.deadline.after(TLS_HANDSHAKE_TIMEOUT)
             self._loop.add_reader(sock.fileno(), self._readable, waiting)
             cancel_pending = getattr(protocol, "cancel_pending", False)
             if cancel_pending is None:  # a Link: aborting it drops this connection
