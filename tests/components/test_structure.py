@@ -86,3 +86,13 @@ async def test_the_sockend_requester_drops_a_responder_whose_hello_stops_listing
         server.close()
         for writer in accepted:
             writer.close()
+
+
+def test_internal_types_once_public_on_listeners_are_deprecated_aliases() -> None:
+    responder = Responder("r", environ={})
+    with pytest.warns(DeprecationWarning, match="admission of a responder.*refused_connections"):
+        assert responder.admission is not None
+    with pytest.warns(DeprecationWarning, match="budget of a responder.*max_buffered"):
+        assert responder.budget is not None
+    for name in ("arrived", "want_handshake", "handshake_over"):
+        assert callable(getattr(responder, name))  # still there, for one release

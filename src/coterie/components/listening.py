@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -108,10 +109,10 @@ class ListeningComponent(Component):
         self.max_connections = max_connections
         self.max_per_source = max_per_source
         self.idle_timeout = idle_timeout
-        self.budget = Budget(max_buffered)
+        self._budget = Budget(max_buffered)
         #: Who holds a place under the link cap (links, and TLS connections
         #: before their handshake).
-        self.admission: Admission[Link] = Admission(
+        self._admission: Admission[Link] = Admission(
             max_connections, max_per_source, evict=idle_timeout is not None
         )
         #: Links closed for staying silent.
@@ -126,12 +127,12 @@ class ListeningComponent(Component):
     @property
     def refused_connections(self) -> int:
         """Connections refused: their source held its share, or every link was proven."""
-        return self.admission.refused_share + self.admission.refused_full
+        return self._admission.refused_share + self._admission.refused_full
 
     @property
     def evicted_connections(self) -> int:
         """Unproven connections closed to make room for a newcomer."""
-        return self.admission.evicted
+        return self._admission.evicted
 
     def stats(self) -> ListenerStats:
         """What this component holds now (see :meth:`~coterie.components.base.Component.stats`)."""
@@ -156,6 +157,37 @@ class ListeningComponent(Component):
         """
         return frozenset(self._accepted)
 
+    # -- deprecated: internal types, once public ----------------------------------------
+
+    @property
+    def admission(self) -> Admission[Link]:
+        """Deprecated: internal; read ``refused_connections`` or ``evicted_connections``."""
+        _deprecated("admission", "refused_connections, evicted_connections or stats()")
+        return self._admission
+
+    @property
+    def budget(self) -> Budget:
+        """Deprecated: internal (the buffered-input bound is ``max_buffered``)."""
+        _deprecated("budget", "the max_buffered argument")
+        return self._budget
+
+    def arrived(
+        self, protocol: asyncio.Protocol, address: object, start: Callable[[], None]
+    ) -> bool:
+        """Deprecated: internal (the listener's handshake gate)."""
+        _deprecated("arrived()", "nothing: the listener calls its gate itself")
+        return self._arrived(protocol, address, start)
+
+    def want_handshake(self, protocol: asyncio.Protocol) -> bool:
+        """Deprecated: internal (the listener's handshake gate)."""
+        _deprecated("want_handshake()", "nothing: the listener calls its gate itself")
+        return self._want_handshake(protocol)
+
+    def handshake_over(self, protocol: asyncio.Protocol, ok: bool) -> None:
+        """Deprecated: internal (the listener's handshake gate)."""
+        _deprecated("handshake_over()", "nothing: the listener calls its gate itself")
+        self._handshake_over(protocol, ok)
+
     async def _bind(self) -> None:
         self._server = await serve(
             self.host,
@@ -166,8 +198,8 @@ class ListeningComponent(Component):
             max_frame_size=self.max_frame_size,
             tls=self.tls,
             network=self.network,
-            budget=self.budget,
-            gate=self,
+            budget=self._budget,
+            gate=_Gate(self),
         )
         self.port = self._server.port
         self.advertisement["port"] = self.port
@@ -188,7 +220,7 @@ class ListeningComponent(Component):
     # -- admission (coterie.protocol.admission) --------------------------------------
 
     def _admit(self, link: Link) -> bool:
-        verdict = self.admission.arrive(link, link.source)
+        verdict = self._admission.arrive(link, link.source)
         if not verdict.admitted:
             if verdict.reason == "share":
                 self._refusals.warning(
@@ -196,7 +228,7 @@ class ListeningComponent(Component):
                     self.name,
                     link.peer,
                     link.source,
-                    self.admission.held_by(link.source),
+                    self._admission.held_by(link.source),
                     self.max_per_source,
                 )
             else:
@@ -204,7 +236,7 @@ class ListeningComponent(Component):
                     "%s refused a link from %s: %d links open, all proven, max_connections is %d",
                     self.name,
                     link.peer,
-                    len(self.admission),
+                    len(self._admission),
                     self.max_connections,
                 )
             link.abort()
@@ -225,9 +257,11 @@ class ListeningComponent(Component):
     def _prove(self, link: Link) -> None:
         """``link`` did real work: it is not evicted to make room for others."""
         link.proven = True
-        self.admission.prove(link)
+        self._admission.prove(link)
 
-    def arrived(
+    # -- the handshake gate (coterie.transport.network.HandshakeGate, through _Gate) --
+
+    def _arrived(
         self, protocol: asyncio.Protocol, address: object, start: Callable[[], None]
     ) -> bool:
         """A TLS connection arrived (:class:`~coterie.transport.network.HandshakeGate`)."""
@@ -239,18 +273,18 @@ class ListeningComponent(Component):
         del self._starters[protocol]
         return False
 
-    def want_handshake(self, protocol: asyncio.Protocol) -> bool:
+    def _want_handshake(self, protocol: asyncio.Protocol) -> bool:
         """Its first bytes arrived: may its handshake start now?"""
         assert isinstance(protocol, Link)
-        return self.admission.want_handshake(protocol)
+        return self._admission.want_handshake(protocol)
 
-    def handshake_over(self, protocol: asyncio.Protocol, ok: bool) -> None:
+    def _handshake_over(self, protocol: asyncio.Protocol, ok: bool) -> None:
         """Its handshake ended; start waiting ones in its place."""
         assert isinstance(protocol, Link)
         self._starters.pop(protocol, None)
-        self._start_handshakes(self.admission.handshake_over(protocol))
+        self._start_handshakes(self._admission.handshake_over(protocol))
         if not ok:
-            self._start_handshakes(self.admission.leave(protocol))
+            self._start_handshakes(self._admission.leave(protocol))
 
     def _start_handshakes(self, links: list[Link]) -> None:
         for link in links:
@@ -261,7 +295,7 @@ class ListeningComponent(Component):
     # -- links ---------------------------------------------------------------------------
 
     def _on_link_open(self, link: Link) -> None:
-        if link not in self.admission and not self._admit(link):
+        if link not in self._admission and not self._admit(link):
             return
         self._accepted.add(link)
         if not self._idle_alarm.armed and self.idle_timeout is not None:
@@ -287,8 +321,41 @@ class ListeningComponent(Component):
             self._idle_alarm.after(again)
 
     def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
-        self._start_handshakes(self.admission.leave(link))
+        self._start_handshakes(self._admission.leave(link))
         if link not in self._accepted:
             return  # refused or evicted before it opened: never counted
         self._accepted.discard(link)
         self._link_closed(link.peer, exc)
+
+
+class _Gate:
+    """The listener's handshake gate (:class:`~coterie.transport.network.HandshakeGate`).
+
+    A private object, so the component's public surface does not carry the
+    gate's methods and their transport types.
+    """
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: ListeningComponent) -> None:
+        self._owner = owner
+
+    def arrived(
+        self, protocol: asyncio.Protocol, address: object, start: Callable[[], None]
+    ) -> bool:
+        return self._owner._arrived(protocol, address, start)
+
+    def want_handshake(self, protocol: asyncio.Protocol) -> bool:
+        return self._owner._want_handshake(protocol)
+
+    def handshake_over(self, protocol: asyncio.Protocol, ok: bool) -> None:
+        self._owner._handshake_over(protocol, ok)
+
+
+def _deprecated(name: str, instead: str) -> None:
+    warnings.warn(
+        f"{name} of a responder, publisher or monitor is internal and will be removed; "
+        f"use {instead}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
