@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import math
 import socket
@@ -25,6 +26,7 @@ from coterie.discovery.medium import DiscoveryTransport, Encoder, ReceiveCallbac
 from coterie.discovery.options import NO_ROUTE_HINT, DiscoverySettings
 from coterie.discovery.shared import PerLoop
 from coterie.protocol.nodes import ipv4_numbers
+from coterie.transport.timer import Alarm
 
 __all__ = [
     "DiscoveryTransport",
@@ -175,7 +177,8 @@ class _Endpoint:
     def __init__(self, key: Hashable, pace: float = PACE) -> None:
         self.key = key
         self.pace = pace
-        self._resting: dict[int, asyncio.TimerHandle] = {}
+        #: Sockets read on a timer while busy (the one timer helper, transport/timer).
+        self._resting: dict[int, Alarm] = {}
         self._woke = -math.inf
         self.receivers: list[ReceiveCallback] = []
         self.sockets: list[socket.socket] = []
@@ -205,7 +208,12 @@ class _Endpoint:
         if busy and self.pace > 0 and sock in self.sockets:
             fd = sock.fileno()
             self._loop.remove_reader(fd)
-            self._resting[fd] = self._loop.call_later(self.pace, self._poll, sock)
+            self._rest(fd, sock)
+
+    def _rest(self, fd: int, sock: socket.socket) -> None:
+        """Read ``sock`` again in ``pace`` seconds, not on its reader."""
+        alarm = self._resting[fd] = Alarm(functools.partial(self._poll, sock))
+        alarm.after(self.pace)
 
     def _poll(self, sock: socket.socket) -> None:
         """While datagrams keep coming, read them every ``pace``; else wait for the next."""
@@ -213,7 +221,7 @@ class _Endpoint:
         if self._resting.pop(fd, None) is None or sock not in self.sockets:
             return
         if self._read(sock):
-            self._resting[fd] = self._loop.call_later(self.pace, self._poll, sock)
+            self._rest(fd, sock)
         else:
             self._loop.add_reader(fd, self._drain, sock)
 
