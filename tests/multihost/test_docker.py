@@ -113,6 +113,9 @@ async def test_the_documented_bridge_setup_meets_and_pays(bed: Bed) -> None:
         paid, metrics = bodies.split("\n", 1)
         assert paid == '"4111111111111111 validated"'
         assert any(line.startswith("coterie_requests_total{") for line in metrics.splitlines())
+        # The image's CMD serves probes on 8081: each validator is up and announced.
+        for host in hosts[:2]:
+            assert (await fetch(host, "http://127.0.0.1:8081/readyz")).strip() == "ready"
     finally:
         logs = await stop_all(started)
     # Each announced its own address on the "bridge"; one validator did the work.
