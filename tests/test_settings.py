@@ -44,7 +44,7 @@ def test_each_variable_lands_in_its_field() -> None:
             "COTERIE_ADVERTISE_ADDRESS": " 198.18.0.1 ",
             "COTERIE_DISCOVERY_SEEDS": "a,b",
             "COTERIE_DISCOVERY_SEED_INTERVAL": "700",
-            "NGINX": "/usr/sbin/nginx",
+            "COTERIE_NGINX": "/usr/sbin/nginx",
         }
     )
     assert (s.environment, s.link_secret, s.nginx) == ("prod", "k", "/usr/sbin/nginx")
@@ -166,3 +166,27 @@ def test_any_missing_tls_file_is_an_error_naming_all_three(given: dict[str, str]
         ValueError, match=r"^COTERIE_TLS_CA, COTERIE_TLS_CERT and COTERIE_TLS_KEY go together$"
     ):
         Settings.from_environ(given).tls_files()
+
+
+@pytest.mark.parametrize("value", ["false", "FALSE", "0", "no", "Off", " off ", ""])
+def test_use_host_names_off_values_leave_it_off(value: str) -> None:
+    s = Settings.from_environ({"COTE_USE_HOST_NAMES": value})
+    assert "use_host_names" not in s.discovery
+
+
+@pytest.mark.parametrize("value", ["true", "1", "yes", "on", "anything"])
+def test_use_host_names_other_values_turn_it_on(value: str) -> None:
+    s = Settings.from_environ({"COTE_USE_HOST_NAMES": value})
+    assert s.discovery["use_host_names"] is True
+
+
+def test_nginx_old_variable_still_works_and_warns() -> None:
+    with pytest.warns(DeprecationWarning, match="COTERIE_NGINX"):
+        s = Settings.from_environ({"NGINX": "/opt/nginx"})
+    assert (s.nginx, s.nginx_variable) == ("/opt/nginx", "NGINX")
+
+
+def test_coterie_nginx_wins_over_the_old_variable(recwarn: pytest.WarningsRecorder) -> None:
+    s = Settings.from_environ({"NGINX": "/old", "COTERIE_NGINX": "/new"})
+    assert (s.nginx, s.nginx_variable) == ("/new", "COTERIE_NGINX")
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]

@@ -35,13 +35,18 @@ The variables:
 | ``COTERIE_LINK_SECRET`` | a shared secret as the root of mutual TLS |
 | ``COTERIE_LINK_CERT_LIFETIME`` | how long its certificates live, ms (two days) |
 | ``COTERIE_TLS_CA`` / ``_CERT`` / ``_KEY`` | mutual TLS from PEM files |
-| ``NGINX`` | the nginx binary for :mod:`coterie.gateways.nginx` |
+| ``COTERIE_NGINX`` | the nginx binary (``NGINX``: its deprecated alias) |
+
+``COTE_USE_HOST_NAMES`` is on for any value but an empty one and ``false``,
+``0``, ``no`` or ``off`` (any case): cote turns it on for any non-empty value,
+so ``false`` would have meant on.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +78,28 @@ _ETCD_ACCESS = {
 
 def _flag(value: str) -> bool:
     return value.strip().lower() == "true"
+
+
+_OFF = frozenset({"", "false", "0", "no", "off"})
+
+
+def _on(value: str) -> bool:
+    """A switch that is on unless empty or false/0/no/off (any case)."""
+    return value.strip().lower() not in _OFF
+
+
+def _nginx(env: Mapping[str, str]) -> tuple[str | None, str]:
+    """``COTERIE_NGINX``, else the deprecated ``NGINX`` (with a warning)."""
+    if env.get("COTERIE_NGINX"):
+        return env["COTERIE_NGINX"], "COTERIE_NGINX"
+    if env.get("NGINX"):
+        warnings.warn(
+            "NGINX is deprecated: name the nginx binary with COTERIE_NGINX",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return env["NGINX"], "NGINX"
+    return None, "COTERIE_NGINX"
 
 
 def _ms(name: str, value: str) -> int:
@@ -127,7 +154,9 @@ class Settings:
         scope_chosen: Whether the environment picks a discovery scope
             (broadcast, multicast, seeds or Redis), for tools that default to host
             scope otherwise.
-        nginx: ``NGINX``, the nginx binary to run, or ``None``.
+        nginx: ``COTERIE_NGINX`` (or the deprecated ``NGINX``), the nginx
+            binary to run, or ``None``.
+        nginx_variable: The variable ``nginx`` came from, for messages.
     """
 
     environment: str = ""
@@ -141,6 +170,7 @@ class Settings:
     discovery: Mapping[str, Any] = field(default_factory=dict)
     scope_chosen: bool = False
     nginx: str | None = None
+    nginx_variable: str = "COTERIE_NGINX"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -159,7 +189,7 @@ class Settings:
             discovery["broadcast"] = env["COTE_BROADCAST_ADDRESS"]
         if env.get("COTE_MULTICAST_ADDRESS"):
             discovery["multicast"] = env["COTE_MULTICAST_ADDRESS"]
-        if env.get("COTE_USE_HOST_NAMES"):
+        if _on(env.get("COTE_USE_HOST_NAMES", "")):
             discovery["use_host_names"] = True
         for var, name in _DISCOVERY_FLAGS.items():
             if var in env:
@@ -201,6 +231,7 @@ class Settings:
             discovery["seed_interval"] = _ms(
                 "COTERIE_DISCOVERY_SEED_INTERVAL", env["COTERIE_DISCOVERY_SEED_INTERVAL"]
             )
+        nginx, nginx_variable = _nginx(env)
         return cls(
             environment=env.get("COTE_ENV", ""),
             link_secret=env.get("COTERIE_LINK_SECRET") or None,
@@ -219,7 +250,8 @@ class Settings:
             or "etcd" in discovery
             or bool(env.get("COTE_BROADCAST_ADDRESS") or env.get("COTE_MULTICAST_ADDRESS"))
             or "seeds" in discovery,
-            nginx=env.get("NGINX") or None,
+            nginx=nginx,
+            nginx_variable=nginx_variable,
         )
 
     def tls_files(self) -> TLSFiles | None:

@@ -139,7 +139,7 @@ COTERIE = [sys.executable, "-m", "coterie"]
 
 
 def _coterie(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "NGINX"}
+    env = {k: v for k, v in os.environ.items() if k not in ("NGINX", "COTERIE_NGINX")}
     return subprocess.run(
         [*COTERIE, *argv], capture_output=True, text=True, timeout=timeout, env=env
     )
@@ -177,8 +177,11 @@ def test_nginx_says_a_file_is_not_executable(tmp_path: Path) -> None:
 
 
 def test_nginx_names_a_binary_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NGINX", "/nonexistent/nginx")
-    with pytest.raises(nginx_gateway.NginxError, match=r"^\$NGINX: nginx binary /nonexistent"):
+    monkeypatch.delenv("NGINX", raising=False)
+    monkeypatch.setenv("COTERIE_NGINX", "/nonexistent/nginx")
+    with pytest.raises(
+        nginx_gateway.NginxError, match=r"^\$COTERIE_NGINX: nginx binary /nonexistent"
+    ):
         nginx_gateway.NginxServer("/tmp/unused")
 
 
@@ -187,6 +190,7 @@ def test_nginx_not_found_anywhere_says_how_to_install(
 ) -> None:
     # Nothing on PATH, and no file in the usual sbin places.
     monkeypatch.delenv("NGINX", raising=False)
+    monkeypatch.delenv("COTERIE_NGINX", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(os.path, "isfile", lambda path: False)
     with pytest.raises(nginx_gateway.NginxError, match=r"^nginx is not installed .*apt-get"):

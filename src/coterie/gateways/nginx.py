@@ -75,7 +75,7 @@ class NginxError(CoterieError, RuntimeError):
 
 
 def find_nginx(explicit: str | None = None) -> str | None:
-    """The nginx binary: ``explicit``, ``$NGINX``, PATH, then the usual sbin paths."""
+    """The nginx binary: ``explicit``, ``$COTERIE_NGINX``, PATH, then the usual sbin paths."""
     for candidate in (explicit, Settings.from_environ().nginx):
         if candidate:
             found = shutil.which(candidate)
@@ -91,14 +91,14 @@ def find_nginx(explicit: str | None = None) -> str | None:
 
 def _why_not_found(explicit: str | None) -> str:
     """Why :func:`find_nginx` found nothing, in one line."""
-    from_env = Settings.from_environ().nginx
-    given = explicit or from_env
+    settings = Settings.from_environ()
+    given = explicit or settings.nginx
     if not given:
         return (
             "nginx is not installed (looked on PATH and in /usr/sbin); install it "
             "with `sudo apt-get install nginx-light` or `brew install nginx`"
         )
-    source = "" if explicit else "$NGINX: "
+    source = "" if explicit else f"${settings.nginx_variable}: "
     if os.sep not in given and "/" not in given:
         return f"{source}nginx binary {given!r} is not on PATH"
     if not os.path.exists(given):
