@@ -18,6 +18,12 @@ cote semantics kept on purpose:
   :meth:`Publisher.wait_subscribers` waits for them.
 - ``broadcasts`` is advertised for monitors only; any event may be published.
 
+Beyond cote: events shared by a group. A subscriber made with
+``group="mailer"`` names itself on its link (:mod:`coterie.protocol.sharing`);
+each event then goes to one live member of each group, round robin, and to
+every subscriber in no group (Node cote subscribers included). A member
+leaves the rotation when its link closes or discovery marks its node gone.
+
 Beyond cote: output per subscriber is bounded. When a subscriber's unsent
 bytes exceed ``max_buffer``, further events for it are dropped (with one
 warning per episode and a count in :attr:`Publisher.dropped`) instead of
@@ -34,6 +40,8 @@ from coterie.components.listening import ListeningComponent
 from coterie.errors import NotRunningError
 from coterie.observe import PublisherStats
 from coterie.protocol.messages import encode_publish, topic_for
+from coterie.protocol.nodes import Node
+from coterie.protocol.sharing import Sharing, read_member
 from coterie.transport.link import Link
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Publisher"]
@@ -98,6 +106,9 @@ class Publisher(ListeningComponent):
         self._batch_bytes = 0
         self._flush_handle: asyncio.Handle | None = None
         self._change = asyncio.Event()
+        self._sharing: Sharing[Link] = Sharing()
+        #: Frames picked for each group member in the batch being gathered.
+        self._picks: dict[Link, list[bytes]] = {}
         #: Events published (counted once, however many subscribers got them).
         self.published = 0
         #: Event copies dropped because a subscriber was too slow.
@@ -109,6 +120,11 @@ class Publisher(ListeningComponent):
     def subscribers(self) -> int:
         """How many subscriber links are open."""
         return len(self._accepted)
+
+    @property
+    def groups(self) -> dict[str, int]:
+        """How many live members each subscriber group has (``{}`` with none)."""
+        return self._sharing.sizes()
 
     def stats(self) -> PublisherStats:
         """What this publisher holds now (see :class:`coterie.observe.PublisherStats`)."""
@@ -130,7 +146,9 @@ class Publisher(ListeningComponent):
     async def publish(self, event: str, data: Any = None) -> int:
         """Send ``data`` as ``event`` to every connected subscriber.
 
-        With no subscriber connected this does nothing (cote's semantics).
+        Subscribers in a group share it: one live member of each group gets
+        it, round robin. With no subscriber connected this does nothing
+        (cote's semantics).
 
         Args:
             event: The event name; the wire topic is
@@ -138,7 +156,7 @@ class Publisher(ListeningComponent):
             data: A JSON-serialisable value (or bytes, sent raw).
 
         Returns:
-            How many subscribers the event was queued for.
+            How many subscribers the event was queued for (one per group).
 
         Raises:
             RuntimeError: The publisher is not started or is closing.
@@ -159,11 +177,17 @@ class Publisher(ListeningComponent):
             return 0
         self._batch.append(frame)
         self._batch_bytes += len(frame)
+        sent = len(self._accepted)
+        if self._sharing:
+            picked = self._sharing.targets()
+            for member in picked:
+                self._picks.setdefault(member, []).append(frame)
+            sent += len(picked) - len(self._sharing)
         if self._batch_bytes >= _BATCH_BYTES:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
-        return len(self._accepted)
+        return sent
 
     # -- output ------------------------------------------------------------------
 
@@ -174,13 +198,23 @@ class Publisher(ListeningComponent):
         batch, count = self._batch, len(self._batch)
         if not batch:
             return
-        data = batch[0] if count == 1 else b"".join(batch)
+        everything = batch[0] if count == 1 else b"".join(batch)
+        picks, self._picks = self._picks, {}
         self._batch = []
         self._batch_bytes = 0
+        sharing = self._sharing
         for link in list(self._accepted):
             transport = link.transport
             if transport is None or link.closed or transport.is_closing():
                 continue
+            data = everything
+            if link in sharing:
+                mine = picks.get(link)
+                if not mine:
+                    continue
+                data, count = b"".join(mine), len(mine)
+            else:
+                count = len(batch)
             sub: _Subscription = link.context
             if transport.get_write_buffer_size() + len(data) > self.max_buffer:
                 sub.dropped += count
@@ -213,6 +247,7 @@ class Publisher(ListeningComponent):
 
     async def _unbind(self) -> None:
         self._batch.clear()
+        self._picks.clear()
         self._batch_bytes = 0
         await super()._unbind()
 
@@ -225,10 +260,27 @@ class Publisher(ListeningComponent):
         log.debug("subscriber connected from %s", link.peer)
 
     def _on_link_closed(self, link: Link, exc: Exception | None) -> None:
+        self._sharing.leave(link)
+        self._picks.pop(link, None)
         super()._on_link_closed(link, exc)
         self._change.set()
         log.debug("subscriber at %s left (%s)", link.peer, exc or "closed")
 
     def _on_frame(self, link: Link, args: list[Any]) -> None:
-        # A publisher's links carry nothing inbound; ignore whatever arrives.
-        log.debug("ignored a frame from subscriber %s", link.peer)
+        # A grouped subscriber names itself; anything else inbound is ignored.
+        member = read_member(args)
+        if member is None:
+            log.debug("ignored a frame from subscriber %s", link.peer)
+            return
+        node_id, group = member
+        if link in self._accepted:
+            self._sharing.join(link, group, node_id)
+            self._change.set()
+            log.debug("subscriber at %s (node %s) joined group %r", link.peer, node_id, group)
+
+    def _node_removed(self, node: Node) -> None:
+        # Discovery marked the node gone: its group's events go to the others now.
+        for link in self._sharing.of_node(node.id):
+            self._sharing.leave(link)
+            log.info("group member %s at %s is gone: no more events for it", node.id, link.peer)
+        super()._node_removed(node)

@@ -34,6 +34,12 @@ matching pattern); the event name is always the full name (cote renames an
 event matched by a partial pattern such as ``user*`` to the part the ``*``
 matched); an event no handler takes is dropped silently (cote logs it).
 
+Beyond cote: ``Subscriber(group="mailer")`` shares events with the other
+members of its group: it advertises ``group`` and names itself on each
+publisher link (:mod:`coterie.protocol.sharing`), and a coterie publisher
+sends each event to one member of each group. A Node cote publisher knows no
+groups and sends it every event.
+
 Subscribers also report their publisher links to monitors (see
 :mod:`coterie.components.monitorable`).
 """
@@ -49,7 +55,9 @@ from typing import Any, TypeVar, overload
 from coterie.components.connecting import ConnectingComponent
 from coterie.observe import SubscriberStats
 from coterie.protocol.patterns import is_pattern, matches, topic_regex
+from coterie.protocol.sharing import check_group, encode_member
 from coterie.transport.link import Link
+from coterie.transport.peers import Peer
 
 __all__ = ["EventHandler", "Subscriber"]
 
@@ -78,6 +86,9 @@ class Subscriber(ConnectingComponent):
         name: Name shown to peers.
         subscribes_to: Event names or ``*`` patterns to accept, advertised as
             ``subscribesTo``; everything (``["*"]``) by default.
+        group: Share events with the other subscribers of this group: a
+            coterie publisher sends each event to one member of each group
+            (round robin). Advertised as ``group``; at most 64 characters.
         status_interval: Seconds between status reports to monitors.
         **kwargs: See :class:`~coterie.components.base.Component`
             (``namespace``, ``key``, ``discovery``, ...).
@@ -92,9 +103,13 @@ class Subscriber(ConnectingComponent):
         name: str | None = None,
         *,
         subscribes_to: list[str] | None = None,
+        group: str | None = None,
         **kwargs: Any,
     ) -> None:
         extra = dict(kwargs.pop("advertisement", None) or {})
+        self.group = check_group(group)
+        if self.group is not None:
+            extra["group"] = self.group
         if subscribes_to is not None:
             extra["subscribesTo"] = _check_names(subscribes_to, "subscribes_to")
         elif "subscribesTo" in extra:
@@ -168,6 +183,11 @@ class Subscriber(ConnectingComponent):
         return any(f.fullmatch(topic) for f in self._filters)
 
     # -- discovery hooks -----------------------------------------------------------
+
+    def _link_up(self, peer: Peer) -> None:
+        if self.group is not None and peer.link is not None:
+            peer.link.write(encode_member(self.id, self.group))
+        super()._link_up(peer)
 
     def _status_traffic(self) -> dict[str, dict[str, int]]:
         # Every frame a publisher sends is an event; a link counts its own.

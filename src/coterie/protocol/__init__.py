@@ -39,6 +39,7 @@ rule is unit tested deterministically. The asyncio adapters in
 | :mod:`~coterie.protocol.renewal` | when a certificate is renewed, and when one is near its end |
 | :mod:`~coterie.protocol.groups` | discovery groups: who hears of whom; the etcd key layout |
 | :mod:`~coterie.protocol.budget` | the one token bucket (fast-contact replies, log lines) |
+| :mod:`~coterie.protocol.sharing` | events shared by a group: one member of each group per event |
 | :mod:`~coterie.protocol.seeds` | the seed set: which addresses are members of a seeded mesh |
 
 A test (``tests/test_imports.py``) checks that this table names every module.
