@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml hatch_build.py interop/package-lock.json scripts/system
 	bash scripts/system-deps.sh
 	$(PY) -m venv $(VENV)
 	bash scripts/quiet-pip.sh $(BIN)/pip install -q --upgrade pip
-	bash scripts/quiet-pip.sh $(BIN)/pip install -q -e '.[dev]'
+	bash scripts/quiet-pip.sh $(BIN)/pip install -q -e '.[all,sockend]' --group dev
 	bash scripts/node-deps.sh interop
 	touch $(STAMP)
 

@@ -239,7 +239,7 @@ Parameters of this run:
   processes under the 100-in-flight load and lists the hottest functions.
 - Needs: Node and `npm` (the bench runs `npm ci` in `interop/` for cote
   1.2.0 when it is missing), root for the private network namespace, `wrk`
-  and `nginx` for the HTTP rows, matplotlib (`pip install -e '.[bench]'`)
+  and `nginx` for the HTTP rows, matplotlib (`pip install --group bench`)
   for the chart.
 
 ## How it is measured

@@ -77,7 +77,7 @@ async def run(ctx: Context) -> list[Row]:
             try:
                 clients[name] = await start_peer(group, short, name, p.warmup)
             except BenchError as exc:
-                ctx.notes.append(f"{name} left out: {exc} (pip install -e '.[bench]')")
+                ctx.notes.append(f"{name} left out: {exc} (pip install --group bench)")
         names = list(clients)
         for round_no in range(p.rounds):
             turn = round_no % len(names)

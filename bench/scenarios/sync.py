@@ -98,7 +98,7 @@ async def run(ctx: Context) -> list[Row]:
                 group, "grpc", "grpc", p.warmup, client=("bench.sync_client", "grpc-sync")
             )
         except BenchError as exc:
-            ctx.notes.append(f"grpc's sync stub left out: {exc} (pip install -e '.[bench]')")
+            ctx.notes.append(f"grpc's sync stub left out: {exc} (pip install --group bench)")
         names = list(clients)
         for round_no in range(p.rounds):
             turn = round_no % len(names)
