@@ -41,10 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TRACE_FIELD", "ComponentTracing", "Tracing", "resolve"]
 
-_INSTALL_HINT = (
-    "coterie's tracing needs opentelemetry-api: "
-    "pip install 'coterie[tracing]'"
-)
+_INSTALL_HINT = "coterie's tracing needs opentelemetry-api: pip install 'coterie[tracing]'"
 
 
 class Tracing:
