@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from coterie.discovery.options import DiscoveryOptions
@@ -190,3 +193,14 @@ def test_coterie_nginx_wins_over_the_old_variable(recwarn: pytest.WarningsRecord
     s = Settings.from_environ({"NGINX": "/old", "COTERIE_NGINX": "/new"})
     assert (s.nginx, s.nginx_variable) == ("/new", "COTERIE_NGINX")
     assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
+
+
+def test_docs_environment_lists_every_variable_coterie_reads() -> None:
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "environment.md").read_text()
+    names: set[str] = set()
+    for module in ("settings.py", "_native.py"):
+        source = (root / "src" / "coterie" / module).read_text()
+        names |= set(re.findall(r'"((?:COTE|COTERIE|DISCOVERY)_[A-Z_]*|NGINX)"', source))
+    assert len(names) > 30
+    assert sorted(n for n in names if n not in doc) == []

@@ -1,9 +1,12 @@
 """Every environment variable coterie reads, resolved once, from one mapping.
 
 Design (after httpx's ``trust_env``): nothing else in coterie reads
-``os.environ``. :meth:`Settings.from_environ` parses a mapping, ``os.environ``
-by default, into a frozen :class:`Settings`, and checks every value once, so a
-bad variable is one clear ``ValueError`` naming it. Components take
+``os.environ``, but for the two build switches ``COTERIE_NO_EXTENSIONS`` and
+``COTERIE_REQUIRE_EXTENSIONS``, which ``coterie._native`` reads on import,
+before any settings exist. docs/environment.md lists every variable.
+:meth:`Settings.from_environ` parses a mapping, ``os.environ`` by default,
+into a frozen :class:`Settings`, and checks every value once, so a bad
+variable is one clear ``ValueError`` naming it. Components take
 ``environ=`` and pass it here, which is how tests inject an environment
 without touching the process's.
 
