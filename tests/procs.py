@@ -37,6 +37,22 @@ async def main():
 asyncio.run(main())
 """
 
+SUBSCRIBER = r"""
+import asyncio, json, sys
+from coterie import Subscriber, DiscoveryOptions
+cfg = json.loads(sys.argv[1])
+async def main():
+    disc = DiscoveryOptions(**cfg.get("discovery", {}))
+    # Each event's data on its own line of cfg["log"], written at once: what
+    # was read before a kill -9 is on disk.
+    with open(cfg["log"], "w", buffering=1) as log:
+        async with Subscriber(name=cfg["name"], group=cfg.get("group"), discovery=disc) as s:
+            s.on(cfg.get("event", "tick"), lambda data: log.write(f"{json.dumps(data)}\n"))
+            print(json.dumps({"event": "ready", "id": s.id}), flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+asyncio.run(main())
+"""
+
 
 def rss_mib(pid: int) -> float:
     """Resident memory of process ``pid`` in MiB, from /proc."""
@@ -59,11 +75,25 @@ class ChildComponent:
         cls, name: str, *, timeout: float = 20_000 * MS, **cfg: Any
     ) -> ChildComponent:
         """Start a responder child and wait until it serves."""
+        return await cls._start(RESPONDER, name, timeout, cfg)
+
+    @classmethod
+    async def subscriber(
+        cls, name: str, log: str, *, timeout: float = 20_000 * MS, **cfg: Any
+    ) -> ChildComponent:
+        """Start a subscriber child that writes each event's data as a line of ``log``."""
+        cfg["log"] = log
+        return await cls._start(SUBSCRIBER, name, timeout, cfg)
+
+    @classmethod
+    async def _start(
+        cls, script: str, name: str, timeout: float, cfg: dict[str, Any]
+    ) -> ChildComponent:
         cfg["name"] = name
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
-            RESPONDER,
+            script,
             json.dumps(cfg),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -74,7 +104,7 @@ class ChildComponent:
         async with asyncio.timeout(timeout):
             line = await proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"responder {name} exited with {await proc.wait()}")
+            raise RuntimeError(f"child {name} exited with {await proc.wait()}")
         child.ready = json.loads(line)
         return child
 
