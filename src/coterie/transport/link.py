@@ -7,8 +7,10 @@ owner's ``on_frame`` callback. Writes are batched: frames written in one turn
 of the event loop leave in a single ``send`` at the end of that turn.
 
 Links enable TCP keepalive with short timers and ``TCP_USER_TIMEOUT`` so a
-dead peer is noticed where the OS can tell, long before the discovery
-timeout; requesters add application pings for coterie responders
+dead peer is noticed where the OS can tell: a link with unacknowledged data
+within about 2 s, an idle one within about 5 s (2 s idle, then 3 probes 1 s
+apart), as long as discovery's node timeout at cote's defaults; requesters add
+application pings for coterie responders
 (:mod:`coterie.protocol.liveness`).
 """
 
