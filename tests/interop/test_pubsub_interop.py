@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from coterie import Monitor, Observer, Publisher, Requester, Responder, Subscriber
-from tests.helpers import MS, ms
+from tests.helpers import MS, ms, wait_for
 from tests.interop.conftest import NodePeerFactory
 from tests.interop.nodepeer import FAST_DISCOVERY, NodePeer, python_discovery
 
@@ -191,6 +191,70 @@ async def test_python_publisher_wildcard_node_subscriber(node_peer: NodePeerFact
         await subscriber.wait_for_count("message", 3, timeout=3_000 * MS)
         messages = [(e["topic"], e["data"]) for e in subscriber.find("message")]
         assert messages == [("a", 0), ("b", 1), ("c", 2)]
+
+
+async def test_groups_share_events_and_a_node_subscriber_still_gets_every_one(
+    node_peer: NodePeerFactory,
+) -> None:
+    # 3 + 2 coterie members in two groups, one plain coterie subscriber and one
+    # Node cote subscriber; 10,000 events.
+    events = 10_000
+    seen: dict[str, list[int]] = {}
+    members = [("a1", "a"), ("a2", "a"), ("a3", "a"), ("b1", "b"), ("b2", "b"), ("plain", None)]
+    async with Publisher("py feed", discovery=python_discovery()) as pub:
+        subs = [
+            Subscriber(name, group=group, discovery=python_discovery()) for name, group in members
+        ]
+        try:
+            for sub in subs:
+                await sub.start()
+                sub.on("tick", seen.setdefault(sub.name, []).append)
+            node_sub = await node_peer(
+                "subscriber", {"name": "node ticker", "subscribesTo": ["tick"]}
+            )
+            await pub.wait_subscribers(7, timeout=FIRST_CONTACT)
+            await wait_for(lambda: pub.groups == {"a": 3, "b": 2}, FIRST_CONTACT)
+            for n in range(events):
+                # plain, Node, and one member of each group
+                assert await pub.publish("tick", n) == 4
+                if n % 500 == 499:
+                    await asyncio.sleep(0)
+            await node_sub.wait_for_count("message", events, timeout=30_000 * MS)
+            await wait_for(lambda: sum(len(v) for v in seen.values()) == 3 * events, 10_000 * MS)
+        finally:
+            for sub in subs:
+                await sub.close()
+    assert [e["data"] for e in node_sub.find("message")] == list(range(events))
+    assert seen["plain"] == list(range(events))
+    for group in (["a1", "a2", "a3"], ["b1", "b2"]):
+        got = sorted(n for m in group for n in seen[m])
+        assert got == list(range(events)), group
+        share = events / len(group)
+        assert all(abs(len(seen[m]) - share) <= 0.1 * share for m in group), group
+
+
+async def test_a_node_publisher_knows_no_groups_and_sends_every_member_everything(
+    node_peer: NodePeerFactory,
+) -> None:
+    # It ignores the frame a grouped subscriber names itself with.
+    publisher = await node_peer("publisher", {"name": "node prices"})
+    async with (
+        Subscriber("m1", group="mailer", discovery=python_discovery()) as m1,
+        Subscriber("m2", group="mailer", discovery=python_discovery()) as m2,
+    ):
+        inboxes = [Inbox(), Inbox()]
+        m1.on("*", inboxes[0])
+        m2.on("*", inboxes[1])
+        await m1.wait_connected(1, timeout=FIRST_CONTACT)
+        await m2.wait_connected(1, timeout=FIRST_CONTACT)
+        await publish_until_delivered(publisher, inboxes[0])
+        await publish_until_delivered(publisher, inboxes[1])
+        await drain(inboxes[0], 0)
+        await drain(inboxes[1], 0)
+        for n in range(3):
+            await publisher.send_cmd({"cmd": "publish", "topic": "signup", "data": n})
+        for inbox in inboxes:
+            assert [await inbox.get() for _ in range(3)] == [("signup", n) for n in range(3)]
 
 
 # --- links through discovery gaps and closes (issue 28) ---------------------

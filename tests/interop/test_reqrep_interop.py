@@ -207,16 +207,25 @@ async def test_gather_and_send_to_one_node_reach_node_cote_responders(
     async with (
         Responder(name="python one", discovery=python_discovery()) as one,
         Responder(name="python two", discovery=python_discovery()) as two,
+        Responder(name="python three", discovery=python_discovery()) as three,
         Requester(name="payment requester", discovery=python_discovery()) as requester,
     ):
         one.on("validate", lambda req: {"by": "python one"})
         two.on("validate", lambda req: {"by": "python two"})
+        three.on("validate", lambda req: {"by": "python three"})
         await node_responder.wait_for("added", timeout=FIRST_CONTACT)
-        await requester.wait_connected(3, timeout=FIRST_CONTACT)
+        await requester.wait_connected(4, timeout=FIRST_CONTACT)
+        # 3 Python responders and 1 Node cote responder: 4 answers.
         answers = await requester.gather({"type": "validate", "n": 1}, timeout=5_000 * MS)
         by = {node: answer["by"] for node, answer in answers.items()}
-        assert sorted(by.values()) == ["node validation", "python one", "python two"]
+        assert sorted(by.values()) == [
+            "node validation",
+            "python one",
+            "python three",
+            "python two",
+        ]
         assert by[one.id] == "python one" and by[two.id] == "python two"
+        assert by[three.id] == "python three"
         (node_id,) = [node for node, name in by.items() if name == "node validation"]
         # The same Node responder, pinned: it takes every request.
         pinned = await asyncio.gather(
@@ -227,7 +236,7 @@ async def test_gather_and_send_to_one_node_reach_node_cote_responders(
         )
         assert {r["by"] for r in pinned} == {"node validation"}
         assert sorted(r["n"] for r in pinned) == list(range(2, 12))
-        assert one.handled == 1 and two.handled == 1
+        assert one.handled == 1 and two.handled == 1 and three.handled == 1
     # It saw the gathered request and the ten pinned ones, and nothing else new.
     requests = await node_responder.wait_for_count("request", 11, timeout=2_000 * MS)
     assert sorted(e["req"]["n"] for e in requests) == list(range(1, 12))
