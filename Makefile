@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.coterie-installed
 
-.PHONY: setup native demo test lint bench bench-smoke clean mutation fuzz
+.PHONY: setup native demo test lint bench bench-smoke clean mutation fuzz dist
 
 $(STAMP): pyproject.toml hatch_build.py interop/package-lock.json scripts/system-deps.sh scripts/node-deps.sh
 	bash scripts/system-deps.sh
@@ -68,6 +68,14 @@ mutation: $(STAMP)
 # COTERIE_FUZZ_EXAMPLES examples per target, 20000 by default (about an hour).
 fuzz: $(STAMP)
 	COTERIE_FUZZ_EXAMPLES=$${COTERIE_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 --hypothesis-show-statistics tests/fuzz
+
+# An sdist and a wheel (mypyc-compiled when a C compiler is there) in dist/,
+# then scripts/check-dist.sh installs the wheel into a fresh venv and runs a
+# smoke test (import, `coterie --version`, one request in host scope).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	bash scripts/check-dist.sh dist
 
 clean:
 	rm -rf $(VENV) interop/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* src/coterie/_compiled
