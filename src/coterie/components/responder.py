@@ -31,8 +31,10 @@ import contextvars
 import functools
 import inspect
 import logging
+import sys
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import copy_context
 from types import CoroutineType
@@ -46,7 +48,7 @@ from coterie.components.listening import ListeningComponent
 from coterie.errors import RemoteError
 from coterie.observe import Handling, ResponderStats
 from coterie.protocol.binding import advert_frame
-from coterie.protocol.codes import BAD_REQUEST, CANCELLED, NO_HANDLER
+from coterie.protocol.codes import BAD_REQUEST, CANCELLED, CLOSED, NO_HANDLER, QUEUE_FULL
 from coterie.protocol.liveness import ADVERTISED as LIVENESS_ADVERTISED
 from coterie.protocol.liveness import bye_frame, pong_frame
 from coterie.protocol.messages import (
@@ -66,7 +68,7 @@ from coterie.protocol.patterns import best, is_pattern
 from coterie.transport.link import Link
 from coterie.typed import typed_handler
 
-__all__ = ["DEFAULT_CLOSE_TIMEOUT", "Handler", "Responder"]
+__all__ = ["DEFAULT_CLOSE_TIMEOUT", "DEFAULT_MAX_QUEUE", "Handler", "Responder"]
 
 log = logging.getLogger("coterie.responder")
 
@@ -80,6 +82,8 @@ H = TypeVar("H", bound=Callable[[Any], Any])
 _CANCEL_GRACE = 1.0
 #: Seconds ``close`` waits for requests in progress when nothing else is set.
 DEFAULT_CLOSE_TIMEOUT = 10.0
+#: Requests that may wait for ``max_concurrent`` when nothing else is set.
+DEFAULT_MAX_QUEUE = 100
 
 
 async def _result(pending: Awaitable[Any]) -> Any:
@@ -97,6 +101,11 @@ class Responder(ListeningComponent):
         port: TCP port; 0 picks a free one.
         advertise_types: Advertise handled types in ``respondsTo``.
         close_timeout: Seconds ``close`` waits for requests in progress.
+        max_concurrent: At most this many handlers in progress at once
+            (``None``: no cap). Past it requests wait, in arrival order.
+        max_queue: At most this many requests wait for the cap; one more is
+            refused unrun with code ``queue_full``, and a coterie requester
+            sends it to another responder.
         **kwargs: See :class:`~coterie.components.base.Component`.
     """
 
@@ -111,10 +120,26 @@ class Responder(ListeningComponent):
         port: int = 0,
         advertise_types: bool = True,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        max_concurrent: int | None = None,
+        max_queue: int = DEFAULT_MAX_QUEUE,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, host=host, port=port, **kwargs)
         self.close_timeout = close_timeout
+        if max_concurrent is not None and (type(max_concurrent) is not int or max_concurrent < 1):
+            raise ValueError(
+                f"max_concurrent must be a positive int or None, got {max_concurrent!r}"
+            )
+        if type(max_queue) is not int or max_queue < 0:
+            raise ValueError(f"max_queue must be an int >= 0, got {max_queue!r}")
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        #: The cap as a number to compare with: no cap is never reached.
+        self._cap = sys.maxsize if max_concurrent is None else max_concurrent
+        #: Requests waiting for the cap: (link, frame), in arrival order.
+        self._held: deque[tuple[Link, list[Any]]] = deque()
+        #: Requests refused unrun because ``max_queue`` were already waiting.
+        self.refused_full = 0
         self._handlers: dict[str, Handler] = {}
         #: The names in ``_handlers`` that are patterns (``*``, ``orders::*``, ``**``).
         self._patterns: list[str] = []
@@ -253,6 +278,9 @@ class Responder(ListeningComponent):
             if self._observer is not None:
                 self._observer.refused(request_type, NO_HANDLER)
             return
+        if len(self._tasks) >= self._cap:  # at max_concurrent: wait, or refuse unrun
+            self._hold(link, args, request_id, request_type)
+            return
         if not link.proven:  # a request it serves: this link is not evicted for another
             self._prove(link)
         carrier = None
@@ -357,6 +385,30 @@ class Responder(ListeningComponent):
             functools.partial(self._settle, link, request_id, call, coro, request_type)
         )
 
+    def _hold(self, link: Link, args: list[Any], request_id: Any, request_type: Any) -> None:
+        """``max_concurrent`` handlers are in progress: the request waits, or is refused."""
+        if len(self._held) < self.max_queue and not self._closing:
+            self._held.append((link, args))
+            return
+        self.refused_full += 1
+        message = (
+            f"{self.name}: {len(self._tasks)} handler(s) in progress (max_concurrent) and "
+            f"{len(self._held)} waiting (max_queue): not run"
+        )
+        self._reply_error(link, request_id, QUEUE_FULL, message)
+        if self._observer is not None:
+            self._observer.refused(request_type, QUEUE_FULL)
+
+    def _next_held(self) -> None:
+        """A handler ended: start those waiting, in order, while under the cap."""
+        held = self._held
+        while held and len(self._tasks) < self._cap:
+            link, args = held.popleft()
+            if self._closing:
+                self._reply_error(link, args[-1], CLOSED, f"{self.name} closed: not run")
+            elif link.writable:  # its caller is still there
+                self._on_frame(link, args)
+
     def _settle(
         self,
         link: Link,
@@ -368,6 +420,8 @@ class Responder(ListeningComponent):
     ) -> None:
         """Reply for a handler that went on as ``task``, however it ended."""
         self._tasks.discard(task)
+        if self._held:
+            self._next_held()
         if task.cancelled():
             if coro is not None:
                 coro.close()  # cancelled before it went on: end it where it waits

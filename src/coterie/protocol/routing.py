@@ -67,6 +67,7 @@ from coterie.errors import (
     RemoteError,
     RequestTimeoutError,
 )
+from coterie.protocol.codes import QUEUE_FULL
 from coterie.protocol.ejection import Ejection, Health
 from coterie.protocol.pairing import serves
 from coterie.protocol.slowstart import SlowStart
@@ -124,6 +125,7 @@ class Request:
         "id",
         "node",
         "peer",
+        "refused",
         "retry",
         "sent_at",
         "subset",
@@ -159,6 +161,8 @@ class Request:
         self.done = False
         #: A peer it outlived its attempt bound on: another is preferred.
         self.avoid: str | None = None
+        #: Peers that refused it unrun (``queue_full``): it never goes there again.
+        self.refused: set[str] | None = None
         #: The timeout given (the key of its deadline queue), or ``None``.
         self.bound: float | None = timeout
         #: The adapter's own handle (its future); the router never reads it.
@@ -514,17 +518,19 @@ class Router:
             if not self._slow.starting(route.answered):
                 self._starting -= 1
         request.peer = None
-        outcome: Outcome
+        out: list[Outcome]
         error = args[0]
         if error is None or not _is_error(error):  # most replies carry null
             request.done = True
             self._requests.pop(request.id, None)
             if request.bound is not None:
                 self._trim_deadlines(request)
-            outcome = _new(Resolve, (request, args[1] if len(args) > 2 else None))
+            out = [_new(Resolve, (request, args[1] if len(args) > 2 else None))]
+        elif type(error) is dict and error.get("code") == QUEUE_FULL:
+            out = self._refused(route, request, error)  # it never ran
         else:
             route.errors += 1
-            outcome = self._finish_failed(request, RemoteError(error))
+            out = [self._finish_failed(request, RemoteError(error))]
         # Keep the attempt order short without a next_deadline() per send:
         # replies mostly come in order, so this one is usually the head.
         order = route.order
@@ -533,8 +539,10 @@ class Router:
             if order:
                 route.oldest()
         if route.leaving and not route.inflight:
-            return [outcome, Drained(peer)]
-        return [outcome]
+            out.append(Drained(peer))
+        if request.refused is not None and not request.done and self._settle_until is None:
+            out.extend(self._drain(now))
+        return out
 
     def cancel(self, request_id: str) -> list[Outcome]:
         """The caller gave up: withdraw the request; it yields no outcome."""
@@ -710,7 +718,12 @@ class Router:
             ):
                 return None
             return only if only.takes(request) else None
-        candidates = [r for r in routes.values() if r.takes(request)]
+        refused = request.refused  # peers that refused it unrun never get it again
+        candidates = [
+            r
+            for r in routes.values()
+            if r.takes(request) and (refused is None or r.id not in refused)
+        ]
         if not candidates:
             return None
         if self._outliers.ejected_n and any(r.health.ejected_until is not None for r in candidates):
@@ -822,6 +835,33 @@ class Router:
         queue = self._deadlines.get(request.bound)  # type: ignore[arg-type]
         while queue and queue[0].done:
             queue.popleft()
+
+    def _refused(self, route: _Route, request: Request, error: dict[str, Any]) -> list[Outcome]:
+        """``route`` refused ``request`` before running it (its queue is full).
+
+        It never ran, so it goes to another responder that takes it, even with
+        ``retry=False``; when every one has refused it, it fails with
+        :class:`~coterie.QueueFullError`.
+        """
+        refused = request.refused
+        if refused is None:
+            refused = request.refused = set()
+        refused.add(route.id)
+        if not any(r.takes(request) and r.id not in refused for r in self._routes.values()):
+            message = error.get("message", "queue full")
+            return [
+                self._finish_failed(
+                    request,
+                    QueueFullError(
+                        f"request {request.id} ({request.type!r}) was refused unrun by every "
+                        f"responder that serves it ({len(refused)}): {message}; raise their "
+                        "max_queue or max_concurrent, or add responders"
+                    ),
+                )
+            ]
+        self.resent += 1
+        self._waiting.appendleft(request)
+        return []
 
     def _finish_failed(self, request: Request, error: CoterieError) -> Fail:
         request.done = True
