@@ -71,11 +71,13 @@ fuzz: $(STAMP)
 
 # An sdist and a wheel (mypyc-compiled when a C compiler is there) in dist/,
 # then scripts/check-dist.sh installs the wheel into a fresh venv and runs a
-# smoke test (import, `coterie --version`, one request in host scope).
+# smoke test (import, `coterie --version`, one request in host scope); then the
+# same for a wheel on Python 3.12 and 3.13 where they are installed.
 dist: $(STAMP)
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist .
 	bash scripts/check-dist.sh dist
+	bash scripts/dist-pythons.sh dist
 
 clean:
 	rm -rf $(VENV) interop/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* src/coterie/_compiled

@@ -4,10 +4,11 @@
 # import, `coterie --version`, and one request from a requester to a
 # responder in host scope (discovery stays on this host: 127.255.255.255).
 # auditwheel, when installed, shows the wheel's platform tags.
+# Usage: check-dist.sh DIST [WHEEL]; PY names the interpreter for the venv.
 set -euo pipefail
 dist=${1:-dist}
 py=${PY:-python3}
-wheel=$(ls "$dist"/coterie-*.whl | head -n 1)
+wheel=${2:-$(ls "$dist"/coterie-*.whl | head -n 1)}
 ls "$dist"/coterie-*.tar.gz >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
