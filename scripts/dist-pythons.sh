@@ -17,7 +17,10 @@ for version in 3.12 3.13; do
     continue
   fi
   before=$(ls "$dist"/*.whl)
-  "$py" -m pip wheel -q --no-deps -w "$dist" .
+  # From the sdist, in pip's own build directory: a build in the source tree
+  # would replace the tree's compiled modules (src/coterie/_compiled) with
+  # this Python's.
+  "$py" -m pip wheel -q --no-deps -w "$dist" "$(ls "$dist"/coterie-*.tar.gz | head -n 1)"
   wheel=$(ls "$dist"/*.whl | grep -vxF "$before")
   PY=$py bash scripts/check-dist.sh "$dist" "$wheel"
 done
