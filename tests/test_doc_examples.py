@@ -113,6 +113,7 @@ RUNS: dict[str, Run] = {
     "README.md#5": Run("fragment"),  # test_the_sync_examples_call_a_responder
     "docs/messaging.md#1": Run("script", prints="[0, 1, 2, 3] [0, 1, 2, 3]"),
     "docs/metrics.md#1": Run("script", prints="0"),
+    "docs/production.md#1": Run("script", prelude="from coterie import Responder\n"),
     "docs/monitor.md#1": Run("server", prints="open http://127.0.0.1:5555/", url="/"),
     "docs/sockend.md#1": Run("server", url="/socket.io/?EIO=4&transport=polling"),
     "docs/sockend.md#2": Run("fragment"),

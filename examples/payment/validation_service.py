@@ -34,6 +34,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import coterie
@@ -79,11 +80,22 @@ async def main(args: argparse.Namespace) -> None:
     async def stopping() -> None:
         log.info(_STOPPING, args.id, args.grace)
 
+    def say_once(line: Callable[[], None]) -> Callable[[bool], None]:
+        # Said once serving (signals handled): a Ctrl-C after it always drains.
+        said = False
+
+        def ready(up: bool) -> None:
+            nonlocal said
+            if up and not said:
+                said = True
+                line()
+
+        return ready
+
     if args.http is not None:
         runner, port = await serve_app(
             validation_app(args.id), args.host, args.http, shutdown_timeout=args.grace
         )
-        log.info("%s: GET /validate/<cardno> on http://%s:%d", args.id, args.host, port)
 
         async def stop_http() -> None:
             await stopping()
@@ -93,6 +105,9 @@ async def main(args: argparse.Namespace) -> None:
             await coterie.serve(
                 grace=args.grace, health_port=args.health_port, health_host=args.host,
                 on_stop=stop_http,
+                on_ready=say_once(lambda: log.info(
+                    "%s: GET /validate/<cardno> on http://%s:%d", args.id, args.host, port
+                )),
             )  # fmt: skip
         finally:
             await runner.cleanup()
@@ -100,11 +115,12 @@ async def main(args: argparse.Namespace) -> None:
     responder = validation_responder(
         args.id, discovery=discovery_options_from_args(args), host=args.host
     )
-    await responder.start()
-    log.info("%s: answering 'validate' on the mesh (port %d)", args.id, responder.port)
     await coterie.serve(
         responder, grace=args.grace, health_port=args.health_port, health_host=args.host,
         on_stop=stopping,
+        on_ready=say_once(lambda: log.info(
+            "%s: answering 'validate' on the mesh (port %d)", args.id, responder.port
+        )),
     )  # fmt: skip
 
 

@@ -346,6 +346,7 @@ async def serve(
     health_host: str = "0.0.0.0",
     metrics: Metrics | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    on_ready: Callable[[bool], None] | None = None,
 ) -> None:
     """Serve ``components`` until SIGTERM or SIGINT, then drain them and return.
 
@@ -363,6 +364,9 @@ async def serve(
         metrics: Also serve ``/metrics`` on the probes' port.
         on_stop: Awaited at the first signal, within the grace, alongside the
             responders' drain: stop an HTTP front end here.
+        on_ready: Called with each change of readiness (``/readyz``'s
+            answer), from the first one on; signals are handled by then, so
+            a service that says it is up here stops cleanly on Ctrl-C.
 
     Raises:
         TypeError: Something given is not a coterie component.
@@ -370,7 +374,9 @@ async def serve(
     """
     health = None if health_port is None else Health(health_port, health_host, metrics=metrics)
     try:
-        await Serving(components, grace=grace, health=health, on_stop=on_stop).run()
+        await Serving(
+            components, grace=grace, health=health, on_stop=on_stop, on_ready=on_ready
+        ).run()
     finally:
         if health is not None:
             health.close()
