@@ -14,7 +14,7 @@
 //   environment         passed as require('cote')({environment})
 //   discovery           cote's discovery options (helloInterval, checkInterval,
 //                       nodeTimeout, masterTimeout, key, broadcast, ...)
-//   reply               responders only: {mode, delayMs, message, value}
+//   reply               responders only: {mode, delayMs, message, value, code}
 //   firstContact        requesters only: {req, timeout}: send req at once and
 //                       report the time from creating the component to its reply
 //   quiet               responders/subscribers: no "request"/"message" lines
@@ -22,7 +22,7 @@
 //     mode "echo"   (default) answer {...req, by: name, pid: process.pid}
 //     mode "value"  answer reply.value
 //     mode "throw"  throw new Error(message): cote sends it as {} on the wire
-//     mode "error"  fail with the plain object {name: "Error", message}
+//     mode "error"  fail with the plain object {name: "Error", message[, code]}
 //
 // stdout, one JSON object a line:
 //   {"event":"ready","pid":...,"advertisement":...}  component is up
@@ -170,7 +170,11 @@ if (role === 'responder') {
         throw new Error(reply.message || 'node responder failed')
       case 'error':
         // A rejected promise reaches cote's reply callback as the error.
-        throw { name: 'Error', message: reply.message || 'node responder failed' }
+        throw {
+          name: 'Error',
+          message: reply.message || 'node responder failed',
+          ...(reply.code ? { code: reply.code } : {})
+        }
       default:
         throw new Error(`unknown reply mode ${reply.mode}`)
     }

@@ -34,6 +34,7 @@ PUBLIC = [
     "RequestTimeoutError",
     "Requester",
     "Responder",
+    "Retryable",
     "Settings",
     "Subscriber",
     "TLSFiles",
@@ -90,6 +91,8 @@ CALLER_ERRORS = {
 #: Errors the adapters catch and log; never raised to a caller, so not exported
 #: by ``coterie`` (documented as such in ``coterie.errors``).
 ADAPTER_ERRORS = {"AuthError", "DecodeError", "ProtocolError"}
+#: Errors a handler raises (exported, but never raised to a caller).
+HANDLER_ERRORS = {"Retryable"}
 
 
 def test_errors_share_a_base_and_refine_builtins() -> None:
@@ -115,6 +118,17 @@ def test_errors_no_caller_meets_are_not_exported_but_documented() -> None:
     assert issubclass(errors.DecodeError, ValueError)
     assert issubclass(errors.ProtocolError, ValueError)
     assert issubclass(errors.AuthError, ConnectionError)
+
+
+def test_retryable_is_raised_by_handlers_and_answers_with_code_retryable() -> None:
+    from coterie.protocol.messages import error_value
+
+    assert issubclass(coterie.Retryable, coterie.CoterieError)
+    assert error_value(coterie.Retryable("pool full")) == {
+        "message": "pool full",
+        "name": "Retryable",
+        "code": "retryable",
+    }
 
 
 def test_gateway_errors_live_with_their_gateway() -> None:
@@ -183,7 +197,7 @@ def test_every_public_error_derives_from_coterie_error() -> None:
     ]
     assert all(issubclass(e, coterie.CoterieError) for e in defined)
     assert sorted(e.__name__ for e in defined) == sorted(errors.__all__)
-    assert set(errors.__all__) == CALLER_ERRORS | ADAPTER_ERRORS
+    assert set(errors.__all__) == CALLER_ERRORS | ADAPTER_ERRORS | HANDLER_ERRORS
 
 
 #: What the sans-I/O package must never import.

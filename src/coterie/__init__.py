@@ -39,6 +39,7 @@ from coterie.errors import (
     QueueFullError,
     RemoteError,
     RequestTimeoutError,
+    Retryable,
 )
 from coterie.observe import Observer
 from coterie.protocol.nodes import Node
@@ -94,6 +95,7 @@ __all__ = [
     "RequestTimeoutError",
     "Requester",
     "Responder",
+    "Retryable",
     "Settings",
     "Subscriber",
     "TLSFiles",

@@ -11,6 +11,7 @@ working. The whole hierarchy, as websockets draws its own::
     ├── QueueFullError (RuntimeError)    too many requests already wait
     ├── NotRunningError (RuntimeError)   the component is not started, or closing
     ├── RemoteError                      the responder's handler failed
+    ├── Retryable                        raised by a handler: try another responder
     │
     │   never raised to a caller: the adapters catch them, log and carry on
     ├── ProtocolError (ValueError)       a peer's bytes broke the framing; the link closes
@@ -47,6 +48,7 @@ __all__ = [
     "QueueFullError",
     "RemoteError",
     "RequestTimeoutError",
+    "Retryable",
 ]
 
 
@@ -122,3 +124,20 @@ class RemoteError(CoterieError):
 
     def __repr__(self) -> str:
         return f"RemoteError(name={self.name!r}, message={self.message!r})"
+
+
+class Retryable(CoterieError):
+    """Raised by a handler: this failure is transient, try the request on another responder.
+
+    The handler did run (unlike a ``queue_full`` refusal), so retrying is its
+    explicit opt-in: the responder answers with an error carrying
+    ``code: "retryable"`` (a Node cote handler can send the same with
+    ``cb({message, name, code: "retryable"})``), and a coterie requester
+    sends the request to another responder within the request's bound, with
+    back-off between tries, never to the same one twice in a row. When the
+    bound is spent the caller gets the last such error, a
+    :class:`RemoteError` whose ``code`` is ``"retryable"``.
+
+    Args:
+        message: What went wrong, for people (sent to the caller).
+    """

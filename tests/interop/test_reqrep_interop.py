@@ -243,6 +243,36 @@ async def test_gather_and_send_to_one_node_reach_node_cote_responders(
     assert all(set(e["req"]) == {"type", "n"} for e in requests)
 
 
+async def test_a_node_cote_retryable_error_is_tried_on_another_responder(
+    node_peer: NodePeerFactory,
+) -> None:
+    node_responder = await node_peer(
+        "responder",
+        {
+            "name": "node flaky",
+            "respondsTo": ["charge"],
+            "reply": {"mode": "error", "code": "retryable", "message": "node pool full"},
+        },
+    )
+    # Fewest in flight, the Node responder linked first: every request goes
+    # there first, and only "never the same node twice in a row" moves it on.
+    async with Requester(
+        name="payment requester", discovery=python_discovery(), balance="pending"
+    ) as requester:
+        await requester.wait_connected(1, timeout=FIRST_CONTACT)
+        async with Responder(name="python steady", discovery=python_discovery()) as steady:
+            steady.on("charge", lambda req: {"by": "python steady", "n": req["n"]})
+            await requester.wait_connected(2, timeout=FIRST_CONTACT)
+            answers = [
+                await requester.send({"type": "charge", "n": n}, timeout=5_000 * MS)
+                for n in range(3)
+            ]
+            assert steady.handled == 3
+    assert answers == [{"by": "python steady", "n": n} for n in range(3)]
+    requests = await node_responder.wait_for_count("request", 3, timeout=2_000 * MS)
+    assert [e["req"]["n"] for e in requests] == [0, 1, 2]  # each ran there first, once
+
+
 # --- isolation --------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from coterie.errors import (
     QueueFullError,
     RemoteError,
     RequestTimeoutError,
+    Retryable,
 )
 from coterie.protocol import codes
 from coterie.protocol.codes import CODES, code_of, refusal
@@ -33,6 +34,8 @@ class _MyRemote(RemoteError):
         (_MyRemote({"message": "$.a: field required", "code": "invalid"}), "invalid"),
         (RemoteError({"message": "x has no handler", "code": "no_handler"}), "error"),
         (_MyRemote("sub"), "error"),
+        (RemoteError({"message": "pool full", "code": "retryable"}), "retryable"),
+        (Retryable("pool full"), "retryable"),
         (RequestTimeoutError("late"), "timeout"),
         (TimeoutError(), "timeout"),
         (LinkLostError("cut"), "link_lost"),
@@ -69,6 +72,7 @@ def test_the_vocabulary_is_exactly_these_codes() -> None:
     assert {
         "ok",
         "error",
+        "retryable",
         "bad_request",
         "no_handler",
         "invalid",

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import pytest
 
-from coterie.errors import FrameTooLargeError, RemoteError
+from coterie.errors import FrameTooLargeError, RemoteError, Retryable
 from coterie.protocol.framing import FrameDecoder, encode_frame
 from coterie.protocol.liveness import PING
 from coterie.protocol.messages import (
@@ -179,6 +179,15 @@ def test_error_payload_is_what_cote_expects_of_a_thrown_error() -> None:
         "message": "KeyboardInterrupt",
         "name": "KeyboardInterrupt",
     }
+
+
+def test_a_retryable_handler_error_carries_code_retryable() -> None:
+    assert error_value(Retryable("lock busy")) == {
+        "message": "lock busy",
+        "name": "Retryable",
+        "code": "retryable",
+    }
+    assert "code" not in error_value(RuntimeError("lock busy"))
 
 
 def test_a_handler_error_value_is_a_remote_errors_payload_or_message_and_name() -> None:

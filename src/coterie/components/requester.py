@@ -26,6 +26,7 @@ import asyncio
 import enum
 import logging
 import os
+import random
 from typing import Any, Final, Literal, TypeVar, overload
 
 from mypy_extensions import mypyc_attr
@@ -541,7 +542,7 @@ class Requester(ConnectingComponent):
         peer: Peer | None = link.context
         if peer is not None and peer.link is link:
             now = self._loop.time()  # type: ignore[union-attr]  # set when started
-            self._apply(self._machine.frame(peer.id, args, now))
+            self._apply(self._machine.frame(peer.id, args, now, random.random()))
 
     def _bad_frame(self, link: Link, reason: str) -> None:
         peer: Peer | None = link.context

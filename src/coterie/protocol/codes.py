@@ -14,6 +14,7 @@ same string is used wherever the outcome is told:
 | --- | --- | --- |
 | ``ok`` | was answered | the result |
 | ``error`` | reached a handler, which failed (its error as sent) | ``RemoteError`` |
+| ``retryable`` | reached handlers, the last of which asked for a retry | ``RemoteError`` |
 | ``bad_request`` | is not an object with a ``type``, or not JSON | ``TypeError``, ``ValueError`` |
 | ``no_handler`` | has a type nothing here serves | ``RemoteError`` |
 | ``invalid`` | does not match its handler's typed contract | ``RemoteError`` |
@@ -43,6 +44,7 @@ from coterie.errors import (
     QueueFullError,
     RemoteError,
     RequestTimeoutError,
+    Retryable,
 )
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "QUEUE_FULL",
     "REJECTED",
     "RESPONDER_NAMES",
+    "RETRYABLE",
     "TIMEOUT",
     "TOO_LARGE",
     "code_of",
@@ -68,6 +71,7 @@ __all__ = [
 
 OK: Final = "ok"
 ERROR: Final = "error"
+RETRYABLE: Final = "retryable"
 BAD_REQUEST: Final = "bad_request"
 NO_HANDLER: Final = "no_handler"
 INVALID: Final = "invalid"
@@ -86,6 +90,7 @@ CODES: Final = frozenset(
     {
         OK,
         ERROR,
+        RETRYABLE,
         BAD_REQUEST,
         NO_HANDLER,
         INVALID,
@@ -115,6 +120,7 @@ RESPONDER_NAMES: Final = {
 #: coterie errors refine come last).
 _CODES_OF: dict[type[BaseException], str] = {
     RemoteError: ERROR,
+    Retryable: RETRYABLE,
     RequestTimeoutError: TIMEOUT,
     LinkLostError: LINK_LOST,
     QueueFullError: QUEUE_FULL,
@@ -135,7 +141,8 @@ def code_of(error: BaseException | None) -> str:
     :data:`TIMEOUT`; a ``TypeError`` or ``ValueError`` (the request could not
     be framed) is :data:`BAD_REQUEST`; anything else is :data:`FAILED`. A
     ``RemoteError`` is :data:`ERROR`, or :data:`INVALID` when a typed handler's
-    contract refused the request (its ``code`` says so).
+    contract refused the request, or :data:`RETRYABLE` when the last handler
+    tried asked for another try (its ``code`` says so).
     """
     if error is None:
         return OK
@@ -144,8 +151,8 @@ def code_of(error: BaseException | None) -> str:
         if type(error).__name__ == "CancelledError":
             return CANCELLED
         code = next((c for kind, c in _CODES_OF.items() if isinstance(error, kind)), FAILED)
-    if code == ERROR and getattr(error, "code", None) == INVALID:
-        return INVALID
+    if code == ERROR and getattr(error, "code", None) in (INVALID, RETRYABLE):
+        return error.code  # type: ignore[attr-defined, no-any-return]
     return code
 
 

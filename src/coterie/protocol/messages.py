@@ -45,8 +45,8 @@ from typing import Any
 
 import orjson
 
-from coterie.errors import FrameTooLargeError, RemoteError
-from coterie.protocol.codes import INVALID, TOO_LARGE, refusal
+from coterie.errors import FrameTooLargeError, RemoteError, Retryable
+from coterie.protocol.codes import INVALID, RETRYABLE, TOO_LARGE, refusal
 from coterie.protocol.framing import DEFAULT_MAX_FRAME_SIZE, encode_arg, encode_frame, frame_length
 from coterie.protocol.liveness import PING
 
@@ -203,12 +203,17 @@ def error_value(exc: BaseException) -> Any:
 
     A :class:`~coterie.errors.RemoteError` sends its own payload as it is
     (cote's ``cb(value)``: a bare string for a Node caller that prints it),
-    unless that payload is falsy, which would read as success; anything else
-    sends :func:`error_payload`.
+    unless that payload is falsy, which would read as success; a
+    :class:`~coterie.errors.Retryable` sends :func:`error_payload` with
+    ``code: "retryable"`` (a coterie requester then tries another
+    responder); anything else sends :func:`error_payload`.
     """
     if isinstance(exc, RemoteError) and exc.payload:
         return exc.payload
-    return error_payload(exc)
+    payload = error_payload(exc)
+    if isinstance(exc, Retryable):
+        payload["code"] = RETRYABLE
+    return payload
 
 
 #: At most this many problems are listed in one ``invalid`` error.

@@ -65,7 +65,11 @@ request's absolute ``deadline``.
 
 Beyond cote (issue 26), needing nothing new on the wire: ``node=`` pins a
 request to one linked responder, and :meth:`serving` names the linked
-responders that take a type, one request to each of which is a gather.
+responders that take a type, one request to each of which is a gather. A
+reply with ``code: "retryable"`` (a handler raised ``Retryable``) puts its
+request in a back-off wait (the jitter is the ``draw`` given to
+:meth:`frame`); :attr:`wakeup` then says when it ends, and :meth:`wake`
+sends it to another responder (see :mod:`coterie.protocol.routing`).
 
 The machine never reads a clock, draws a random number or touches a socket
 or a future: the same inputs always give the same outputs.
@@ -263,12 +267,16 @@ class RequesterProtocol:
         self.wakeup = self.next_wakeup()
         return out
 
-    def frame(self, peer: str, args: list[Any], now: float) -> list[Output]:
-        """A frame ``args`` arrived on ``peer``'s link: a sign of life, and what it says."""
+    def frame(self, peer: str, args: list[Any], now: float, draw: float = 1.0) -> list[Output]:
+        """A frame ``args`` arrived on ``peer``'s link: a sign of life, and what it says.
+
+        ``draw`` (a random value in ``[0, 1]``, the adapter's) is the jitter of
+        the back-off wait when a reply asks for a retry (``code: "retryable"``).
+        """
         kind = self.liveness.frame(peer, args, now)
         if kind == "reply":
-            out: list[Output] = self.router.reply(peer, args, now)  # type: ignore[assignment]
-            self.wakeup = None
+            out: list[Output] = self.router.reply(peer, args, now, draw)  # type: ignore[assignment]
+            self.wakeup = self.router.next_retry()  # a retry's back-off wait ends then
             if len(out) > 1:  # the last reply of a leaving peer: Drained
                 out = self._carry(out, now)  # type: ignore[arg-type]
             return out

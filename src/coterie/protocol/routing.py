@@ -41,6 +41,15 @@ The rules:
 - a reply is matched only on the peer that carries its request, and only
   once: every request yields exactly one :class:`Resolve` or :class:`Fail`,
   and a late duplicate is counted and dropped;
+- a handler error with ``code: "retryable"`` (a handler that raised
+  :class:`~coterie.errors.Retryable`) sends the request to another
+  responder after a back-off wait (:class:`~coterie.protocol.backoff.Backoff`,
+  :data:`RETRY_FIRST` doubling to :data:`RETRY_MAX`, the jitter ``draw``
+  given to :meth:`Router.reply` by the adapter), never to the node that
+  just ran it, and only within the request's bound: a request with no
+  bound, pinned to one node, or whose bound ends before the wait does,
+  fails at once with that error; one still unanswered when its bound ends
+  fails with the *last* retryable error rather than a timeout;
 - a request that outlives the *attempt bound* on its peer is sent elsewhere,
   as on a lost link, and counts as a failure of that peer for outlier
   ejection (:mod:`coterie.protocol.ejection`, which decides who is out of
@@ -67,13 +76,16 @@ from coterie.errors import (
     RemoteError,
     RequestTimeoutError,
 )
-from coterie.protocol.codes import QUEUE_FULL
+from coterie.protocol.backoff import Backoff
+from coterie.protocol.codes import QUEUE_FULL, RETRYABLE
 from coterie.protocol.ejection import Ejection, Health
 from coterie.protocol.pairing import serves
 from coterie.protocol.slowstart import SlowStart
 
 __all__ = [
     "BALANCES",
+    "RETRY_FIRST",
+    "RETRY_MAX",
     "Balance",
     "Drained",
     "Fail",
@@ -98,6 +110,10 @@ _SAMPLES = 64
 ATTEMPT_FACTOR, ATTEMPT_FLOOR = 10.0, 1.0
 _SLOWEST_WINDOW = 256
 
+#: Back-off between the tries of a request whose handler raised ``Retryable``:
+#: the first and largest wait, in seconds (full jitter: times the draw).
+RETRY_FIRST, RETRY_MAX = 0.02, 0.5
+
 
 class Request:
     """One request between ``submit`` and its answer.
@@ -118,15 +134,19 @@ class Request:
 
     __slots__ = (
         "avoid",
+        "backoff",
         "bound",
         "deadline",
         "done",
         "frame",
         "id",
+        "last_error",
         "node",
         "peer",
+        "ran_on",
         "refused",
         "retry",
+        "retry_at",
         "sent_at",
         "subset",
         "type",
@@ -163,6 +183,14 @@ class Request:
         self.avoid: str | None = None
         #: Peers that refused it unrun (``queue_full``): it never goes there again.
         self.refused: set[str] | None = None
+        #: The node whose handler last asked for a retry: the next try goes elsewhere.
+        self.ran_on: str | None = None
+        #: That handler's error: the caller gets it if the bound ends first.
+        self.last_error: RemoteError | None = None
+        #: Back-off between retryable tries (made on the first one).
+        self.backoff: Backoff | None = None
+        #: When its back-off wait ends (it is resent then), or ``None``.
+        self.retry_at: float | None = None
         #: The timeout given (the key of its deadline queue), or ``None``.
         self.bound: float | None = timeout
         #: The adapter's own handle (its future); the router never reads it.
@@ -250,7 +278,7 @@ class _Route:
         return None
 
     def takes(self, request: Request) -> bool:
-        if self.leaving:
+        if self.leaving or request.ran_on == self.id:
             return False
         if request.node is not None and request.node != self.id:
             return False
@@ -325,6 +353,8 @@ class Router:
         # order, so the head of each queue is its earliest deadline.
         self._deadlines: dict[float, deque[Request]] = {}
         self._settle_until: float | None = None
+        #: Requests in a back-off wait before their next try (``retry_at`` set).
+        self._backing_off: list[Request] = []
         self._turn = 0
         self._sent = 0
         #: Requests sent again to another peer: their link was lost, or they
@@ -413,6 +443,9 @@ class Router:
     def next_deadline(self) -> float | None:
         """When :meth:`expire` next has work: a deadline, an attempt bound, a settle end."""
         earliest = math.inf if self._settle_until is None else self._settle_until
+        for request in self._backing_off:
+            if request.retry_at < earliest:  # type: ignore[operator]  # set while listed
+                earliest = request.retry_at  # type: ignore[assignment]
         bound = self.attempt_bound()
         if bound is not None:
             for route in self._routes.values():
@@ -427,6 +460,12 @@ class Router:
             elif queue[0].deadline < earliest:
                 earliest = queue[0].deadline
         return None if earliest == math.inf else earliest
+
+    def next_retry(self) -> float | None:
+        """When the earliest back-off wait of a retryable request ends, or ``None``."""
+        if not self._backing_off:
+            return None
+        return min(r.retry_at for r in self._backing_off)  # type: ignore[type-var]
 
     def due(self, request: Request) -> float | None:
         """When :meth:`expire` next has work for ``request``, or ``None``.
@@ -485,8 +524,16 @@ class Router:
             return []
         return [self._send(route, request, now)]
 
-    def reply(self, peer: str, args: list[Any], now: float) -> list[Outcome]:
-        """A reply frame ``[error, result..., id]`` arrived from ``peer``."""
+    def reply(self, peer: str, args: list[Any], now: float, draw: float = 1.0) -> list[Outcome]:
+        """A reply frame ``[error, result..., id]`` arrived from ``peer``.
+
+        Args:
+            peer: The peer it came from.
+            args: The frame.
+            now: The adapter's clock.
+            draw: A random value in ``[0, 1]``: the jitter of the back-off
+                wait when the reply asks for a retry (``1.0``: the whole delay).
+        """
         route = self._routes.get(peer)
         if route is None:
             self.late_replies += 1
@@ -528,6 +575,9 @@ class Router:
             out = [_new(Resolve, (request, args[1] if len(args) > 2 else None))]
         elif type(error) is dict and error.get("code") == QUEUE_FULL:
             out = self._refused(route, request, error)  # it never ran
+        elif type(error) is dict and error.get("code") == RETRYABLE:
+            route.errors += 1
+            out = self._retryable(route, request, RemoteError(error), now, draw)
         else:
             route.errors += 1
             out = [self._finish_failed(request, RemoteError(error))]
@@ -562,7 +612,7 @@ class Router:
                     queue.popleft()
                 elif head.deadline <= now:
                     queue.popleft()
-                    error = self._timeout_error(head)
+                    error: CoterieError = head.last_error or self._timeout_error(head)
                     if head.peer is not None and head.peer in self._routes:
                         self._failed(head.peer, self._routes[head.peer].health, now)
                     out.extend(self._withdraw(head))
@@ -578,6 +628,15 @@ class Router:
                 while oldest is not None and oldest[0] + bound <= now:
                     out.extend(self._attempt_failed(route, oldest[1], now))
                     oldest = route.oldest()
+        if self._backing_off:
+            due = [r for r in self._backing_off if r.retry_at <= now]  # type: ignore[operator]
+            if due:
+                self._backing_off = [r for r in self._backing_off if r.retry_at > now]  # type: ignore[operator]
+                for request in due:
+                    request.retry_at = None
+                self._waiting.extendleft(reversed(due))
+                if self._settle_until is None:
+                    out.extend(self._drain(now))
         if self._settle_until is not None and self._settle_until <= now:
             self._settle_until = None
             out.extend(self._drain(now))
@@ -599,6 +658,7 @@ class Router:
         """Fail every live request with ``error`` (the requester is closing)."""
         everything = list(self._requests.values())
         self._waiting.clear()
+        self._backing_off.clear()
         self._deadlines.clear()
         self._settle_until = None
         for route in self._routes.values():
@@ -813,7 +873,10 @@ class Router:
     def _withdraw(self, request: Request) -> list[Outcome]:
         """Take a request out of its route or the queue."""
         if request.peer is None:
-            if request in self._waiting:
+            if request.retry_at is not None:
+                self._backing_off.remove(request)
+                request.retry_at = None
+            elif request in self._waiting:
                 self._waiting.remove(request)
             return []
         route = self._routes.get(request.peer)
@@ -861,6 +924,28 @@ class Router:
             ]
         self.resent += 1
         self._waiting.appendleft(request)
+        return []
+
+    def _retryable(
+        self, route: _Route, request: Request, error: RemoteError, now: float, draw: float
+    ) -> list[Outcome]:
+        """``route``'s handler ran ``request`` and asked for a retry (``code: "retryable"``).
+
+        After a back-off wait it goes to another responder, never back to
+        ``route`` next; it fails at once with ``error`` when it may not wait
+        (no bound, pinned to one node, or the bound ends before the wait).
+        """
+        backoff = request.backoff
+        if backoff is None:
+            backoff = request.backoff = Backoff(RETRY_FIRST, RETRY_MAX)
+        wait = backoff.failed(draw)
+        if request.node is not None or not now + wait < request.deadline < math.inf:
+            return [self._finish_failed(request, error)]
+        request.ran_on = route.id
+        request.last_error = error
+        request.retry_at = now + wait
+        self.resent += 1
+        self._backing_off.append(request)
         return []
 
     def _finish_failed(self, request: Request, error: CoterieError) -> Fail:
