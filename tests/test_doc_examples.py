@@ -112,6 +112,9 @@ RUNS: dict[str, Run] = {
     "README.md#4": Run("script", prints="True\ninvalid $.cardno: expected str, got int"),
     "README.md#5": Run("fragment"),  # test_the_sync_examples_call_a_responder
     "docs/messaging.md#1": Run("script", prints="[0, 1, 2, 3] [0, 1, 2, 3]"),
+    "docs/messaging.md#2": Run(
+        "script", prelude='from coterie import Responder\nresponder = Responder("payments")\n'
+    ),
     "docs/metrics.md#1": Run("script", prints="0"),
     "docs/production.md#1": Run("script", prelude="from coterie import Responder\n"),
     "docs/monitor.md#1": Run("server", prints="open http://127.0.0.1:5555/", url="/"),
