@@ -254,7 +254,13 @@ async def test_a_node_publisher_knows_no_groups_and_sends_every_member_everythin
         for n in range(3):
             await publisher.send_cmd({"cmd": "publish", "topic": "signup", "data": n})
         for inbox in inboxes:
-            assert [await inbox.get() for _ in range(3)] == [("signup", n) for n in range(3)]
+            # A late warm-up event may still come first (publish_until_delivered repeats it).
+            got: list[Any] = []
+            while len(got) < 3:
+                event = await inbox.get()
+                if event[0] != "warmup":
+                    got.append(event)
+            assert got == [("signup", n) for n in range(3)]
 
 
 # --- links through discovery gaps and closes (issue 28) ---------------------
